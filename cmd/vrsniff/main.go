@@ -1,0 +1,72 @@
+// Command vrsniff decodes, captures and sets up Contrail / Tungsten Fabric
+// vRouter traffic mirroring.
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Exit codes, shared by every subcommand.
+const (
+	exitOK      = 0 // done, nothing lost
+	exitFailure = 1 // could not run: bad input file, I/O error, API error
+	exitUsage   = 2 // bad command line
+	exitPartial = 3 // ran to the end, but some packets were malformed
+)
+
+type command struct {
+	name  string
+	short string
+	run   func(args []string) int
+}
+
+var commands = []command{
+	{"decap", "decode mirror captures into clean pcap/pcapng", runDecap},
+	{"gen", "write synthetic vRouter mirror captures", runGen},
+	{"capture", "capture mirror traffic live into rotating files, serve them over HTTP", runCapture},
+	{"mirror", "set up and tear down mirroring through the Contrail config API", runMirror},
+	{"extcap", "Wireshark extcap interface (also when invoked as vrsniff-extcap)", runExtcap},
+	{"version", "print the version", runVersion},
+}
+
+var version = "dev"
+
+func main() {
+	// Wireshark runs extcap programs by file name with --extcap-* flags.
+	if strings.HasPrefix(filepath.Base(os.Args[0]), "vrsniff-extcap") {
+		os.Exit(runExtcap(os.Args[1:]))
+	}
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(exitUsage)
+	}
+	name := os.Args[1]
+	for _, c := range commands {
+		if c.name == name {
+			os.Exit(c.run(os.Args[2:]))
+		}
+	}
+	if name == "-h" || name == "--help" || name == "help" {
+		usage()
+		os.Exit(exitOK)
+	}
+	fmt.Fprintf(os.Stderr, "vrsniff: unknown command %q\n", name)
+	usage()
+	os.Exit(exitUsage)
+}
+
+func usage() {
+	fmt.Fprintf(os.Stderr, "usage: vrsniff <command> [flags] [args]\n\ncommands:\n")
+	for _, c := range commands {
+		fmt.Fprintf(os.Stderr, "  %-8s %s\n", c.name, c.short)
+	}
+	fmt.Fprintf(os.Stderr, "\nexit codes: 0 ok, 1 failure, 2 usage, 3 done but some packets were malformed\n")
+}
+
+func runVersion([]string) int {
+	fmt.Println("vrsniff", version)
+	return exitOK
+}
