@@ -29,6 +29,9 @@ const (
 	numModes
 )
 
+// NumModes bounds the Mode values, for arrays indexed by mode.
+const NumModes = int(numModes)
+
 var modeNames = [...]string{"none", "juniper", "vxlan", "vlan", "other"}
 
 func (m Mode) String() string {
@@ -117,6 +120,9 @@ const (
 	ErrNotMirror           // not mirror traffic, and passthrough is off
 	numReasons
 )
+
+// NumReasons bounds the Reason values, for arrays indexed by reason.
+const NumReasons = int(numReasons)
 
 var reasonNames = [...]string{
 	"ok", "truncated", "link-type", "bad-ip", "bad-udp", "bad-tlv", "bad-legacy-header",

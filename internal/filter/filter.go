@@ -1,0 +1,150 @@
+// Package filter selects decoded mirror packets by their metadata and by a
+// tcpdump expression applied to the inner frame.
+package filter
+
+import (
+	"fmt"
+	"net/url"
+	"path"
+	"unsafe"
+
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcap"
+	"golang.org/x/net/bpf"
+
+	"github.com/vrsniff/vrsniff/internal/mirror"
+)
+
+// Options are the filter settings as the user gives them; empty means any.
+type Options struct {
+	VN        string // glob matched against the source or the destination VN
+	SrcVN     string // glob for the source VN
+	DstVN     string // glob for the destination VN
+	Direction string // "ingress", "egress" or ""
+	BPF       string // tcpdump syntax, applied to the inner Ethernet frame
+}
+
+// Filter decides whether a decoded packet is kept. The zero value keeps
+// everything. A Filter is not safe for concurrent use (the BPF machine is
+// shared); give each goroutine its own.
+type Filter struct {
+	opts Options
+	dir  mirror.Direction
+	vm   *bpf.VM
+}
+
+// New checks the options and compiles the BPF expression.
+func New(o Options) (*Filter, error) {
+	f := &Filter{opts: o}
+	for _, g := range []string{o.VN, o.SrcVN, o.DstVN} {
+		if _, err := path.Match(g, ""); err != nil {
+			return nil, fmt.Errorf("VN pattern %q: %w", g, err)
+		}
+	}
+	if o.Direction != "" {
+		d, ok := mirror.ParseDirection(o.Direction)
+		if !ok {
+			return nil, fmt.Errorf("direction %q: want ingress or egress", o.Direction)
+		}
+		f.dir = d
+	}
+	if o.BPF != "" {
+		vm, err := compile(o.BPF)
+		if err != nil {
+			return nil, err
+		}
+		f.vm = vm
+	}
+	return f, nil
+}
+
+// FromQuery builds a filter from URL query parameters vn, src_vn, dst_vn,
+// direction and bpf, as the HTTP stream and the extcap use them.
+func FromQuery(q url.Values) (*Filter, error) {
+	return New(Options{
+		VN: q.Get("vn"), SrcVN: q.Get("src_vn"), DstVN: q.Get("dst_vn"),
+		Direction: q.Get("direction"), BPF: q.Get("bpf"),
+	})
+}
+
+// Query is the inverse of FromQuery.
+func (o Options) Query() url.Values {
+	q := url.Values{}
+	for k, v := range map[string]string{"vn": o.VN, "src_vn": o.SrcVN, "dst_vn": o.DstVN, "direction": o.Direction, "bpf": o.BPF} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	return q
+}
+
+// Options returns the settings the filter was made from.
+func (f *Filter) Options() Options { return f.opts }
+
+// Empty reports whether the filter keeps every packet.
+func (f *Filter) Empty() bool {
+	return f == nil || f.opts == Options{}
+}
+
+// Match reports whether p, already decoded, passes the filter.
+func (f *Filter) Match(p *mirror.Packet) bool {
+	if f == nil {
+		return true
+	}
+	m := &p.Meta
+	if f.opts.VN != "" && !glob(f.opts.VN, m.SrcVN) && !glob(f.opts.VN, m.DstVN) {
+		return false
+	}
+	if f.opts.SrcVN != "" && !glob(f.opts.SrcVN, m.SrcVN) {
+		return false
+	}
+	if f.opts.DstVN != "" && !glob(f.opts.DstVN, m.DstVN) {
+		return false
+	}
+	if f.dir != mirror.DirUnknown && m.Direction != f.dir {
+		return false
+	}
+	if f.vm != nil {
+		frame := p.Frame
+		if p.Mode == mirror.ModeOther && p.LinkType != layers.LinkTypeEthernet {
+			return false // the expression was compiled for Ethernet
+		}
+		n, err := f.vm.Run(frame)
+		if err != nil || n == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func glob(pattern string, name []byte) bool {
+	if name == nil {
+		return false
+	}
+	// The name is only read during the call: no copy needed.
+	ok, _ := path.Match(pattern, unsafe.String(unsafe.SliceData(name), len(name)))
+	return ok
+}
+
+// compile turns a tcpdump expression into a classic BPF program with
+// libpcap's compiler (the only complete one) and loads it into a pure-Go
+// machine, so that it runs on frames that never were on a wire of their own.
+func compile(expr string) (*bpf.VM, error) {
+	ins, err := pcap.CompileBPFFilter(layers.LinkTypeEthernet, 262144, expr)
+	if err != nil {
+		return nil, fmt.Errorf("filter %q: %w", expr, err)
+	}
+	raw := make([]bpf.RawInstruction, len(ins))
+	for i, in := range ins {
+		raw[i] = bpf.RawInstruction{Op: in.Code, Jt: in.Jt, Jf: in.Jf, K: in.K}
+	}
+	prog, ok := bpf.Disassemble(raw)
+	if !ok {
+		return nil, fmt.Errorf("filter %q: libpcap produced an instruction the BPF machine cannot run", expr)
+	}
+	vm, err := bpf.NewVM(prog)
+	if err != nil {
+		return nil, fmt.Errorf("filter %q: %w", expr, err)
+	}
+	return vm, nil
+}
