@@ -51,7 +51,7 @@ func (pl *Pipeline) Run(ctx context.Context) error {
 		if err = pl.Source.Next(&p); err != nil {
 			break
 		}
-		if err = pl.process(&p); err != nil {
+		if err = pl.Process(&p); err != nil {
 			break
 		}
 	}
@@ -67,9 +67,9 @@ func (pl *Pipeline) Run(ctx context.Context) error {
 	return errors.Join(err, ferr)
 }
 
-// process handles one packet from the source; a caller with its own loop
+// Process handles one packet from the source; a caller with its own loop
 // (e.g. a live capture with several outputs) may use it directly.
-func (pl *Pipeline) process(p *mirror.Packet) error {
+func (pl *Pipeline) Process(p *mirror.Packet) error {
 	s := pl.Stats
 	s.Read.Add(1)
 	s.ReadBytes.Add(uint64(len(p.Data)))
