@@ -21,6 +21,11 @@ import (
 // varying the addresses with i so that every frame is distinguishable.
 func udpFrame(t testing.TB, i, payload int) []byte {
 	t.Helper()
+	return udpFrameWith(t, i, 9999, bytes.Repeat([]byte{byte(i)}, payload))
+}
+
+func udpFrameWith(t testing.TB, i int, dport layers.UDPPort, pl []byte) []byte {
+	t.Helper()
 	eth := &layers.Ethernet{
 		SrcMAC:       net.HardwareAddr{0x02, 0, 0, 0, byte(i >> 8), byte(i)},
 		DstMAC:       net.HardwareAddr{0x02, 0, 0, 0, 0xff, 0xfe},
@@ -30,12 +35,11 @@ func udpFrame(t testing.TB, i, payload int) []byte {
 		Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP,
 		SrcIP: net.IPv4(10, 1, byte(i>>8), byte(i)), DstIP: net.IPv4(10, 2, 0, 1),
 	}
-	udp := &layers.UDP{SrcPort: layers.UDPPort(1000 + i%1000), DstPort: 9999}
+	udp := &layers.UDP{SrcPort: layers.UDPPort(1000 + i%1000), DstPort: dport}
 	if err := udp.SetNetworkLayerForChecksum(ip); err != nil {
 		t.Fatal(err)
 	}
 	buf := gopacket.NewSerializeBuffer()
-	pl := bytes.Repeat([]byte{byte(i)}, payload)
 	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
 		eth, ip, udp, gopacket.Payload(pl)); err != nil {
 		t.Fatal(err)
@@ -53,20 +57,22 @@ func juniperTLVs(src, dst string) []byte {
 	return append(b, 0xff, 0)
 }
 
-// juniperPacket returns a decoded Juniper-mode packet whose Data is
-// TLVs+frame, as the decoder would leave it.
+// juniperPacket returns a decoded Juniper-mode packet as the decoder would
+// leave it: Data is the outer Ethernet/IPv4/UDP datagram to port 8099,
+// carrying the TLVs and then the frame.
 func juniperPacket(t testing.TB, i int, ts time.Time, dir mirror.Direction) *mirror.Packet {
 	t.Helper()
 	src := "default-domain:admin:vn-a"
 	dst := "default-domain:admin:vn-b"
 	tlv := juniperTLVs(src, dst)
 	frame := udpFrame(t, i, 40+i%200)
-	data := append(append([]byte{}, tlv...), frame...)
+	data := udpFrameWith(t, 1000+i, 8099, append(append([]byte{}, tlv...), frame...))
+	off := len(data) - len(frame) - len(tlv)
 	p := &mirror.Packet{
 		Timestamp: ts, LinkType: layers.LinkTypeEthernet, Data: data, WireLen: len(data),
-		Mode: mirror.ModeJuniper, Frame: data[len(tlv):], FrameLen: len(frame),
+		Mode: mirror.ModeJuniper, Frame: data[off+len(tlv):], FrameLen: len(frame),
 	}
-	p.Meta.TLVs = data[:len(tlv)]
+	p.Meta.TLVs = data[off : off+len(tlv)]
 	p.Meta.SrcVN = []byte(src)
 	p.Meta.DstVN = []byte(dst)
 	p.Meta.Direction = dir
@@ -76,9 +82,12 @@ func juniperPacket(t testing.TB, i int, ts time.Time, dir mirror.Direction) *mir
 // tshark runs tshark with args and returns its output lines.
 func tshark(t testing.TB, args ...string) []string {
 	t.Helper()
-	out, err := exec.Command("tshark", args...).CombinedOutput()
+	cmd := exec.Command("tshark", args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("tshark %s: %v\n%s", strings.Join(args, " "), err, out)
+		t.Fatalf("tshark %s: %v\n%s", strings.Join(args, " "), err, stderr.Bytes())
 	}
 	s := strings.TrimRight(string(out), "\n")
 	if s == "" {
