@@ -1,0 +1,95 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+)
+
+// shutdownGrace is how long a shutdown waits for requests to finish.
+const shutdownGrace = 5 * time.Second
+
+// CheckListen refuses to serve without a token on anything but loopback:
+// the API can delete captures and stream tenant traffic.
+func CheckListen(addr string, tokenSet bool) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("listen address %q: %w", addr, err)
+	}
+	if tokenSet {
+		return nil
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("listen address %q is not loopback: set a token to serve on it", addr)
+}
+
+// ListenAndServe checks addr with CheckListen, listens on it and serves
+// until ctx is done. With certFile and keyFile it serves HTTPS.
+func (s *Server) ListenAndServe(ctx context.Context, addr, certFile, keyFile string) error {
+	if err := CheckListen(addr, s.opts.Token != ""); err != nil {
+		return err
+	}
+	if (certFile == "") != (keyFile == "") {
+		return errors.New("TLS needs both a certificate and a key")
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return s.Serve(ctx, ln, certFile, keyFile)
+}
+
+// Serve serves on ln until ctx is done, then ends the live streams (each
+// with a complete pcapng) and shuts down. It closes ln.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, certFile, keyFile string) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stopped := make(chan error, 1)
+	go func() {
+		<-ctx.Done()
+		// Streams never go idle by themselves: end them first.
+		s.hub.Close()
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer cancel()
+		err := srv.Shutdown(sctx)
+		if err != nil {
+			err = errors.Join(err, srv.Close())
+		}
+		stopped <- err
+	}()
+	scheme := "http"
+	if certFile != "" {
+		scheme = "https"
+	}
+	s.log.Info("serving", "url", scheme+"://"+ln.Addr().String()+"/", "auth", s.opts.Token != "")
+	var err error
+	if certFile != "" {
+		err = srv.ServeTLS(ln, certFile, keyFile)
+	} else {
+		err = srv.Serve(ln)
+	}
+	if !errors.Is(err, http.ErrServerClosed) {
+		cancel()
+		<-stopped
+		return fmt.Errorf("serve on %s: %w", ln.Addr(), err)
+	}
+	if err := <-stopped; err != nil {
+		return fmt.Errorf("shut down: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,96 @@
+package server
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vrsniff/vrsniff/internal/mirror"
+)
+
+// maxPairSeries caps the VN pair series on /metrics: the busiest pairs are
+// exported, the rest only counted in vrsniff_vn_pairs, so that a scrape stays
+// small whatever the traffic.
+const maxPairSeries = 200
+
+// collector reads the pipeline's atomic counters at scrape time, so the
+// capture goroutine never calls into the Prometheus client.
+type collector struct {
+	s *Server
+
+	read, readBytes, held, decoded, malformed, truncated, filtered, written, sinkErrs *prometheus.Desc
+	received, kernelDrops                                                             *prometheus.Desc
+	streamClients, streamSent, streamDrops                                            *prometheus.Desc
+	pairPackets, pairs, diskUsage                                                     *prometheus.Desc
+}
+
+func newCollector(s *Server) *collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("vrsniff_"+name, help, labels, nil)
+	}
+	return &collector{
+		s:             s,
+		read:          d("packets_read_total", "Packets read from the capture source."),
+		readBytes:     d("bytes_read_total", "Captured bytes read from the capture source."),
+		held:          d("fragments_reassembled_total", "Outer IP fragments held for reassembly."),
+		decoded:       d("packets_decoded_total", "Packets decoded, by mirror encapsulation.", "mode"),
+		malformed:     d("packets_malformed_total", "Packets that could not be decoded, by reason.", "reason"),
+		truncated:     d("packets_truncated_total", "Decoded packets whose inner frame was cut by the snap length."),
+		filtered:      d("packets_filtered_total", "Decoded packets dropped by the capture filter."),
+		written:       d("packets_written_total", "Packets handed to the sinks."),
+		sinkErrs:      d("sink_errors_total", "Failed sink writes."),
+		received:      d("source_packets_received_total", "Packets the capture source saw."),
+		kernelDrops:   d("kernel_drops_total", "Packets the kernel dropped before the capture source read them."),
+		streamClients: d("stream_clients", "Connected live stream clients."),
+		streamSent:    d("stream_packets_total", "Packets queued to live stream clients, summed over clients."),
+		streamDrops:   d("stream_drops_total", "Packets lost by live stream clients that did not keep up."),
+		pairPackets:   d("vn_pair_packets_total", "Decoded packets by source and destination VN (busiest pairs only).", "src_vn", "dst_vn"),
+		pairs:         d("vn_pairs", "Distinct VN pairs seen."),
+		diskUsage:     d("store_disk_usage_bytes", "Bytes used by the capture files."),
+	}
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	prometheus.DescribeByCollect(c, ch)
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	st := c.s.opts.Stats
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v)
+	}
+	counter(c.read, st.Read.Load())
+	counter(c.readBytes, st.ReadBytes.Load())
+	counter(c.held, st.Held.Load())
+	for _, m := range mirror.Modes() {
+		counter(c.decoded, st.Decoded[m].Load(), m.String())
+	}
+	for _, r := range mirror.Reasons() {
+		counter(c.malformed, st.Malformed[r].Load(), r.String())
+	}
+	counter(c.truncated, st.Truncated.Load())
+	counter(c.filtered, st.Filtered.Load())
+	counter(c.written, st.Written.Load())
+	counter(c.sinkErrs, st.SinkErrs.Load())
+	if c.s.opts.Source != nil {
+		src := c.s.opts.Source()
+		counter(c.received, src.Received)
+		counter(c.kernelDrops, src.KernelDrops)
+	}
+	h := c.s.hub
+	gauge(c.streamClients, float64(h.Clients()))
+	counter(c.streamSent, h.Sent())
+	counter(c.streamDrops, h.Dropped())
+	pairs := st.Pairs()
+	gauge(c.pairs, float64(len(pairs)))
+	for i, p := range pairs {
+		if i == maxPairSeries {
+			break
+		}
+		counter(c.pairPackets, p.Packets, p.SrcVN, p.DstVN)
+	}
+	if c.s.opts.Store != nil {
+		gauge(c.diskUsage, float64(c.s.opts.Store.DiskUsage()))
+	}
+}

@@ -1,0 +1,142 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/vrsniff/vrsniff/internal/mirror"
+	"github.com/vrsniff/vrsniff/internal/pipeline"
+)
+
+func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	mustStatus(t, resp.StatusCode, 200, "metrics")
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parse metrics: %v", err)
+	}
+	return fams
+}
+
+// value finds the sample of family name whose labels are exactly labels
+// (name=value pairs).
+func value(t *testing.T, fams map[string]*dto.MetricFamily, name string, labels ...string) float64 {
+	t.Helper()
+	f := fams[name]
+	if f == nil {
+		t.Fatalf("metric %s missing", name)
+	}
+	want := strings.Join(labels, ",")
+	for _, m := range f.Metric {
+		var got []string
+		for _, l := range m.Label {
+			got = append(got, l.GetName()+"="+l.GetValue())
+		}
+		if strings.Join(got, ",") != want {
+			continue
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue()
+		case m.Gauge != nil:
+			return m.Gauge.GetValue()
+		}
+	}
+	t.Fatalf("metric %s{%s} missing", name, want)
+	return 0
+}
+
+func TestMetrics(t *testing.T) {
+	st := &pipeline.Stats{}
+	st.Read.Store(1000)
+	st.ReadBytes.Store(123456)
+	st.Decoded[mirror.ModeJuniper].Store(900)
+	st.Decoded[mirror.ModeVXLAN].Store(40)
+	st.Malformed[mirror.ErrTLV].Store(5)
+	st.Truncated.Store(3)
+	st.Filtered.Store(100)
+	st.Written.Store(840)
+	for i := range 250 {
+		for range i + 1 {
+			st.CountPair(fmt.Appendf(nil, "vn-%03d", i), []byte("vn-dst"))
+		}
+	}
+	store := newDirStore(t)
+	s, ts := newTestServer(t, Options{
+		Store: store, Stats: st,
+		Source: func() SourceStats { return SourceStats{Received: 1010, KernelDrops: 10} },
+	})
+	// Two stream clients and one dropped packet.
+	s.hub.limit = 0
+	for range 2 {
+		resp, err := http.Get(ts.URL + "/api/stream")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+	}
+	waitFor(t, "stream clients", func() bool { return s.Hub().Clients() == 2 })
+	_ = s.Hub().WritePacket(decodedPacket(frame(t, true, 1, 100), vnA, vnB, mirror.DirIngress, t0))
+
+	fams := scrape(t, ts.URL+"/metrics")
+	checks := []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"vrsniff_packets_read_total", nil, 1000},
+		{"vrsniff_bytes_read_total", nil, 123456},
+		{"vrsniff_packets_decoded_total", []string{"mode=juniper"}, 900},
+		{"vrsniff_packets_decoded_total", []string{"mode=vxlan"}, 40},
+		{"vrsniff_packets_decoded_total", []string{"mode=vlan"}, 0},
+		{"vrsniff_packets_malformed_total", []string{"reason=bad-tlv"}, 5},
+		{"vrsniff_packets_malformed_total", []string{"reason=truncated"}, 0},
+		{"vrsniff_packets_truncated_total", nil, 3},
+		{"vrsniff_packets_filtered_total", nil, 100},
+		{"vrsniff_packets_written_total", nil, 840},
+		{"vrsniff_source_packets_received_total", nil, 1010},
+		{"vrsniff_kernel_drops_total", nil, 10},
+		{"vrsniff_stream_clients", nil, 2},
+		{"vrsniff_stream_drops_total", nil, 2},
+		{"vrsniff_vn_pairs", nil, 250},
+		{"vrsniff_vn_pair_packets_total", []string{"dst_vn=vn-dst", "src_vn=vn-249"}, 250},
+		{"vrsniff_vn_pair_packets_total", []string{"dst_vn=vn-dst", "src_vn=vn-050"}, 51},
+		{"vrsniff_store_disk_usage_bytes", nil, 300 + 1234 + 50},
+	}
+	for _, c := range checks {
+		if got := value(t, fams, c.name, c.labels...); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	if n := len(fams["vrsniff_vn_pair_packets_total"].Metric); n != maxPairSeries {
+		t.Errorf("%d VN pair series, want the busiest %d", n, maxPairSeries)
+	}
+	if fams["go_goroutines"] == nil || fams["process_cpu_seconds_total"] == nil {
+		t.Error("runtime metrics missing")
+	}
+
+	// The page's counters.
+	resp, body := do(t, "GET", ts.URL+"/api/stats", nil)
+	mustStatus(t, resp.StatusCode, 200, "stats")
+	var rep StatsReport
+	if err := json.Unmarshal(body, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Pipeline.Read != 1000 || rep.Pipeline.Decoded["juniper"] != 900 || rep.Source == nil ||
+		rep.Source.KernelDrops != 10 || rep.StreamClients != 2 || rep.StreamDrops != 2 || rep.DiskUsage != 1584 {
+		t.Errorf("stats: %s", body)
+	}
+}

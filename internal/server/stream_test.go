@@ -1,0 +1,286 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/vrsniff/vrsniff/internal/mirror"
+)
+
+const (
+	vnA = "default-domain:admin:vn-a"
+	vnB = "default-domain:admin:vn-b"
+	vnC = "default-domain:other:vn-c"
+)
+
+// streamPackets is a mix of VN pairs, directions and protocols.
+func streamPackets(t *testing.T) []*mirror.Packet {
+	var ps []*mirror.Packet
+	for i := range 12 {
+		src, dst := vnA, vnB
+		if i%3 == 1 {
+			src, dst = vnC, vnA
+		} else if i%3 == 2 {
+			src, dst = vnC, vnC
+		}
+		dir := mirror.DirIngress
+		if i%2 == 1 {
+			dir = mirror.DirEgress
+		}
+		fr := frame(t, i%4 < 2, uint16(1000+i), 60+i*37)
+		ps = append(ps, decodedPacket(fr, src, dst, dir, t0.Add(time.Duration(i)*time.Millisecond)))
+	}
+	return ps
+}
+
+// tsharkClient reads the stream at url through tshark and returns one line
+// per packet: frame length, tab, comment.
+func tsharkClient(t *testing.T, url string) <-chan string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustStatus(t, resp.StatusCode, 200, url)
+	if ct := resp.Header.Get("Content-Type"); ct != "application/x-pcapng" {
+		t.Errorf("stream content type %q", ct)
+	}
+	out := make(chan string, 1)
+	go func() {
+		defer resp.Body.Close()
+		cmd := exec.Command("tshark", "-r", "-", "-T", "fields", "-e", "frame.len", "-e", "frame.comment")
+		cmd.Stdin = resp.Body
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			out <- fmt.Sprintf("tshark: %v: %s", err, stderr.String())
+			return
+		}
+		out <- stdout.String()
+	}()
+	return out
+}
+
+func TestStream(t *testing.T) {
+	s, ts := newTestServer(t, Options{})
+	ps := streamPackets(t)
+	cases := []struct {
+		query string
+		keep  func(p *mirror.Packet) bool
+	}{
+		{"", func(*mirror.Packet) bool { return true }},
+		{"?vn=*:vn-b", func(p *mirror.Packet) bool { return string(p.Meta.DstVN) == vnB }},
+		{"?src_vn=default-domain:other:*&direction=egress", func(p *mirror.Packet) bool {
+			return string(p.Meta.SrcVN) == vnC && p.Meta.Direction == mirror.DirEgress
+		}},
+		{"?bpf=udp", func(p *mirror.Packet) bool { return p.Frame[23] == 17 }},
+		{"?bpf=tcp+and+dst+port+80&vn=" + vnC, func(p *mirror.Packet) bool {
+			return p.Frame[23] == 6 && (string(p.Meta.SrcVN) == vnC || string(p.Meta.DstVN) == vnC)
+		}},
+	}
+	outs := make([]<-chan string, len(cases))
+	for i, c := range cases {
+		outs[i] = tsharkClient(t, ts.URL+"/api/stream"+c.query)
+	}
+	waitFor(t, "stream clients", func() bool { return s.Hub().Clients() == len(cases) })
+	for _, p := range ps {
+		if err := s.Hub().WritePacket(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Hub().Close()
+	for i, c := range cases {
+		var want []string
+		for _, p := range ps {
+			if c.keep(p) {
+				want = append(want, fmt.Sprintf("%d\t%s", len(p.Frame), comment(p)))
+			}
+		}
+		if len(want) == 0 || len(want) == len(ps) && c.query != "" {
+			t.Fatalf("%q: test selects %d of %d packets", c.query, len(want), len(ps))
+		}
+		got := lines(<-outs[i])
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("stream%s:\ngot  %q\nwant %q", c.query, got, want)
+		}
+	}
+	waitFor(t, "clients to leave", func() bool { return s.Hub().Clients() == 0 })
+}
+
+func TestStreamBadFilter(t *testing.T) {
+	_, ts := newTestServer(t, Options{})
+	for _, q := range []string{"bpf=not+a+filter+%28", "direction=sideways", "vn=%5B"} {
+		resp, body := do(t, "GET", ts.URL+"/api/stream?"+q, nil)
+		mustStatus(t, resp.StatusCode, 400, q)
+		if !strings.HasPrefix(string(body), "bad filter: ") {
+			t.Errorf("%s: body %q", q, body)
+		}
+	}
+}
+
+// countStream reads a pcapng stream to its end, checking each packet's
+// length against wantLen.
+func countStream(r io.Reader, wantLen func(i int) int) (int, error) {
+	ng, err := pcapgo.NewNgReader(r, pcapgo.DefaultNgReaderOptions)
+	if err != nil {
+		return 0, fmt.Errorf("stream header: %w", err)
+	}
+	n := 0
+	for {
+		data, _, err := ng.ZeroCopyReadPacketData()
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return n, fmt.Errorf("packet %d: %w", n, err)
+		}
+		if len(data) != wantLen(n) {
+			return n, fmt.Errorf("packet %d: %d bytes, want %d", n, len(data), wantLen(n))
+		}
+		n++
+	}
+}
+
+func TestStreamSlowClient(t *testing.T) {
+	const total = 200_000
+	s, ts := newTestServer(t, Options{StreamBuffer: 1 << 20})
+	h := s.Hub()
+	done := make(chan struct{})
+	timer := time.AfterFunc(90*time.Second, func() {
+		select {
+		case <-done:
+		default:
+			panic("slow client test did not finish: deadlock?")
+		}
+	})
+	defer timer.Stop()
+	defer close(done)
+
+	frames := [][]byte{frame(t, true, 1, 300), frame(t, false, 2, 260)}
+	fast := make(chan error, 1)
+	var fastN int
+	resp, err := http.Get(ts.URL + "/api/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer resp.Body.Close()
+		n, err := countStream(resp.Body, func(i int) int { return len(frames[i%2]) })
+		fastN = n
+		fast <- err
+	}()
+	waitFor(t, "fast client", func() bool { return h.Clients() == 1 })
+	fastClient := (*h.clients.Load())[0]
+
+	// The slow client never reads its body.
+	slowResp, err := http.Get(ts.URL + "/api/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slowResp.Body.Close()
+	waitFor(t, "slow client", func() bool { return h.Clients() == 2 })
+	slowClient := (*h.clients.Load())[1]
+
+	ps := []*mirror.Packet{
+		decodedPacket(frames[0], vnA, vnB, mirror.DirIngress, t0),
+		decodedPacket(frames[1], vnB, vnA, mirror.DirEgress, t0),
+	}
+	for i := range total {
+		if err := h.WritePacket(ps[i%2]); err != nil {
+			t.Fatal(err)
+		}
+		// Let the fast client catch up now and then, so that only the slow
+		// one falls behind; the writer itself never waits for a client.
+		if i%1000 == 999 {
+			waitFor(t, "fast client to drain", func() bool {
+				fastClient.mu.Lock()
+				defer fastClient.mu.Unlock()
+				return len(fastClient.pending) == 0
+			})
+		}
+	}
+	h.Close()
+	if err := <-fast; err != nil {
+		t.Fatalf("fast client: %v", err)
+	}
+	if fastN != total || fastClient.dropped.Load() != 0 {
+		t.Errorf("fast client got %d packets, dropped %d; want %d, 0", fastN, fastClient.dropped.Load(), total)
+	}
+	sd := slowClient.dropped.Load()
+	if sd == 0 || sd+slowClient.sent.Load() != total {
+		t.Errorf("slow client: dropped %d, queued %d; want drops, summing to %d", sd, slowClient.sent.Load(), total)
+	}
+	if h.Dropped() != sd {
+		t.Errorf("hub drops %d, slow client drops %d", h.Dropped(), sd)
+	}
+	t.Logf("slow client: %d queued, %d dropped", slowClient.sent.Load(), sd)
+}
+
+func TestStreamShutdown(t *testing.T) {
+	s, err := newServer(Options{}, testEncoder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx, ln, "", "") }()
+
+	const clients = 3
+	var wg sync.WaitGroup
+	counts := make([]int, clients)
+	errs := make([]error, clients)
+	fr := frame(t, true, 7, 500)
+	for i := range clients {
+		resp, err := http.Get("http://" + ln.Addr().String() + "/api/stream")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer resp.Body.Close()
+			counts[i], errs[i] = countStream(resp.Body, func(int) int { return len(fr) })
+		}()
+	}
+	waitFor(t, "clients", func() bool { return s.Hub().Clients() == clients })
+	p := decodedPacket(fr, vnA, vnB, mirror.DirIngress, t0)
+	for range 500 {
+		if err := s.Hub().WritePacket(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel()
+	if err := <-served; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	wg.Wait()
+	for i := range clients {
+		if errs[i] != nil || counts[i] != 500 {
+			t.Errorf("client %d: %d packets, %v; want 500 and a clean end", i, counts[i], errs[i])
+		}
+	}
+	// Packets after shutdown go nowhere and do not block.
+	if err := s.Hub().WritePacket(p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := http.Get("http://" + ln.Addr().String() + "/healthz"); err == nil {
+		t.Error("server still answers after shutdown")
+	}
+}
