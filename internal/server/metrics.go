@@ -62,7 +62,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(c.read, st.Read.Load())
 	counter(c.readBytes, st.ReadBytes.Load())
-	counter(c.held, st.Held.Load())
+	counter(c.held, st.Merged.Load())
 	for _, m := range mirror.Modes() {
 		counter(c.decoded, st.Decoded[m].Load(), m.String())
 	}
