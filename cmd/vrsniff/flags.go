@@ -3,8 +3,11 @@ package main
 import (
 	"flag"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/vrsniff/vrsniff/internal/filter"
 	"github.com/vrsniff/vrsniff/internal/mirror"
@@ -65,4 +68,80 @@ func (f *filterFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.o.DstVN, "dst-vn", "", "keep packets whose destination VN matches the `glob`")
 	fs.StringVar(&f.o.Direction, "direction", "", "keep packets of this `direction` (ingress or egress)")
 	fs.StringVar(&f.o.BPF, "bpf", "", "tcpdump `expression` applied to the inner frame")
+}
+
+// sizeFlag is a byte count with an optional K, M, G or T suffix (powers of
+// 1024).
+type sizeFlag int64
+
+func (s *sizeFlag) String() string { return strconv.FormatInt(int64(*s), 10) }
+
+func (s *sizeFlag) Set(v string) error {
+	mult := int64(1)
+	t := strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(v)), "B")
+	if n := len(t); n > 0 {
+		if i := strings.IndexByte("KMGT", t[n-1]); i >= 0 {
+			mult = 1 << (10 * (i + 1))
+			t = t[:n-1]
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("bad size %q (want e.g. 100M)", v)
+	}
+	*s = sizeFlag(n * mult)
+	return nil
+}
+
+// applyConfig sets flags from a YAML file whose keys are the flag names,
+// so that the file and the command line mean the same; flags given on the
+// command line are parsed afterwards and win.
+func applyConfig(fs *flag.FlagSet, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var m map[string]any
+	if err := yaml.Unmarshal(data, &m); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	for k, v := range m {
+		if fs.Lookup(k) == nil || k == "config" {
+			return fmt.Errorf("%s: unknown setting %q", path, k)
+		}
+		var s string
+		switch v := v.(type) {
+		case []any:
+			parts := make([]string, len(v))
+			for i, e := range v {
+				parts[i] = fmt.Sprint(e)
+			}
+			s = strings.Join(parts, ",")
+		case nil:
+			continue
+		default:
+			s = fmt.Sprint(v)
+		}
+		if err := fs.Set(k, s); err != nil {
+			return fmt.Errorf("%s: %s: %w", path, k, err)
+		}
+	}
+	return nil
+}
+
+// configArg finds --config in args before flag parsing.
+func configArg(args []string) string {
+	for i, a := range args {
+		switch {
+		case a == "--":
+			return ""
+		case a == "-config" || a == "--config":
+			if i+1 < len(args) {
+				return args[i+1]
+			}
+		case strings.HasPrefix(a, "-config=") || strings.HasPrefix(a, "--config="):
+			return a[strings.IndexByte(a, '=')+1:]
+		}
+	}
+	return ""
 }
