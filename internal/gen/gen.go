@@ -1,0 +1,466 @@
+// Package gen writes synthetic vRouter mirror captures for tests, demos and
+// benchmarks.
+//
+// A Generator produces Cases: one mirrored inner frame, the outer packets a
+// sniffer would capture for it (several when the outer datagram is IP
+// fragmented), and everything a decoder is expected to report for it. The
+// encoder follows the wire format of the Contrail / Tungsten Fabric vRouter
+// (Juniper-header UDP datagrams with metadata TLVs, legacy record headers,
+// static next-hop VXLAN, NIC-assisted VLAN) and the malformed variants a
+// decoder must reject. Output is deterministic for a given seed and options.
+package gen
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gopacket/gopacket/layers"
+
+	"github.com/vrsniff/vrsniff/internal/mirror"
+)
+
+// Kind is the kind of case the generator builds.
+type Kind uint8
+
+// Case kinds. The ones from KindTruncated on are malformed: they carry a
+// non-empty Case.Reason.
+const (
+	KindACL         Kind = iota // policy mirroring: TLVs 1,2,3,4,255
+	KindPort                    // port mirroring: 03 or 04 VN, FF 00
+	KindEndOnly                 // no metadata: FF 00
+	KindUnknownTLV              // ACL or port TLVs with an unknown TLV type among them
+	KindLegacy1                 // 16-byte record header, incl_len counts the TLVs (R1.06-R3.0)
+	KindLegacy2                 // 16-byte record header, incl_len is the frame only (2016 master)
+	KindVXLAN                   // static next hop: VXLAN
+	KindVLAN                    // NIC-assisted: mirror VLAN tag added to the frame
+	KindOther                   // not mirror traffic (ARP, UDP, TCP)
+	KindDPDKIPv6                // inner IPv6 labelled with ethertype 0x0800
+	KindSnapCut                 // the capture snap length cuts the inner frame
+	KindPadding                 // outer Ethernet frame padded to 60 bytes
+	KindSeed114                 // ACL mirror whose inner frame starts at byte 114
+	KindFragmented              // outer datagram over the MTU, IP fragmented
+	KindTruncated               // outer headers or TLVs cut by the snap length
+	KindBadIP                   // bad outer IPv4 header
+	KindBadUDP                  // bad UDP length
+	KindBadTLV                  // inconsistent TLV list
+	KindBadVXLAN                // VXLAN I flag clear or header short
+	KindBadInner                // fewer than 14 bytes after the TLVs
+	KindFragMissing             // a fragment of the outer datagram is missing
+	KindBadLinkType             // a record with an unsupported link type
+	numKinds
+)
+
+var kindNames = [...]string{
+	"acl", "port", "end-only", "unknown-tlv", "legacy1", "legacy2", "vxlan", "vlan", "other",
+	"dpdk-ipv6", "snap-cut", "padding", "seed114", "fragmented",
+	"truncated", "bad-ip", "bad-udp", "bad-tlv", "bad-vxlan", "bad-inner-frame",
+	"fragment-incomplete", "link-type",
+}
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return "kind" + strconv.Itoa(int(k))
+}
+
+// Malformed reports whether cases of kind k fail to decode.
+func (k Kind) Malformed() bool { return k >= KindTruncated && k < numKinds }
+
+// Kinds lists every kind.
+func Kinds() []Kind {
+	ks := make([]Kind, numKinds)
+	for i := range ks {
+		ks[i] = Kind(i)
+	}
+	return ks
+}
+
+// ParseKind is the inverse of Kind.String.
+func ParseKind(s string) (Kind, error) {
+	for i, n := range kindNames {
+		if n == s {
+			return Kind(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown case kind %q (known: %s)", s, strings.Join(kindNames[:], ", "))
+}
+
+// Mix weighs the kinds a generator picks from.
+type Mix map[Kind]int
+
+// ParseMix parses "acl=3,port=1,vxlan=1".
+func ParseMix(s string) (Mix, error) {
+	m := Mix{}
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		name, w, ok := strings.Cut(f, "=")
+		weight := 1
+		if ok {
+			n, err := strconv.Atoi(w)
+			if err != nil || n < 0 {
+				return nil, fmt.Errorf("mix %q: weight %q is not a non-negative integer", f, w)
+			}
+			weight = n
+		}
+		k, err := ParseKind(name)
+		if err != nil {
+			return nil, fmt.Errorf("mix: %w", err)
+		}
+		m[k] = weight
+	}
+	if len(m) == 0 {
+		return nil, fmt.Errorf("mix %q: empty", s)
+	}
+	return m, nil
+}
+
+// Profiles are the named mixes.
+var Profiles = map[string]Mix{
+	"mixed": {KindACL: 40, KindPort: 20, KindEndOnly: 3, KindUnknownTLV: 3, KindLegacy1: 1,
+		KindLegacy2: 1, KindVXLAN: 5, KindVLAN: 5, KindOther: 8, KindDPDKIPv6: 2, KindSnapCut: 2,
+		KindPadding: 2, KindSeed114: 2, KindFragmented: 6},
+	"acl":     {KindACL: 1},
+	"port":    {KindPort: 1},
+	"seed114": {KindSeed114: 1},
+	"bench":   {KindACL: 60, KindPort: 30, KindVXLAN: 5, KindVLAN: 5},
+	"malformed": {KindTruncated: 1, KindBadIP: 1, KindBadUDP: 1, KindBadTLV: 1, KindBadVXLAN: 1,
+		KindBadInner: 1, KindFragMissing: 1, KindBadLinkType: 1},
+	"all": allMix(),
+}
+
+func allMix() Mix {
+	m := Mix{}
+	for _, k := range Kinds() {
+		m[k] = 1
+	}
+	return m
+}
+
+// ProfileNames lists the profile names, sorted.
+func ProfileNames() []string {
+	var ns []string
+	for n := range Profiles {
+		ns = append(ns, n)
+	}
+	sort.Strings(ns)
+	return ns
+}
+
+// Options configure a Generator. The zero value of a field selects its default.
+type Options struct {
+	Seed uint64
+	// Mix weighs the case kinds; nil means Profiles["mixed"].
+	Mix Mix
+	// Malformed is the fraction of cases (0..1) replaced by malformed kinds
+	// drawn evenly from Profiles["malformed"].
+	Malformed float64
+	// Snaplen is the capture snap length (default 262144).
+	Snaplen int
+	// MTU is the outer IP MTU; larger datagrams are fragmented (default 1500).
+	MTU int
+	// Port is the Juniper-mode UDP destination port (default 8099).
+	Port uint16
+	// VXLANPort is the VXLAN UDP destination port (default 4789).
+	VXLANPort uint16
+	// MirrorVLAN is the NIC-assisted mirror VLAN (default 999).
+	MirrorVLAN uint16
+	// LinkType fixes the outer link type of every record (Ethernet, Linux
+	// SLL, SLL2 or raw IP). Zero mixes them, which classic pcap cannot hold.
+	LinkType layers.LinkType
+	// MinFrame and MaxFrame bound the inner frame sizes (defaults 64 and
+	// 9000); frames over 1514 bytes are drawn rarely.
+	MinFrame, MaxFrame int
+	// MaxVN bounds the VN name lengths (default 255).
+	MaxVN int
+	// VarySeedNames lets the seed114 case use other VN names whose lengths
+	// still add up to 54.
+	VarySeedNames bool
+	// Start is the timestamp of the first packet (default 2024-03-01 UTC).
+	Start time.Time
+}
+
+// Wire is one outer packet as captured.
+type Wire struct {
+	Timestamp time.Time
+	LinkType  layers.LinkType
+	Data      []byte // captured bytes
+	WireLen   int    // length on the wire (>= len(Data))
+}
+
+// Case is one mirrored frame, its outer packets and the expected decode result.
+//
+// Reason is "" when the case decodes, else the decoder's failure reason
+// name. Non-mirror traffic has Mode ModeOther and Reason "not-mirror": a
+// decoder passing such traffic through reports ModeOther and Frame (the
+// whole packet), one that drops it reports the reason.
+type Case struct {
+	Index   int
+	Kind    Kind
+	Packet  int    // index of Packets[0] among all packets generated so far
+	Packets []Wire // outer packets, in capture order
+
+	Mode      mirror.Mode
+	Frame     []byte // inner frame as the decoder must output it (maybe cut)
+	FrameLen  int    // original inner frame length
+	Truncated bool
+	SrcVN     *string // nil when the TLV is absent
+	DstVN     *string
+	Host      *[4]byte
+	Flags     *uint32
+	Direction mirror.Direction
+	VNI       *uint32
+	VLAN      uint16
+	// Legacy is 0 without a record header, 1 for the R1.06-R3.0 variant
+	// (incl_len counts the TLVs), 2 for the 2016 one (incl_len is the frame).
+	Legacy     int
+	RecordTime time.Time // legacy header timestamp
+	Reason     string
+
+	host  [4]byte
+	flags uint32
+	vni   uint32
+}
+
+// Clone returns a deep copy of c that stays valid after the next Generator.Next.
+func (c *Case) Clone() *Case {
+	d := *c
+	d.Packets = slices.Clone(c.Packets)
+	for i := range d.Packets {
+		d.Packets[i].Data = slices.Clone(d.Packets[i].Data)
+	}
+	d.Frame = slices.Clone(c.Frame)
+	if c.SrcVN != nil {
+		s := *c.SrcVN
+		d.SrcVN = &s
+	}
+	if c.DstVN != nil {
+		s := *c.DstVN
+		d.DstVN = &s
+	}
+	if c.Host != nil {
+		d.Host = &d.host
+	}
+	if c.Flags != nil {
+		d.Flags = &d.flags
+	}
+	if c.VNI != nil {
+		d.VNI = &d.vni
+	}
+	return &d
+}
+
+// Generator produces cases. It is not safe for concurrent use.
+type Generator struct {
+	opts    Options
+	rng     *rand.Rand
+	kinds   []Kind // cumulative weight table
+	weights []int
+	total   int
+	bad     []Kind
+
+	vns       []string    // VN name pool: realistic names first, then extremes
+	realVNs   int         // how many of vns are realistic
+	seedNames [][2]string // source and destination VN names 54 bytes long together
+	hosts     [][4]byte
+	noise     []byte // random bytes for payloads
+	now       time.Time
+	index     int
+	packets   int
+
+	c       Case
+	wires   []Wire
+	payload []byte // UDP payload being built
+	frame   []byte // inner frame
+	pkt     []byte // whole outer packet
+	frags   []byte // fragment records
+}
+
+// New returns a generator. It fails on inconsistent options.
+func New(opts Options) (*Generator, error) {
+	if opts.Mix == nil {
+		opts.Mix = Profiles["mixed"]
+	}
+	if opts.Snaplen == 0 {
+		opts.Snaplen = 262144
+	}
+	if opts.MTU == 0 {
+		opts.MTU = 1500
+	}
+	if opts.Port == 0 {
+		opts.Port = 8099
+	}
+	if opts.VXLANPort == 0 {
+		opts.VXLANPort = 4789
+	}
+	if opts.MirrorVLAN == 0 {
+		opts.MirrorVLAN = 999
+	}
+	if opts.MinFrame == 0 {
+		opts.MinFrame = 64
+	}
+	if opts.MaxFrame == 0 {
+		opts.MaxFrame = 9000
+	}
+	if opts.MaxVN == 0 {
+		opts.MaxVN = 255
+	}
+	if opts.Start.IsZero() {
+		opts.Start = time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	}
+	switch {
+	case opts.Snaplen < 64:
+		return nil, fmt.Errorf("snap length %d: below 64", opts.Snaplen)
+	case opts.MTU < 576 || opts.MTU > 65535:
+		return nil, fmt.Errorf("MTU %d: outside 576..65535", opts.MTU)
+	case opts.MinFrame < 14 || opts.MaxFrame > 9000 || opts.MinFrame > opts.MaxFrame:
+		return nil, fmt.Errorf("frame sizes %d..%d: want 14 <= min <= max <= 9000", opts.MinFrame, opts.MaxFrame)
+	case opts.MaxVN < 1 || opts.MaxVN > 255:
+		return nil, fmt.Errorf("VN length %d: outside 1..255", opts.MaxVN)
+	case opts.Malformed < 0 || opts.Malformed > 1:
+		return nil, fmt.Errorf("malformed fraction %g: outside 0..1", opts.Malformed)
+	case opts.Port == opts.VXLANPort:
+		return nil, fmt.Errorf("mirror port and VXLAN port are both %d", opts.Port)
+	case opts.MirrorVLAN > 4094:
+		return nil, fmt.Errorf("mirror VLAN %d: outside 1..4094", opts.MirrorVLAN)
+	}
+	switch opts.LinkType {
+	case 0, layers.LinkTypeEthernet, layers.LinkTypeLinuxSLL, layers.LinkTypeLinuxSLL2, layers.LinkTypeRaw:
+	default:
+		return nil, fmt.Errorf("outer link type %d: want Ethernet, Linux SLL, SLL2 or raw IP", opts.LinkType)
+	}
+	g := &Generator{opts: opts, rng: rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)), now: opts.Start}
+	for _, k := range Kinds() {
+		w := opts.Mix[k]
+		if w <= 0 || !g.possible(k) {
+			continue
+		}
+		g.total += w
+		g.kinds = append(g.kinds, k)
+		g.weights = append(g.weights, g.total)
+	}
+	for k := range Profiles["malformed"] {
+		if g.possible(k) {
+			g.bad = append(g.bad, k)
+		}
+	}
+	slices.Sort(g.bad)
+	if g.total == 0 {
+		return nil, fmt.Errorf("mix selects no case kind possible with these options")
+	}
+	g.initPools()
+	return g, nil
+}
+
+// possible reports whether kind k can be built with the generator's options.
+func (g *Generator) possible(k Kind) bool {
+	lt := g.opts.LinkType
+	switch k {
+	case KindBadLinkType:
+		return lt == 0 // a fixed link type holds only supported records
+	case KindVLAN, KindPadding, KindSeed114:
+		return lt == 0 || lt == layers.LinkTypeEthernet
+	case KindFragmented, KindFragMissing:
+		return g.opts.MaxFrame >= g.opts.MTU
+	}
+	return true
+}
+
+func (g *Generator) initPools() {
+	g.noise = make([]byte, 16384)
+	for i := range g.noise {
+		g.noise[i] = byte(g.rng.Uint32())
+	}
+	projects := []string{"admin", "demo", "prod", "tenant-42", "k8s-default", "finance", "web"}
+	vns := []string{"vn-left", "vn-right", "left", "right", "mgmt", "private-net", "public",
+		"k8s-default-pod-network", "ip-fabric", "svc-vn-1"}
+	add := func(s string) {
+		if len(s) <= g.opts.MaxVN {
+			g.vns = append(g.vns, s)
+		}
+	}
+	add("__UNKNOWN__")
+	add("default-domain:default-project:ip-fabric")
+	for i := 0; i < 24; i++ {
+		add("default-domain:" + projects[g.rng.IntN(len(projects))] + ":" + vns[g.rng.IntN(len(vns))])
+	}
+	g.realVNs = len(g.vns)
+	// Length extremes: empty, one byte, and long names up to the limit.
+	for _, n := range []int{0, 1, 2, 5, 64, 100, 128, 200, 254, 255} {
+		if n <= g.opts.MaxVN {
+			add(vnOfLen(g.rng, n))
+		}
+	}
+	for i := 0; i < 8; i++ {
+		add(vnOfLen(g.rng, 1+g.rng.IntN(g.opts.MaxVN)))
+	}
+	g.seedNames = append(g.seedNames, [2]string{"default-domain:demo:vn-left", "default-domain:demo:vn-east"})
+	for i := 0; i < 7; i++ {
+		n := 1 + g.rng.IntN(53)
+		g.seedNames = append(g.seedNames, [2]string{vnOfLen(g.rng, n), vnOfLen(g.rng, 54-n)})
+	}
+	for i := 0; i < 16; i++ {
+		var h [4]byte
+		h[0], h[1], h[2], h[3] = 10, byte(g.rng.IntN(4)), byte(g.rng.IntN(256)), byte(1+g.rng.IntN(250))
+		g.hosts = append(g.hosts, h)
+	}
+}
+
+const vnChars = "abcdefghijklmnopqrstuvwxyz0123456789-_"
+
+// vnOfLen returns a printable VN name of exactly n bytes, shaped like a fully
+// qualified name when there is room for it.
+func vnOfLen(r *rand.Rand, n int) string {
+	const prefix = "default-domain:"
+	var b []byte
+	if n >= len(prefix)+3 {
+		b = append(b, prefix...)
+		rest := n - len(prefix) - 1
+		proj := 1 + r.IntN(min(rest-1, 20))
+		for range proj {
+			b = append(b, vnChars[r.IntN(26)])
+		}
+		b = append(b, ':')
+	}
+	for len(b) < n {
+		b = append(b, vnChars[r.IntN(len(vnChars))])
+	}
+	return string(b)
+}
+
+// Next builds the next case. The Case and every slice in it are owned by
+// the generator and valid until the next call; use Case.Clone to keep one.
+func (g *Generator) Next() *Case {
+	k := g.pickKind()
+	c := &g.c
+	*c = Case{Index: g.index, Kind: k, Packet: g.packets}
+	g.wires = g.wires[:0]
+	g.build(c, k)
+	c.Packets = g.wires
+	g.index++
+	g.packets += len(c.Packets)
+	return c
+}
+
+func (g *Generator) pickKind() Kind {
+	if g.opts.Malformed > 0 && len(g.bad) > 0 && g.rng.Float64() < g.opts.Malformed {
+		return g.bad[g.rng.IntN(len(g.bad))]
+	}
+	x := g.rng.IntN(g.total)
+	i, _ := slices.BinarySearch(g.weights, x+1)
+	return g.kinds[i]
+}
+
+// tick advances the capture clock by a few microseconds to milliseconds.
+func (g *Generator) tick() time.Time {
+	g.now = g.now.Add(time.Duration(1000 + g.rng.IntN(2_000_000)))
+	return g.now
+}
