@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"os"
 	"path/filepath"
@@ -171,18 +172,28 @@ func PairFileName(src, dst string) string {
 	return Slug(src) + "__" + Slug(dst)
 }
 
-// Slug makes a VN name safe as part of a file name.
+// maxSlug keeps two slugs and an extension within a file name's 255 bytes.
+const maxSlug = 100
+
+// Slug makes a VN name safe as part of a file name. A long name is cut and
+// marked with a hash of the whole, so that names stay distinct.
 func Slug(vn string) string {
 	if vn == "" {
 		return "none"
 	}
-	return strings.Map(func(r rune) rune {
+	s := strings.Map(func(r rune) rune {
 		switch {
 		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '.':
 			return r
 		}
 		return '_'
 	}, vn)
+	if len(s) > maxSlug {
+		h := fnv.New32a()
+		h.Write([]byte(vn))
+		s = fmt.Sprintf("%s-%08x", s[:maxSlug-9], h.Sum32())
+	}
+	return s
 }
 
 func progress(w io.Writer, s *pipeline.Stats, size int64) (stop func()) {

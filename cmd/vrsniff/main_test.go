@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vrsniff/vrsniff/internal/mirror"
+	"github.com/vrsniff/vrsniff/internal/pcapfile"
+)
+
+// The command tests run the real binary, as a user would.
+var vrsniffBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "vrsniff-bin")
+	if err != nil {
+		panic(err)
+	}
+	vrsniffBin = filepath.Join(dir, "vrsniff")
+	if out, err := exec.Command("go", "build", "-o", vrsniffBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// run runs vrsniff and returns its stderr and exit code.
+func run(t *testing.T, stdin io.Reader, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(vrsniffBin, args...)
+	cmd.Stdin = stdin
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return o.String(), e.String(), ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("vrsniff %v: %v", args, err)
+	}
+	return o.String(), e.String(), 0
+}
+
+func mustRun(t *testing.T, args ...string) string {
+	t.Helper()
+	_, stderr, code := run(t, nil, args...)
+	if code != 0 {
+		t.Fatalf("vrsniff %s: exit %d\n%s", strings.Join(args, " "), code, stderr)
+	}
+	return stderr
+}
+
+// tshark returns the rows of `tshark -T fields` for the given fields.
+func tshark(t *testing.T, file string, extra []string, fields ...string) [][]string {
+	t.Helper()
+	args := append([]string{"-n", "-r", file}, extra...)
+	args = append(args, "-T", "fields", "-E", "separator=\t")
+	for _, f := range fields {
+		args = append(args, "-e", f)
+	}
+	cmd := exec.Command("tshark", args...)
+	var e bytes.Buffer
+	cmd.Stderr = &e
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("tshark %v: %v\n%s", args, err, e.String())
+	}
+	var rows [][]string
+	for _, line := range strings.Split(strings.TrimSuffix(string(out), "\n"), "\n") {
+		if line != "" {
+			rows = append(rows, strings.Split(line, "\t"))
+		}
+	}
+	return rows
+}
+
+// readAll reads every packet of a capture file, copying the data.
+func readAll(t *testing.T, name string) []mirror.Packet {
+	t.Helper()
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := pcapfile.NewReader(f)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	var ps []mirror.Packet
+	for {
+		var p mirror.Packet
+		if err := r.Next(&p); err == io.EOF {
+			return ps
+		} else if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		p.Data = bytes.Clone(p.Data)
+		ps = append(ps, p)
+	}
+}
+
+func execOut(name string, args ...string) ([]byte, error) {
+	return exec.Command(name, args...).CombinedOutput()
+}
