@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -353,3 +355,40 @@ func TestWriterNoAlloc(t *testing.T) {
 type discard struct{}
 
 func (discard) Write(b []byte) (int, error) { return len(b), nil }
+
+// TestPcapMatchesEditcap cuts the outer headers off mirror datagrams and
+// checks the result byte for byte against `editcap -C`, which does the same
+// to a file but keeps each record's original length, as the test does here.
+func TestPcapMatchesEditcap(t *testing.T) {
+	ps := testPackets(t)[:20]
+	for _, p := range ps {
+		p.Mode = mirror.ModeOther
+	}
+	for _, nanos := range []bool{false, true} {
+		in := writeTemp(t, "in.pcap", writeAll(t, Options{Format: FormatPcap, Nanosecond: nanos}, ps))
+		want := filepath.Join(t.TempDir(), "want.pcap")
+		ft := "pcap"
+		if nanos {
+			ft = "nsecpcap"
+		}
+		run(t, "editcap", "-F", ft, "-C", "98", in, want)
+
+		src, err := os.ReadFile(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cut []*mirror.Packet
+		for _, p := range readAll(t, src) {
+			p.Mode, p.Frame, p.FrameLen = mirror.ModeJuniper, p.Data[98:], p.WireLen
+			cut = append(cut, &p)
+		}
+		got := writeAll(t, Options{Format: FormatPcap, Nanosecond: nanos}, cut)
+		wantb, err := os.ReadFile(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, wantb) {
+			t.Errorf("ns=%v: output differs from editcap's (%d vs %d bytes)", nanos, len(got), len(wantb))
+		}
+	}
+}
