@@ -285,11 +285,7 @@ func (w *Writer) writePcapRecord(p *mirror.Packet, data []byte, wire int) error 
 	if err := w.reserve(16 + len(data)); err != nil {
 		return err
 	}
-	ns := p.Timestamp.UnixNano()
-	sec, frac := ns/1e9, ns%1e9
-	if frac < 0 {
-		sec, frac = sec-1, frac+1e9
-	}
+	sec, frac := unixTime(p)
 	if !w.o.Nanosecond {
 		frac /= 1000
 	}
@@ -307,7 +303,8 @@ func (w *Writer) writeEPB(p *mirror.Packet, id int, prefix, data []byte, wire in
 		caplen = n
 	}
 	wire += len(prefix)
-	ts := uint64(p.Timestamp.UnixNano())
+	sec, frac := unixTime(p)
+	ts := uint64(sec)*1e9 + uint64(frac)
 
 	start := w.beginBlock(blockEPB)
 	b := le.AppendUint32(w.buf, uint32(id))
@@ -387,4 +384,14 @@ func (w *Writer) Flush() error {
 	}
 	w.buf = w.buf[:0]
 	return nil
+}
+
+// unixTime returns the packet's time in seconds and nanoseconds since 1970,
+// or zero for a packet without a timestamp (a pcapng simple packet block):
+// UnixNano is undefined that far from 1970.
+func unixTime(p *mirror.Packet) (sec, nsec int64) {
+	if p.Timestamp.IsZero() {
+		return 0, 0
+	}
+	return p.Timestamp.Unix(), int64(p.Timestamp.Nanosecond())
 }
