@@ -120,20 +120,31 @@ func NewWriter(w io.Writer, o Options) (*Writer, error) {
 		return nil, fmt.Errorf("new writer: negative snaplen %d", o.SnapLen)
 	}
 	wr := &Writer{w: w, o: o, buf: make([]byte, 0, writeBufSize)}
-	switch o.Format {
+	wr.writeHeader()
+	return wr, nil
+}
+
+// Reset discards anything buffered, clears a write error and starts a new
+// file on w with the same options, reusing the buffer: for rotating files.
+func (w *Writer) Reset(dst io.Writer) {
+	w.w, w.buf, w.links, w.err = dst, w.buf[:0], w.links[:0], nil
+	w.writeHeader()
+}
+
+func (w *Writer) writeHeader() {
+	switch w.o.Format {
 	case FormatPcap:
-		wr.writePcapHeader()
+		w.writePcapHeader()
 	case FormatPcapNG:
-		wr.writeSHB()
-		wr.writeIDB(layers.LinkTypeEthernet)
+		w.writeSHB()
+		w.writeIDB(layers.LinkTypeEthernet)
 	case FormatJuniperVN:
-		wr.writeSHB()
-		wr.writeIDB(LinkTypeJuniperVN)
+		w.writeSHB()
+		w.writeIDB(LinkTypeJuniperVN)
 	case FormatRaw:
 		// Interfaces are described as link types turn up.
-		wr.writeSHB()
+		w.writeSHB()
 	}
-	return wr, nil
 }
 
 var le = binary.LittleEndian

@@ -429,3 +429,35 @@ func FuzzWriterRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+func TestReset(t *testing.T) {
+	ps := testPackets(t)
+	var a, b bytes.Buffer
+	w, err := NewWriter(&a, Options{Format: FormatRaw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ps {
+		if err := w.WritePacket(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	w.Reset(&b)
+	if err := w.WritePacket(ps[len(ps)-1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// The second file describes its own interfaces from scratch.
+	got := readAll(t, b.Bytes())
+	if len(got) != 1 || got[0].LinkType != layers.LinkTypeRaw || got[0].Interface != 0 {
+		t.Fatalf("after Reset: %+v", got)
+	}
+	if n := len(readAll(t, a.Bytes())); n != len(ps) {
+		t.Fatalf("first file: %d packets, want %d", n, len(ps))
+	}
+}
