@@ -17,7 +17,7 @@ import (
 
 func newTestServer(t *testing.T, o Options) (*Server, *httptest.Server) {
 	t.Helper()
-	s, err := newServer(o, testEncoder)
+	s, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -229,7 +229,7 @@ func TestStreamSlowClient(t *testing.T) {
 }
 
 func TestStreamShutdown(t *testing.T) {
-	s, err := newServer(Options{}, testEncoder)
+	s, err := New(Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
