@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
+	"slices"
 	"time"
 
 	"github.com/gopacket/gopacket/layers"
@@ -168,15 +169,20 @@ func (r *Reader) take(n int) ([]byte, error) {
 		r.off += int64(n)
 		return b, nil
 	}
-	if cap(r.scratch) < n {
-		r.scratch = make([]byte, n)
-	}
-	b := r.scratch[:n]
-	if _, err := io.ReadFull(r.br, b); err != nil {
-		return nil, err
+	// Grow with the data actually read, so that a corrupt length on a short
+	// input does not allocate the whole claimed size up front.
+	r.scratch = r.scratch[:0]
+	for len(r.scratch) < n {
+		chunk := min(n-len(r.scratch), readBufSize)
+		r.scratch = slices.Grow(r.scratch, chunk)
+		m, err := io.ReadFull(r.br, r.scratch[len(r.scratch):len(r.scratch)+chunk])
+		r.scratch = r.scratch[:len(r.scratch)+m]
+		if err != nil {
+			return nil, err
+		}
 	}
 	r.off += int64(n)
-	return b, nil
+	return r.scratch, nil
 }
 
 // Offset returns the number of bytes consumed so far.

@@ -116,7 +116,7 @@ func TestReaderPcapNGHandBuilt(t *testing.T) {
 
 	n := &ngBuilder{order: binary.LittleEndian}
 	n.shb()
-	n.idb(1, 0, nil) // default resolution: microseconds
+	n.idb(1, 0, nil)                        // default resolution: microseconds
 	n.block(0x00000004, []byte{0, 0, 0, 0}) // name resolution block: skipped
 	n.idb(101, 0, append(n.opt(9, []byte{9}), n.opt(0, nil)...))
 	n.epb(0, 1700000000_123456, f1, uint32(len(f1)))
@@ -131,7 +131,7 @@ func TestReaderPcapNGHandBuilt(t *testing.T) {
 	b.idb(1, 64, append(append(b.opt(9, []byte{0x80 | 20}), b.opt(14, off)...), b.opt(0, nil)...))
 	spb := b.order.AppendUint32(nil, uint32(len(f2)))
 	b.block(blockSPB, append(spb, f2[:64]...)) // cut to the interface's snaplen
-	ts := uint64(1700000002)<<20 | 1<<19  // .5 s
+	ts := uint64(1700000002)<<20 | 1<<19       // .5 s
 	pb := b.order.AppendUint16(nil, 0)
 	pb = b.order.AppendUint16(pb, 0)
 	pb = b.order.AppendUint32(pb, uint32(ts>>32))

@@ -120,20 +120,31 @@ func NewWriter(w io.Writer, o Options) (*Writer, error) {
 		return nil, fmt.Errorf("new writer: negative snaplen %d", o.SnapLen)
 	}
 	wr := &Writer{w: w, o: o, buf: make([]byte, 0, writeBufSize)}
-	switch o.Format {
+	wr.writeHeader()
+	return wr, nil
+}
+
+// Reset discards anything buffered, clears a write error and starts a new
+// file on w with the same options, reusing the buffer: for rotating files.
+func (w *Writer) Reset(dst io.Writer) {
+	w.w, w.buf, w.links, w.err = dst, w.buf[:0], w.links[:0], nil
+	w.writeHeader()
+}
+
+func (w *Writer) writeHeader() {
+	switch w.o.Format {
 	case FormatPcap:
-		wr.writePcapHeader()
+		w.writePcapHeader()
 	case FormatPcapNG:
-		wr.writeSHB()
-		wr.writeIDB(layers.LinkTypeEthernet)
+		w.writeSHB()
+		w.writeIDB(layers.LinkTypeEthernet)
 	case FormatJuniperVN:
-		wr.writeSHB()
-		wr.writeIDB(LinkTypeJuniperVN)
+		w.writeSHB()
+		w.writeIDB(LinkTypeJuniperVN)
 	case FormatRaw:
 		// Interfaces are described as link types turn up.
-		wr.writeSHB()
+		w.writeSHB()
 	}
-	return wr, nil
 }
 
 var le = binary.LittleEndian
@@ -285,11 +296,7 @@ func (w *Writer) writePcapRecord(p *mirror.Packet, data []byte, wire int) error 
 	if err := w.reserve(16 + len(data)); err != nil {
 		return err
 	}
-	ns := p.Timestamp.UnixNano()
-	sec, frac := ns/1e9, ns%1e9
-	if frac < 0 {
-		sec, frac = sec-1, frac+1e9
-	}
+	sec, frac := unixTime(p)
 	if !w.o.Nanosecond {
 		frac /= 1000
 	}
@@ -307,7 +314,8 @@ func (w *Writer) writeEPB(p *mirror.Packet, id int, prefix, data []byte, wire in
 		caplen = n
 	}
 	wire += len(prefix)
-	ts := uint64(p.Timestamp.UnixNano())
+	sec, frac := unixTime(p)
+	ts := uint64(sec)*1e9 + uint64(frac)
 
 	start := w.beginBlock(blockEPB)
 	b := le.AppendUint32(w.buf, uint32(id))
@@ -387,4 +395,14 @@ func (w *Writer) Flush() error {
 	}
 	w.buf = w.buf[:0]
 	return nil
+}
+
+// unixTime returns the packet's time in seconds and nanoseconds since 1970,
+// or zero for a packet without a timestamp (a pcapng simple packet block):
+// UnixNano is undefined that far from 1970.
+func unixTime(p *mirror.Packet) (sec, nsec int64) {
+	if p.Timestamp.IsZero() {
+		return 0, 0
+	}
+	return p.Timestamp.Unix(), int64(p.Timestamp.Nanosecond())
 }

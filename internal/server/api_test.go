@@ -17,7 +17,7 @@ import (
 
 func newTestServer(t *testing.T, o Options) (*Server, *httptest.Server) {
 	t.Helper()
-	s, err := newServer(o, testEncoder)
+	s, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,4 +226,22 @@ func TestCheckListen(t *testing.T) {
 	if err := CheckListen("nonsense", true); err == nil {
 		t.Error("CheckListen accepted an address without a port")
 	}
+}
+
+// FuzzValidName checks that an accepted name never leaves the directory it
+// is joined to.
+func FuzzValidName(f *testing.F) {
+	for _, s := range []string{"cap_00001.pcapng", "..", "../x", "a/b", `a\b`, "/etc/passwd", ".", "x..y", "a\x00b", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if !validName(name) {
+			return
+		}
+		const dir = "/srv/captures"
+		p := filepath.Join(dir, name)
+		if filepath.Dir(p) != dir || filepath.Base(p) != name {
+			t.Fatalf("validName(%q) accepted a name that resolves to %s", name, p)
+		}
+	})
 }

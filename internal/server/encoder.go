@@ -1,9 +1,13 @@
 package server
 
 import (
-	"errors"
 	"io"
+
+	"github.com/vrsniff/vrsniff/internal/pcapfile"
 )
 
-// TEMP until pcapfile lands.
-func newPcapNG(w io.Writer) (encoder, error) { return nil, errors.New("pcapng encoder not available") }
+// newPcapNG starts a pcapng stream of decoded frames with their metadata
+// comments, as the capture files have them.
+func newPcapNG(w io.Writer) (encoder, error) {
+	return pcapfile.NewWriter(w, pcapfile.Options{Format: pcapfile.FormatPcapNG, Application: "vrsniff"})
+}

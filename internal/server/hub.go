@@ -106,9 +106,14 @@ func (h *Hub) WritePacket(p *mirror.Packet) error {
 		c.mu.Unlock()
 		c.sent.Add(1)
 		h.sent.Add(1)
-		select {
-		case c.wake <- struct{}{}:
-		default:
+		if mark == 0 {
+			// Wake the client only when its buffer stops being empty: it
+			// takes everything pending at once, and waking a goroutine for
+			// every packet would cost more than encoding it.
+			select {
+			case c.wake <- struct{}{}:
+			default:
+			}
 		}
 	}
 	return nil

@@ -16,10 +16,10 @@ const maxPairSeries = 200
 type collector struct {
 	s *Server
 
-	read, readBytes, held, decoded, malformed, truncated, filtered, written, sinkErrs *prometheus.Desc
-	received, kernelDrops                                                             *prometheus.Desc
-	streamClients, streamSent, streamDrops                                            *prometheus.Desc
-	pairPackets, pairs, diskUsage                                                     *prometheus.Desc
+	read, readBytes, merged, decoded, malformed, truncated, filtered, written, sinkErrs *prometheus.Desc
+	received, kernelDrops                                                               *prometheus.Desc
+	streamClients, streamSent, streamDrops                                              *prometheus.Desc
+	pairPackets, pairs, diskUsage                                                       *prometheus.Desc
 }
 
 func newCollector(s *Server) *collector {
@@ -30,7 +30,7 @@ func newCollector(s *Server) *collector {
 		s:             s,
 		read:          d("packets_read_total", "Packets read from the capture source."),
 		readBytes:     d("bytes_read_total", "Captured bytes read from the capture source."),
-		held:          d("fragments_reassembled_total", "Outer IP fragments held for reassembly."),
+		merged:        d("fragments_merged_total", "Outer IP fragments merged into a reassembled datagram they did not end."),
 		decoded:       d("packets_decoded_total", "Packets decoded, by mirror encapsulation.", "mode"),
 		malformed:     d("packets_malformed_total", "Packets that could not be decoded, by reason.", "reason"),
 		truncated:     d("packets_truncated_total", "Decoded packets whose inner frame was cut by the snap length."),
@@ -62,7 +62,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(c.read, st.Read.Load())
 	counter(c.readBytes, st.ReadBytes.Load())
-	counter(c.held, st.Merged.Load())
+	counter(c.merged, st.Merged.Load())
 	for _, m := range mirror.Modes() {
 		counter(c.decoded, st.Decoded[m].Load(), m.String())
 	}

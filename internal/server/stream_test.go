@@ -229,7 +229,7 @@ func TestStreamSlowClient(t *testing.T) {
 }
 
 func TestStreamShutdown(t *testing.T) {
-	s, err := newServer(Options{}, testEncoder)
+	s, err := New(Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,5 +282,22 @@ func TestStreamShutdown(t *testing.T) {
 	}
 	if _, err := http.Get("http://" + ln.Addr().String() + "/healthz"); err == nil {
 		t.Error("server still answers after shutdown")
+	}
+}
+
+func TestStreamClientLeaves(t *testing.T) {
+	s, ts := newTestServer(t, Options{})
+	resp, err := http.Get(ts.URL + "/api/stream?vn=*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "client", func() bool { return s.Hub().Clients() == 1 })
+	resp.Body.Close()
+	waitFor(t, "client to be removed", func() bool { return s.Hub().Clients() == 0 })
+	if err := s.Hub().WritePacket(decodedPacket(frame(t, true, 1, 80), vnA, vnB, mirror.DirIngress, t0)); err != nil {
+		t.Fatal(err)
+	}
+	if s.Hub().Sent() != 0 || s.Hub().Dropped() != 0 {
+		t.Errorf("packet went to a departed client: sent %d, dropped %d", s.Hub().Sent(), s.Hub().Dropped())
 	}
 }
