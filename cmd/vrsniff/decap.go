@@ -1,11 +1,230 @@
 package main
 
 import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/vrsniff/vrsniff/internal/decap"
+	"github.com/vrsniff/vrsniff/internal/mirror"
+	"github.com/vrsniff/vrsniff/internal/pcapfile"
+	"github.com/vrsniff/vrsniff/internal/pipeline"
 )
 
+const decapUsage = `usage: vrsniff decap [flags] IN OUT [inner filter expression]
+
+Decodes a capture (pcap or pcapng) of vRouter mirror traffic into the
+mirrored frames. IN and OUT may be "-" for standard input and output:
+
+  vrsniff decap raw.pcap - | wireshark -k -i -
+
+With --split-by vn, OUT is a directory that gets one file per VN pair.
+Words after OUT form a tcpdump expression applied to the inner frames.
+
+Exit status: 0 all decoded, 1 failure (bad input file, I/O error; what was
+decoded before it is written), 2 usage, 3 done but some packets were
+malformed (see --rejects).
+
+flags:
+`
+
 func runDecap(args []string) int {
-	fmt.Fprintln(os.Stderr, "vrsniff decap: not built yet")
+	fs := flag.NewFlagSet("decap", flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(os.Stderr, decapUsage); fs.PrintDefaults() }
+	var (
+		dec      decoderFlags
+		flt      filterFlags
+		format   = fs.String("format", "pcapng", "output `format`: pcapng (metadata as comments), pcap, juniper-vn (link type 184)")
+		nanos    = fs.Bool("nanos", false, "nanosecond timestamps in --format pcap")
+		splitBy  = fs.String("split-by", "", "`vn`: one output file per VN pair, OUT is a directory")
+		rejects  = fs.String("rejects", "", "write packets that fail to decode, as captured, to `FILE` (pcapng)")
+		jsonOut  = fs.Bool("json", false, "print the summary as JSON on stdout (or stderr when OUT is -)")
+		quiet    = fs.Bool("quiet", false, "no summary")
+		progress = fs.Bool("progress", isTerminal(os.Stderr), "progress line on stderr")
+	)
+	dec.register(fs)
+	flt.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() < 2 {
+		fs.Usage()
+		return exitUsage
+	}
+	inName, outName := fs.Arg(0), fs.Arg(1)
+	if rest := fs.Args()[2:]; len(rest) > 0 {
+		if flt.o.BPF != "" {
+			return usageErr("decap", "give the inner filter either with --bpf or after OUT, not both")
+		}
+		flt.o.BPF = strings.Join(rest, " ")
+	}
+	f, err := pcapfile.ParseFormat(*format)
+	if err != nil || f == pcapfile.FormatRaw {
+		return usageErr("decap", fmt.Sprintf("--format %q: want pcapng, pcap or juniper-vn", *format))
+	}
+	if *splitBy != "" && *splitBy != "vn" {
+		return usageErr("decap", fmt.Sprintf("--split-by %q: only vn is supported", *splitBy))
+	}
+	cfg, err := dec.config()
+	if err != nil {
+		return usageErr("decap", err.Error())
+	}
+	opts := decap.Options{Format: f, Nanosecond: *nanos, Decoder: cfg, Filter: flt.o}
+
+	var in io.Reader = os.Stdin
+	if inName != "-" {
+		fin, err := os.Open(inName)
+		if err != nil {
+			return fail("decap", err)
+		}
+		defer fin.Close()
+		if st, err := fin.Stat(); err == nil {
+			opts.Size = st.Size()
+		}
+		in = fin
+	}
+	in = bufio.NewReaderSize(in, 1<<20)
+
+	var fout *os.File
+	switch {
+	case *splitBy == "vn":
+		opts.SplitDir = outName
+	case outName == "-":
+		opts.Out = os.Stdout
+	default:
+		fout, err = os.Create(outName)
+		if err != nil {
+			return fail("decap", err)
+		}
+		opts.Out = fout
+	}
+	if *rejects != "" {
+		rf, err := os.Create(*rejects)
+		if err != nil {
+			return fail("decap", err)
+		}
+		defer rf.Close()
+		opts.Rejects = rf
+	}
+	if *progress && !*quiet {
+		opts.Progress = os.Stderr
+	}
+
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	stats, runErr := decap.Run(ctx, in, opts)
+	if fout != nil {
+		if err := fout.Close(); err != nil && runErr == nil {
+			runErr = err
+		}
+	}
+	sum := stats.Summary()
+	if !*quiet {
+		if *jsonOut {
+			w := os.Stdout
+			if outName == "-" {
+				w = os.Stderr
+			}
+			enc := json.NewEncoder(w)
+			enc.SetIndent("", "  ")
+			enc.Encode(sum)
+		} else {
+			printSummary(os.Stderr, &sum)
+		}
+	}
+	if runErr != nil {
+		var fe *pcapfile.FormatError
+		if errors.As(runErr, &fe) {
+			fmt.Fprintf(os.Stderr, "vrsniff decap: %s: %v (everything before it was written)\n", inName, runErr)
+			return exitFailure
+		}
+		return fail("decap", runErr)
+	}
+	if malformed(&sum) > 0 {
+		return exitPartial
+	}
+	return exitOK
+}
+
+// malformed counts packets that failed to decode, leaving out non-mirror
+// traffic dropped on request.
+func malformed(s *pipeline.Summary) uint64 {
+	return s.TotalMalformed() - s.Malformed[mirror.ErrNotMirror.String()]
+}
+
+func printSummary(w io.Writer, s *pipeline.Summary) {
+	fmt.Fprintf(w, "%d packets read (%d bytes)", s.Read, s.ReadBytes)
+	if s.Merged > 0 {
+		fmt.Fprintf(w, ", %d outer fragments merged", s.Merged)
+	}
+	fmt.Fprintln(w)
+	var dec []string
+	var total uint64
+	for _, m := range mirror.Modes() {
+		if n := s.Decoded[m.String()]; n > 0 {
+			dec = append(dec, fmt.Sprintf("%d %s", n, m))
+			total += n
+		}
+	}
+	fmt.Fprintf(w, "%d decoded", total)
+	if len(dec) > 0 {
+		fmt.Fprintf(w, " (%s)", strings.Join(dec, ", "))
+	}
+	fmt.Fprintf(w, ", %d filtered out, %d written", s.Filtered, s.Written)
+	if s.Truncated > 0 {
+		fmt.Fprintf(w, ", %d truncated by the snap length", s.Truncated)
+	}
+	if s.SinkErrs > 0 {
+		fmt.Fprintf(w, ", %d not writable in this format", s.SinkErrs)
+	}
+	fmt.Fprintln(w)
+	if n := s.TotalMalformed(); n > 0 {
+		var rs []string
+		for _, r := range mirror.Reasons() {
+			if c := s.Malformed[r.String()]; c > 0 {
+				rs = append(rs, fmt.Sprintf("%d %s", c, r))
+			}
+		}
+		fmt.Fprintf(w, "%d not decoded (%s)\n", n, strings.Join(rs, ", "))
+	}
+	if len(s.Pairs) > 0 {
+		fmt.Fprintln(w, "top VN pairs (source -> destination):")
+		for i, p := range s.Pairs {
+			if i == 10 {
+				fmt.Fprintf(w, "  ... %d more\n", len(s.Pairs)-10)
+				break
+			}
+			fmt.Fprintf(w, "  %10d  %s -> %s\n", p.Packets, orDash(p.SrcVN), orDash(p.DstVN))
+		}
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func usageErr(cmd, msg string) int {
+	fmt.Fprintf(os.Stderr, "vrsniff %s: %s\n", cmd, msg)
+	return exitUsage
+}
+
+func fail(cmd string, err error) int {
+	fmt.Fprintf(os.Stderr, "vrsniff %s: %v\n", cmd, err)
 	return exitFailure
 }

@@ -181,11 +181,14 @@ type Packet struct {
 	Meta      Meta
 	Err       Reason // OK, or why decoding failed
 	ErrOffset int    // offset in Data where decoding failed
+	// Fragments is the number of outer IP fragments the Decoder
+	// reassembled into Data; 0 when the datagram was not fragmented.
+	Fragments int
 }
 
 // Reset clears what the Decoder filled in, keeping the source's fields.
 func (p *Packet) Reset() {
 	p.Mode, p.Frame, p.FrameLen, p.Truncated = ModeNone, nil, 0, false
 	p.Meta = Meta{}
-	p.Err, p.ErrOffset = OK, 0
+	p.Err, p.ErrOffset, p.Fragments = OK, 0, 0
 }

@@ -13,7 +13,7 @@ import (
 type Stats struct {
 	Read      atomic.Uint64 // packets from the source
 	ReadBytes atomic.Uint64 // their captured bytes
-	Held      atomic.Uint64 // fragments held for reassembly (not packets of their own)
+	Merged    atomic.Uint64 // outer fragments merged into a reassembled datagram they did not end
 	Decoded   [mirror.NumModes]atomic.Uint64
 	Malformed [mirror.NumReasons]atomic.Uint64
 	Truncated atomic.Uint64 // decoded, but the inner frame was cut by the snap length
@@ -79,7 +79,7 @@ func (s *Stats) Pairs() []Pair {
 type Summary struct {
 	Read      uint64            `json:"packets_read"`
 	ReadBytes uint64            `json:"bytes_read"`
-	Held      uint64            `json:"fragments_reassembled"`
+	Merged    uint64            `json:"fragments_merged"`
 	Decoded   map[string]uint64 `json:"decoded"`
 	Malformed map[string]uint64 `json:"malformed"`
 	Truncated uint64            `json:"truncated"`
@@ -101,7 +101,7 @@ func (s *Summary) TotalMalformed() uint64 {
 // Summary copies the counters.
 func (s *Stats) Summary() Summary {
 	sum := Summary{
-		Read: s.Read.Load(), ReadBytes: s.ReadBytes.Load(), Held: s.Held.Load(),
+		Read: s.Read.Load(), ReadBytes: s.ReadBytes.Load(), Merged: s.Merged.Load(),
 		Decoded: map[string]uint64{}, Malformed: map[string]uint64{},
 		Truncated: s.Truncated.Load(), Filtered: s.Filtered.Load(),
 		Written: s.Written.Load(), SinkErrs: s.SinkErrs.Load(), Pairs: s.Pairs(),
