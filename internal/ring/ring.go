@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
+	"github.com/vrsniff/vrsniff/internal/pcapfile"
 	"github.com/vrsniff/vrsniff/internal/pipeline"
 )
 
@@ -38,7 +39,7 @@ var ErrClosed = errors.New("ring is closed")
 // Options configures a Ring. The zero value writes one pcapng file that
 // never rotates.
 type Options struct {
-	Format Format // pcapng by default
+	Format pcapfile.Format // pcapng by default
 	Prefix string // file name prefix, "vrsniff" by default
 	// MaxSize rotates a file once it holds this many bytes (0: no limit).
 	MaxSize int64

@@ -2,7 +2,6 @@ package ring
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -112,15 +111,19 @@ func (r *Ring) recover(name string) (*file, error) {
 		return nil, fmt.Errorf("recover %s: %s exists too", part, name)
 	}
 	s, err := scanFile(part)
-	if err == nil && s.cut {
-		err = os.Truncate(part, s.end)
+	if s.cut {
+		// The crash cut the last record: the file ends at the one before.
+		if err := os.Truncate(part, s.end); err != nil {
+			return nil, fmt.Errorf("recover %s: %w", part, err)
+		}
+		err = nil
 	}
-	if err == nil && s.packets == 0 {
+	if (err == nil && s.packets == 0) || (!s.known && headerCut(err)) {
 		r.log.Info("removing empty capture file left by a crash", "file", name+partSuffix)
 		return nil, os.Remove(part)
 	}
-	if err != nil && !s.known {
-		// Unreadable: keep it, as is, for someone to look at.
+	if err != nil {
+		// Unreadable: keep it as it is, for someone to look at.
 		r.log.Warn("cannot read capture file left by a crash", "file", name+partSuffix, "err", err)
 	}
 	if err := os.Rename(part, final); err != nil {
@@ -173,4 +176,3 @@ type fileScan struct {
 	cut         bool  // the file goes on after end with an incomplete record
 }
 
-var errNoReader = errors.New("no capture file reader")
