@@ -207,7 +207,8 @@ func (r *Ring) WritePacket(p *mirror.Packet) error {
 	}
 	now := r.now()
 	if r.full {
-		if now.Sub(r.lastTry) < retryEvery && now.After(r.lastTry) {
+		// A clock that went back also allows a retry.
+		if now.Sub(r.lastTry) < retryEvery && !now.Before(r.lastTry) {
 			r.drop(1)
 			return nil
 		}
