@@ -40,7 +40,7 @@ var ErrClosed = errors.New("ring is closed")
 // never rotates.
 type Options struct {
 	Format pcapfile.Format // pcapng by default
-	Prefix string // file name prefix, "vrsniff" by default
+	Prefix string          // file name prefix, "vrsniff" by default
 	// MaxSize rotates a file once it holds this many bytes (0: no limit).
 	MaxSize int64
 	// MaxDuration rotates a file after this long (0: no limit); with

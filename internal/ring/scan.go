@@ -175,4 +175,3 @@ type fileScan struct {
 	end         int64 // offset after the last complete record
 	cut         bool  // the file goes on after end with an incomplete record
 }
-
