@@ -222,6 +222,9 @@ func (g *Generator) juniper(c *Case, k Kind) {
 		size = min(size, limit)
 	case KindFragmented, KindFragMissing:
 		size = max(size, g.opts.MTU)
+		if t == inARP {
+			t = inIPv4UDP // ARP frames are too small to fragment
+		}
 	}
 	var frame []byte
 	if k == KindPadding {
