@@ -222,6 +222,9 @@ func (g *Generator) juniper(c *Case, k Kind) {
 		size = min(size, limit)
 	case KindFragmented, KindFragMissing:
 		size = max(size, g.opts.MTU)
+		if t == inARP {
+			t = inIPv4UDP // ARP frames are too small to fragment
+		}
 	}
 	var frame []byte
 	if k == KindPadding {
@@ -304,6 +307,9 @@ func (g *Generator) juniper(c *Case, k Kind) {
 
 var make16 [16]byte
 
+// unknownVN is the name the agent reports for a VN it does not know.
+var unknownVN = "__UNKNOWN__"
+
 func clearMeta(c *Case) {
 	c.SrcVN, c.DstVN, c.Host, c.Flags, c.Direction = nil, nil, nil, nil, mirror.DirUnknown
 }
@@ -314,7 +320,7 @@ func (g *Generator) badTLV(c *Case, o *outer) {
 	frame := g.innerFrame(g.pickInner(), min(g.pickSize(), 1000))
 	name := g.vn()
 	if len(*name) < 2 {
-		name = &g.vns[0]
+		name = &unknownVN
 	}
 	v := g.rng.IntN(6)
 	if v == 5 {

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// sampleArgs made testdata/sample.pcap and testdata/sample.truth.json:
+//
+//	vrsniff gen -seed 6 -count 170 -truth testdata/sample.truth.json testdata/sample.pcap
+var sampleArgs = []string{"-seed", "6", "-count", "170"}
+
+func TestGenSample(t *testing.T) {
+	dir := t.TempDir()
+	out, truth := filepath.Join(dir, "sample.pcap"), filepath.Join(dir, "sample.truth.json")
+	if rc := runGen(append(sampleArgs, "-truth", truth, out)); rc != exitOK {
+		t.Fatalf("exit code %d", rc)
+	}
+	for _, f := range []string{"sample.pcap", "sample.truth.json"} {
+		want, err := os.ReadFile(filepath.Join("..", "..", "testdata", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("regenerated %s differs from testdata/%s", f, f)
+		}
+	}
+}
+
+func TestGenFlags(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "x.pcapng")
+	if rc := runGen([]string{"-format", "pcapng", "-profile", "all", "-count", "300", "-malformed", "0.2", out}); rc != exitOK {
+		t.Fatalf("pcapng with mixed link types: exit code %d", rc)
+	}
+	if fi, err := os.Stat(out); err != nil || fi.Size() < 1000 {
+		t.Fatalf("output: %v", err)
+	}
+	for _, args := range [][]string{
+		{},
+		{"-format", "pcap", "-linktype", "mixed", out},
+		{"-format", "txt", out},
+		{"-profile", "nope", out},
+		{"-mix", "acl=x", out},
+		{"-port", "70000", out},
+		{"-mirror-vlan", "5000", out},
+		{"-snaplen", "10", out},
+		{"-linktype", "fddi", out},
+		{"-count", "-1", out},
+		{"-malformed", "3", out},
+	} {
+		if rc := runGen(args); rc != exitUsage {
+			t.Errorf("runGen(%q) = %d, want %d", args, rc, exitUsage)
+		}
+	}
+	if rc := runGen([]string{filepath.Join(dir, "missing", "x.pcap")}); rc != exitFailure {
+		t.Errorf("unwritable output: exit code %d, want %d", rc, exitFailure)
+	}
+}

@@ -1,0 +1,177 @@
+package ring
+
+import (
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vrsniff/vrsniff/internal/pipeline"
+)
+
+// parseName returns the sequence number of a file name of this ring,
+// "<prefix>_<seq>_<YYYYmmddHHMMSS>[_<slug>]<ext>", without ".part".
+func (r *Ring) parseName(name string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, r.o.Prefix+"_")
+	if !ok {
+		return 0, false
+	}
+	if rest, ok = strings.CutSuffix(rest, r.ext); !ok {
+		return 0, false
+	}
+	seqStr, rest, ok := strings.Cut(rest, "_")
+	if !ok || len(seqStr) < 5 {
+		return 0, false
+	}
+	seq, err := strconv.Atoi(seqStr)
+	if err != nil || seq < 0 {
+		return 0, false
+	}
+	stamp, slug, hasSlug := strings.Cut(rest, "_")
+	if _, err := time.Parse("20060102150405", stamp); err != nil || len(stamp) != 14 {
+		return 0, false
+	}
+	if hasSlug && (slug == "" || strings.ContainsAny(slug, "/\\")) {
+		return 0, false
+	}
+	return seq, true
+}
+
+// scan lists the files of an earlier run: closed files from their sidecars
+// (or rebuilt when a sidecar is missing or stale), ".part" files recovered.
+func (r *Ring) scan() error {
+	entries, err := os.ReadDir(r.dir)
+	if err != nil {
+		return fmt.Errorf("ring: %w", err)
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if !e.Type().IsRegular() || strings.HasPrefix(name, ".") {
+			continue
+		}
+		base, part := strings.CutSuffix(name, partSuffix)
+		seq, ok := r.parseName(base)
+		if !ok {
+			continue
+		}
+		r.seq = max(r.seq, seq)
+		var f *file
+		if part {
+			f, err = r.recover(base)
+		} else {
+			f, err = r.load(base)
+		}
+		if err != nil {
+			r.log.Warn("skipping capture file", "file", name, "err", err)
+			continue
+		}
+		if f != nil {
+			f.seq = seq
+			r.closed = append(r.closed, f)
+			r.closedBytes += f.info.Size
+		}
+	}
+	slices.SortFunc(r.closed, func(a, b *file) int { return a.seq - b.seq })
+	return nil
+}
+
+// load lists a closed file, from its sidecar when that matches the file.
+func (r *Ring) load(name string) (*file, error) {
+	path := filepath.Join(r.dir, name)
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if b, err := os.ReadFile(path + sidecarSuffix); err == nil {
+		var in Info
+		if json.Unmarshal(b, &in) == nil && in.Name == name && in.Size == st.Size() {
+			in.Open = false
+			return &file{info: in}, nil
+		}
+	}
+	in := r.rebuild(path, name, st)
+	if err := r.writeSidecar(&in); err != nil {
+		r.log.Debug("cannot write capture file info", "file", name, "err", err)
+	}
+	return &file{info: in}, nil
+}
+
+// recover turns a ".part" file left by a crash into a closed file: it is
+// cut back to its last complete block and renamed. A file without any
+// complete packet is removed.
+func (r *Ring) recover(name string) (*file, error) {
+	part := filepath.Join(r.dir, name+partSuffix)
+	final := filepath.Join(r.dir, name)
+	if _, err := os.Stat(final); err == nil {
+		return nil, fmt.Errorf("recover %s: %s exists too", part, name)
+	}
+	s, err := scanFile(part)
+	if s.cut {
+		// The crash cut the last record: the file ends at the one before.
+		if err := os.Truncate(part, s.end); err != nil {
+			return nil, fmt.Errorf("recover %s: %w", part, err)
+		}
+		err = nil
+	}
+	if (err == nil && s.packets == 0) || (!s.known && headerCut(err)) {
+		r.log.Info("removing empty capture file left by a crash", "file", name+partSuffix)
+		return nil, os.Remove(part)
+	}
+	if err != nil {
+		// Unreadable: keep it as it is, for someone to look at.
+		r.log.Warn("cannot read capture file left by a crash", "file", name+partSuffix, "err", err)
+	}
+	if err := os.Rename(part, final); err != nil {
+		return nil, fmt.Errorf("recover %s: %w", part, err)
+	}
+	r.log.Info("recovered capture file left by a crash", "file", name, "packets", s.packets)
+	return r.load(name)
+}
+
+// rebuild derives a file's Info from its content, or from its size and
+// modification time when it cannot be read.
+func (r *Ring) rebuild(path, name string, st fs.FileInfo) Info {
+	in := Info{Name: name, Size: st.Size(), Pairs: []pipeline.Pair{}}
+	s, err := scanFile(path)
+	if !s.known {
+		r.log.Debug("capture file listed from its size and time", "file", name, "err", err)
+		in.Last = st.ModTime()
+		return in
+	}
+	in.Packets, in.First, in.Last = s.packets, s.first, s.last
+	return in
+}
+
+// writeSidecar stores a closed file's Info next to it; a temporary name and
+// a rename keep a crash from leaving half a sidecar.
+func (r *Ring) writeSidecar(in *Info) error {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	tmp := filepath.Join(r.dir, "."+in.Name+sidecarSuffix+".tmp")
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write info of %s: %w", in.Name, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(r.dir, in.Name+sidecarSuffix)); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write info of %s: %w", in.Name, err)
+	}
+	return nil
+}
+
+// fileScan is what reading a capture file through tells.
+type fileScan struct {
+	known       bool // the file header could be read
+	packets     uint64
+	first, last time.Time
+	end         int64 // offset after the last complete record
+	cut         bool  // the file goes on after end with an incomplete record
+}
