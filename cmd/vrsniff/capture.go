@@ -1,11 +1,314 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"log/slog"
 	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/vrsniff/vrsniff/internal/capture"
+	"github.com/vrsniff/vrsniff/internal/filter"
+	"github.com/vrsniff/vrsniff/internal/mirror"
+	"github.com/vrsniff/vrsniff/internal/pcapfile"
+	"github.com/vrsniff/vrsniff/internal/pipeline"
+	"github.com/vrsniff/vrsniff/internal/ring"
+	"github.com/vrsniff/vrsniff/internal/server"
 )
 
+const captureUsage = `usage: vrsniff capture (-i IFACE | --listen ADDR | --read FILE) [--dir DIR] [--http ADDR] [flags]
+
+Captures vRouter mirror traffic, decodes it, keeps it in rotating capture
+files and serves them (list, download, live stream, metrics) over HTTP.
+
+  -i IFACE       AF_PACKET on the sniffer's interface; no IP address needed
+  --listen ADDR  a UDP socket, where the analyzer IP is local (e.g. :8099)
+  --read FILE    replay a capture file (--realtime to keep its pace)
+
+Every flag can also be set in a YAML file given with --config, with the flag
+names as keys. SIGHUP rotates the files; SIGINT/SIGTERM close them cleanly.
+
+flags:
+`
+
 func runCapture(args []string) int {
-	fmt.Fprintln(os.Stderr, "vrsniff capture: not built yet")
-	return exitFailure
+	fs := flag.NewFlagSet("capture", flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(os.Stderr, captureUsage); fs.PrintDefaults() }
+	var (
+		dec         decoderFlags
+		flt         filterFlags
+		rotateSize  sizeFlag
+		maxBytes    sizeFlag
+		iface       = fs.String("i", "", "capture on `interface` with AF_PACKET")
+		listen      = fs.String("listen", "", "receive mirror datagrams on the UDP socket `addr:port`")
+		read        = fs.String("read", "", "replay the capture `file`")
+		realtime    = fs.Bool("realtime", false, "with --read: replay at the pace of the timestamps")
+		linger      = fs.Bool("linger", false, "with --read: keep serving after the file ends, until signalled")
+		dir         = fs.String("dir", "", "write rotating capture files into `directory` (none if empty)")
+		format      = fs.String("format", "pcapng", "file `format`: pcapng or pcap")
+		rotateEvery = fs.Duration("rotate-every", 0, "start a new file after this `duration` (0: never)")
+		align       = fs.Bool("align", true, "align --rotate-every to the wall clock")
+		maxFiles    = fs.Int("max-files", 0, "keep at most `N` closed files (0: no limit)")
+		splitBy     = fs.String("split-by", "", "`vn`: one file set per VN pair")
+		keepRejects = fs.Bool("keep-rejects", false, "keep packets that fail to decode, as captured, in DIR/rejects")
+		httpAddr    = fs.String("http", "", "serve the HTTP API on `addr` (e.g. 127.0.0.1:8080)")
+		tokenFile   = fs.String("token-file", "", "bearer token `file` required by the HTTP API")
+		tlsCert     = fs.String("tls-cert", "", "TLS certificate `file` for the HTTP API")
+		tlsKey      = fs.String("tls-key", "", "TLS key `file` for the HTTP API")
+		snaplen     = fs.Int("snaplen", 0, "bytes kept of each captured packet (0: 262144)")
+		promisc     = fs.Bool("promisc", true, "put the interface into promiscuous mode")
+		fanout      = fs.Uint("fanout", 0, "AF_PACKET fanout group `id` (0: none)")
+		ringMB      = fs.Int("ring-mb", 64, "AF_PACKET ring size in `MiB`")
+		statsEvery  = fs.Duration("stats-every", time.Minute, "log the counters this often (0: never)")
+		logLevel    = fs.String("log-level", "info", "log `level`: debug, info, warn, error")
+		logFormat   = fs.String("log-format", "text", "log `format`: text or json")
+		_           = fs.String("config", "", "read flags from this YAML `file`")
+	)
+	rotateSize = 100 << 20
+	fs.Var(&rotateSize, "rotate-size", "start a new file at this `size` (e.g. 100M; 0: never)")
+	fs.Var(&maxBytes, "max-bytes", "keep at most this `size` of closed files (e.g. 10G; 0: no limit)")
+	dec.register(fs)
+	flt.register(fs)
+	if path := configArg(args); path != "" {
+		if err := applyConfig(fs, path); err != nil {
+			return usageErr("capture", err.Error())
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		return usageErr("capture", fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
+	}
+	log, err := newLogger(*logLevel, *logFormat)
+	if err != nil {
+		return usageErr("capture", err.Error())
+	}
+	nsrc := 0
+	for _, s := range []string{*iface, *listen, *read} {
+		if s != "" {
+			nsrc++
+		}
+	}
+	if nsrc != 1 {
+		return usageErr("capture", "give exactly one of -i, --listen and --read")
+	}
+	cfg, err := dec.config()
+	if err != nil {
+		return usageErr("capture", err.Error())
+	}
+	flt2, err := filter.New(flt.o)
+	if err != nil {
+		return usageErr("capture", err.Error())
+	}
+	ff, err := pcapfile.ParseFormat(*format)
+	if err != nil || (ff != pcapfile.FormatPcapNG && ff != pcapfile.FormatPcap) {
+		return usageErr("capture", fmt.Sprintf("--format %q: want pcapng or pcap", *format))
+	}
+	if *splitBy != "" && *splitBy != "vn" {
+		return usageErr("capture", fmt.Sprintf("--split-by %q: only vn is supported", *splitBy))
+	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return usageErr("capture", "--tls-cert and --tls-key go together")
+	}
+	token := ""
+	if *tokenFile != "" {
+		b, err := os.ReadFile(*tokenFile)
+		if err != nil {
+			return fail("capture", err)
+		}
+		if token = strings.TrimSpace(string(b)); token == "" {
+			return fail("capture", fmt.Errorf("%s: empty token", *tokenFile))
+		}
+	}
+	if *httpAddr != "" {
+		if err := server.CheckListen(*httpAddr, token != ""); err != nil {
+			return usageErr("capture", err.Error())
+		}
+	}
+
+	// Source.
+	so := capture.Options{
+		Ports: cfg.Ports, VXLANPorts: cfg.VXLANPorts, MirrorVLAN: cfg.MirrorVLAN,
+		SnapLen: *snaplen, Promisc: *promisc, Fanout: uint16(*fanout),
+		RingBlockSize: 1 << 20, RingBlocks: max(*ringMB, 4),
+	}
+	var src capture.Source
+	switch {
+	case *iface != "":
+		src, err = capture.OpenAFPacket(*iface, so)
+	case *listen != "":
+		src, err = capture.ListenUDP(*listen, so)
+	default:
+		src, err = capture.OpenFile(*read, *realtime)
+	}
+	if err != nil {
+		return fail("capture", err)
+	}
+
+	// Sinks.
+	stats := &pipeline.Stats{}
+	var sinks []pipeline.Sink
+	var store ring.Store
+	var files, rejects *ring.Ring
+	if *dir != "" {
+		ro := ring.Options{
+			Format: ff, MaxSize: int64(rotateSize), MaxDuration: *rotateEvery, AlignClock: *align,
+			MaxFiles: *maxFiles, MaxBytes: int64(maxBytes), SplitByVN: *splitBy == "vn", Logger: log,
+		}
+		if files, err = ring.New(*dir, ro); err != nil {
+			src.Close()
+			return fail("capture", err)
+		}
+		store = files
+		sinks = append(sinks, files)
+		if *keepRejects {
+			ro.Format, ro.SplitByVN, ro.Prefix = pcapfile.FormatRaw, false, "rejects"
+			if rejects, err = ring.New(filepath.Join(*dir, "rejects"), ro); err != nil {
+				src.Close()
+				return fail("capture", err)
+			}
+		}
+	}
+	srv, err := server.New(server.Options{
+		Store: store, Stats: stats, Token: token, Logger: log,
+		Source: func() server.SourceStats {
+			s := src.Stats()
+			return server.SourceStats{Received: s.Received, KernelDrops: s.Dropped}
+		},
+	})
+	if err != nil {
+		src.Close()
+		return fail("capture", err)
+	}
+	sinks = append(sinks, srv.Hub())
+
+	var sinkErrs sync.Map // error text -> logged once
+	pl := &pipeline.Pipeline{
+		Source: src, Decoder: mirror.NewDecoder(cfg), Filter: flt2, Sinks: sinks, Stats: stats,
+		// A capture never stops for a sink: count, log each kind once.
+		SinkError: func(err error) error {
+			if _, seen := sinkErrs.LoadOrStore(err.Error(), true); !seen {
+				log.Warn("write failed; counting further failures silently", "err", err)
+			}
+			return nil
+		},
+	}
+	if rejects != nil {
+		pl.Rejects = rejects
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	httpDone := make(chan error, 1)
+	httpCtx, httpCancel := context.WithCancel(context.Background())
+	defer httpCancel()
+	if *httpAddr != "" {
+		go func() { httpDone <- srv.ListenAndServe(httpCtx, *httpAddr, *tlsCert, *tlsKey) }()
+	} else {
+		httpDone <- nil
+	}
+
+	log.Info("capturing", "interface", *iface, "listen", *listen, "read", *read, "dir", *dir, "http", *httpAddr,
+		"ports", dec.ports.String(), "vxlan_ports", dec.vxlan.String(), "mirror_vlan", cfg.MirrorVLAN)
+	runDone := make(chan error, 1)
+	go func() { runDone <- pl.Run(ctx) }()
+
+	var tick <-chan time.Time
+	if *statsEvery > 0 {
+		t := time.NewTicker(*statsEvery)
+		defer t.Stop()
+		tick = t.C
+	}
+	var runErr error
+	sourceEnded := false
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			src.Close()
+			if !sourceEnded {
+				runErr = <-runDone
+			}
+			break loop
+		case runErr = <-runDone:
+			sourceEnded = true
+			if errors.Is(runErr, capture.ErrClosed) {
+				runErr = nil
+			}
+			log.Info("source ended", "err", runErr)
+			if runErr != nil || !*linger || *read == "" {
+				break loop
+			}
+		case <-hup:
+			if files != nil {
+				if err := files.Rotate(); err != nil {
+					log.Warn("rotate", "err", err)
+				} else {
+					log.Info("rotated on SIGHUP")
+				}
+			}
+		case <-tick:
+			logStats(log, stats, src.Stats(), srv.Hub())
+		case err := <-httpDone:
+			if err != nil {
+				log.Error("http server", "err", err)
+				src.Close()
+				runErr = errors.Join(err, <-runDone)
+				break loop
+			}
+			httpDone = nil
+		}
+	}
+	if errors.Is(runErr, capture.ErrClosed) {
+		runErr = nil
+	}
+	src.Close()
+	httpCancel()
+	var closeErr error
+	if files != nil {
+		closeErr = files.Close()
+	}
+	if rejects != nil {
+		closeErr = errors.Join(closeErr, rejects.Close())
+	}
+	logStats(log, stats, src.Stats(), srv.Hub())
+	if err := errors.Join(runErr, closeErr); err != nil {
+		log.Error("capture ended", "err", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+func logStats(log *slog.Logger, s *pipeline.Stats, ss capture.Stats, hub *server.Hub) {
+	sum := s.Summary()
+	log.Info("counters", "read", sum.Read, "kernel_dropped", ss.Dropped, "written", sum.Written,
+		"filtered", sum.Filtered, "malformed", sum.TotalMalformed(), "vn_pairs", len(sum.Pairs),
+		"stream_clients", hub.Clients(), "stream_dropped", hub.Dropped())
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", level, err)
+	}
+	o := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, o)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, o)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }
