@@ -11,15 +11,8 @@ import (
 	"errors"
 	"time"
 
-	"github.com/gopacket/gopacket/layers"
-
 	"github.com/vrsniff/vrsniff/internal/mirror"
 )
-
-// LinkTypeJuniperVN is LINKTYPE_JUNIPER_VN: a record holding the vRouter's
-// metadata TLVs followed by the Ethernet frame, which is exactly the payload
-// of a Juniper-header mirror datagram. Wireshark decodes it natively.
-const LinkTypeJuniperVN layers.LinkType = 184
 
 // ErrClosed is returned by Next once the source has been closed.
 var ErrClosed = errors.New("capture: source closed")
@@ -53,8 +46,6 @@ type Stats struct {
 
 // Defaults used for zero Options fields.
 const (
-	DefaultPort          = 8099
-	DefaultVXLANPort     = 4789
 	DefaultSnapLen       = 262144
 	DefaultRingBlockSize = 1 << 20
 	DefaultRingBlocks    = 64
@@ -99,10 +90,10 @@ type Options struct {
 
 func (o Options) withDefaults() Options {
 	if len(o.Ports) == 0 {
-		o.Ports = []uint16{DefaultPort}
+		o.Ports = []uint16{mirror.DefaultPort}
 	}
 	if len(o.VXLANPorts) == 0 {
-		o.VXLANPorts = []uint16{DefaultVXLANPort}
+		o.VXLANPorts = []uint16{mirror.DefaultVXLANPort}
 	}
 	if o.SnapLen <= 0 {
 		o.SnapLen = DefaultSnapLen

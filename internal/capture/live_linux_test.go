@@ -204,7 +204,7 @@ func TestUDPSource(t *testing.T) {
 		if err := src.Next(&p); err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(p.Data, want) || p.WireLen != len(want) || p.LinkType != LinkTypeJuniperVN {
+		if !bytes.Equal(p.Data, want) || p.WireLen != len(want) || p.LinkType != mirror.LinkTypeJuniperVN {
 			t.Fatalf("datagram %d: got %d bytes (wire %d, link type %d), want %d bytes", i, len(p.Data), p.WireLen, p.LinkType, len(want))
 		}
 		if p.Timestamp.Before(before.Add(-time.Second)) || p.Timestamp.After(time.Now()) {

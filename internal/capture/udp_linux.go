@@ -43,7 +43,7 @@ type udpSource struct {
 // ListenUDP receives Juniper-header mirror datagrams sent to addr
 // ("host:port", e.g. "[::]:8099" or "10.0.0.5:8099"). Each packet is a
 // datagram's payload, metadata TLVs then the Ethernet frame, with link
-// type LinkTypeJuniperVN. Datagrams longer than o.SnapLen are cut, with
+// type mirror.LinkTypeJuniperVN. Datagrams longer than o.SnapLen are cut, with
 // WireLen telling their full length. Only o.SnapLen, o.ReadBuffer and
 // o.Batch apply.
 func ListenUDP(addr string, o Options) (Source, error) {
@@ -149,7 +149,7 @@ func (s *udpSource) Next(p *mirror.Packet) error {
 	n := int(h.Len)
 	p.Data = s.bufs[i][:min(n, len(s.bufs[i]))]
 	p.WireLen = n
-	p.LinkType = LinkTypeJuniperVN
+	p.LinkType = mirror.LinkTypeJuniperVN
 	p.Interface = 0
 	p.Timestamp = s.parseControl(s.control[i*controlSize : i*controlSize+int(h.Hdr.Controllen)])
 	s.recv.Add(1)

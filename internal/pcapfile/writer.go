@@ -49,10 +49,6 @@ func ParseFormat(s string) (Format, error) {
 	return 0, fmt.Errorf("unknown output format %q (want pcapng, pcap, juniper-vn or raw)", s)
 }
 
-// LinkTypeJuniperVN is the link type Wireshark maps to its juniper-vn
-// encapsulation: vRouter metadata TLVs, then an Ethernet frame.
-const LinkTypeJuniperVN layers.LinkType = 184
-
 // ErrLinkType is returned by WritePacket for a pass-through packet whose link
 // type cannot go into a classic pcap file of link type Ethernet. Nothing is
 // written; the Writer remains usable.
@@ -140,7 +136,7 @@ func (w *Writer) writeHeader() {
 		w.writeIDB(layers.LinkTypeEthernet)
 	case FormatJuniperVN:
 		w.writeSHB()
-		w.writeIDB(LinkTypeJuniperVN)
+		w.writeIDB(mirror.LinkTypeJuniperVN)
 	case FormatRaw:
 		// Interfaces are described as link types turn up.
 		w.writeSHB()

@@ -61,7 +61,7 @@ func expected(p *mirror.Packet, f Format) (data []byte, wire int, link layers.Li
 		if p.Mode != mirror.ModeJuniper || len(tlv) == 0 {
 			tlv = []byte{0xff, 0}
 		}
-		return append(append([]byte{}, tlv...), p.Frame...), len(tlv) + max(p.FrameLen, len(p.Frame)), LinkTypeJuniperVN
+		return append(append([]byte{}, tlv...), p.Frame...), len(tlv) + max(p.FrameLen, len(p.Frame)), mirror.LinkTypeJuniperVN
 	}
 	return p.Frame, max(p.FrameLen, len(p.Frame)), layers.LinkTypeEthernet
 }
