@@ -387,7 +387,7 @@ func TestReassemblyGivesUpAndReturnsEverything(t *testing.T) {
 
 	// Overlap with different bounds gives the datagram up at once.
 	bad := append([]byte(nil), frags[0]...)
-	binary.BigEndian.PutUint16(bad[20:], 0x2000|uint16(8/8))
+	binary.BigEndian.PutUint16(bad[20:], 0x2000|1) // offset 8: overlaps the first
 	d.Decode(&Packet{LinkType: layers.LinkTypeEthernet, Data: frags[0], WireLen: len(frags[0])})
 	d.Decode(&Packet{LinkType: layers.LinkTypeEthernet, Data: bad, WireLen: len(bad)})
 	got = nil

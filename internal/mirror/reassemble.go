@@ -39,12 +39,11 @@ type fragKey struct {
 type span struct{ from, to int }
 
 type rawFrag struct {
-	ts       time.Time
-	lt       layers.LinkType
-	off, n   int
-	wire     int
-	iface    int
-	fragment int
+	ts     time.Time
+	lt     layers.LinkType
+	off, n int
+	wire   int
+	iface  int
 }
 
 type datagram struct {
