@@ -451,7 +451,11 @@ func (p *Packet) inner(off, capEnd, end int) Status {
 		p.Mode = ModeNone
 		return p.fail(ErrInnerFrame, off)
 	}
-	p.Frame = p.Data[off:max(off, capEnd)]
+	if capEnd-off < 14 {
+		p.Mode = ModeNone
+		return p.fail(ErrTruncated, off) // not even the inner Ethernet header
+	}
+	p.Frame = p.Data[off:capEnd]
 	p.FrameLen = end - off
 	p.Truncated = len(p.Frame) < p.FrameLen
 	// Old DPDK vRouters labelled inner IPv6 as IPv4: trust the version.

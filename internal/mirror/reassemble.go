@@ -96,10 +96,9 @@ func (r *reassembler) init(c ReassemblyConfig) {
 // total is the IP packet's length from l3.
 func (r *reassembler) add(d *Decoder, p *Packet, l3, hdr, nhOff, total int) Status {
 	data := p.Data
-	if len(data) < l3+total {
-		// A cut fragment cannot complete a datagram; the rest of it will
-		// time out and be handed back.
-		return p.fail(ErrTruncated, l3)
+	cut := len(data) < l3+total
+	if cut {
+		total = len(data) - l3
 	}
 	var (
 		k         fragKey
@@ -124,9 +123,12 @@ func (r *reassembler) add(d *Decoder, p *Packet, l3, hdr, nhOff, total int) Stat
 		off, more, from = int(fo&^7), fo&1 != 0, hdr+8
 		k.id, k.proto = binary.BigEndian.Uint32(fh[4:]), nextHdr
 	}
+	if total < from {
+		return p.fail(ErrTruncated, l3)
+	}
 	frag := ip[from:total]
 	n := len(frag)
-	if (more && n%8 != 0) || n == 0 || off+n > 65535 {
+	if !cut && ((more && n%8 != 0) || n == 0 || off+n > 65535) {
 		return p.fail(ErrIP, l3)
 	}
 
@@ -137,6 +139,13 @@ func (r *reassembler) add(d *Decoder, p *Packet, l3, hdr, nhOff, total int) Stat
 		dg.key, dg.start, dg.seq = k, p.Timestamp, r.seq
 		r.seq++
 		r.pending[k] = dg
+	}
+	if cut {
+		// The snap length cut this fragment: the datagram can never be
+		// whole. Give it up with every fragment, this one included.
+		r.keepRaw(dg, p)
+		r.fail(dg)
+		return Held
 	}
 	for _, s := range dg.got {
 		if off < s.to && s.from < off+n {
