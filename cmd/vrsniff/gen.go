@@ -125,9 +125,9 @@ func runGen(args []string) int {
 		w = file
 	}
 	var tw io.Writer
+	var tf *os.File
 	if *truth != "" {
-		tf, err := os.Create(*truth)
-		if err != nil {
+		if tf, err = os.Create(*truth); err != nil {
 			fmt.Fprintf(os.Stderr, "vrsniff gen: %v\n", err)
 			return exitFailure
 		}
@@ -137,6 +137,9 @@ func runGen(args []string) int {
 	st, err := gen.Write(w, tw, g, *count, f)
 	if err == nil && file != nil {
 		err = file.Close()
+	}
+	if err == nil && tf != nil {
+		err = tf.Close()
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "vrsniff gen: %s: %v\n", out, err)

@@ -191,9 +191,9 @@ func (g *Generator) juniper(c *Case, k Kind) {
 	case KindACL, KindFragMissing:
 		b = g.tlvACL(b, c, g.vn(), g.vn())
 	case KindSeed114:
-		p := g.seedNames[0]
+		p := &g.seedNames[0]
 		if g.opts.VarySeedNames {
-			p = g.seedNames[g.rng.IntN(len(g.seedNames))]
+			p = &g.seedNames[g.rng.IntN(len(g.seedNames))]
 		}
 		b = g.tlvACL(b, c, &p[0], &p[1])
 	case KindPort:

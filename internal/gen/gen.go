@@ -8,6 +8,15 @@
 // (Juniper-header UDP datagrams with metadata TLVs, legacy record headers,
 // static next-hop VXLAN, NIC-assisted VLAN) and the malformed variants a
 // decoder must reject. Output is deterministic for a given seed and options.
+//
+// Expectations follow the decoder's rules: the Juniper payload ends where
+// the UDP length says (Ethernet padding excluded); a record cut by the snap
+// length inside the inner frame decodes with Truncated set when at least the
+// inner Ethernet header was captured, and fails with "truncated" otherwise;
+// a fragmented datagram with a missing or cut fragment fails with
+// "fragment-incomplete". Malformed cases are built to fail for their own
+// reason with the default snap length; a snap length that cuts them may turn
+// that into "truncated".
 package gen
 
 import (
@@ -91,7 +100,10 @@ func ParseKind(s string) (Kind, error) {
 	return 0, fmt.Errorf("unknown case kind %q (known: %s)", s, strings.Join(kindNames[:], ", "))
 }
 
-// Mix weighs the kinds a generator picks from.
+// Mix weighs the kinds a generator picks from. Kinds the options rule out
+// (NIC-assisted VLAN, padding and seed114 need Ethernet; an unsupported
+// link-type record needs mixed link types; fragments need MaxFrame >= MTU)
+// are left out.
 type Mix map[Kind]int
 
 // ParseMix parses "acl=3,port=1,vxlan=1".

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gopacket/gopacket/layers"
 )
@@ -230,6 +231,48 @@ func TestTsharkOther(t *testing.T) {
 		}
 		if row[2] != strconv.Itoa(c.FrameLen) || !bytes.Equal(c.Frame, c.Packets[0].Data) {
 			t.Errorf("case %d: frame is not the whole packet", c.Index)
+		}
+	}
+}
+
+// Timestamps survive each format at its resolution.
+func TestTsharkTimestamps(t *testing.T) {
+	for _, tc := range []struct {
+		f   Format
+		res time.Duration
+	}{{FormatPcap, time.Microsecond}, {FormatPcapNanos, 1}, {FormatPcapNG, 1}} {
+		g, err := New(Options{Seed: 8, Mix: Mix{KindACL: 1}, LinkType: layers.LinkTypeEthernet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		w, err := NewWriter(&buf, tc.f, g.opts.Snaplen, layers.LinkTypeEthernet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		for range 50 {
+			c := g.Next()
+			if err := w.WriteCase(c); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range c.Packets {
+				ts := p.Timestamp.Truncate(tc.res)
+				want = append(want, fmt.Sprintf("%d.%09d", ts.Unix(), ts.Nanosecond()))
+			}
+		}
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		name := filepath.Join(t.TempDir(), "ts")
+		if err := os.WriteFile(name, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		rows := tshark(t, name, nil, "frame.time_epoch")
+		for i, ts := range want {
+			if got := rows[i+1][0]; got != ts {
+				t.Fatalf("%s record %d: tshark time %s, want %s", tc.f, i+1, got, ts)
+			}
 		}
 	}
 }
