@@ -85,12 +85,12 @@ func TestVersion(t *testing.T) {
 
 func TestParseErrorBody(t *testing.T) {
 	for in, want := range map[string]string{
-		"Bad property udp_port\n":  "Bad property udp_port",
+		"Bad property udp_port\n": "Bad property udp_port",
 		`{"error": {"message": "The request you have made requires authentication.", "code": 401}}`: "The request you have made requires authentication.",
-		`{"message": "quota"}`:     "quota",
-		"line1\r\n\tline2\x00":     "line1 line2",
+		`{"message": "quota"}`:    "quota",
+		"line1\r\n\tline2\x00":    "line1 line2",
 		strings.Repeat("x", 1000): strings.Repeat("x", maxMessage) + "...",
-		"":                         "",
+		"":                        "",
 	} {
 		if got := ParseErrorBody([]byte(in)); got != want {
 			t.Errorf("ParseErrorBody(%q) = %q, want %q", in, got, want)
