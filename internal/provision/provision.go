@@ -150,7 +150,7 @@ func (p *Provisioner) createPolicy(ctx context.Context, s *Spec) (Result, error)
 	steps = append(steps, step{
 		desc: "create network-policy " + colon(s.policyFQ()),
 		do: func(ctx context.Context) error {
-			_, err := api.Create(ctx, "network-policy", struct {
+			return p.create(ctx, s, "network-policy", s.policyFQ(), struct {
 				contrail.Common
 				Entries contrail.PolicyEntriesType `json:"network_policy_entries"`
 			}{
@@ -158,7 +158,6 @@ func (p *Provisioner) createPolicy(ctx context.Context, s *Spec) (Result, error)
 					DisplayName: s.objName()},
 				Entries: contrail.PolicyEntriesType{PolicyRule: []contrail.PolicyRuleType{s.rule()}},
 			})
-			return err
 		},
 		undo: func(ctx context.Context) error { return p.deleteByFQ(ctx, "network-policy", s.policyFQ()) },
 	}, attach)
@@ -167,6 +166,28 @@ func (p *Provisioner) createPolicy(ctx context.Context, s *Spec) (Result, error)
 	}
 	res.Created = true
 	return res, nil
+}
+
+// create posts a new object of the mirror. If the name is taken by an
+// object of this very mirror — a create retried after a lost answer, or
+// left behind by an interrupted run — that object is adopted.
+func (p *Provisioner) create(ctx context.Context, s *Spec, typ string, fq []string, obj any) error {
+	_, err := p.API.Create(ctx, typ, obj)
+	if !errors.Is(err, contrail.ErrExists) {
+		return err
+	}
+	var old contrail.Common
+	if _, rerr := p.API.ReadByFQName(ctx, typ, fq, &old); rerr != nil {
+		return err
+	}
+	if n, _ := old.Annotations.Get(KeyMirror); n != s.Name {
+		return err
+	}
+	if d, _ := old.Annotations.Get(KeySpec); d != s.digest() {
+		return err
+	}
+	p.log().Info("adopting existing object of this mirror", "type", typ, "fq_name", colon(fq))
+	return nil
 }
 
 func (p *Provisioner) deleteByFQ(ctx context.Context, typ string, fq []string) error {
@@ -180,12 +201,11 @@ func (p *Provisioner) deleteByFQ(ctx context.Context, typ string, fq []string) e
 // serviceSteps creates the analyzer service template (v2), the service
 // instance and its port tuple, and links the sniffer's port if given.
 func (p *Provisioner) serviceSteps(s *Spec) []step {
-	api := p.API
 	ann := s.annotations(s.VN)
 	steps := []step{{
 		desc: "create service-template " + colon(s.stFQ()),
 		do: func(ctx context.Context) error {
-			_, err := api.Create(ctx, "service-template", struct {
+			return p.create(ctx, s, "service-template", s.stFQ(), struct {
 				contrail.Common
 				Props contrail.ServiceTemplateType `json:"service_template_properties"`
 			}{
@@ -194,13 +214,12 @@ func (p *Provisioner) serviceSteps(s *Spec) []step {
 					ServiceVirtualizationType: "virtual-machine",
 					InterfaceType:             []contrail.ServiceTemplateInterfaceType{{ServiceInterfaceType: "left"}}},
 			})
-			return err
 		},
 		undo: func(ctx context.Context) error { return p.deleteByFQ(ctx, "service-template", s.stFQ()) },
 	}, {
 		desc: "create service-instance " + colon(s.siFQ()),
 		do: func(ctx context.Context) error {
-			_, err := api.Create(ctx, "service-instance", struct {
+			return p.create(ctx, s, "service-instance", s.siFQ(), struct {
 				contrail.Common
 				Props  contrail.ServiceInstanceType `json:"service_instance_properties"`
 				STRefs []contrail.Ref               `json:"service_template_refs"`
@@ -210,14 +229,12 @@ func (p *Provisioner) serviceSteps(s *Spec) []step {
 					InterfaceList: []contrail.ServiceInstanceInterfaceType{{VirtualNetwork: s.AnalyzerVN}}},
 				STRefs: []contrail.Ref{{To: s.stFQ()}},
 			})
-			return err
 		},
 		undo: func(ctx context.Context) error { return p.deleteByFQ(ctx, "service-instance", s.siFQ()) },
 	}, {
 		desc: "create port-tuple " + colon(s.tupleFQ()),
 		do: func(ctx context.Context) error {
-			_, err := api.Create(ctx, "port-tuple", contrail.Common{FQName: s.tupleFQ(), ParentType: "service-instance", Annotations: ann})
-			return err
+			return p.create(ctx, s, "port-tuple", s.tupleFQ(), contrail.Common{FQName: s.tupleFQ(), ParentType: "service-instance", Annotations: ann})
 		},
 		undo: func(ctx context.Context) error { return p.deleteByFQ(ctx, "port-tuple", s.tupleFQ()) },
 	}}

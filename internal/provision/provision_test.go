@@ -483,3 +483,48 @@ func TestSpecCheck(t *testing.T) {
 		}
 	}
 }
+
+func TestTokenExpiresMidCreate(t *testing.T) {
+	e := newEnv(t, fakeapi.Options{})
+	s := siSpec("mid")
+	s.SnifferPort = e.sniff
+	e.fake.ExpireTokensAfter(4) // after the lookups, before the writes are done
+	if _, err := e.p.Create(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.fake.TokensIssued(); n != 2 {
+		t.Errorf("tokens issued = %d, want 2", n)
+	}
+}
+
+// A create whose answer is lost (the server created the object, then the
+// gateway timed out) is retried; the retry's 409 must not fail the mirror.
+func TestRetriedCreateAdoptsItsObject(t *testing.T) {
+	e := newEnv(t, fakeapi.Options{})
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := httptest.NewRecorder()
+		e.fake.ServeHTTP(rec, r)
+		if r.Method == "POST" && r.URL.Path == "/network-policys" && rec.Code == 200 {
+			http.Error(w, "gateway timeout", http.StatusGatewayTimeout)
+			return
+		}
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+	}))
+	defer proxy.Close()
+	api, err := contrail.New(contrail.Config{Endpoint: proxy.URL, Retries: 2, Backoff: time.Millisecond,
+		Auth: &contrail.Keystone{Creds: contrail.Credentials{AuthURL: proxy.URL, Username: "admin", Password: password, ProjectName: "admin"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Provisioner{API: api}
+	if _, err := p.Create(context.Background(), policySpec("lost")); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.vnPolicyOrder(t); len(got) != 3 {
+		t.Errorf("VN policies = %v", got)
+	}
+}

@@ -46,6 +46,7 @@ type Server struct {
 	tokens  map[string]bool
 	history []string
 	fail    func(method, path string) int
+	expireN int
 	log     []string
 	nextID  int
 	issued  int
@@ -172,6 +173,15 @@ func (s *Server) ExpireTokens() {
 	clear(s.tokens)
 }
 
+// ExpireTokensAfter makes every issued token invalid once n more API
+// requests have been served: a token that times out in the middle of a
+// run.
+func (s *Server) ExpireTokensAfter(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expireN = n
+}
+
 // TokensIssued returns how many tokens Keystone handed out.
 func (s *Server) TokensIssued() int {
 	s.mu.Lock()
@@ -234,6 +244,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if st := s.fail(r.Method, r.URL.Path); st != 0 {
 			http.Error(w, "injected failure", st)
 			return
+		}
+	}
+	if s.expireN > 0 {
+		if s.expireN--; s.expireN == 0 {
+			clear(s.tokens)
 		}
 	}
 	if s.opts.Keystone && !s.tokens[r.Header.Get("X-Auth-Token")] {
