@@ -185,6 +185,24 @@ func (c *Client) ReadByFQName(ctx context.Context, typ string, fqName []string, 
 	return id, c.Read(ctx, typ, id, out)
 }
 
+// UpdateByFQName resolves fqName and updates the object (see Update).
+func (c *Client) UpdateByFQName(ctx context.Context, typ string, fqName []string, fields any) error {
+	id, err := c.FQNameToID(ctx, typ, fqName)
+	if err != nil {
+		return err
+	}
+	return c.Update(ctx, typ, id, fields)
+}
+
+// DeleteByFQName resolves fqName and deletes the object (see Delete).
+func (c *Client) DeleteByFQName(ctx context.Context, typ string, fqName []string) error {
+	id, err := c.FQNameToID(ctx, typ, fqName)
+	if err != nil {
+		return err
+	}
+	return c.Delete(ctx, typ, id)
+}
+
 // List returns the content of every object of type typ, with all fields
 // (detail=True); parentUUID, when set, limits the list to one parent's
 // children.

@@ -78,7 +78,13 @@ func TestCRUD(t *testing.T) {
 			if _, err := c.Create(ctx, "virtual-network", map[string]any{"fq_name": fq, "parent_type": "project"}); !errors.Is(err, contrail.ErrExists) {
 				t.Errorf("duplicate create: %v, want ErrExists", err)
 			}
-			if err := c.Delete(ctx, "virtual-network", id); err != nil {
+			if err := c.UpdateByFQName(ctx, "virtual-network", fq, map[string]any{"display_name": "three"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Read(ctx, "virtual-network", id, &vn); err != nil || vn.DisplayName != "three" {
+				t.Fatalf("after update by fq_name: %+v, %v", vn, err)
+			}
+			if err := c.DeleteByFQName(ctx, "virtual-network", fq); err != nil {
 				t.Fatal(err)
 			}
 			if err := c.Read(ctx, "virtual-network", id, &vn); !errors.Is(err, contrail.ErrNotFound) {

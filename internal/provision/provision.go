@@ -191,11 +191,7 @@ func (p *Provisioner) create(ctx context.Context, s *Spec, typ string, fq []stri
 }
 
 func (p *Provisioner) deleteByFQ(ctx context.Context, typ string, fq []string) error {
-	id, err := p.API.FQNameToID(ctx, typ, fq)
-	if err != nil {
-		return ignoreMissing(err, contrail.IsNotFound)
-	}
-	return ignoreMissing(p.API.Delete(ctx, typ, id), contrail.IsNotFound)
+	return ignoreMissing(p.API.DeleteByFQName(ctx, typ, fq), contrail.IsNotFound)
 }
 
 // serviceSteps creates the analyzer service template (v2), the service
