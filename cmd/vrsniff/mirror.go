@@ -1,11 +1,357 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vrsniff/vrsniff/internal/contrail"
+	"github.com/vrsniff/vrsniff/internal/heat"
+	"github.com/vrsniff/vrsniff/internal/provision"
 )
 
+const mirrorUsage = `usage: vrsniff mirror <create|list|delete|heat> [flags]
+
+  create   set a mirror up (--vn, --port/--vm, or --service-instance)
+  list     show the mirrors vrsniff created and their state
+  delete   remove a mirror and restore what it changed: vrsniff mirror delete NAME
+  heat     write a Heat (HOT) template for the same setup plus the sniffer VM
+
+Run "vrsniff mirror <sub-command> -h" for its flags.
+`
+
 func runMirror(args []string) int {
-	fmt.Fprintln(os.Stderr, "vrsniff mirror: not built yet")
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, mirrorUsage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "create":
+		return mirrorCreate(args[1:])
+	case "list":
+		return mirrorList(args[1:])
+	case "delete":
+		return mirrorDelete(args[1:])
+	case "heat":
+		return mirrorHeat(args[1:])
+	case "-h", "--help", "help":
+		fmt.Fprint(os.Stdout, mirrorUsage)
+		return exitOK
+	}
+	fmt.Fprintf(os.Stderr, "vrsniff mirror: unknown sub-command %q\n%s", args[0], mirrorUsage)
+	return exitUsage
+}
+
+// apiFlags are the connection flags every API sub-command takes.
+type apiFlags struct {
+	endpoint string
+	cloud    string
+	noAuth   bool
+	caFile   string
+	insecure bool
+	timeout  time.Duration
+	project  string
+	dryRun   bool
+	verbose  bool
+}
+
+func (a *apiFlags) register(fs *flag.FlagSet, dryRun bool) {
+	def := os.Getenv("CONTRAIL_API")
+	if def == "" {
+		def = "http://127.0.0.1:8082"
+	}
+	fs.StringVar(&a.endpoint, "api", def, "config API URL (env CONTRAIL_API)")
+	fs.StringVar(&a.cloud, "os-cloud", os.Getenv("OS_CLOUD"), "clouds.yaml entry with the Keystone credentials (default: OS_* variables)")
+	fs.BoolVar(&a.noAuth, "no-auth", false, "send no token (API server run with --auth noauth)")
+	fs.StringVar(&a.caFile, "ca-file", "", "PEM CA bundle for https")
+	fs.BoolVar(&a.insecure, "insecure", false, "do not verify TLS certificates")
+	fs.DurationVar(&a.timeout, "timeout", 30*time.Second, "timeout of each request")
+	fs.StringVar(&a.project, "project", "", "domain:project that owns the mirror objects (default: the network's, or default-domain:admin)")
+	fs.BoolVar(&a.verbose, "v", false, "log every request")
+	if dryRun {
+		fs.BoolVar(&a.dryRun, "dry-run", false, "print the requests that would change something instead of sending them")
+	}
+}
+
+func (a *apiFlags) provisioner() (*provision.Provisioner, error) {
+	level := slog.LevelInfo
+	if a.verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	var creds contrail.Credentials
+	var haveCreds bool
+	switch {
+	case a.noAuth:
+	case a.cloud != "":
+		c, err := contrail.LoadCloud(a.cloud, os.Getenv)
+		if err != nil {
+			return nil, err
+		}
+		creds, haveCreds = c, true
+	default:
+		creds, haveCreds = contrail.CredentialsFromEnv(os.Getenv)
+	}
+	hc, err := contrail.HTTPClient(first(a.caFile, creds.CACert), a.insecure || creds.Insecure, a.timeout)
+	if err != nil {
+		return nil, err
+	}
+	cfg := contrail.Config{Endpoint: a.endpoint, HTTP: hc, Logger: log}
+	if haveCreds {
+		cfg.Auth = &contrail.Keystone{Creds: creds, HTTP: hc}
+	} else if !a.noAuth {
+		log.Warn("no credentials (--os-cloud or OS_AUTH_URL): sending requests without a token")
+	}
+	if a.dryRun {
+		cfg.DryRun = os.Stdout
+	}
+	api, err := contrail.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &provision.Provisioner{API: api, Log: log}, nil
+}
+
+func first(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func splitProject(p string) ([]string, error) {
+	if p == "" {
+		return nil, nil
+	}
+	l := strings.Split(p, ":")
+	if len(l) != 2 || l[0] == "" || l[1] == "" {
+		return nil, fmt.Errorf("--project %q: want domain:project", p)
+	}
+	return l, nil
+}
+
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt)
+}
+
+// optBool is a flag that remembers whether it was given.
+type optBool struct{ v *bool }
+
+func (o *optBool) String() string {
+	if o.v == nil {
+		return ""
+	}
+	return strconv.FormatBool(*o.v)
+}
+func (o *optBool) Set(s string) error {
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return err
+	}
+	o.v = &b
+	return nil
+}
+func (o *optBool) IsBoolFlag() bool { return true }
+
+func mirrorCreate(args []string) int {
+	fs := flag.NewFlagSet("vrsniff mirror create", flag.ContinueOnError)
+	var a apiFlags
+	a.register(fs, true)
+	var (
+		s        provision.Spec
+		si       bool
+		juniper  optBool
+		analyzer = &s.Analyzer
+		m        = &s.Match
+	)
+	fs.StringVar(&s.Name, "name", "", "mirror name (required); objects are named vrsniff-NAME")
+	fs.StringVar(&s.VN, "vn", "", "mirror this virtual network (domain:project:name) through a policy rule")
+	fs.StringVar(&s.Port, "port", "", "mirror this VM port (virtual-machine-interface UUID)")
+	fs.StringVar(&s.VM, "vm", "", "mirror a port of this VM (name or UUID)")
+	fs.IntVar(&s.Interface, "interface", 0, "with --vm: which port, 0 = first")
+	fs.BoolVar(&si, "service-instance", false, "mirror --vn to an analyzer service instance instead of an IP")
+	fs.StringVar(&s.TrafficDirection, "traffic-direction", "both", "port mirroring: ingress, egress or both")
+	fs.StringVar(&analyzer.IP, "analyzer-ip", "", "analyzer IP address")
+	fs.IntVar(&analyzer.UDPPort, "udp-port", provision.DefaultUDPPort, "analyzer UDP port")
+	fs.Var(&juniper, "juniper-header", "send the Juniper metadata header (true/false; 3.1+; default: server's, true)")
+	fs.StringVar(&analyzer.NHMode, "nh-mode", "", "next-hop mode: dynamic or static (3.1+)")
+	fs.StringVar(&analyzer.MAC, "analyzer-mac", "", "analyzer MAC address (3.1+)")
+	fs.StringVar(&analyzer.VTEP, "vtep", "", "static next hop: VTEP IP address")
+	fs.StringVar(&analyzer.VTEPMAC, "vtep-mac", "", "static next hop: VTEP MAC address")
+	fs.IntVar(&analyzer.VNI, "vni", 0, "static next hop: VXLAN VNI")
+	fs.IntVar(&analyzer.NICVLAN, "nic-vlan", 0, "NIC-assisted mirroring on this VLAN (4.0+)")
+	fs.StringVar(&m.Protocol, "protocol", "any", "match: any, tcp, udp, icmp, icmp6 or a number")
+	fs.StringVar(&m.Direction, "direction", "<>", "match: <> both ways, > from the network only")
+	fs.StringVar(&m.SrcCIDR, "src", "", "match: source subnet instead of the whole network")
+	fs.StringVar(&m.DstCIDR, "dst", "", "match: destination subnet")
+	fs.StringVar(&m.SrcPorts, "src-port", "", "match: source port or range N-M")
+	fs.StringVar(&m.DstPorts, "dst-port", "", "match: destination port or range N-M")
+	fs.StringVar(&m.OtherVN, "other-vn", "", "match: traffic to/from this network only")
+	fs.StringVar(&s.AnalyzerVN, "analyzer-vn", "", "service instance: network of the analyzer's left interface (default --vn)")
+	fs.StringVar(&s.SnifferPort, "sniffer-port", "", "service instance: link this port of the sniffer VM to the instance")
+	if err := fs.Parse(args); err != nil {
+		return usageCode(err)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "vrsniff mirror create: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	analyzer.JuniperHeader = juniper.v
+	switch {
+	case s.Name == "":
+		return usageErr("--name is required")
+	case si && s.VN == "":
+		return usageErr("--service-instance needs --vn")
+	case si:
+		s.Kind = provision.KindServiceInstance
+	case s.VN != "" && (s.Port != "" || s.VM != ""):
+		return usageErr("give --vn or --port/--vm, not both")
+	case s.VN != "":
+		s.Kind = provision.KindPolicy
+	case s.Port != "" || s.VM != "":
+		s.Kind = provision.KindPort
+	default:
+		return usageErr("say what to mirror: --vn, --port or --vm")
+	}
+	var err error
+	if s.Project, err = splitProject(a.project); err != nil {
+		return usageErr(err.Error())
+	}
+	if err := s.Check(); err != nil {
+		return usageErr(err.Error())
+	}
+	p, err := a.provisioner()
+	if err != nil {
+		return fail(err)
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	res, err := p.Create(ctx, s)
+	if err != nil {
+		return fail(fmt.Errorf("create mirror %s: %w", s.Name, err))
+	}
+	switch {
+	case a.dryRun:
+		fmt.Fprintf(os.Stderr, "dry run: nothing was changed\n")
+	case res.Created:
+		fmt.Printf("created mirror %s: %s %s -> %s\n", s.Name, res.Mirror.Kind, res.Mirror.Target, res.Mirror.Analyzer)
+	default:
+		fmt.Printf("mirror %s already exists: %s %s -> %s\n", s.Name, res.Mirror.Kind, res.Mirror.Target, res.Mirror.Analyzer)
+	}
+	return exitOK
+}
+
+func mirrorList(args []string) int {
+	fs := flag.NewFlagSet("vrsniff mirror list", flag.ContinueOnError)
+	var a apiFlags
+	a.register(fs, false)
+	if err := fs.Parse(args); err != nil {
+		return usageCode(err)
+	}
+	project, err := splitProject(first(a.project, "default-domain:admin"))
+	if err != nil {
+		return usageErr(err.Error())
+	}
+	p, err := a.provisioner()
+	if err != nil {
+		return fail(err)
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	ms, err := p.List(ctx, project)
+	if err != nil {
+		return fail(fmt.Errorf("list mirrors: %w", err))
+	}
+	if err := provision.Print(os.Stdout, ms); err != nil {
+		return fail(err)
+	}
+	return exitOK
+}
+
+func mirrorDelete(args []string) int {
+	fs := flag.NewFlagSet("vrsniff mirror delete", flag.ContinueOnError)
+	var a apiFlags
+	a.register(fs, true)
+	if err := fs.Parse(args); err != nil {
+		return usageCode(err)
+	}
+	if fs.NArg() != 1 {
+		return usageErr("usage: vrsniff mirror delete [flags] NAME")
+	}
+	project, err := splitProject(first(a.project, "default-domain:admin"))
+	if err != nil {
+		return usageErr(err.Error())
+	}
+	p, err := a.provisioner()
+	if err != nil {
+		return fail(err)
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	name := fs.Arg(0)
+	if err := p.Delete(ctx, project, name); err != nil {
+		return fail(err)
+	}
+	if !a.dryRun {
+		fmt.Printf("deleted mirror %s\n", name)
+	}
+	return exitOK
+}
+
+func mirrorHeat(args []string) int {
+	fs := flag.NewFlagSet("vrsniff mirror heat", flag.ContinueOnError)
+	var o heat.Options
+	var out string
+	fs.StringVar(&o.Mode, "mode", heat.ModePolicy, "policy (mirror to the sniffer's IP) or service-instance")
+	fs.StringVar(&o.Name, "name", "sniffer", "mirror name; objects are named vrsniff-NAME")
+	fs.StringVar(&o.TargetVN, "vn", "", "default for target_network_fq_name (domain:project:name)")
+	fs.StringVar(&o.Image, "image", "", "default for the image parameter")
+	fs.StringVar(&o.Flavor, "flavor", "", "default for the flavor parameter")
+	fs.StringVar(&o.VrsniffURL, "vrsniff-url", "", "default for the vrsniff_url parameter (where the VM downloads vrsniff)")
+	fs.StringVar(&out, "o", "-", "output file, - for stdout")
+	if err := fs.Parse(args); err != nil {
+		return usageCode(err)
+	}
+	b, err := heat.Template(o)
+	if err != nil {
+		return usageErr(err.Error())
+	}
+	var w io.Writer = os.Stdout
+	if out != "-" {
+		if err := os.WriteFile(out, b, 0o644); err != nil {
+			return fail(fmt.Errorf("write %s: %w", out, err))
+		}
+		return exitOK
+	}
+	if _, err := w.Write(b); err != nil {
+		return fail(err)
+	}
+	return exitOK
+}
+
+func usageCode(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	return exitUsage
+}
+
+func usageErr(msg string) int {
+	fmt.Fprintf(os.Stderr, "vrsniff mirror: %s\n", msg)
+	return exitUsage
+}
+
+func fail(err error) int {
+	fmt.Fprintf(os.Stderr, "vrsniff mirror: %v\n", err)
 	return exitFailure
 }

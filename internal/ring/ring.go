@@ -76,6 +76,11 @@ type Stats struct {
 	DiskFull bool   `json:"disk_full"`
 }
 
+var (
+	_ Store         = (*Ring)(nil)
+	_ pipeline.Sink = (*Ring)(nil)
+)
+
 // encoder is the part of a pcapfile.Writer the ring uses.
 type encoder interface {
 	WritePacket(p *mirror.Packet) error

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"encoding/json"
+	"github.com/vrsniff/vrsniff/internal/contrail/fakeapi"
+	"go.yaml.in/yaml/v3"
+)
+
+func TestMirrorCommand(t *testing.T) {
+	f := fakeapi.New(fakeapi.Options{Keystone: true, Username: "admin", Password: "pw", Project: "admin"})
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	f.Seed("virtual-network", map[string]any{"fq_name": []string{"default-domain", "admin", "vn1"}, "parent_type": "project"})
+	before := f.Snapshot()
+	for k, v := range map[string]string{"OS_AUTH_URL": srv.URL + "/v3", "OS_USERNAME": "admin", "OS_PASSWORD": "pw",
+		"OS_PROJECT_NAME": "admin", "OS_USER_DOMAIN_NAME": "Default", "OS_PROJECT_DOMAIN_NAME": "Default", "OS_CLOUD": ""} {
+		t.Setenv(k, v)
+	}
+	api := "--api=" + srv.URL
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{}, exitUsage},
+		{[]string{"bogus"}, exitUsage},
+		{[]string{"create", api, "--vn", "default-domain:admin:vn1", "--analyzer-ip", "10.0.0.5"}, exitUsage}, // no --name
+		{[]string{"create", api, "--name", "m", "--vn", "default-domain:admin:vn1", "--port", "x", "--analyzer-ip", "10.0.0.5"}, exitUsage},
+		{[]string{"create", api, "--name", "m", "--vn", "default-domain:admin:vn1", "--analyzer-ip", "10.0.0"}, exitUsage},
+		{[]string{"create", api, "--name", "m", "--vn", "default-domain:admin:nope", "--analyzer-ip", "10.0.0.5"}, exitFailure},
+		{[]string{"create", api, "--dry-run", "--name", "m", "--vn", "default-domain:admin:vn1", "--analyzer-ip", "10.0.0.5"}, exitOK},
+	} {
+		if got := runMirror(tc.args); got != tc.code {
+			t.Errorf("mirror %q = %d, want %d", tc.args, got, tc.code)
+		}
+	}
+	if f.Count("network-policy") != 0 {
+		t.Fatal("dry run or failed create changed the server")
+	}
+	if got := runMirror([]string{"create", api, "--name", "m", "--vn", "default-domain:admin:vn1", "--analyzer-ip", "10.0.0.5",
+		"--juniper-header=false", "--nh-mode", "dynamic", "--protocol", "udp", "--dst-port", "53"}); got != exitOK {
+		t.Fatalf("create = %d", got)
+	}
+	id := f.Lookup("network-policy", "default-domain", "admin", "vrsniff-m")
+	if id == "" || !strings.Contains(jsonOf(f.Object(id)), `"juniper_header":false`) {
+		t.Errorf("policy = %s", jsonOf(f.Object(id)))
+	}
+	if got := runMirror([]string{"list", api}); got != exitOK {
+		t.Errorf("list = %d", got)
+	}
+	if got := runMirror([]string{"delete", api, "m"}); got != exitOK {
+		t.Errorf("delete = %d", got)
+	}
+	if got := runMirror([]string{"delete", api, "m"}); got != exitFailure {
+		t.Errorf("delete again = %d", got)
+	}
+	if jsonOf(before) != jsonOf(f.Snapshot()) {
+		t.Error("server state differs after create and delete")
+	}
+
+	out := filepath.Join(t.TempDir(), "mirror.yaml")
+	if got := runMirror([]string{"heat", "--mode", "service-instance", "-o", out}); got != exitOK {
+		t.Fatalf("heat = %d", got)
+	}
+	b, err := os.ReadFile(out)
+	var v map[string]any
+	if err != nil || yaml.Unmarshal(b, &v) != nil || v["resources"] == nil {
+		t.Errorf("heat output: %v\n%s", err, b)
+	}
+}
+
+func jsonOf(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
