@@ -209,36 +209,36 @@ func mirrorCreate(args []string) int {
 	analyzer.JuniperHeader = juniper.v
 	switch {
 	case s.Name == "":
-		return usageErr("--name is required")
+		return usageErr("mirror", "--name is required")
 	case si && s.VN == "":
-		return usageErr("--service-instance needs --vn")
+		return usageErr("mirror", "--service-instance needs --vn")
 	case si:
 		s.Kind = provision.KindServiceInstance
 	case s.VN != "" && (s.Port != "" || s.VM != ""):
-		return usageErr("give --vn or --port/--vm, not both")
+		return usageErr("mirror", "give --vn or --port/--vm, not both")
 	case s.VN != "":
 		s.Kind = provision.KindPolicy
 	case s.Port != "" || s.VM != "":
 		s.Kind = provision.KindPort
 	default:
-		return usageErr("say what to mirror: --vn, --port or --vm")
+		return usageErr("mirror", "say what to mirror: --vn, --port or --vm")
 	}
 	var err error
 	if s.Project, err = splitProject(a.project); err != nil {
-		return usageErr(err.Error())
+		return usageErr("mirror", err.Error())
 	}
 	if err := s.Check(); err != nil {
-		return usageErr(err.Error())
+		return usageErr("mirror", err.Error())
 	}
 	p, err := a.provisioner()
 	if err != nil {
-		return fail(err)
+		return fail("mirror", err)
 	}
 	ctx, stop := signalContext()
 	defer stop()
 	res, err := p.Create(ctx, s)
 	if err != nil {
-		return fail(fmt.Errorf("create mirror %s: %w", s.Name, err))
+		return fail("mirror", fmt.Errorf("create mirror %s: %w", s.Name, err))
 	}
 	switch {
 	case a.dryRun:
@@ -260,20 +260,20 @@ func mirrorList(args []string) int {
 	}
 	project, err := splitProject(first(a.project, "default-domain:admin"))
 	if err != nil {
-		return usageErr(err.Error())
+		return usageErr("mirror", err.Error())
 	}
 	p, err := a.provisioner()
 	if err != nil {
-		return fail(err)
+		return fail("mirror", err)
 	}
 	ctx, stop := signalContext()
 	defer stop()
 	ms, err := p.List(ctx, project)
 	if err != nil {
-		return fail(fmt.Errorf("list mirrors: %w", err))
+		return fail("mirror", fmt.Errorf("list mirrors: %w", err))
 	}
 	if err := provision.Print(os.Stdout, ms); err != nil {
-		return fail(err)
+		return fail("mirror", err)
 	}
 	return exitOK
 }
@@ -286,21 +286,21 @@ func mirrorDelete(args []string) int {
 		return usageCode(err)
 	}
 	if fs.NArg() != 1 {
-		return usageErr("usage: vrsniff mirror delete [flags] NAME")
+		return usageErr("mirror", "usage: vrsniff mirror delete [flags] NAME")
 	}
 	project, err := splitProject(first(a.project, "default-domain:admin"))
 	if err != nil {
-		return usageErr(err.Error())
+		return usageErr("mirror", err.Error())
 	}
 	p, err := a.provisioner()
 	if err != nil {
-		return fail(err)
+		return fail("mirror", err)
 	}
 	ctx, stop := signalContext()
 	defer stop()
 	name := fs.Arg(0)
 	if err := p.Delete(ctx, project, name); err != nil {
-		return fail(err)
+		return fail("mirror", err)
 	}
 	if !a.dryRun {
 		fmt.Printf("deleted mirror %s\n", name)
@@ -324,17 +324,17 @@ func mirrorHeat(args []string) int {
 	}
 	b, err := heat.Template(o)
 	if err != nil {
-		return usageErr(err.Error())
+		return usageErr("mirror", err.Error())
 	}
 	var w io.Writer = os.Stdout
 	if out != "-" {
 		if err := os.WriteFile(out, b, 0o644); err != nil {
-			return fail(fmt.Errorf("write %s: %w", out, err))
+			return fail("mirror", fmt.Errorf("write %s: %w", out, err))
 		}
 		return exitOK
 	}
 	if _, err := w.Write(b); err != nil {
-		return fail(err)
+		return fail("mirror", err)
 	}
 	return exitOK
 }
@@ -344,14 +344,4 @@ func usageCode(err error) int {
 		return exitOK
 	}
 	return exitUsage
-}
-
-func usageErr(msg string) int {
-	fmt.Fprintf(os.Stderr, "vrsniff mirror: %s\n", msg)
-	return exitUsage
-}
-
-func fail(err error) int {
-	fmt.Fprintf(os.Stderr, "vrsniff mirror: %v\n", err)
-	return exitFailure
 }
