@@ -1,0 +1,165 @@
+package filter
+
+import (
+	"bytes"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gopacket/gopacket/layers"
+
+	"github.com/vrsniff/vrsniff/internal/gen"
+	"github.com/vrsniff/vrsniff/internal/mirror"
+	"github.com/vrsniff/vrsniff/internal/pcapfile"
+)
+
+func packet(src, dst string, dir mirror.Direction) *mirror.Packet {
+	p := &mirror.Packet{Mode: mirror.ModeJuniper}
+	if src != "" {
+		p.Meta.SrcVN = []byte(src)
+	}
+	if dst != "" {
+		p.Meta.DstVN = []byte(dst)
+	}
+	p.Meta.Direction = dir
+	return p
+}
+
+func TestMetadata(t *testing.T) {
+	a := packet("default-domain:admin:vn-web", "default-domain:admin:vn-db", mirror.DirIngress)
+	b := packet("", "default-domain:demo:vn-web", mirror.DirEgress)
+	c := &mirror.Packet{Mode: mirror.ModeVXLAN}
+	for _, tc := range []struct {
+		o       Options
+		a, b, c bool
+	}{
+		{Options{}, true, true, true},
+		{Options{VN: "*:vn-web"}, true, true, false},
+		{Options{VN: "*:vn-db"}, true, false, false},
+		{Options{SrcVN: "*:vn-web"}, true, false, false},
+		{Options{DstVN: "default-domain:*:vn-web"}, false, true, false},
+		{Options{Direction: "egress"}, false, true, false},
+		{Options{VN: "*:vn-web", Direction: "ingress"}, true, false, false},
+	} {
+		f, err := New(tc.o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Match(a) != tc.a || f.Match(b) != tc.b || f.Match(c) != tc.c {
+			t.Errorf("%+v: got %v %v %v", tc.o, f.Match(a), f.Match(b), f.Match(c))
+		}
+		g, err := FromQuery(tc.o.Query())
+		if err != nil || g.Options() != tc.o {
+			t.Errorf("%+v: query round trip gives %+v, %v", tc.o, g.Options(), err)
+		}
+	}
+	for _, bad := range []Options{{VN: "[x"}, {Direction: "up"}, {BPF: "tcp and and"}} {
+		if _, err := New(bad); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+	if _, err := FromQuery(url.Values{"bpf": {"port 99999"}}); err == nil || !strings.Contains(err.Error(), "port 99999") {
+		t.Errorf("bad expression: %v", err)
+	}
+}
+
+// The expression runs in a pure-Go machine on frames that never were on a
+// wire of their own; tcpdump, running the same expression in libpcap on a
+// file of those frames, must select the same ones.
+func TestBPFAgreesWithTcpdump(t *testing.T) {
+	g, err := gen.New(gen.Options{Seed: 9, Mix: gen.Profiles["acl"], LinkType: layers.LinkTypeEthernet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frames [][]byte
+	var buf bytes.Buffer
+	w, err := pcapfile.NewWriter(&buf, pcapfile.Options{Format: pcapfile.FormatPcap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 600 {
+		c := g.Next()
+		p := &mirror.Packet{Timestamp: c.Packets[0].Timestamp, Mode: mirror.ModeJuniper, Frame: c.Frame, FrameLen: c.FrameLen}
+		if err := w.WritePacket(p); err != nil {
+			t.Fatal(err)
+		}
+		frames = append(frames, bytes.Clone(c.Frame))
+	}
+	w.Flush()
+	file := filepath.Join(t.TempDir(), "inner.pcap")
+	if err := os.WriteFile(file, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, expr := range []string{
+		"tcp", "udp", "ip6", "arp", "icmp or icmp6", "vlan", "vlan and tcp", "tcp port 443",
+		"udp port 53 or udp port 123", "greater 600", "less 100", "portrange 1-1024",
+		"tcp[tcpflags] & tcp-ack != 0", "net 10.0.0.0/8 and not tcp", "ip proto 17", "ip[8] > 63", "ether host 00:00:5e:00:01:00",
+	} {
+		f, err := New(Options{BPF: expr})
+		if err != nil {
+			t.Fatalf("%q: %v", expr, err)
+		}
+		var want [][]byte
+		for _, fr := range frames {
+			p := &mirror.Packet{Mode: mirror.ModeJuniper, Frame: fr, FrameLen: len(fr)}
+			if f.Match(p) {
+				want = append(want, fr)
+			}
+		}
+		sel := filepath.Join(filepath.Dir(file), "selected.pcap")
+		if out, err := exec.Command("tcpdump", "-n", "-r", file, "-w", sel, expr).CombinedOutput(); err != nil {
+			t.Fatalf("tcpdump %q: %v\n%s", expr, err, out)
+		}
+		got := readFrames(t, sel)
+		if len(got) != len(want) || len(want) == 0 || len(want) == len(frames) {
+			t.Errorf("%q: vrsniff keeps %d of %d frames, tcpdump %d", expr, len(want), len(frames), len(got))
+			continue
+		}
+		for i := range got {
+			if !bytes.Equal(got[i], want[i]) {
+				t.Errorf("%q: frame %d of the selection differs", expr, i)
+				break
+			}
+		}
+	}
+}
+
+func readFrames(t *testing.T, name string) [][]byte {
+	t.Helper()
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := pcapfile.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]byte
+	for {
+		var p mirror.Packet
+		if err := r.Next(&p); err != nil {
+			return out
+		}
+		out = append(out, bytes.Clone(p.Data))
+	}
+}
+
+func FuzzOptions(f *testing.F) {
+	f.Add("*:vn-*", "ingress", "tcp port 80")
+	f.Add("[", "", "vlan and ip6")
+	f.Add("", "egress", "tcp[tcpflags] & tcp-syn != 0")
+	frame := bytes.Repeat([]byte{0x45}, 80)
+	f.Fuzz(func(t *testing.T, vn, dir, expr string) {
+		fl, err := New(Options{VN: vn, Direction: dir, BPF: expr})
+		if err != nil {
+			return
+		}
+		p := packet("a:b:c", "a:b:d", mirror.DirIngress)
+		p.Frame, p.FrameLen = frame, len(frame)
+		fl.Match(p)
+	})
+}
