@@ -75,9 +75,10 @@ type Options struct {
 	CaptureFilter  string
 
 	// Remote.
-	URL    string
-	Token  string
-	CAFile string
+	URL       string
+	Token     string
+	TokenFile string
+	CAFile    string
 
 	// Local.
 	Iface      string
@@ -114,6 +115,7 @@ func ParseArgs(args []string) (Options, error) {
 
 	fs.StringVar(&o.URL, "url", "", "")
 	fs.StringVar(&o.Token, "token", "", "")
+	fs.StringVar(&o.TokenFile, "token_file", "", "")
 	fs.StringVar(&o.CAFile, "ca_file", "", "")
 	fs.StringVar(&o.Iface, "iface", "", "")
 	fs.StringVar(&o.Ports, "port", "", "")
@@ -231,7 +233,11 @@ func (pr *Program) args(iface string) ([]arg, error) {
 		return append([]arg{
 			{call: "url", display: "vrsniff capture URL", typ: "string", tooltip: "Address of the vrsniff capture HTTP server, e.g. https://sniffer.example:8443",
 				extra: "{required=true}{placeholder=https://host:port}{group=Server}"},
-			{call: "token", display: "Token", typ: "password", tooltip: "Bearer token of the server (its --token-file)", extra: "{group=Server}"},
+			{call: "token", display: "Token", typ: "password", tooltip: "Bearer token of the server (the content of its --token-file)", extra: "{group=Server}"},
+			// Wireshark neither stores password options nor takes them
+			// with tshark -o: a file is the way to give the token there.
+			{call: "token_file", display: "Token file", typ: "fileselect", tooltip: "File holding the bearer token, instead of typing it",
+				extra: "{mustexist=true}{group=Server}"},
 			{call: "ca_file", display: "CA certificate", typ: "fileselect", tooltip: "PEM file of the CA that signed the server certificate, for a private CA",
 				extra: "{mustexist=true}{group=Server}"},
 		}, filters...), nil

@@ -82,7 +82,7 @@ func TestProtocolAnswers(t *testing.T) {
 	}
 
 	for iface, wantCalls := range map[string]string{
-		Remote: "url token ca_file vn src_vn dst_vn direction bpf",
+		Remote: "url token token_file ca_file vn src_vn dst_vn direction bpf",
 		Local:  "iface port vxlan_port mirror_vlan promisc vn src_vn dst_vn direction bpf",
 	} {
 		out, err := run(t, pr, "--extcap-interface", iface, "--extcap-config")
@@ -131,6 +131,10 @@ func TestCaptureFilterValidation(t *testing.T) {
 
 func TestRunErrors(t *testing.T) {
 	pr := &Program{}
+	file := filepath.Join(t.TempDir(), "fifo")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -146,7 +150,9 @@ func TestRunErrors(t *testing.T) {
 		{[]string{"--extcap-interface", Local, "--capture", "--fifo", "/nonexistent/f"}, "no capture interface"},
 		{[]string{"--extcap-interface", Local, "--capture", "--fifo", "/nonexistent/f", "--iface", "x", "--port", "8099,0"}, `bad port "0"`},
 		{[]string{"--extcap-interface", Local, "--capture", "--fifo", "/nonexistent/f", "--iface", "x", "--mirror_vlan", "5000"}, "mirror_vlan 5000"},
-		{[]string{"--extcap-interface", Local, "--capture", "--fifo", "/nonexistent/f", "--iface", "no-such-if0"}, "no-such-if0"},
+		{[]string{"--extcap-interface", Local, "--capture", "--fifo", "/nonexistent/f", "--iface", "x"}, "open fifo"},
+		{[]string{"--extcap-interface", Remote, "--capture", "--fifo", "/nonexistent/f", "--url", "http://x"}, "open fifo"},
+		{[]string{"--extcap-interface", Local, "--capture", "--fifo", file, "--iface", "no-such-if0"}, "no-such-if0"},
 	} {
 		_, err := run(t, pr, tc.args...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -158,9 +164,9 @@ func TestRunErrors(t *testing.T) {
 func TestStreamURL(t *testing.T) {
 	f := filter.Options{SrcVN: "*:vn-left", Direction: "ingress", BPF: "tcp port 80"}
 	for in, want := range map[string]string{
-		"127.0.0.1:8080":                        "http://127.0.0.1:8080/api/stream?bpf=tcp+port+80&direction=ingress&src_vn=%2A%3Avn-left",
-		"https://s.example:8443/":               "https://s.example:8443/api/stream?bpf=tcp+port+80&direction=ingress&src_vn=%2A%3Avn-left",
-		"https://s.example/vrsniff/api/stream":  "https://s.example/vrsniff/api/stream?bpf=tcp+port+80&direction=ingress&src_vn=%2A%3Avn-left",
+		"127.0.0.1:8080":                       "http://127.0.0.1:8080/api/stream?bpf=tcp+port+80&direction=ingress&src_vn=%2A%3Avn-left",
+		"https://s.example:8443/":              "https://s.example:8443/api/stream?bpf=tcp+port+80&direction=ingress&src_vn=%2A%3Avn-left",
+		"https://s.example/vrsniff/api/stream": "https://s.example/vrsniff/api/stream?bpf=tcp+port+80&direction=ingress&src_vn=%2A%3Avn-left",
 		"http://h/api/stream?src_vn=old&vn=x*": "http://h/api/stream?bpf=tcp+port+80&direction=ingress&src_vn=%2A%3Avn-left&vn=x%2A",
 	} {
 		u, err := StreamURL(in, f)

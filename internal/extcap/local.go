@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 
@@ -51,6 +50,11 @@ func (pr *Program) captureLocal(ctx context.Context, o Options, flt filter.Optio
 	if err != nil {
 		return fmt.Errorf("filter: %w", err)
 	}
+	fifo, err := openFIFO(ctx, o.FIFO)
+	if fifo == nil {
+		return err
+	}
+	defer fifo.Close()
 	open := pr.OpenLocal
 	if open == nil {
 		open = capture.OpenAFPacket
@@ -63,11 +67,6 @@ func (pr *Program) captureLocal(ctx context.Context, o Options, flt filter.Optio
 	}
 	defer src.Close()
 
-	fifo, err := os.OpenFile(o.FIFO, os.O_WRONLY, 0)
-	if err != nil {
-		return fmt.Errorf("open fifo: %w", err)
-	}
-	defer fifo.Close()
 	w, err := pcapfile.NewWriter(fifo, pcapfile.Options{Format: pcapfile.FormatPcapNG, Application: "vrsniff extcap"})
 	if err != nil {
 		return err

@@ -102,12 +102,26 @@ func (pr *Program) captureRemote(ctx context.Context, o Options, flt filter.Opti
 	if err != nil {
 		return fmt.Errorf("stream request: %w", err)
 	}
-	if o.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+o.Token)
+	token := o.Token
+	if o.TokenFile != "" {
+		b, err := os.ReadFile(o.TokenFile)
+		if err != nil {
+			return fmt.Errorf("token file: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	req.Header.Set("Accept", "application/x-pcapng")
 	// The URL in messages leaves out the query, which may be long.
 	where := u.Scheme + "://" + u.Host + u.Path
+
+	fifo, err := openFIFO(ctx, o.FIFO)
+	if fifo == nil {
+		return err
+	}
+	defer fifo.Close()
 	resp, err := c.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -134,11 +148,6 @@ func (pr *Program) captureRemote(ctx context.Context, o Options, flt filter.Opti
 		return fmt.Errorf("%s did not send a pcapng stream: is it a vrsniff capture server?", where)
 	}
 
-	fifo, err := os.OpenFile(o.FIFO, os.O_WRONLY, 0)
-	if err != nil {
-		return fmt.Errorf("open fifo: %w", err)
-	}
-	defer fifo.Close()
 	// Wireshark stops a capture with SIGTERM and by closing the FIFO; the
 	// first cancels the request, the second fails the next write.
 	if _, err := fifo.Write(head); err != nil {
@@ -162,6 +171,31 @@ func (w fifoWriter) Write(b []byte) (int, error) {
 		err = fmt.Errorf("write fifo: %w", err)
 	}
 	return n, err
+}
+
+// openFIFO opens Wireshark's FIFO before anything can fail: Wireshark 4.0
+// may already wait in its own open of the FIFO, and only a writer that opens
+// and closes it lets it go on to report the error. The open blocks until
+// Wireshark reads; a cancelled context gives nil, nil.
+func openFIFO(ctx context.Context, path string) (*os.File, error) {
+	type result struct {
+		f   *os.File
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		ch <- result{f, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, fmt.Errorf("open fifo: %w", r.err)
+		}
+		return r.f, nil
+	case <-ctx.Done():
+		return nil, nil
+	}
 }
 
 func stopErr(ctx context.Context, err error) error {
