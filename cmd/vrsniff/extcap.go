@@ -1,11 +1,86 @@
 package main
 
 import (
+	"context"
+	"flag"
 	"fmt"
 	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/vrsniff/vrsniff/internal/extcap"
 )
 
+const extcapUsage = `usage: vrsniff extcap install [--dir DIR]
+       vrsniff extcap --extcap-interfaces | --extcap-interface IF (--extcap-dlts | --extcap-config | --capture --fifo PATH) [options]
+
+Wireshark runs vrsniff as an external capture program, through a link named
+vrsniff-extcap in its extcap folder; "install" makes that link in the
+personal folder of the installed Wireshark version (both folders when the
+version is unknown) or in DIR. Restart Wireshark afterwards: the interfaces
+vrsniff-remote (a running vrsniff capture) and vrsniff-local (decode on a
+local interface) appear in its list.
+
+  tshark -i vrsniff-remote -o extcap.vrsniff_remote.url:https://sniffer:8443 \
+         -o extcap.vrsniff_remote.token:SECRET -o extcap.vrsniff_remote.src_vn:'*:vn-left'
+`
+
 func runExtcap(args []string) int {
-	fmt.Fprintln(os.Stderr, "vrsniff extcap: not built yet")
-	return exitFailure
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		fmt.Fprint(os.Stderr, extcapUsage)
+		return exitOK
+	}
+	if len(args) > 0 && args[0] == "install" {
+		return runExtcapInstall(args[1:])
+	}
+	o, err := extcap.ParseArgs(args)
+	if err != nil {
+		return usageErr("extcap", err.Error())
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	pr := &extcap.Program{Version: version, Stdout: os.Stdout}
+	if err := pr.Run(ctx, o); err != nil {
+		// Wireshark shows standard error in its dialog.
+		fmt.Fprintf(os.Stderr, "vrsniff: %v\n", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+func runExtcapInstall(args []string) int {
+	fs := flag.NewFlagSet("extcap install", flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(os.Stderr, extcapUsage); fs.PrintDefaults() }
+	dir := fs.String("dir", "", "make the link in `DIR` instead of Wireshark's personal extcap folder")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		return usageErr("extcap install", fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
+	}
+	exe, err := os.Executable()
+	if err == nil {
+		exe, err = filepath.EvalSymlinks(exe)
+	}
+	if err != nil {
+		return fail("extcap install", fmt.Errorf("find the vrsniff binary: %w", err))
+	}
+	dirs := []string{*dir}
+	if *dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return fail("extcap install", err)
+		}
+		dirs = extcap.PersonalDirs(extcap.WiresharkVersion(), home, os.Getenv("XDG_CONFIG_HOME"))
+	}
+	links, err := extcap.Install(exe, dirs)
+	for _, l := range links {
+		fmt.Printf("%s -> %s\n", l, exe)
+	}
+	if err != nil {
+		return fail("extcap install", err)
+	}
+	fmt.Println("restart Wireshark to see the vrsniff-remote and vrsniff-local interfaces")
+	return exitOK
 }
