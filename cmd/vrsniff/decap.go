@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -91,7 +90,6 @@ func runDecap(args []string) int {
 		}
 		in = fin
 	}
-	in = bufio.NewReaderSize(in, 1<<20)
 
 	var fout *os.File
 	switch {

@@ -61,11 +61,13 @@ func Run(ctx context.Context, in io.Reader, o Options) (*pipeline.Stats, error) 
 		}
 		out = &splitSink{dir: o.SplitDir, opts: wo, files: map[string]map[string]*splitFile{}}
 	} else {
-		w, err := pcapfile.NewWriter(o.Out, wo)
+		aw := newAsyncWriter(o.Out)
+		w, err := pcapfile.NewWriter(aw, wo)
 		if err != nil {
+			aw.Close()
 			return stats, err
 		}
-		out = flushCloser{w}
+		out = flushCloser{w, aw}
 	}
 	pl := &pipeline.Pipeline{
 		Source:  r,
@@ -100,9 +102,12 @@ func Run(ctx context.Context, in io.Reader, o Options) (*pipeline.Stats, error) 
 	return stats, errors.Join(runErr, closeErr)
 }
 
-type flushCloser struct{ *pcapfile.Writer }
+type flushCloser struct {
+	*pcapfile.Writer
+	a *asyncWriter
+}
 
-func (f flushCloser) Close() error { return f.Flush() }
+func (f flushCloser) Close() error { return errors.Join(f.Flush(), f.a.Close()) }
 
 // splitSink writes one file per (source VN, destination VN) pair.
 type splitSink struct {
