@@ -83,18 +83,16 @@ func AppendActions(dst []byte, flags uint32) []byte {
 			n++
 		}
 	}
-	known := uint32(FlagIngress)
-	for _, a := range ActionNames {
-		known |= a.Bit
-	}
-	for bit := 0; bit < 32; bit++ {
-		if flags&^known&(1<<bit) != 0 {
-			if n > 0 {
-				dst = append(dst, ',')
+	if extra := flags &^ knownFlags; extra != 0 {
+		for bit := 0; bit < 32; bit++ {
+			if extra&(1<<bit) != 0 {
+				if n > 0 {
+					dst = append(dst, ',')
+				}
+				dst = append(dst, "bit"...)
+				dst = strconv.AppendInt(dst, int64(bit), 10)
+				n++
 			}
-			dst = append(dst, "bit"...)
-			dst = strconv.AppendInt(dst, int64(bit), 10)
-			n++
 		}
 	}
 	if n == 0 {
@@ -102,6 +100,15 @@ func AppendActions(dst []byte, flags uint32) []byte {
 	}
 	return dst
 }
+
+// knownFlags has the bits AppendActions names, and the direction bit.
+var knownFlags = func() uint32 {
+	k := uint32(FlagIngress)
+	for _, a := range ActionNames {
+		k |= a.Bit
+	}
+	return k
+}()
 
 func appendIPv4(dst []byte, ip [4]byte) []byte {
 	for i, b := range ip {

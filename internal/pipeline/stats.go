@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -23,10 +24,24 @@ type Stats struct {
 
 	mu    sync.Mutex
 	pairs map[string]map[string]*atomic.Uint64 // src VN -> dst VN -> packets
+
+	// The last pair counted: consecutive packets mostly share it, which
+	// saves the lock and two map look-ups. Only CountPair's single caller
+	// touches these.
+	lastSrc, lastDst []byte
+	lastHasSrc       bool
+	lastHasDst       bool
+	last             *atomic.Uint64
 }
 
-// CountPair counts one decoded packet for its VN pair.
+// CountPair counts one decoded packet for its VN pair. It must be called
+// from one goroutine only.
 func (s *Stats) CountPair(src, dst []byte) {
+	if s.last != nil && s.lastHasSrc == (src != nil) && s.lastHasDst == (dst != nil) &&
+		bytes.Equal(s.lastSrc, src) && bytes.Equal(s.lastDst, dst) {
+		s.last.Add(1)
+		return
+	}
 	s.mu.Lock()
 	if s.pairs == nil {
 		s.pairs = make(map[string]map[string]*atomic.Uint64)
@@ -43,6 +58,8 @@ func (s *Stats) CountPair(src, dst []byte) {
 		inner[string(dst)] = c
 	}
 	s.mu.Unlock()
+	s.lastSrc, s.lastDst = append(s.lastSrc[:0], src...), append(s.lastDst[:0], dst...)
+	s.lastHasSrc, s.lastHasDst, s.last = src != nil, dst != nil, c
 	c.Add(1)
 }
 
