@@ -78,17 +78,21 @@ func runDecap(args []string) int {
 	}
 	opts := decap.Options{Format: f, Nanosecond: *nanos, Decoder: cfg, Filter: flt.o}
 
-	var in io.Reader = os.Stdin
-	if inName != "-" {
-		fin, err := os.Open(inName)
-		if err != nil {
-			return fail("decap", err)
+	var in *pcapfile.Reader
+	if inName == "-" {
+		in, err = pcapfile.NewReader(os.Stdin)
+	} else {
+		var c io.Closer
+		in, c, err = pcapfile.Open(inName)
+		if err == nil {
+			defer c.Close()
+			if st, err := os.Stat(inName); err == nil {
+				opts.Size = st.Size()
+			}
 		}
-		defer fin.Close()
-		if st, err := fin.Stat(); err == nil {
-			opts.Size = st.Size()
-		}
-		in = fin
+	}
+	if err != nil {
+		return fail("decap", err)
 	}
 
 	var fout *os.File
@@ -118,7 +122,7 @@ func runDecap(args []string) int {
 
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
-	stats, runErr := decap.Run(ctx, in, opts)
+	stats, runErr := decap.RunReader(ctx, in, opts)
 	if fout != nil {
 		if err := fout.Close(); err != nil && runErr == nil {
 			runErr = err

@@ -41,11 +41,16 @@ type Options struct {
 // whatever was decoded before an error in the input has been written and
 // flushed.
 func Run(ctx context.Context, in io.Reader, o Options) (*pipeline.Stats, error) {
-	stats := &pipeline.Stats{}
 	r, err := pcapfile.NewReader(in)
 	if err != nil {
-		return stats, err
+		return &pipeline.Stats{}, err
 	}
+	return RunReader(ctx, r, o)
+}
+
+// RunReader is Run on an open capture (see pcapfile.Open).
+func RunReader(ctx context.Context, r *pcapfile.Reader, o Options) (*pipeline.Stats, error) {
+	stats := &pipeline.Stats{}
 	flt, err := filter.New(o.Filter)
 	if err != nil {
 		return stats, err

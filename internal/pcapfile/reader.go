@@ -91,7 +91,7 @@ type iface struct {
 // several pcapng sections of either byte order, and in BenchmarkReader* it
 // is faster than pcapgo's zero-copy readers while allocating nothing.
 type Reader struct {
-	br      *bufio.Reader
+	br      buffer
 	off     int64
 	ng      bool
 	be      bool // current byte order is big-endian
@@ -110,7 +110,18 @@ type Reader struct {
 // NewReader reads the file header (or first pcapng section header) from r
 // and returns a Reader positioned at the first packet.
 func NewReader(r io.Reader) (*Reader, error) {
-	rd := &Reader{br: bufio.NewReaderSize(r, readBufSize)}
+	return newReader(bufio.NewReaderSize(r, readBufSize))
+}
+
+// NewReaderBytes reads a capture held in memory, typically a mapped file.
+// Packets point into data: nothing is copied. The decoder may rewrite a
+// packet's bytes in place, so data must be writable (a private mapping).
+func NewReaderBytes(data []byte) (*Reader, error) {
+	return newReader(&byteBuffer{b: data})
+}
+
+func newReader(br buffer) (*Reader, error) {
+	rd := &Reader{br: br}
 	b, err := rd.br.Peek(4)
 	if err != nil {
 		if len(b) == 0 && err == io.EOF {
@@ -132,6 +143,49 @@ func NewReader(r io.Reader) (*Reader, error) {
 		return rd, nil
 	}
 	return nil, &FormatError{What: "file header", Err: fmt.Errorf("%w (magic %#08x)", ErrUnknownFormat, binary.BigEndian.Uint32(b))}
+}
+
+// buffer is what the Reader needs of its input: a bufio.Reader over a
+// stream, or a byteBuffer over memory.
+type buffer interface {
+	io.Reader
+	Peek(n int) ([]byte, error)
+	Discard(n int) (int, error)
+	Size() int
+}
+
+// byteBuffer serves a byte slice as a buffer whose size is the whole input,
+// so every record is a sub-slice of it.
+type byteBuffer struct {
+	b   []byte
+	pos int
+}
+
+func (b *byteBuffer) Size() int { return len(b.b) }
+
+func (b *byteBuffer) Peek(n int) ([]byte, error) {
+	if rest := b.b[b.pos:]; n > len(rest) {
+		return rest, io.EOF
+	}
+	return b.b[b.pos : b.pos+n : b.pos+n], nil
+}
+
+func (b *byteBuffer) Discard(n int) (int, error) {
+	if rest := len(b.b) - b.pos; n > rest {
+		b.pos = len(b.b)
+		return rest, io.EOF
+	}
+	b.pos += n
+	return n, nil
+}
+
+func (b *byteBuffer) Read(p []byte) (int, error) {
+	if b.pos == len(b.b) {
+		return 0, io.EOF
+	}
+	n := copy(p, b.b[b.pos:])
+	b.pos += n
+	return n, nil
 }
 
 // ioErr turns a short read at offset off into a FormatError, and passes

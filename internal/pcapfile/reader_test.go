@@ -406,3 +406,38 @@ func FuzzReader(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReaderBytes reads the same input from a stream and from memory: the
+// two must agree on every packet and on the error that ends them.
+func FuzzReaderBytes(f *testing.F) {
+	ps := testPackets(f)
+	for _, fm := range []Format{FormatPcapNG, FormatPcap, FormatRaw} {
+		b := writeAll(f, Options{Format: fm}, ps[:3])
+		f.Add(b)
+		f.Add(b[:len(b)-7])
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		rs, errS := NewReader(bytes.NewReader(in))
+		rb, errB := NewReaderBytes(bytes.Clone(in))
+		if fmt.Sprint(errS) != fmt.Sprint(errB) {
+			t.Fatalf("NewReader: stream %v, memory %v", errS, errB)
+		}
+		if errS != nil {
+			return
+		}
+		for {
+			var ps, pb mirror.Packet
+			errS, errB := rs.Next(&ps), rb.Next(&pb)
+			if fmt.Sprint(errS) != fmt.Sprint(errB) {
+				t.Fatalf("Next: stream %v, memory %v", errS, errB)
+			}
+			if errS != nil {
+				return
+			}
+			if !bytes.Equal(ps.Data, pb.Data) || !ps.Timestamp.Equal(pb.Timestamp) || ps.WireLen != pb.WireLen ||
+				ps.LinkType != pb.LinkType || ps.Interface != pb.Interface || rs.Offset() != rb.Offset() {
+				t.Fatalf("packets differ")
+			}
+		}
+	})
+}
