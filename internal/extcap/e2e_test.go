@@ -3,29 +3,28 @@ package extcap
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
-	"github.com/vrsniff/vrsniff/internal/capture"
-	"github.com/vrsniff/vrsniff/internal/filter"
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/netnstest"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
-	"github.com/vrsniff/vrsniff/internal/pipeline"
+	"github.com/vrsniff/vrsniff/internal/server"
 )
 
 // These tests run the real tshark, which runs the vrsniff binary as its
@@ -37,13 +36,9 @@ var (
 	buildErr  error
 )
 
-// wireshark returns a home folder whose personal extcap folder holds the
-// vrsniff link, as "vrsniff extcap install" makes it.
-func wireshark(t *testing.T) (home string) {
+// buildVrsniff builds the vrsniff binary once for all tests into binPath.
+func buildVrsniff(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("tshark"); err != nil {
-		t.Fatal("tshark is required (Debian package tshark)")
-	}
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "vrsniff-extcap-test")
 		if err != nil {
@@ -59,6 +54,16 @@ func wireshark(t *testing.T) (home string) {
 	if buildErr != nil {
 		t.Fatalf("build vrsniff: %v", buildErr)
 	}
+}
+
+// wireshark returns a home folder whose personal extcap folder holds the
+// vrsniff link, as "vrsniff extcap install" makes it.
+func wireshark(t *testing.T) (home string) {
+	t.Helper()
+	if _, err := exec.LookPath("tshark"); err != nil {
+		t.Fatal("tshark is required (Debian package tshark)")
+	}
+	buildVrsniff(t)
 	home = t.TempDir()
 	if _, err := Install(binPath, PersonalDirs(WiresharkVersion(), home, "")); err != nil {
 		t.Fatal(err)
@@ -204,140 +209,181 @@ func metadata(src, dst string, ingress bool) []byte {
 type mirrored struct {
 	payload []byte // UDP payload: metadata, then frame
 	frame   []byte
+	comment string // the metadata as the packet comment gives it
+	ingress bool
 	keep    bool // passes the test's filter
 }
 
 // traffic is a mix of mirrored packets; the tests' filters keep TCP frames
-// of vn-left in the ingress direction.
+// to port 80 of vn-left in the ingress direction.
 func traffic(t *testing.T) []mirrored {
 	const left, right = "default-domain:admin:vn-left", "default-domain:admin:vn-right"
 	var ms []mirrored
-	add := func(src, dst string, ingress, tcp, keep bool, seq int) {
-		f := inner(t, tcp, 80, seq)
-		ms = append(ms, mirrored{payload: append(metadata(src, dst, ingress), f...), frame: f, keep: keep})
+	add := func(src, dst string, ingress, tcp bool, port uint16, keep bool, seq int) {
+		f := inner(t, tcp, port, seq)
+		dir := "egress"
+		if ingress {
+			dir = "ingress"
+		}
+		ms = append(ms, mirrored{
+			payload: append(metadata(src, dst, ingress), f...), frame: f, keep: keep, ingress: ingress,
+			comment: "src_vn=" + src + " dst_vn=" + dst + " dir=" + dir + " host=192.168.10.11 action=pass,mirror",
+		})
 	}
 	for i := range 12 {
 		switch i % 4 {
 		case 0, 1:
-			add(left, right, true, true, true, i)
+			add(left, right, true, true, 80, true, i)
 		case 2:
-			add(right, left, true, true, false, i) // other source VN
+			add(right, left, true, true, 80, false, i) // other source VN
 		case 3:
-			add(left, right, true, false, false, i) // UDP: the capture filter drops it
+			add(left, right, true, false, 80, false, i) // UDP: the inner filter drops it
 		}
 	}
-	add(left, right, false, true, false, 99) // egress
+	add(left, right, true, true, 22, false, 98)  // another port
+	add(left, right, false, true, 80, false, 99) // egress
 	return ms
 }
 
-// streamServer serves the live stream API of vrsniff capture (bearer
-// token, filters in the query, pcapng with metadata comments) from a
-// pipeline fed by a UDP socket on loopback.
-type streamServer struct {
-	token   string
-	mu      sync.Mutex
-	clients map[*streamClient]struct{}
-}
-
-type streamClient struct {
-	f *filter.Filter
-	w *pcapfile.Writer
-}
-
-func (s *streamServer) WritePacket(p *mirror.Packet) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for c := range s.clients {
-		if c.f.Match(p) {
-			if c.w.WritePacket(p) != nil || c.w.Flush() != nil {
-				delete(s.clients, c)
-			}
+func kept(ms []mirrored) int {
+	n := 0
+	for _, m := range ms {
+		if m.keep {
+			n++
 		}
 	}
-	return nil
+	return n
 }
 
-func (s *streamServer) count() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.clients)
+// daemon is a running "vrsniff capture" that receives mirror datagrams on
+// a loopback UDP socket and serves its HTTP API on loopback.
+type daemon struct {
+	udpAddr string // where the mirror datagrams go
+	url     string // the HTTP API
+	token   string
+	cmd     *exec.Cmd
+	stderr  bytes.Buffer // read only after exited is closed
+	exited  chan struct{}
+	err     error // the exit status, set before exited is closed
 }
 
-func (s *streamServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != streamPath {
-		http.NotFound(w, r)
-		return
-	}
-	if r.Header.Get("Authorization") != "Bearer "+s.token {
-		http.Error(w, "missing or wrong bearer token", http.StatusUnauthorized)
-		return
-	}
-	f, err := filter.FromQuery(r.URL.Query())
-	if err != nil {
-		http.Error(w, "bad filter: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	w.Header().Set("Content-Type", "application/x-pcapng")
-	fw := flushWriter{w, http.NewResponseController(w)}
-	pw, err := pcapfile.NewWriter(fw, pcapfile.Options{Format: pcapfile.FormatPcapNG})
-	if err != nil || pw.Flush() != nil {
-		return
-	}
-	c := &streamClient{f: f, w: pw}
-	s.mu.Lock()
-	s.clients[c] = struct{}{}
-	s.mu.Unlock()
-	<-r.Context().Done()
-	s.mu.Lock()
-	delete(s.clients, c)
-	s.mu.Unlock()
-}
-
-type flushWriter struct {
-	w  io.Writer
-	rc *http.ResponseController
-}
-
-func (f flushWriter) Write(b []byte) (int, error) {
-	n, err := f.w.Write(b)
-	if err == nil {
-		err = f.rc.Flush()
-	}
-	return n, err
-}
-
-func freeUDPAddr(t *testing.T) string {
+// freeAddr returns a loopback address with a port that was free a moment
+// ago.
+func freeAddr(t *testing.T, network string) string {
 	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	var addr string
+	if network == "udp" {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr = c.LocalAddr().String()
+		c.Close()
+	} else {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr = l.Addr().String()
+		l.Close()
 	}
-	addr := c.LocalAddr().String()
-	c.Close()
 	return addr
 }
 
-// startCapture runs a UDP mirror receiver on loopback feeding the stream
-// server, and returns the UDP address and the server URL.
-func startCapture(t *testing.T, token string) (*streamServer, string, string) {
+// startDaemon runs vrsniff capture with the token until the test ends, and
+// returns once its HTTP server answers. At the end it stops it with SIGTERM,
+// as a service manager would, and expects a clean exit.
+func startDaemon(t *testing.T, token string) *daemon {
 	t.Helper()
-	srv := &streamServer{token: token, clients: map[*streamClient]struct{}{}}
-	udpAddr := freeUDPAddr(t)
-	src, err := capture.ListenUDP(udpAddr, capture.Options{})
+	buildVrsniff(t)
+	dir := t.TempDir()
+	tf := tokenFile(t, token)
+	for attempt := 1; ; attempt++ {
+		d := &daemon{udpAddr: freeAddr(t, "udp"), token: token, exited: make(chan struct{})}
+		httpAddr := freeAddr(t, "tcp")
+		d.url = "http://" + httpAddr
+		d.cmd = exec.Command(binPath, "capture", "--listen", d.udpAddr, "--http", httpAddr,
+			"--token-file", tf, "--dir", dir, "--stats-every", "0")
+		d.cmd.Stderr = &d.stderr
+		if err := d.cmd.Start(); err != nil {
+			t.Fatalf("start vrsniff capture: %v", err)
+		}
+		go func() { d.err = d.cmd.Wait(); close(d.exited) }()
+		if d.healthy(t) {
+			t.Cleanup(func() { d.stop(t) })
+			return d
+		}
+		// Another process may have taken a port between freeAddr and
+		// the daemon's bind: pick new ones.
+		if attempt == 3 || !strings.Contains(d.stderr.String(), "address already in use") {
+			t.Fatalf("vrsniff capture exited at start: %v\n%s", d.err, d.stderr.String())
+		}
+	}
+}
+
+// healthy waits for /healthz to answer; false means the daemon exited.
+func (d *daemon) healthy(t *testing.T) bool {
+	t.Helper()
+	c := &http.Client{Timeout: time.Second}
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		select {
+		case <-d.exited:
+			return false
+		default:
+		}
+		resp, err := c.Get(d.url + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return true
+			}
+		}
+	}
+	d.cmd.Process.Kill()
+	<-d.exited
+	t.Fatalf("vrsniff capture did not answer /healthz\n%s", d.stderr.String())
+	return false
+}
+
+func (d *daemon) stop(t *testing.T) {
+	t.Helper()
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Errorf("stop vrsniff capture: %v", err)
+	}
+	select {
+	case <-d.exited:
+	case <-time.After(15 * time.Second):
+		d.cmd.Process.Kill()
+		<-d.exited
+		t.Errorf("vrsniff capture did not stop on SIGTERM\n%s", d.stderr.String())
+		return
+	}
+	if d.err != nil {
+		t.Errorf("vrsniff capture: %v\n%s", d.err, d.stderr.String())
+	}
+}
+
+// stats reads the daemon's /api/stats.
+func (d *daemon) stats(t *testing.T) server.StatsReport {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, d.url+"/api/stats", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pl := &pipeline.Pipeline{Source: src, Decoder: mirror.NewDecoder(mirror.Config{}), Sinks: []pipeline.Sink{srv}, Stats: new(pipeline.Stats)}
-	ran := make(chan struct{})
-	go func() { pl.Run(context.Background()); close(ran) }()
-	ts := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		src.Close()
-		<-ran
-		ts.CloseClientConnections()
-		ts.Close()
-	})
-	return srv, udpAddr, ts.URL
+	req.Header.Set("Authorization", "Bearer "+d.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("stats: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("stats: %s", resp.Status)
+	}
+	var rep server.StatsReport
+	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+		t.Fatalf("stats: %v", err)
+	}
+	return rep
 }
 
 func tokenFile(t *testing.T, token string) string {
@@ -382,33 +428,74 @@ func checkFrames(t *testing.T, got [][]byte, ms []mirrored) {
 	}
 }
 
+// checkComments reads the capture with tshark and checks that every packet
+// carries its metadata as comment and its direction in the packet flags.
+func checkComments(t *testing.T, path string, ms []mirrored) {
+	t.Helper()
+	out, err := exec.Command("tshark", "-r", path, "-T", "fields", "-E", "separator=|",
+		"-e", "frame.comment", "-e", "frame.packet_flags_direction").Output()
+	if err != nil {
+		t.Fatalf("tshark -r: %v", err)
+	}
+	var want []string
+	for _, m := range ms {
+		if m.keep {
+			dir := "0x00000002" // outbound
+			if m.ingress {
+				dir = "0x00000001" // inbound
+			}
+			want = append(want, m.comment+"|"+dir)
+		}
+	}
+	got := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+	if len(got) != len(want) {
+		t.Fatalf("tshark read %d packets, want %d:\n%s", len(got), len(want), out)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("packet %d: comment and direction\n got %s\nwant %s", i, got[i], want[i])
+		}
+	}
+}
+
 func TestRemoteCaptureWithTshark(t *testing.T) {
 	home := wireshark(t)
-	srv, udpAddr, url := startCapture(t, "s3cret")
+	d := startDaemon(t, "s3cret")
 	out := filepath.Join(t.TempDir(), "out.pcapng")
+	// The inner filter and the capture filter field are combined.
 	run := startTshark(t, home, "-i", Remote,
-		"-o", "extcap.vrsniff_remote.url:"+url,
+		"-o", "extcap.vrsniff_remote.url:"+d.url,
 		"-o", "extcap.vrsniff_remote.token_file:"+tokenFile(t, "s3cret"),
 		"-o", "extcap.vrsniff_remote.src_vn:*:vn-left",
 		"-o", "extcap.vrsniff_remote.direction:ingress",
-		"-f", "tcp",
+		"-o", "extcap.vrsniff_remote.bpf:tcp",
+		"-f", "port 80",
 		"-a", "duration:4", "-w", out)
-	waitFor(t, "the stream client", func() bool { return srv.count() == 1 })
+	waitFor(t, "the stream client", func() bool { return d.stats(t).StreamClients == 1 })
 	ms := traffic(t)
-	sendUDP(t, udpAddr, ms)
+	sendUDP(t, d.udpAddr, ms)
 	if err := run.wait(t); err != nil {
 		t.Fatalf("tshark: %v\n%s", err, run.stderr.String())
 	}
 	checkFrames(t, readFrames(t, out), ms)
+	checkComments(t, out, ms)
 	// Stopping in Wireshark ends the stream on the server too.
-	waitFor(t, "the stream to end on the server", func() bool { return srv.count() == 0 })
+	waitFor(t, "the stream to end on the server", func() bool { return d.stats(t).StreamClients == 0 })
+	st := d.stats(t)
+	if st.Pipeline.Read != uint64(len(ms)) || st.Pipeline.TotalMalformed() != 0 {
+		t.Errorf("daemon read %d packets, %d malformed; sent %d", st.Pipeline.Read, st.Pipeline.TotalMalformed(), len(ms))
+	}
+	// The server filters: only the selected packets cross the network.
+	if want := kept(ms); st.StreamSent != uint64(want) {
+		t.Errorf("daemon streamed %d packets, want %d", st.StreamSent, want)
+	}
 }
 
 func TestRemoteErrorsInTshark(t *testing.T) {
 	home := wireshark(t)
-	_, _, url := startCapture(t, "s3cret")
+	d := startDaemon(t, "s3cret")
 	for _, tc := range []struct{ url, token, want string }{
-		{url, "wrong", "401 Unauthorized: missing or wrong bearer token (check the token)"},
+		{d.url, "wrong", d.url + "/api/stream: 401 Unauthorized: missing or wrong bearer token (check the token)"},
 		{"http://127.0.0.1:1", "s3cret", "connect to http://127.0.0.1:1/api/stream"},
 	} {
 		start := time.Now()
@@ -426,6 +513,9 @@ func TestRemoteErrorsInTshark(t *testing.T) {
 			t.Errorf("%s: took %v", tc.want, d)
 		}
 	}
+	if n := d.stats(t).StreamClients; n != 0 {
+		t.Errorf("refused requests left %d stream clients", n)
+	}
 }
 
 func TestLocalCaptureWithTshark(t *testing.T) {
@@ -435,7 +525,7 @@ func TestLocalCaptureWithTshark(t *testing.T) {
 	run := startTshark(t, home, "-i", Local,
 		"-o", "extcap.vrsniff_local.iface:"+env.CaptureIf,
 		"-o", "extcap.vrsniff_local.vn:*:vn-left",
-		"-o", "extcap.vrsniff_local.bpf:tcp",
+		"-o", "extcap.vrsniff_local.bpf:tcp port 80",
 		"-o", "extcap.vrsniff_local.direction:ingress",
 		"-a", "duration:4", "-w", out)
 	// The extcap writes the capture header once its source is open; dumpcap
@@ -447,8 +537,8 @@ func TestLocalCaptureWithTshark(t *testing.T) {
 	ms := traffic(t)
 	// vn matches either side: the reverse-direction packets pass it too.
 	for i := range ms {
-		if strings.Contains(string(ms[i].payload), "vn-right") && ms[i].frame[23] == byte(layers.IPProtocolTCP) &&
-			ms[i].payload[8]&0x40 != 0 {
+		if strings.HasPrefix(ms[i].comment, "src_vn=default-domain:admin:vn-right") && ms[i].frame[23] == byte(layers.IPProtocolTCP) &&
+			ms[i].ingress {
 			ms[i].keep = true
 		}
 	}
@@ -465,5 +555,6 @@ func TestLocalCaptureWithTshark(t *testing.T) {
 		t.Fatalf("tshark: %v\n%s", err, run.stderr.String())
 	}
 	checkFrames(t, readFrames(t, out), ms)
+	checkComments(t, out, ms)
 	waitFor(t, "the extcap to exit", func() bool { return !extcapWriting(Local) })
 }
