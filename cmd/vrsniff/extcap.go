@@ -23,7 +23,7 @@ vrsniff-remote (a running vrsniff capture) and vrsniff-local (decode on a
 local interface) appear in its list.
 
   tshark -i vrsniff-remote -o extcap.vrsniff_remote.url:https://sniffer:8443 \
-         -o extcap.vrsniff_remote.token:SECRET -o extcap.vrsniff_remote.src_vn:'*:vn-left'
+         -o extcap.vrsniff_remote.token_file:/path/to/token -o extcap.vrsniff_remote.src_vn:'*:vn-left'
 `
 
 func runExtcap(args []string) int {
