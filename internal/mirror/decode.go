@@ -114,8 +114,10 @@ func (d *Decoder) ReassemblyStats() ReassemblyStats {
 	return s
 }
 
+// fail records why decoding stopped. A header that starts beyond what was
+// captured is reported at the end of the capture.
 func (p *Packet) fail(r Reason, off int) Status {
-	p.Err, p.ErrOffset = r, off
+	p.Err, p.ErrOffset = r, min(off, len(p.Data))
 	return Failed
 }
 
