@@ -3,14 +3,17 @@
 # run: cp (the I/O limit), editcap -C (a pure byte chop, no parsing) and
 # tshark with the Juniper dissector (extracting the VN fields).
 #
-#   bench/decap.sh [PACKETS] [RUNS]     defaults: 1000000 packets, best of 3
+#   bench/decap.sh [PACKETS] [RUNS]     defaults: 1000000 packets, best of 5
 #
-# Needs: go, editcap and tshark (Debian: tshark). Writes into bench/out/.
+# Needs: go, editcap and tshark (Debian: tshark). The capture and every
+# output live in $BENCH_DIR (default: a directory in /dev/shm), so that the
+# figures measure the programs rather than the disk's write-back; each
+# output is removed before each run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000000}
-RUNS=${2:-3}
-out=bench/out
+RUNS=${2:-5}
+out=${BENCH_DIR:-/dev/shm/vrsniff-bench}
 mkdir -p "$out"
 go build -o "$out/vrsniff" ./cmd/vrsniff
 raw="$out/raw.pcap"
@@ -22,10 +25,11 @@ size=$(stat -c %s "$raw")
 packets=$(capinfos -M -c "$raw" | awk -F: '/Number of packets/ {gsub(/ /,"",$2); print $2}')
 echo "input: $raw, $packets packets, $size bytes"
 
-best() { # best wall time in seconds of RUNS runs of the command
+best() { # best wall time in seconds of RUNS runs of the command; $out/o.* are its outputs
   local b=""
   for _ in $(seq "$RUNS"); do
     local s e
+    rm -f "$out"/o.*
     s=$(date +%s.%N)
     "$@" >/dev/null 2>&1
     e=$(date +%s.%N)
@@ -35,11 +39,13 @@ best() { # best wall time in seconds of RUNS runs of the command
 }
 
 cat "$raw" >/dev/null # warm the page cache for every contestant
-t_cp=$(best cp "$raw" "$out/copy.pcap")
-t_editcap=$(best editcap -F pcap -C 114 "$raw" "$out/editcap.pcap")
-t_pcap=$(best "$out/vrsniff" decap --quiet --format pcap "$raw" "$out/decap.pcap")
-t_pcapng=$(best "$out/vrsniff" decap --quiet "$raw" "$out/decap.pcapng")
-RUNS=1 t_tshark=$(RUNS=1 best tshark -n -r "$raw" -d udp.port==8099,juniper -T fields -e juniper.vn.src -e juniper.vn.dst)
+t_cp=$(best cp "$raw" "$out/o.copy")
+t_editcap=$(best editcap -F pcap -C 114 "$raw" "$out/o.editcap")
+t_pcap=$(best "$out/vrsniff" decap --quiet --format pcap "$raw" "$out/o.pcap")
+t_pcapng=$(best "$out/vrsniff" decap --quiet "$raw" "$out/o.pcapng")
+RUNS=1
+t_tshark=$(best tshark -n -r "$raw" -d udp.port==8099,juniper -T fields -e juniper.vn.src -e juniper.vn.dst)
+rm -f "$out"/o.*
 
 # Allocation figures come from the Go benchmarks of the per-packet path.
 allocs=$(go test -run '^$' -bench 'BenchmarkDecodeACL$' -benchmem ./internal/mirror | awk '/BenchmarkDecodeACL/ {print $(NF-1)}')
