@@ -7,8 +7,10 @@ import (
 
 // asyncWriter hands writes to a goroutine, so that the write system calls
 // (half of decap's time on a page-cached file) run on another core while
-// the next packets are decoded. Each Write costs one copy into a recycled
-// buffer; the first error is returned by a later Write or by Close.
+// the next packets are decoded. The pcapfile.Writer passes its filled
+// buffers over (WriteBuffer) and gets a recycled one back, so nothing is
+// copied; a plain Write copies. The first error is returned by a later
+// call or by Close.
 type asyncWriter struct {
 	w    io.Writer
 	work chan []byte
@@ -20,7 +22,7 @@ type asyncWriter struct {
 
 const (
 	asyncBuffers = 4
-	asyncBufSize = 1 << 20
+	asyncBufSize = 1 << 20 // the size pcapfile.Writer flushes at
 )
 
 func newAsyncWriter(w io.Writer) *asyncWriter {
@@ -64,6 +66,15 @@ func (a *asyncWriter) Write(p []byte) (int, error) {
 		p = p[k:]
 	}
 	return n, nil
+}
+
+// WriteBuffer queues b as it is and returns a free buffer.
+func (a *asyncWriter) WriteBuffer(b []byte) ([]byte, error) {
+	if err := a.error(); err != nil {
+		return b, err
+	}
+	a.work <- b
+	return <-a.free, nil
 }
 
 // Close waits for every write to finish; it does not close the underlying

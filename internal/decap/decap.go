@@ -74,9 +74,11 @@ func RunReader(ctx context.Context, r *pcapfile.Reader, o Options) (*pipeline.St
 		}
 		out = flushCloser{w, aw}
 	}
+	dc := o.Decoder
+	dc.Reassembly.DiscardRaw = o.Rejects == nil
 	pl := &pipeline.Pipeline{
 		Source:  r,
-		Decoder: mirror.NewDecoder(o.Decoder),
+		Decoder: mirror.NewDecoder(dc),
 		Filter:  flt,
 		Sinks:   []pipeline.Sink{out},
 		Stats:   stats,

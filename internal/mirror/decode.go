@@ -420,8 +420,20 @@ func parseTLVs(m *Meta, data []byte, i, end int) (int, Reason, int) {
 }
 
 // printable reports whether a VN name is plain ASCII, as Contrail names
-// are; anything else means the list was misread.
+// are; anything else means the list was misread. It looks at eight bytes
+// at a time: names are long and this runs twice a packet.
 func printable(b []byte) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for len(b) >= 8 {
+		x := binary.LittleEndian.Uint64(b)
+		// A byte below 0x21 borrows into its high bit when 0x21 is
+		// subtracted; a byte above 0x7e has or gets its high bit when 1 is
+		// added. Carries and borrows only start at a byte already caught.
+		if ((x-0x21*ones)&^x|x|(x+ones))&highs != 0 {
+			return false
+		}
+		b = b[8:]
+	}
 	for _, c := range b {
 		if c < 0x21 || c > 0x7e {
 			return false

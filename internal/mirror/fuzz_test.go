@@ -122,3 +122,20 @@ func FuzzTLV(f *testing.F) {
 		}
 	})
 }
+
+func FuzzPrintable(f *testing.F) {
+	f.Add([]byte("default-domain:admin:vn-left"))
+	f.Add([]byte("abc\x20defghijk"))
+	f.Add([]byte("abcdefg\x7f\xff"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		want := true
+		for _, c := range b {
+			if c < 0x21 || c > 0x7e {
+				want = false
+			}
+		}
+		if got := printable(b); got != want {
+			t.Fatalf("printable(%q) = %v", b, got)
+		}
+	})
+}

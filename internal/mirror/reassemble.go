@@ -19,6 +19,10 @@ type ReassemblyConfig struct {
 	MaxDatagrams int           // incomplete datagrams held at once (default 4096)
 	MaxBytes     int           // bytes held for them (default 64 MiB)
 	Timeout      time.Duration // packet time a datagram may take to complete (default 30 s)
+	// DiscardRaw keeps no copy of the fragments held: a datagram given up
+	// is still handed back fragment by fragment, but with no bytes. For
+	// callers that keep no rejects, it saves copying every fragment.
+	DiscardRaw bool
 }
 
 // ReassemblyStats counts reassembly outcomes.
@@ -212,9 +216,12 @@ func (r *reassembler) add(d *Decoder, p *Packet, l3, hdr, nhOff, total int) Stat
 }
 
 func (r *reassembler) keepRaw(dg *datagram, p *Packet) {
-	off := len(dg.rawBuf)
-	dg.rawBuf = append(dg.rawBuf, p.Data...)
-	dg.raws = append(dg.raws, rawFrag{ts: p.Timestamp, lt: p.LinkType, off: off, n: len(p.Data), wire: p.WireLen, iface: p.Interface})
+	off, n := len(dg.rawBuf), 0
+	if !r.cfg.DiscardRaw {
+		dg.rawBuf = append(dg.rawBuf, p.Data...)
+		n = len(p.Data)
+	}
+	dg.raws = append(dg.raws, rawFrag{ts: p.Timestamp, lt: p.LinkType, off: off, n: n, wire: p.WireLen, iface: p.Interface})
 	r.account(dg)
 }
 

@@ -385,12 +385,30 @@ func (w *Writer) Flush() error {
 	if len(w.buf) == 0 {
 		return nil
 	}
+	if bw, ok := w.w.(BufferWriter); ok {
+		next, err := bw.WriteBuffer(w.buf)
+		if err != nil {
+			w.err = fmt.Errorf("write capture: %w", err)
+			return w.err
+		}
+		w.buf = next[:0]
+		return nil
+	}
 	if _, err := w.w.Write(w.buf); err != nil {
 		w.err = fmt.Errorf("write capture: %w", err)
 		return w.err
 	}
 	w.buf = w.buf[:0]
 	return nil
+}
+
+// BufferWriter is an io.Writer that can take a buffer over instead of
+// copying it: WriteBuffer owns b from then on and returns an empty buffer
+// for the Writer to fill next. A Writer hands its filled buffers to such a
+// destination, e.g. one that writes them on another goroutine.
+type BufferWriter interface {
+	io.Writer
+	WriteBuffer(b []byte) (next []byte, err error)
 }
 
 // unixTime returns the packet's time in seconds and nanoseconds since 1970,
