@@ -54,10 +54,11 @@ ip netns exec "$ns" sysctl -qw "net.ipv6.conf.$snd.disable_ipv6=1"
 # threaded NAPI moves that work to a kernel thread that the scheduler can
 # put on the other CPU: the sender then offers over 1M frames/s. The
 # capturers' sockets see the same frames either way.
-ethtool -K "$cap" gro on
-echo 1 >"/sys/class/net/$cap/threaded"
+# (Both ends must be up for the NAPI context to exist.)
 ip link set "$cap" up
 ip -n "$ns" link set "$snd" up
+ethtool -K "$cap" gro on
+echo 1 >"/sys/class/net/$cap/threaded"
 
 # waitfor FILE TEXT: wait until a capturer says it is reading.
 waitfor() {
