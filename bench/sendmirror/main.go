@@ -165,7 +165,9 @@ func worker(ifi int, frames [][]byte, id, n int, rate float64, batch int) (uint6
 			r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&msgs[done])), uintptr(k-done), 0, 0, 0)
 			switch {
 			case errno == unix.ENOBUFS || errno == unix.EAGAIN:
-				runtime.Gosched() // the device queue is full: let it drain
+				// The device queue is full: let it drain without
+				// spinning on a CPU the capturers need.
+				time.Sleep(20 * time.Microsecond)
 			case errno != 0:
 				return sent, fmt.Errorf("sendmmsg: %w", errno)
 			default:

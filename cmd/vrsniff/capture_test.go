@@ -759,3 +759,45 @@ func TestCaptureConfigFile(t *testing.T) {
 		t.Errorf("--max-files 1 after --config: %v", c)
 	}
 }
+
+// The web page of a running daemon, loaded in headless Chromium, lists
+// its files.
+func TestCapturePage(t *testing.T) {
+	bin, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatalf("chromium is needed for the page test (apt-get install -y chromium): %v", err)
+	}
+	dir := t.TempDir()
+	raw := filepath.Join(dir, "raw.pcap")
+	mustRun(t, "gen", "--profile", "acl", "--count", "300", "--seed", "28", raw)
+	capDir := filepath.Join(dir, "captures")
+	d := startCapture(t, "pagetok", "--read", raw, "--linger", "--dir", capDir, "--rotate-size", "200K")
+	d.waitWritten(300)
+	l := d.list()
+	if len(l) < 2 {
+		t.Fatalf("list: %+v", l)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--user-data-dir="+t.TempDir(), "--virtual-time-budget=3000", "--dump-dom", d.base+"/?token=pagetok")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("chromium: %v\n%s", err, stderr.String())
+	}
+	dom := stdout.String()
+	if n := strings.Count(dom, "<tr data-name="); n != len(l) {
+		t.Errorf("page shows %d files, the API lists %d", n, len(l))
+	}
+	for _, f := range l {
+		if !strings.Contains(dom, `href="/api/captures/`+f.Name+`?token=pagetok"`) {
+			t.Errorf("page has no link to %s", f.Name)
+		}
+	}
+	if code := d.stop(syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
