@@ -205,7 +205,23 @@ func (r *Ring) WritePacket(p *mirror.Packet) error {
 	if r.done {
 		return ErrClosed
 	}
-	now := r.now()
+	r.key = r.key[:0]
+	if r.o.SplitByVN {
+		r.key = appendPairKey(r.key, p)
+	}
+	f := r.open[string(r.key)]
+	// Reading the clock costs a tenth of writing a small packet: only
+	// read it when something depends on it.
+	var now time.Time
+	clock := func() time.Time {
+		if now.IsZero() {
+			now = r.now()
+		}
+		return now
+	}
+	if r.full || f == nil || !f.deadline.IsZero() {
+		clock()
+	}
 	if r.full {
 		// A clock that went back also allows a retry.
 		if now.Sub(r.lastTry) < retryEvery && !now.Before(r.lastTry) {
@@ -214,11 +230,6 @@ func (r *Ring) WritePacket(p *mirror.Packet) error {
 		}
 		r.lastTry = now
 	}
-	r.key = r.key[:0]
-	if r.o.SplitByVN {
-		r.key = appendPairKey(r.key, p)
-	}
-	f := r.open[string(r.key)]
 	if f != nil && !f.deadline.IsZero() && !now.Before(f.deadline) {
 		if err := r.closeFile(f); err != nil {
 			return r.failed(err, now, 1)
@@ -257,7 +268,7 @@ func (r *Ring) WritePacket(p *mirror.Packet) error {
 	if len(f.buf) >= flushAt || r.full {
 		if err := r.flushFile(f); err != nil {
 			// flushFile counted the packet as dropped.
-			return r.failed(r.closeBroken(f, err), now, 0)
+			return r.failed(r.closeBroken(f, err), clock(), 0)
 		}
 	}
 	if r.full {
@@ -267,7 +278,7 @@ func (r *Ring) WritePacket(p *mirror.Packet) error {
 	}
 	if r.o.MaxSize > 0 && f.size() >= r.o.MaxSize {
 		if err := r.closeFile(f); err != nil {
-			return r.failed(err, now, 0)
+			return r.failed(err, clock(), 0)
 		}
 	}
 	return nil
