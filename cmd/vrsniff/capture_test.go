@@ -601,6 +601,19 @@ func TestCaptureHTTP(t *testing.T) {
 	if l := d.list(); len(l) != 1 || l[0].Name != openName {
 		t.Errorf("list after delete: %+v", l)
 	}
+
+	// Enough traffic to overflow what waits for the stuck client: its
+	// stream loses packets, the capture does not.
+	var bulk [][]byte
+	for len(bulk) < 40000 {
+		bulk = append(bulk, payloads...)
+	}
+	sendUDP(t, addr, bulk)
+	total := uint64(len(cs) + len(bulk))
+	d.waitWritten(total)
+	if st := d.stats(); st.StreamDrops == 0 || st.Source.KernelDrops != 0 || st.Pipeline.Read != total {
+		t.Errorf("after overflowing the stuck stream client: %+v", st)
+	}
 	if code := d.stop(syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
