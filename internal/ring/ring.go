@@ -133,6 +133,7 @@ type file struct {
 	deadline time.Time
 	pairs    map[string]*pairCount
 	order    []*pairCount
+	last     *pairCount // of the previous packet: traffic comes in runs of one pair
 }
 
 type pairCount struct {
@@ -254,12 +255,17 @@ func (r *Ring) WritePacket(p *mirror.Packet) error {
 		f.info.First = p.Timestamp
 	}
 	f.pendLast = p.Timestamp
-	r.key = appendPairKey(r.key[:0], p)
-	pc := f.pairs[string(r.key)]
-	if pc == nil {
-		pc = &pairCount{src: string(p.Meta.SrcVN), dst: string(p.Meta.DstVN)}
-		f.pairs[string(r.key)] = pc
-		f.order = append(f.order, pc)
+	// Comparing with the previous packet's pair is cheaper than hashing.
+	pc := f.last
+	if pc == nil || pc.src != string(p.Meta.SrcVN) || pc.dst != string(p.Meta.DstVN) {
+		r.key = appendPairKey(r.key[:0], p)
+		pc = f.pairs[string(r.key)]
+		if pc == nil {
+			pc = &pairCount{src: string(p.Meta.SrcVN), dst: string(p.Meta.DstVN)}
+			f.pairs[string(r.key)] = pc
+			f.order = append(f.order, pc)
+		}
+		f.last = pc
 	}
 	pc.pending++
 
@@ -457,7 +463,7 @@ func (r *Ring) closeFile(f *file) error {
 	f.info.Size = f.written
 	f.info.Pairs = f.pairList()
 	r.spare = f.buf[:0]
-	f.f, f.enc, f.buf, f.pairs, f.order = nil, nil, nil, nil, nil
+	f.f, f.enc, f.buf, f.pairs, f.order, f.last = nil, nil, nil, nil, nil, nil
 	if serr := r.writeSidecar(&f.info); serr != nil {
 		// Without a sidecar the file is still listed: the next start
 		// rebuilds its info from the file.
