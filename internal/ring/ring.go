@@ -138,6 +138,7 @@ type file struct {
 	deadline time.Time
 	pairs    map[string]*pairCount
 	order    []*pairCount
+	last     *pairCount // of the previous packet: traffic comes in runs of one pair
 }
 
 type pairCount struct {
@@ -210,7 +211,23 @@ func (r *Ring) WritePacket(p *mirror.Packet) error {
 	if r.done {
 		return ErrClosed
 	}
-	now := r.now()
+	r.key = r.key[:0]
+	if r.o.SplitByVN {
+		r.key = appendPairKey(r.key, p)
+	}
+	f := r.open[string(r.key)]
+	// Reading the clock costs a tenth of writing a small packet: only
+	// read it when something depends on it.
+	var now time.Time
+	clock := func() time.Time {
+		if now.IsZero() {
+			now = r.now()
+		}
+		return now
+	}
+	if r.full || f == nil || !f.deadline.IsZero() {
+		clock()
+	}
 	if r.full {
 		// A clock that went back also allows a retry.
 		if now.Sub(r.lastTry) < retryEvery && !now.Before(r.lastTry) {
@@ -219,11 +236,6 @@ func (r *Ring) WritePacket(p *mirror.Packet) error {
 		}
 		r.lastTry = now
 	}
-	r.key = r.key[:0]
-	if r.o.SplitByVN {
-		r.key = appendPairKey(r.key, p)
-	}
-	f := r.open[string(r.key)]
 	if f != nil && !f.deadline.IsZero() && !now.Before(f.deadline) {
 		if err := r.closeFile(f); err != nil {
 			return r.failed(err, now, 1)
@@ -248,12 +260,17 @@ func (r *Ring) WritePacket(p *mirror.Packet) error {
 		f.info.First = p.Timestamp
 	}
 	f.pendLast = p.Timestamp
-	r.key = appendPairKey(r.key[:0], p)
-	pc := f.pairs[string(r.key)]
-	if pc == nil {
-		pc = &pairCount{src: string(p.Meta.SrcVN), dst: string(p.Meta.DstVN)}
-		f.pairs[string(r.key)] = pc
-		f.order = append(f.order, pc)
+	// Comparing with the previous packet's pair is cheaper than hashing.
+	pc := f.last
+	if pc == nil || pc.src != string(p.Meta.SrcVN) || pc.dst != string(p.Meta.DstVN) {
+		r.key = appendPairKey(r.key[:0], p)
+		pc = f.pairs[string(r.key)]
+		if pc == nil {
+			pc = &pairCount{src: string(p.Meta.SrcVN), dst: string(p.Meta.DstVN)}
+			f.pairs[string(r.key)] = pc
+			f.order = append(f.order, pc)
+		}
+		f.last = pc
 	}
 	pc.pending++
 
@@ -262,7 +279,7 @@ func (r *Ring) WritePacket(p *mirror.Packet) error {
 	if len(f.buf) >= flushAt || r.full {
 		if err := r.flushFile(f); err != nil {
 			// flushFile counted the packet as dropped.
-			return r.failed(r.closeBroken(f, err), now, 0)
+			return r.failed(r.closeBroken(f, err), clock(), 0)
 		}
 	}
 	if r.full {
@@ -272,7 +289,7 @@ func (r *Ring) WritePacket(p *mirror.Packet) error {
 	}
 	if r.o.MaxSize > 0 && f.size() >= r.o.MaxSize {
 		if err := r.closeFile(f); err != nil {
-			return r.failed(err, now, 0)
+			return r.failed(err, clock(), 0)
 		}
 	}
 	return nil
@@ -451,7 +468,7 @@ func (r *Ring) closeFile(f *file) error {
 	f.info.Size = f.written
 	f.info.Pairs = f.pairList()
 	r.spare = f.buf[:0]
-	f.f, f.enc, f.buf, f.pairs, f.order = nil, nil, nil, nil, nil
+	f.f, f.enc, f.buf, f.pairs, f.order, f.last = nil, nil, nil, nil, nil, nil
 	if serr := r.writeSidecar(&f.info); serr != nil {
 		// Without a sidecar the file is still listed: the next start
 		// rebuilds its info from the file.
