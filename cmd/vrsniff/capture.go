@@ -192,7 +192,7 @@ func runCapture(args []string) int {
 
 	var sinkErrs sync.Map // error text -> logged once
 	pl := &pipeline.Pipeline{
-		Source: src, Decoder: mirror.NewDecoder(cfg), Filter: flt2, Sinks: sinks, Stats: stats,
+		Source: src, Decoder: mirror.NewDecoder(decoderConfig(cfg, *keepRejects)), Filter: flt2, Sinks: sinks, Stats: stats,
 		// A capture never stops for a sink: count, log each kind once.
 		SinkError: func(err error) error {
 			if _, seen := sinkErrs.LoadOrStore(err.Error(), true); !seen {
@@ -311,4 +311,11 @@ func newLogger(level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(os.Stderr, o)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// decoderConfig keeps copies of held fragments only where a datagram that
+// cannot be completed has somewhere to go.
+func decoderConfig(c mirror.Config, keepRejects bool) mirror.Config {
+	c.Reassembly.DiscardRaw = !keepRejects
+	return c
 }

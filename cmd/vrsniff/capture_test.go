@@ -355,7 +355,7 @@ func TestCaptureInterface(t *testing.T) {
 	env := netnstest.New(t)
 	dir := t.TempDir()
 	d := startCapture(t, "", "-i", env.CaptureIf, "--dir", dir, "--rotate-size", "64K")
-	cs, _ := splitIPv6Ext(t, cases(t, "acl", 21, 400, 1400))
+	cs := cases(t, "acl", 21, 400, 1400)
 	env.Send(t, outerFrames(cs))
 	d.waitWritten(uint64(len(cs)))
 	if code := d.stop(syscall.SIGTERM); code != 0 {
@@ -625,7 +625,7 @@ func TestCaptureKilled(t *testing.T) {
 	env := netnstest.New(t)
 	dir := t.TempDir()
 	d := startCapture(t, "", "-i", env.CaptureIf, "--dir", dir, "--rotate-size", "64K")
-	cs, _ := splitIPv6Ext(t, cases(t, "acl", 24, 300, 1400))
+	cs := cases(t, "acl", 24, 300, 1400)
 	env.Send(t, outerFrames(cs))
 	d.waitWritten(uint64(len(cs)))
 	time.Sleep(1500 * time.Millisecond) // more than the flush period

@@ -13,11 +13,16 @@ var vlanTPIDs = []uint32{0x8100, 0x88a8, 0x9100}
 // displacement of classic BPF.
 const maxFilterPorts = 64
 
+// maxIPv6Ext is how many IPv6 extension headers the filter walks.
+const maxIPv6Ext = 4
+
 // KernelFilter returns the classic BPF program OpenAFPacket attaches to its
 // socket, so that only mirror traffic reaches user space. It keeps
-//   - IPv4 or IPv6 UDP datagrams to one of o.Ports or o.VXLANPorts,
+//   - IPv4 or IPv6 UDP datagrams to one of o.Ports or o.VXLANPorts (IPv6:
+//     behind up to maxIPv6Ext hop-by-hop, routing or destination options
+//     headers),
 //   - every IPv4 fragment (MF set or a non-zero offset) and every IPv6
-//     packet whose first extension header is a fragment header: mirror
+//     packet with a fragment header (after those same headers): mirror
 //     datagrams of full-size frames exceed the MTU, and fragments after the
 //     first carry no UDP header to match,
 //   - frames whose first 802.1Q VID is o.MirrorVLAN (when non-zero),
@@ -113,12 +118,40 @@ func filterProgram(o Options) ([]bpf.Instruction, error) {
 	a.add(bpf.LoadIndirect{Off: 14 + 2, Size: 2})
 	a.jmp("ports")
 
-	// IPv6 header at X+14, fixed 40 bytes.
+	// IPv6 header at X+14, fixed 40 bytes, then up to maxIPv6Ext
+	// hop-by-hop, routing or destination options headers before UDP or a
+	// fragment header. Classic BPF has no loops: the walk is unrolled, with
+	// the next header value in M[0] and X at the header being looked at.
 	a.label("ip6")
 	a.add(bpf.LoadIndirect{Off: 14 + 6, Size: 1})
-	a.jeq(44, "accept") // fragment header
-	a.jne(17, "reject")
-	a.add(bpf.LoadIndirect{Off: 14 + 40 + 2, Size: 2})
+	a.add(bpf.StoreScratch{Src: bpf.RegA, N: 0})
+	a.add(bpf.TXA{})
+	a.add(bpf.ALUOpConstant{Op: bpf.ALUOpAdd, Val: 40})
+	a.add(bpf.TAX{})
+	for i := 0; i <= maxIPv6Ext; i++ {
+		next := fmt.Sprintf("ext%d", i)
+		a.add(bpf.LoadScratch{Dst: bpf.RegA, N: 0})
+		a.jeq(44, "accept") // fragment header
+		a.jeq(17, "udp6")
+		if i == maxIPv6Ext {
+			a.jmp("reject")
+			break
+		}
+		a.jeq(0, next)
+		a.jeq(43, next)
+		a.jeq(60, next)
+		a.jmp("reject")
+		a.label(next)
+		a.add(bpf.LoadIndirect{Off: 14, Size: 1})
+		a.add(bpf.StoreScratch{Src: bpf.RegA, N: 0})
+		a.add(bpf.LoadIndirect{Off: 14 + 1, Size: 1})
+		a.add(bpf.ALUOpConstant{Op: bpf.ALUOpAdd, Val: 1})
+		a.add(bpf.ALUOpConstant{Op: bpf.ALUOpShiftLeft, Val: 3})
+		a.add(bpf.ALUOpX{Op: bpf.ALUOpAdd})
+		a.add(bpf.TAX{})
+	}
+	a.label("udp6")
+	a.add(bpf.LoadIndirect{Off: 14 + 2, Size: 2})
 
 	a.label("ports")
 	for _, p := range o.Ports {

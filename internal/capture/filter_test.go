@@ -135,13 +135,20 @@ func keepRef(o Options, frame []byte, offloaded bool, tci uint16) bool {
 		if len(ip) < 7 {
 			return false
 		}
-		if ip[6] == 44 {
-			return true
+		nh, off := ip[6], 40
+		for ext := 0; ; ext++ {
+			if nh == 44 {
+				return true
+			}
+			if nh == 17 {
+				break
+			}
+			if ext == maxIPv6Ext || (nh != 0 && nh != 43 && nh != 60) || len(ip) < off+2 {
+				return false
+			}
+			nh, off = ip[off], off+(int(ip[off+1])+1)*8
 		}
-		if ip[6] != 17 {
-			return false
-		}
-		l4 = ip[min(len(ip), 40):]
+		l4 = ip[min(len(ip), off):]
 	default:
 		return false
 	}
