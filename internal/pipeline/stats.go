@@ -22,45 +22,44 @@ type Stats struct {
 	Written   atomic.Uint64 // handed to the sinks
 	SinkErrs  atomic.Uint64 // sink write failures (e.g. a link type a pcap file cannot hold)
 
-	mu    sync.Mutex
-	pairs map[string]map[string]*atomic.Uint64 // src VN -> dst VN -> packets
+	// VN pairs: the pipeline goroutine finds a pair's counter in pairIdx
+	// without a lock (one look-up of both names joined in key); a new
+	// pair is also appended to pairs, which readers see under mu.
+	mu      sync.Mutex
+	pairs   []*pairCount
+	pairIdx map[string]*pairCount
+	key     []byte
+	lastKey []byte
+	last    *pairCount
+}
 
-	// The last pair counted: consecutive packets mostly share it, which
-	// saves the lock and two map look-ups. Only CountPair's single caller
-	// touches these.
-	lastSrc, lastDst []byte
-	lastHasSrc       bool
-	lastHasDst       bool
-	last             *atomic.Uint64
+type pairCount struct {
+	src, dst string
+	n        atomic.Uint64
 }
 
 // CountPair counts one decoded packet for its VN pair. It must be called
 // from one goroutine only.
 func (s *Stats) CountPair(src, dst []byte) {
-	if s.last != nil && s.lastHasSrc == (src != nil) && s.lastHasDst == (dst != nil) &&
-		bytes.Equal(s.lastSrc, src) && bytes.Equal(s.lastDst, dst) {
-		s.last.Add(1)
+	// 0xff cannot occur in a VN name: the decoder accepts printable ASCII.
+	s.key = append(append(append(s.key[:0], src...), 0xff), dst...)
+	if s.last != nil && bytes.Equal(s.key, s.lastKey) {
+		s.last.n.Add(1)
 		return
 	}
-	s.mu.Lock()
-	if s.pairs == nil {
-		s.pairs = make(map[string]map[string]*atomic.Uint64)
-	}
-	// Indexing with string(b) does not allocate; only a new pair does.
-	inner := s.pairs[string(src)]
-	if inner == nil {
-		inner = make(map[string]*atomic.Uint64)
-		s.pairs[string(src)] = inner
-	}
-	c := inner[string(dst)]
+	c := s.pairIdx[string(s.key)]
 	if c == nil {
-		c = new(atomic.Uint64)
-		inner[string(dst)] = c
+		if s.pairIdx == nil {
+			s.pairIdx = make(map[string]*pairCount)
+		}
+		c = &pairCount{src: string(src), dst: string(dst)}
+		s.pairIdx[string(s.key)] = c
+		s.mu.Lock()
+		s.pairs = append(s.pairs, c)
+		s.mu.Unlock()
 	}
-	s.mu.Unlock()
-	s.lastSrc, s.lastDst = append(s.lastSrc[:0], src...), append(s.lastDst[:0], dst...)
-	s.lastHasSrc, s.lastHasDst, s.last = src != nil, dst != nil, c
-	c.Add(1)
+	s.lastKey, s.last = append(s.lastKey[:0], s.key...), c
+	c.n.Add(1)
 }
 
 // Pair is a VN pair and its packet count.
@@ -73,11 +72,9 @@ type Pair struct {
 // Pairs returns the VN pairs, most packets first (ties by name).
 func (s *Stats) Pairs() []Pair {
 	s.mu.Lock()
-	var ps []Pair
-	for src, inner := range s.pairs {
-		for dst, c := range inner {
-			ps = append(ps, Pair{src, dst, c.Load()})
-		}
+	ps := make([]Pair, len(s.pairs))
+	for i, c := range s.pairs {
+		ps[i] = Pair{c.src, c.dst, c.n.Load()}
 	}
 	s.mu.Unlock()
 	sort.Slice(ps, func(i, j int) bool {
