@@ -713,6 +713,12 @@ func TestCaptureDiskFull(t *testing.T) {
 	if n := stored(); n == 0 || n >= 600 {
 		t.Fatalf("%d of 600 packets stored on a 512k disk", n)
 	}
+	_, metrics := d.request("GET", "/metrics", nil)
+	if !strings.Contains(string(metrics), "vrsniff_store_disk_full 1\n") ||
+		strings.Contains(string(metrics), "vrsniff_store_dropped_total 0\n") ||
+		!strings.Contains(string(metrics), "vrsniff_store_dropped_total ") {
+		t.Fatalf("metrics do not show the full disk:\n%s", grepLines(string(metrics), "vrsniff_store_"))
+	}
 
 	// Free the space through the API; the daemon writes again.
 	for _, f := range d.list() {
@@ -737,6 +743,16 @@ func TestCaptureDiskFull(t *testing.T) {
 	for _, n := range closed {
 		tshark(t, filepath.Join(dir, n), nil, "frame.len")
 	}
+}
+
+func grepLines(s, substr string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // A YAML --config file is the same as the flags.

@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
+	"github.com/vrsniff/vrsniff/internal/ring"
 )
 
 // maxPairSeries caps the VN pair series on /metrics: the busiest pairs are
@@ -20,6 +21,7 @@ type collector struct {
 	received, kernelDrops                                                               *prometheus.Desc
 	streamClients, streamSent, streamDrops                                              *prometheus.Desc
 	pairPackets, pairs, diskUsage                                                       *prometheus.Desc
+	storeDropped, diskFull                                                              *prometheus.Desc
 }
 
 func newCollector(s *Server) *collector {
@@ -45,6 +47,8 @@ func newCollector(s *Server) *collector {
 		pairPackets:   d("vn_pair_packets_total", "Decoded packets by source and destination VN (busiest pairs only).", "src_vn", "dst_vn"),
 		pairs:         d("vn_pairs", "Distinct VN pairs seen."),
 		diskUsage:     d("store_disk_usage_bytes", "Bytes used by the capture files."),
+		storeDropped:  d("store_dropped_total", "Packets not written to the capture files because the disk was full."),
+		diskFull:      d("store_disk_full", "1 while the capture files' disk is full and writing is paused."),
 	}
 }
 
@@ -92,5 +96,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.s.opts.Store != nil {
 		gauge(c.diskUsage, float64(c.s.opts.Store.DiskUsage()))
+	}
+	if rs, ok := c.s.opts.Store.(interface{ Stats() ring.Stats }); ok {
+		st := rs.Stats()
+		counter(c.storeDropped, st.Dropped)
+		full := 0.0
+		if st.DiskFull {
+			full = 1
+		}
+		gauge(c.diskFull, full)
 	}
 }
