@@ -17,6 +17,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/vrsniff/vrsniff/deploy"
 )
 
 // Modes of the generated template.
@@ -61,40 +63,37 @@ type template struct {
 	Outputs     map[string]output   `yaml:"outputs"`
 }
 
-// CaptureCommand is the command line the sniffer VM runs.
-const CaptureCommand = "/usr/local/bin/vrsniff capture -i $CAPTURE_IF --dir /var/lib/vrsniff --http :8080 --token-file /etc/vrsniff/token"
-
-// cloudConfig installs vrsniff and runs it as vrsniff.service. The $WORDS
-// are replaced by Heat's str_replace with template parameters.
-const cloudConfig = `#cloud-config
-ssh_authorized_keys:
-  - $SSH_KEY
-write_files:
-  - path: /etc/vrsniff/token
-    permissions: '0600'
-    content: '$TOKEN'
-  - path: /etc/systemd/system/vrsniff.service
-    permissions: '0644'
-    content: |
-      [Unit]
-      Description=vrsniff capture of vRouter mirror traffic
-      After=network-online.target
-      Wants=network-online.target
-
-      [Service]
-      ExecStartPre=/usr/sbin/ip link set $CAPTURE_IF up
-      ExecStart=` + CaptureCommand + `
-      Restart=on-failure
-
-      [Install]
-      WantedBy=multi-user.target
-runcmd:
-  - [mkdir, -p, /var/lib/vrsniff]
-  - [curl, -fsSL, -o, /usr/local/bin/vrsniff, '$VRSNIFF_URL']
-  - [chmod, '0755', /usr/local/bin/vrsniff]
-  - [systemctl, daemon-reload]
-  - [systemctl, enable, --now, vrsniff.service]
-`
+// cloudConfig is the cloud-init snippet of deploy/ (binary, settings,
+// hardened unit, token) with what Heat fills in per VM: the ssh key, the
+// token, the binary's URL and the capture interface, as the placeholders
+// that str_replace replaces.
+func cloudConfig() (string, error) {
+	var ci map[string]any
+	if err := yaml.Unmarshal([]byte(deploy.CloudInit), &ci); err != nil {
+		return "", fmt.Errorf("deploy/cloud-init.yaml: %w", err)
+	}
+	files, ok := ci["write_files"].([]any)
+	if !ok {
+		return "", fmt.Errorf("deploy/cloud-init.yaml: no write_files")
+	}
+	ci["ssh_authorized_keys"] = []any{"__SSH_KEY__"}
+	// The install script keeps a token that is already there.
+	ci["write_files"] = append([]any{map[string]any{
+		"path": "/etc/vrsniff/token", "permissions": "0640", "content": "__TOKEN__\n",
+	}}, files...)
+	out, err := yaml.Marshal(ci)
+	if err != nil {
+		return "", err
+	}
+	s := "#cloud-config\n" + string(out)
+	for old, placeholder := range map[string]string{deploy.DefaultURL: "__VRSNIFF_URL__", deploy.DefaultInterface: "i: __CAPTURE_IF__"} {
+		if !strings.Contains(s, old) {
+			return "", fmt.Errorf("deploy/cloud-init.yaml: %q not found", old)
+		}
+		s = strings.ReplaceAll(s, old, placeholder)
+	}
+	return s, nil
+}
 
 // opt leaves a parameter without a default (so Heat asks for it) when the
 // value is empty.
@@ -242,13 +241,17 @@ func Template(o Options) ([]byte, error) {
 		}
 	}
 
+	cc, err := cloudConfig()
+	if err != nil {
+		return nil, err
+	}
 	user := map[string]any{"str_replace": map[string]any{
-		"template": cloudConfig,
+		"template": cc,
 		"params": map[string]any{
-			"$SSH_KEY":     getParam("ssh_public_key"),
-			"$TOKEN":       getParam("vrsniff_token"),
-			"$VRSNIFF_URL": getParam("vrsniff_url"),
-			"$CAPTURE_IF":  getParam("capture_interface"),
+			"__SSH_KEY__":     getParam("ssh_public_key"),
+			"__TOKEN__":       getParam("vrsniff_token"),
+			"__VRSNIFF_URL__": getParam("vrsniff_url"),
+			"__CAPTURE_IF__":  getParam("capture_interface"),
 		},
 	}}
 	server := resource{Type: "OS::Nova::Server", Properties: map[string]any{

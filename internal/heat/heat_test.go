@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/vrsniff/vrsniff/deploy"
 )
 
 // props lists, per resource type, the property names the resource defines
@@ -205,9 +207,23 @@ func TestTemplate(t *testing.T) {
 					t.Errorf("cloud-config lacks %s", k)
 				}
 			}
-			if !strings.Contains(tmpl, "capture -i $CAPTURE_IF --dir /var/lib/vrsniff --http :8080 --token-file /etc/vrsniff/token") ||
-				!strings.Contains(tmpl, "enable, --now, vrsniff.service") {
-				t.Errorf("cloud-config does not start vrsniff capture:\n%s", tmpl)
+			// It is deploy's snippet: the hardened unit and the settings,
+			// with the capture interface, URL and token filled in by Heat.
+			for _, want := range []string{deploy.Unit, "i: __CAPTURE_IF__", "__VRSNIFF_URL__", "__TOKEN__", "systemctl enable --now vrsniff.service"} {
+				if !strings.Contains(tmpl, strings.TrimSpace(strings.Split(want, "\n")[0])) {
+					t.Errorf("cloud-config lacks %q", want)
+				}
+			}
+			var files []string
+			for _, f := range ci["write_files"].([]any) {
+				m := f.(map[string]any)
+				files = append(files, m["path"].(string))
+				if m["path"] == "/etc/systemd/system/vrsniff.service" && m["content"] != deploy.Unit {
+					t.Error("the unit differs from deploy/vrsniff.service")
+				}
+			}
+			if strings.Join(files, " ") != "/etc/vrsniff/token /usr/local/sbin/vrsniff-install /etc/vrsniff/vrsniff.yaml /etc/systemd/system/vrsniff.service" {
+				t.Errorf("cloud-config writes %v", files)
 			}
 			// mirror_to always names its analyzer.
 			if !strings.Contains(string(out), "network_policy_entries_policy_rule_action_list_mirror_to_analyzer_name") {
