@@ -11,6 +11,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vrsniff/vrsniff/internal/mirror"
+	"github.com/vrsniff/vrsniff/internal/pcapfile"
 )
 
 const crashEnv = "VRSNIFF_RING_CRASH_DIR"
@@ -36,6 +39,26 @@ func crashChild(dir string) {
 	}
 }
 
+// partPackets counts the complete packets in dir's .part files.
+func partPackets(dir string) int {
+	names, _ := filepath.Glob(filepath.Join(dir, "*.part"))
+	n := 0
+	for _, name := range names {
+		f, err := os.Open(name)
+		if err != nil {
+			continue
+		}
+		if r, err := pcapfile.NewReader(f); err == nil {
+			var p mirror.Packet
+			for r.Next(&p) == nil {
+				n++
+			}
+		}
+		f.Close()
+	}
+	return n
+}
+
 func TestCrashRecovery(t *testing.T) {
 	if dir := os.Getenv(crashEnv); dir != "" {
 		crashChild(dir)
@@ -57,8 +80,17 @@ func TestCrashRecovery(t *testing.T) {
 		cmd.Wait()
 		t.Fatalf("child: %q %v", line, err)
 	}
-	// Several flush periods: everything written so far has reached the file.
-	time.Sleep(100 * time.Millisecond)
+	// Kill once the first 300 have reached the file, however slowly the
+	// flusher runs on a loaded machine.
+	deadline := time.Now().Add(20 * time.Second)
+	for partPackets(dir) < 300 {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("the .part file never held 300 packets: %v", dirFiles(t, dir))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
 
