@@ -2,33 +2,47 @@ package decap
 
 import (
 	"io"
+	"os"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // asyncWriter hands writes to a goroutine, so that the write system calls
 // (half of decap's time on a page-cached file) run on another core while
 // the next packets are decoded. The pcapfile.Writer passes its filled
-// buffers over (WriteBuffer) and gets a recycled one back, so nothing is
-// copied; a plain Write copies. The first error is returned by a later
-// call or by Close.
+// buffers over (WriteBuffer), or its buffer with the frames it referred to
+// in the mapped input (WriteVector, written with writev(2) to a file), and
+// gets recycled ones back, so nothing is copied. The first error is
+// returned by a later call or by Close.
 type asyncWriter struct {
 	w    io.Writer
-	work chan []byte
-	free chan []byte
+	fd   int // -1 unless w is a file: then vectors go out with writev
+	work chan job
+	free chan job
 	done chan struct{}
 	mu   sync.Mutex
 	err  error
 }
 
+type job struct {
+	buf []byte
+	vec [][]byte // nil: write buf
+}
+
 const (
 	asyncBuffers = 4
 	asyncBufSize = 1 << 20 // the size pcapfile.Writer flushes at
+	iovMax       = 1024    // IOV_MAX on Linux
 )
 
 func newAsyncWriter(w io.Writer) *asyncWriter {
-	a := &asyncWriter{w: w, work: make(chan []byte, asyncBuffers), free: make(chan []byte, asyncBuffers), done: make(chan struct{})}
+	a := &asyncWriter{w: w, fd: -1, work: make(chan job, asyncBuffers), free: make(chan job, asyncBuffers), done: make(chan struct{})}
+	if f, ok := w.(*os.File); ok {
+		a.fd = int(f.Fd())
+	}
 	for range asyncBuffers {
-		a.free <- make([]byte, 0, asyncBufSize)
+		a.free <- job{buf: make([]byte, 0, asyncBufSize)}
 	}
 	go a.loop()
 	return a
@@ -36,16 +50,55 @@ func newAsyncWriter(w io.Writer) *asyncWriter {
 
 func (a *asyncWriter) loop() {
 	defer close(a.done)
-	for b := range a.work {
+	for j := range a.work {
 		if a.error() == nil {
-			if _, err := a.w.Write(b); err != nil {
+			var err error
+			if j.vec == nil {
+				_, err = a.w.Write(j.buf)
+			} else {
+				err = a.writeVector(j.vec)
+			}
+			if err != nil {
 				a.mu.Lock()
 				a.err = err
 				a.mu.Unlock()
 			}
 		}
-		a.free <- b[:0]
+		clear(j.vec) // drop the references into the input
+		a.free <- job{buf: j.buf[:0], vec: j.vec[:0]}
 	}
+}
+
+func (a *asyncWriter) writeVector(vec [][]byte) error {
+	if a.fd < 0 {
+		for _, b := range vec {
+			if _, err := a.w.Write(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for len(vec) > 0 {
+		chunk := vec[:min(len(vec), iovMax)]
+		n, err := unix.Writev(a.fd, chunk)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return &os.PathError{Op: "writev", Path: "output", Err: err}
+		}
+		// Skip what was written; a short write leaves part of a vector.
+		for n > 0 && len(vec) > 0 {
+			if n >= len(vec[0]) {
+				n -= len(vec[0])
+				vec = vec[1:]
+			} else {
+				vec[0] = vec[0][n:]
+				n = 0
+			}
+		}
+	}
+	return nil
 }
 
 func (a *asyncWriter) error() error {
@@ -60,9 +113,9 @@ func (a *asyncWriter) Write(p []byte) (int, error) {
 	}
 	n := len(p)
 	for len(p) > 0 {
-		b := <-a.free
-		k := min(len(p), cap(b))
-		a.work <- append(b, p[:k]...)
+		j := <-a.free
+		k := min(len(p), cap(j.buf))
+		a.work <- job{buf: append(j.buf, p[:k]...)}
 		p = p[k:]
 	}
 	return n, nil
@@ -73,8 +126,19 @@ func (a *asyncWriter) WriteBuffer(b []byte) ([]byte, error) {
 	if err := a.error(); err != nil {
 		return b, err
 	}
-	a.work <- b
-	return <-a.free, nil
+	a.work <- job{buf: b}
+	return (<-a.free).buf, nil
+}
+
+// WriteVector queues vec, whose pieces live in buf and in the mapped input,
+// and returns a free buffer and vector.
+func (a *asyncWriter) WriteVector(buf []byte, vec [][]byte) ([]byte, [][]byte, error) {
+	if err := a.error(); err != nil {
+		return buf, vec, err
+	}
+	a.work <- job{buf: buf, vec: vec}
+	j := <-a.free
+	return j.buf, j.vec, nil
 }
 
 // Close waits for every write to finish; it does not close the underlying

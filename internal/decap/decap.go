@@ -72,6 +72,8 @@ func RunReader(ctx context.Context, r *pcapfile.Reader, o Options) (*pipeline.St
 			aw.Close()
 			return stats, err
 		}
+		// Frames in the mapped input go out by reference, not copied.
+		w.Refer(r.Mapped())
 		out = flushCloser{w, aw}
 	}
 	dc := o.Decoder

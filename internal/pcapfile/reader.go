@@ -120,6 +120,15 @@ func NewReaderBytes(data []byte) (*Reader, error) {
 	return newReader(&byteBuffer{b: data})
 }
 
+// Mapped returns the memory a NewReaderBytes Reader reads, which packets
+// point into; nil for a stream.
+func (r *Reader) Mapped() []byte {
+	if b, ok := r.br.(*byteBuffer); ok {
+		return b.b
+	}
+	return nil
+}
+
 func newReader(br buffer) (*Reader, error) {
 	rd := &Reader{br: br}
 	b, err := rd.br.Peek(4)

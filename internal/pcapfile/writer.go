@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"unsafe"
 
 	"github.com/gopacket/gopacket/layers"
 
@@ -103,6 +104,62 @@ type Writer struct {
 	buf   []byte
 	links []layers.LinkType // pcapng interface id -> link type
 	err   error             // sticky write error
+
+	// Frames referred to rather than copied (see Refer): vec holds, in
+	// file order, pieces of buf and frames inside region; buf[cut:] is not
+	// in vec yet. virt counts the referred bytes of the block being
+	// written, virt4 those since the last flush modulo 4, for alignment.
+	vw     VectorWriter
+	region []byte
+	vec    [][]byte
+	cut    int
+	virt   int
+	virt4  int
+}
+
+// VectorWriter is a destination that takes the Writer's buffer together
+// with frames the Writer referred to instead of copying them (see Refer),
+// and writes vec — pieces of buf and those frames, in file order — e.g.
+// with writev(2). It owns buf and vec until it hands back empty ones.
+type VectorWriter interface {
+	io.Writer
+	WriteVector(buf []byte, vec [][]byte) (nextBuf []byte, nextVec [][]byte, err error)
+}
+
+// minRefer is the smallest frame worth referring to: below it the copy is
+// cheaper than one more I/O vector.
+const minRefer = 128
+
+// maxVec bounds the I/O vectors gathered before a flush.
+const maxVec = 8192
+
+// Refer declares that region's bytes stay valid and unchanged until the
+// Writer's last Flush, as a mapped input file's do. When the destination is
+// a VectorWriter, frames inside region are then written by reference: for
+// decap that saves copying every frame once more in user space.
+func (w *Writer) Refer(region []byte) {
+	if vw, ok := w.w.(VectorWriter); ok && len(region) > 0 {
+		w.vw, w.region = vw, region
+	}
+}
+
+func (w *Writer) referable(data []byte) bool {
+	if w.vw == nil || len(data) < minRefer {
+		return false
+	}
+	d, r := uintptr(unsafe.Pointer(unsafe.SliceData(data))), uintptr(unsafe.Pointer(unsafe.SliceData(w.region)))
+	return d >= r && d+uintptr(len(data)) <= r+uintptr(len(w.region))
+}
+
+// refer appends data to the file by reference.
+func (w *Writer) refer(data []byte) {
+	if w.cut < len(w.buf) {
+		w.vec = append(w.vec, w.buf[w.cut:len(w.buf):len(w.buf)])
+	}
+	w.vec = append(w.vec, data)
+	w.cut = len(w.buf)
+	w.virt += len(data)
+	w.virt4 = (w.virt4 + len(data)) % 4
 }
 
 // NewWriter returns a Writer that writes the file header (and, for pcapng
@@ -124,6 +181,7 @@ func NewWriter(w io.Writer, o Options) (*Writer, error) {
 // file on w with the same options, reusing the buffer: for rotating files.
 func (w *Writer) Reset(dst io.Writer) {
 	w.w, w.buf, w.links, w.err = dst, w.buf[:0], w.links[:0], nil
+	w.vw, w.region, w.vec, w.cut, w.virt, w.virt4 = nil, nil, w.vec[:0], 0, 0, 0
 	w.writeHeader()
 }
 
@@ -168,19 +226,20 @@ func (w *Writer) writePcapHeader() {
 // endBlock, and returns the block's start.
 func (w *Writer) beginBlock(typ uint32) int {
 	start := len(w.buf)
+	w.virt = 0
 	w.buf = le.AppendUint32(w.buf, typ)
 	w.buf = le.AppendUint32(w.buf, 0)
 	return start
 }
 
 func (w *Writer) endBlock(start int) {
-	n := uint32(len(w.buf) - start + 4)
+	n := uint32(len(w.buf) - start + 4 + w.virt)
 	le.PutUint32(w.buf[start+4:], n)
 	w.buf = le.AppendUint32(w.buf, n)
 }
 
 func (w *Writer) pad() {
-	for len(w.buf)%4 != 0 {
+	for (len(w.buf)+w.virt4)%4 != 0 {
 		w.buf = append(w.buf, 0)
 	}
 }
@@ -235,7 +294,7 @@ func (w *Writer) ifaceFor(link layers.LinkType) int {
 // reserve makes room for a block of about n bytes, handing the buffered
 // blocks to the underlying writer if they would not fit together.
 func (w *Writer) reserve(n int) error {
-	if len(w.buf)+n > cap(w.buf) && len(w.buf) > 0 {
+	if (len(w.buf)+n > cap(w.buf) && len(w.buf) > 0) || len(w.vec) >= maxVec {
 		return w.Flush()
 	}
 	return nil
@@ -300,6 +359,11 @@ func (w *Writer) writePcapRecord(p *mirror.Packet, data []byte, wire int) error 
 	b = le.AppendUint32(b, uint32(frac))
 	b = le.AppendUint32(b, uint32(len(data)))
 	b = le.AppendUint32(b, uint32(wire))
+	if w.referable(data) {
+		w.buf = b
+		w.refer(data)
+		return nil
+	}
 	w.buf = append(b, data...)
 	return nil
 }
@@ -319,13 +383,17 @@ func (w *Writer) writeEPB(p *mirror.Packet, id int, prefix, data []byte, wire in
 	b = le.AppendUint32(b, uint32(ts))
 	b = le.AppendUint32(b, uint32(caplen))
 	b = le.AppendUint32(b, uint32(wire))
-	if caplen <= len(prefix) {
+	switch {
+	case caplen <= len(prefix):
 		b = append(b, prefix[:caplen]...)
-	} else {
+		w.buf = b
+	case w.referable(data[:caplen-len(prefix)]):
+		w.buf = append(b, prefix...)
+		w.refer(data[:caplen-len(prefix)])
+	default:
 		b = append(b, prefix...)
-		b = append(b, data[:caplen-len(prefix)]...)
+		w.buf = append(b, data[:caplen-len(prefix)]...)
 	}
-	w.buf = b
 	w.pad()
 
 	// The comment is encoded in place and its length patched afterwards,
@@ -384,6 +452,17 @@ func (w *Writer) Flush() error {
 	}
 	if len(w.buf) == 0 {
 		return nil
+	}
+	if len(w.vec) > 0 {
+		if w.cut < len(w.buf) {
+			w.vec = append(w.vec, w.buf[w.cut:len(w.buf):len(w.buf)])
+		}
+		buf, vec, err := w.vw.WriteVector(w.buf, w.vec)
+		w.buf, w.vec, w.cut, w.virt4 = buf[:0], vec[:0], 0, 0
+		if err != nil {
+			w.err = fmt.Errorf("write capture: %w", err)
+		}
+		return w.err
 	}
 	if bw, ok := w.w.(BufferWriter); ok {
 		next, err := bw.WriteBuffer(w.buf)
