@@ -39,3 +39,16 @@ func BenchmarkDecodeFragmented(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkAppendComment(b *testing.B) {
+	pkt := outerUDP4(b, 8099, append(aclTLVs("default-domain:admin:vn-frontend", "default-domain:admin:vn-backend", FlagPass|FlagMirror|FlagIngress), innerFrame(b, 512)...))
+	p := &Packet{LinkType: layers.LinkTypeEthernet, Data: pkt, WireLen: len(pkt)}
+	if NewDecoder(Config{}).Decode(p) != Decoded {
+		b.Fatal(p.Err)
+	}
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = AppendComment(buf[:0], p)
+	}
+}

@@ -13,61 +13,47 @@ import (
 // not allocate when dst has room, so it can run for every packet.
 func AppendComment(dst []byte, p *Packet) []byte {
 	start := len(dst)
-	sep := func() {
-		if len(dst) > start {
-			dst = append(dst, ' ')
-		}
-	}
 	m := &p.Meta
 	if p.Mode != ModeJuniper && p.Mode != ModeNone {
 		dst = append(dst, "mode="...)
 		dst = append(dst, p.Mode.String()...)
 	}
 	if m.SrcVN != nil {
-		sep()
-		dst = append(dst, "src_vn="...)
-		dst = append(dst, m.SrcVN...)
+		dst = append(field(dst, start, "src_vn="), m.SrcVN...)
 	}
 	if m.DstVN != nil {
-		sep()
-		dst = append(dst, "dst_vn="...)
-		dst = append(dst, m.DstVN...)
+		dst = append(field(dst, start, "dst_vn="), m.DstVN...)
 	}
 	if m.Direction != DirUnknown {
-		sep()
-		dst = append(dst, "dir="...)
-		dst = append(dst, m.Direction.String()...)
+		dst = append(field(dst, start, "dir="), m.Direction.String()...)
 	}
 	if m.HasHost {
-		sep()
-		dst = append(dst, "host="...)
-		dst = appendIPv4(dst, m.Host)
+		dst = appendIPv4(field(dst, start, "host="), m.Host)
 	}
 	if m.HasFlags {
-		sep()
-		dst = append(dst, "action="...)
-		dst = AppendActions(dst, m.Flags)
+		dst = AppendActions(field(dst, start, "action="), m.Flags)
 	}
 	if m.HasVNI {
-		sep()
-		dst = append(dst, "vni="...)
-		dst = strconv.AppendUint(dst, uint64(m.VNI), 10)
+		dst = strconv.AppendUint(field(dst, start, "vni="), uint64(m.VNI), 10)
 	}
 	if p.Mode == ModeVLAN {
-		sep()
-		dst = append(dst, "vlan="...)
-		dst = strconv.AppendUint(dst, uint64(m.VLAN), 10)
+		dst = strconv.AppendUint(field(dst, start, "vlan="), uint64(m.VLAN), 10)
 	}
 	if m.Legacy {
-		sep()
-		dst = append(dst, "legacy_header=1"...)
+		dst = field(dst, start, "legacy_header=1")
 	}
 	if p.Truncated {
-		sep()
-		dst = append(dst, "truncated="...)
-		dst = strconv.AppendInt(dst, int64(p.FrameLen), 10)
+		dst = strconv.AppendInt(field(dst, start, "truncated="), int64(p.FrameLen), 10)
 	}
 	return dst
+}
+
+// field appends key, after a space unless it is the first since start.
+func field(dst []byte, start int, key string) []byte {
+	if len(dst) > start {
+		dst = append(dst, ' ')
+	}
+	return append(dst, key...)
 }
 
 // AppendActions appends the names of the action bits set in flags, comma
@@ -115,7 +101,15 @@ func appendIPv4(dst []byte, ip [4]byte) []byte {
 		if i > 0 {
 			dst = append(dst, '.')
 		}
-		dst = strconv.AppendUint(dst, uint64(b), 10)
+		dst = append(dst, decimal[b]...)
 	}
 	return dst
 }
+
+// decimal holds the byte values in decimal: an address is four look-ups.
+var decimal = func() (t [256]string) {
+	for i := range t {
+		t[i] = strconv.Itoa(i)
+	}
+	return t
+}()
