@@ -22,4 +22,4 @@ fuzz:
 	./scripts/fuzz.sh $(FUZZTIME)
 
 sample: build
-	./vrsniff decap testdata/sample.pcap sample-decoded.pcapng
+	./vrsniff decap testdata/sample.pcap sample.pcapng
