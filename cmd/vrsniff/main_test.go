@@ -81,29 +81,14 @@ func tshark(t *testing.T, file string, extra []string, fields ...string) [][]str
 	return rows
 }
 
-// readAll reads every packet of a capture file, copying the data.
+// readAll reads every packet of a capture file.
 func readAll(t *testing.T, name string) []mirror.Packet {
 	t.Helper()
-	f, err := os.Open(name)
+	ps, err := pcapfile.ReadFile(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	r, err := pcapfile.NewReader(f)
-	if err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	var ps []mirror.Packet
-	for {
-		var p mirror.Packet
-		if err := r.Next(&p); err == io.EOF {
-			return ps
-		} else if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		p.Data = bytes.Clone(p.Data)
-		ps = append(ps, p)
-	}
+	return ps
 }
 
 func execOut(name string, args ...string) ([]byte, error) {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -143,29 +142,17 @@ func extcapWriting(iface string) bool {
 }
 
 // readFrames reads a capture file's frames.
-func readFrames(t *testing.T, path string) [][]byte {
+func readFrames(t *testing.T, name string) [][]byte {
 	t.Helper()
-	f, err := os.Open(path)
+	ps, err := pcapfile.ReadFile(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	r, err := pcapfile.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
+	frames := make([][]byte, len(ps))
+	for i, p := range ps {
+		frames[i] = p.Data
 	}
-	var frames [][]byte
-	for {
-		var p mirror.Packet
-		err := r.Next(&p)
-		if errors.Is(err, io.EOF) {
-			return frames
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		frames = append(frames, append([]byte(nil), p.Data...))
-	}
+	return frames
 }
 
 func serialize(t *testing.T, ls ...gopacket.SerializableLayer) []byte {

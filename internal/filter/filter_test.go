@@ -127,25 +127,18 @@ func TestBPFAgreesWithTcpdump(t *testing.T) {
 	}
 }
 
+// readFrames reads a capture file's frames.
 func readFrames(t *testing.T, name string) [][]byte {
 	t.Helper()
-	f, err := os.Open(name)
+	ps, err := pcapfile.ReadFile(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	r, err := pcapfile.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
+	frames := make([][]byte, len(ps))
+	for i, p := range ps {
+		frames[i] = p.Data
 	}
-	var out [][]byte
-	for {
-		var p mirror.Packet
-		if err := r.Next(&p); err != nil {
-			return out
-		}
-		out = append(out, bytes.Clone(p.Data))
-	}
+	return frames
 }
 
 func FuzzOptions(f *testing.F) {

@@ -6,6 +6,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vrsniff/vrsniff/internal/mirror"
 )
 
 // Open opens a capture file for reading. A regular file is mapped into
@@ -45,3 +47,25 @@ func Open(name string) (*Reader, io.Closer, error) {
 type unmapper []byte
 
 func (u unmapper) Close() error { return unix.Munmap(u) }
+
+// ReadFile reads every packet of a capture file, with copies of their
+// bytes: for tools and tests that want a small file whole.
+func ReadFile(name string) ([]mirror.Packet, error) {
+	r, c, err := Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	var ps []mirror.Packet
+	for {
+		var p mirror.Packet
+		switch err := r.Next(&p); {
+		case err == io.EOF:
+			return ps, nil
+		case err != nil:
+			return ps, fmt.Errorf("%s: %w", name, err)
+		}
+		p.Data = append([]byte(nil), p.Data...)
+		ps = append(ps, p)
+	}
+}
