@@ -82,7 +82,7 @@ func runCapture(args []string) int {
 		}
 	}
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return usageCode(err)
 	}
 	if fs.NArg() > 0 {
 		return usageErr("capture", fmt.Sprintf("unexpected argument %q", fs.Arg(0)))

@@ -52,7 +52,7 @@ func runDecap(args []string) int {
 	dec.register(fs)
 	flt.register(fs)
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return usageCode(err)
 	}
 	if fs.NArg() < 2 {
 		fs.Usage()

@@ -54,7 +54,7 @@ func runExtcapInstall(args []string) int {
 	fs.Usage = func() { fmt.Fprint(os.Stderr, extcapUsage); fs.PrintDefaults() }
 	dir := fs.String("dir", "", "make the link in `DIR` instead of Wireshark's personal extcap folder")
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return usageCode(err)
 	}
 	if fs.NArg() > 0 {
 		return usageErr("extcap install", fmt.Sprintf("unexpected argument %q", fs.Arg(0)))

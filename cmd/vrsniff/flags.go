@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -144,4 +145,13 @@ func configArg(args []string) string {
 		}
 	}
 	return ""
+}
+
+// usageCode is the exit status for a flag parsing error: --help is not a
+// failure.
+func usageCode(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	return exitUsage
 }

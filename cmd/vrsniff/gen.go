@@ -49,7 +49,7 @@ func runGen(args []string) int {
 		varyNames = fs.Bool("vary-seed-names", false, "seed114 cases use varied VN names (54 bytes together)")
 	)
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return usageCode(err)
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
