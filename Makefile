@@ -1,7 +1,7 @@
 # The tests need root (they create network namespaces) and the Debian
 # packages that .ci/run installs.
 GO ?= go
-FUZZTIME ?= 10s
+FUZZTIME ?= 5s
 
 .PHONY: build test vet fuzz sample bench
 

@@ -157,6 +157,11 @@ func FuzzServer(f *testing.F) {
 		if u, err := url.ParseRequestURI(path); err != nil || u.Path != path {
 			return
 		}
+		// A request target has no spaces or control characters: such a
+		// path cannot reach a server (httptest.NewRequest panics on it).
+		if strings.IndexFunc(path, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+			return
+		}
 		switch method {
 		case "GET", "POST", "PUT", "DELETE":
 		default:
