@@ -11,9 +11,9 @@ import (
 // asyncWriter hands writes to a goroutine, so that the write system calls
 // (half of decap's time on a page-cached file) run on another core while
 // the next packets are decoded. The pcapfile.Writer passes its filled
-// buffers over (WriteBuffer), or its buffer with the frames it referred to
-// in the mapped input (WriteVector, written with writev(2) to a file), and
-// gets recycled ones back, so nothing is copied. The first error is
+// buffer over, with the frames it referred to in the mapped input
+// (WriteVector, written with writev(2) to a file), and gets recycled ones
+// back, so nothing is copied. The first error is
 // returned by a later call or by Close.
 type asyncWriter struct {
 	w    io.Writer
@@ -27,7 +27,7 @@ type asyncWriter struct {
 
 type job struct {
 	buf []byte
-	vec [][]byte // nil: write buf
+	vec [][]byte // nil: write buf (from Write)
 }
 
 const (
@@ -119,15 +119,6 @@ func (a *asyncWriter) Write(p []byte) (int, error) {
 		p = p[k:]
 	}
 	return n, nil
-}
-
-// WriteBuffer queues b as it is and returns a free buffer.
-func (a *asyncWriter) WriteBuffer(b []byte) ([]byte, error) {
-	if err := a.error(); err != nil {
-		return b, err
-	}
-	a.work <- job{buf: b}
-	return (<-a.free).buf, nil
 }
 
 // WriteVector queues vec, whose pieces live in buf and in the mapped input,

@@ -81,11 +81,6 @@ func (o Options) Query() url.Values {
 // Options returns the settings the filter was made from.
 func (f *Filter) Options() Options { return f.opts }
 
-// Empty reports whether the filter keeps every packet.
-func (f *Filter) Empty() bool {
-	return f == nil || f.opts == Options{}
-}
-
 // Match reports whether p, already decoded, passes the filter.
 func (f *Filter) Match(p *mirror.Packet) bool {
 	if f == nil {

@@ -117,10 +117,11 @@ type Writer struct {
 	virt4  int
 }
 
-// VectorWriter is a destination that takes the Writer's buffer together
-// with frames the Writer referred to instead of copying them (see Refer),
-// and writes vec — pieces of buf and those frames, in file order — e.g.
-// with writev(2). It owns buf and vec until it hands back empty ones.
+// VectorWriter is a destination that takes the Writer's filled buffer over
+// instead of having it copied, e.g. to write it on another goroutine. vec
+// lists, in file order, what to write: pieces of buf and the frames the
+// Writer referred to instead of copying them (see Refer); write it with
+// writev(2). It owns buf and vec until it hands back empty ones.
 type VectorWriter interface {
 	io.Writer
 	WriteVector(buf []byte, vec [][]byte) (nextBuf []byte, nextVec [][]byte, err error)
@@ -138,13 +139,11 @@ const maxVec = 8192
 // a VectorWriter, frames inside region are then written by reference: for
 // decap that saves copying every frame once more in user space.
 func (w *Writer) Refer(region []byte) {
-	if vw, ok := w.w.(VectorWriter); ok && len(region) > 0 {
-		w.vw, w.region = vw, region
-	}
+	w.region = region
 }
 
 func (w *Writer) referable(data []byte) bool {
-	if w.vw == nil || len(data) < minRefer {
+	if w.vw == nil || len(data) < minRefer || len(w.region) == 0 {
 		return false
 	}
 	d, r := uintptr(unsafe.Pointer(unsafe.SliceData(data))), uintptr(unsafe.Pointer(unsafe.SliceData(w.region)))
@@ -173,6 +172,7 @@ func NewWriter(w io.Writer, o Options) (*Writer, error) {
 		return nil, fmt.Errorf("new writer: negative snaplen %d", o.SnapLen)
 	}
 	wr := &Writer{w: w, o: o, buf: make([]byte, 0, writeBufSize)}
+	wr.vw, _ = w.(VectorWriter)
 	wr.writeHeader()
 	return wr, nil
 }
@@ -181,7 +181,8 @@ func NewWriter(w io.Writer, o Options) (*Writer, error) {
 // file on w with the same options, reusing the buffer: for rotating files.
 func (w *Writer) Reset(dst io.Writer) {
 	w.w, w.buf, w.links, w.err = dst, w.buf[:0], w.links[:0], nil
-	w.vw, w.region, w.vec, w.cut, w.virt, w.virt4 = nil, nil, w.vec[:0], 0, 0, 0
+	w.vw, _ = dst.(VectorWriter)
+	w.region, w.vec, w.cut, w.virt, w.virt4 = nil, w.vec[:0], 0, 0, 0
 	w.writeHeader()
 }
 
@@ -453,7 +454,7 @@ func (w *Writer) Flush() error {
 	if len(w.buf) == 0 {
 		return nil
 	}
-	if len(w.vec) > 0 {
+	if w.vw != nil {
 		if w.cut < len(w.buf) {
 			w.vec = append(w.vec, w.buf[w.cut:len(w.buf):len(w.buf)])
 		}
@@ -464,30 +465,12 @@ func (w *Writer) Flush() error {
 		}
 		return w.err
 	}
-	if bw, ok := w.w.(BufferWriter); ok {
-		next, err := bw.WriteBuffer(w.buf)
-		if err != nil {
-			w.err = fmt.Errorf("write capture: %w", err)
-			return w.err
-		}
-		w.buf = next[:0]
-		return nil
-	}
 	if _, err := w.w.Write(w.buf); err != nil {
 		w.err = fmt.Errorf("write capture: %w", err)
 		return w.err
 	}
 	w.buf = w.buf[:0]
 	return nil
-}
-
-// BufferWriter is an io.Writer that can take a buffer over instead of
-// copying it: WriteBuffer owns b from then on and returns an empty buffer
-// for the Writer to fill next. A Writer hands its filled buffers to such a
-// destination, e.g. one that writes them on another goroutine.
-type BufferWriter interface {
-	io.Writer
-	WriteBuffer(b []byte) (next []byte, err error)
 }
 
 // unixTime returns the packet's time in seconds and nanoseconds since 1970,
