@@ -59,24 +59,11 @@ func benchFile(b *testing.B, f Format) (head, body []byte) {
 
 func epbLen(p *mirror.Packet) int { return 32 + (len(p.Data)+3)&^3 }
 
-func BenchmarkReaderPcap(b *testing.B) {
-	head, body := benchFile(b, FormatPcap)
-	r, err := NewReader(&loopReader{head: head, body: body})
-	if err != nil {
-		b.Fatal(err)
-	}
-	var p mirror.Packet
-	b.SetBytes(int64(len(body) / 1000))
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := r.Next(&p); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
+func BenchmarkReaderPcap(b *testing.B)   { benchReader(b, FormatPcap) }
+func BenchmarkReaderPcapNG(b *testing.B) { benchReader(b, FormatRaw) }
 
-func BenchmarkReaderPcapNG(b *testing.B) {
-	head, body := benchFile(b, FormatRaw)
+func benchReader(b *testing.B, f Format) {
+	head, body := benchFile(b, f)
 	r, err := NewReader(&loopReader{head: head, body: body})
 	if err != nil {
 		b.Fatal(err)
