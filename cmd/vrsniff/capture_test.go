@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -279,10 +280,10 @@ func comment(c *gen.Case) string {
 		m.DstVN = []byte(*c.DstVN)
 	}
 	if c.Host != nil {
-		m.Host, m.HasHost = *c.Host, true
+		m.Host = netip.AddrFrom4(*c.Host)
 	}
 	if c.Flags != nil {
-		m.Flags, m.HasFlags = *c.Flags, true
+		m.Flags, m.FlagBits = *c.Flags, 32
 	}
 	if c.VNI != nil {
 		m.VNI, m.HasVNI = *c.VNI, true

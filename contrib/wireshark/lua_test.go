@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -308,15 +309,14 @@ func TestLuaMatchesDecap(t *testing.T) {
 			p.Meta.DstVN = []byte(row[2])
 		}
 		if row[3] != "" {
-			copy(p.Meta.Host[:], net.ParseIP(row[3]).To4())
-			p.Meta.HasHost = true
+			p.Meta.Host = netip.MustParseAddr(row[3])
 		}
 		if row[4] != "" {
 			v, err := strconv.ParseUint(strings.TrimPrefix(row[4], "0x"), 16, 32)
 			if err != nil {
 				t.Fatalf("%s: flags %q: %v", c.name, row[4], err)
 			}
-			p.Meta.Flags, p.Meta.HasFlags = uint32(v), true
+			p.Meta.Flags, p.Meta.FlagBits = uint32(v), 32
 		}
 		p.Meta.Direction, _ = mirror.ParseDirection(row[5])
 		p.Meta.Legacy = row[6] == "1" || row[6] == "True"

@@ -56,7 +56,7 @@ func BenchmarkLocalSink(b *testing.B) {
 	p := &mirror.Packet{Timestamp: time.Unix(1, 0), Data: frame, WireLen: len(frame), Mode: mirror.ModeJuniper,
 		Frame: frame, FrameLen: len(frame)}
 	p.Meta.SrcVN, p.Meta.DstVN = []byte("default-domain:admin:vn-left"), []byte("default-domain:admin:vn-right")
-	p.Meta.Flags, p.Meta.HasFlags, p.Meta.Direction = mirror.FlagPass|mirror.FlagIngress, true, mirror.DirIngress
+	p.Meta.Flags, p.Meta.FlagBits, p.Meta.Direction = mirror.FlagPass|mirror.FlagIngress, 32, mirror.DirIngress
 	b.ReportAllocs()
 	b.SetBytes(int64(len(frame)))
 	for b.Loop() {

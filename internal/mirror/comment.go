@@ -27,10 +27,10 @@ func AppendComment(dst []byte, p *Packet) []byte {
 	if m.Direction != DirUnknown {
 		dst = append(field(dst, start, "dir="), m.Direction.String()...)
 	}
-	if m.HasHost {
-		dst = appendIPv4(field(dst, start, "host="), m.Host)
+	if m.Host.IsValid() {
+		dst = m.Host.AppendTo(field(dst, start, "host="))
 	}
-	if m.HasFlags {
+	if m.HasFlags() {
 		dst = AppendActions(field(dst, start, "action="), m.Flags)
 	}
 	if m.HasVNI {
@@ -94,22 +94,4 @@ var knownFlags = func() uint32 {
 		k |= a.Bit
 	}
 	return k
-}()
-
-func appendIPv4(dst []byte, ip [4]byte) []byte {
-	for i, b := range ip {
-		if i > 0 {
-			dst = append(dst, '.')
-		}
-		dst = append(dst, decimal[b]...)
-	}
-	return dst
-}
-
-// decimal holds the byte values in decimal: an address is four look-ups.
-var decimal = func() (t [256]string) {
-	for i := range t {
-		t[i] = strconv.Itoa(i)
-	}
-	return t
 }()

@@ -2,6 +2,7 @@ package mirror
 
 import (
 	"encoding/binary"
+	"net/netip"
 	"time"
 
 	"github.com/gopacket/gopacket/layers"
@@ -44,6 +45,13 @@ const (
 	Decoded Status = iota // p.Frame holds the mirrored frame (or p is ModeOther)
 	Failed                // p.Err says why; p.Data is untouched
 	Held                  // p was an outer IP fragment, copied and held for reassembly
+	// Merged: p was an outer fragment of a datagram already delivered
+	// (its first fragment was cut by the snap length and decoded as a
+	// truncated frame); nothing more to deliver.
+	Merged
+	// Duplicate: p repeated, byte for byte, a fragment already held or
+	// part of a datagram just completed; counted, not an error.
+	Duplicate
 )
 
 // Decoder decodes packets. It is not safe for concurrent use: give each
@@ -327,7 +335,7 @@ func (d *Decoder) juniper(p *Packet, start, capEnd, end int) Status {
 	p.Meta.TLVs = data[tlvStart:tlvEnd]
 	m := &p.Meta
 	switch {
-	case m.HasFlags:
+	case m.FlagBits == 32:
 		m.Direction = DirEgress
 		if m.Flags&FlagIngress != 0 {
 			m.Direction = DirIngress
@@ -398,13 +406,12 @@ func parseTLVs(m *Meta, data []byte, i, end int) (int, Reason, int) {
 			if l != 4 {
 				return 0, ErrTLV, i
 			}
-			copy(m.Host[:], val)
-			m.HasHost = true
+			m.Host = netip.AddrFrom4([4]byte(val))
 		case 2:
 			if l != 4 {
 				return 0, ErrTLV, i
 			}
-			m.Flags, m.HasFlags = binary.BigEndian.Uint32(val), true
+			m.Flags, m.FlagBits = binary.BigEndian.Uint32(val), 32
 		case 3, 4:
 			if !printable(val) {
 				return 0, ErrTLV, i

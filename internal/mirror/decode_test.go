@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -105,7 +106,7 @@ func TestDecodeACL(t *testing.T) {
 				t.Fatalf("mode %v frame %d bytes (want %d), truncated %v", p.Mode, len(p.Frame), len(inner), p.Truncated)
 			}
 			m := p.Meta
-			if string(m.SrcVN) != src || string(m.DstVN) != dst || m.Host != [4]byte{10, 0, 0, 7} || m.Flags != FlagPass|FlagMirror|FlagIngress || m.Direction != DirIngress {
+			if string(m.SrcVN) != src || string(m.DstVN) != dst || m.Host != netip.AddrFrom4([4]byte{10, 0, 0, 7}) || m.Flags != FlagPass|FlagMirror|FlagIngress || m.Direction != DirIngress {
 				t.Fatalf("meta %+v", m)
 			}
 			got := string(AppendComment(nil, p))

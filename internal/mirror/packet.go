@@ -12,6 +12,7 @@
 package mirror
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/gopacket/gopacket/layers"
@@ -145,23 +146,65 @@ func Reasons() []Reason {
 	return rs
 }
 
-// Meta is the metadata the vRouter attached to a mirrored frame.
+// Meta is the metadata the vRouter attached to a mirrored frame
+// (spec: vrouter-mirror.md, "Mode 1").
 type Meta struct {
 	// TLVs is the raw metadata block, end marker included (Juniper mode).
-	TLVs         []byte
-	SrcVN, DstVN []byte // fully qualified VN names; nil when absent
-	Host         [4]byte
-	HasHost      bool
-	Flags        uint32
-	HasFlags     bool
-	Direction    Direction
-	VNI          uint32 // VXLAN mode
-	HasVNI       bool
-	VLAN         uint16 // NIC-assisted mode: the mirror VLAN that was stripped
+	TLVs []byte
+	// SrcVN and DstVN are the fully qualified VN names as sent: any bytes
+	// (OpenStack names are free UTF-8); nil when absent, empty when sent
+	// with length 0. AppendName shows them safely.
+	SrcVN, DstVN []byte
+	// Host is the router id of the mirroring compute node: IPv4 from the
+	// documented 4-byte TLV, IPv6 from a 16-byte one; invalid when absent.
+	Host netip.Addr
+	// Flags is the flags TLV; FlagBits is its width: 32 (the documented
+	// u32, bit 30 = ingress), 16 (a 2-byte TLV: action bits only, no
+	// direction) or 0 when absent.
+	Flags    uint32
+	FlagBits uint8
+	// OddTLVs counts known TLV types whose length does not fit their type
+	// (e.g. a 7-byte host): kept raw in TLVs, not decoded.
+	OddTLVs uint8
+	// NameRecovered is set when a VN name over 255 bytes had its length
+	// byte wrapped and the one consistent reading was taken
+	// (docs/mirror.md, "Wrapped name lengths").
+	NameRecovered bool
+	Direction     Direction
+	VNI           uint32 // VXLAN mode
+	HasVNI        bool
+	VLAN          uint16 // NIC-assisted mode: the mirror VLAN that was stripped
+	// Overlay is the fabric tunnel the mirror datagram was found in.
+	Overlay Overlay
 	// Legacy is set when a 16-byte record header preceded the TLVs;
 	// RecordTime is the vRouter's timestamp from it.
 	Legacy     bool
 	RecordTime time.Time
+}
+
+// HasFlags reports whether the packet carried a flags TLV.
+func (m *Meta) HasFlags() bool { return m.FlagBits != 0 }
+
+// Overlay is a fabric tunnel around a mirror datagram: a sniffer on the
+// fabric sees the datagram still inside the overlay that carried it
+// between compute nodes (spec: vrouter-mirror.md, "How a mirrored frame
+// reaches the sniffer").
+type Overlay uint8
+
+const (
+	OverlayNone     Overlay = iota
+	OverlayMPLSoUDP         // MPLS over UDP 6635 (or 51234 on old releases)
+	OverlayMPLSoGRE         // MPLS over GRE (IP protocol 47)
+	OverlayVXLAN            // VXLAN (UDP 4789)
+)
+
+var overlayNames = [...]string{"", "mplsoudp", "mplsogre", "vxlan"}
+
+func (o Overlay) String() string {
+	if int(o) < len(overlayNames) {
+		return overlayNames[o]
+	}
+	return "overlay?"
 }
 
 // Packet is a captured packet and, once decoded, the mirrored frame in it.

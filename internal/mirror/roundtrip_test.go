@@ -3,6 +3,7 @@ package mirror_test
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 	"testing"
 
 	"github.com/vrsniff/vrsniff/internal/gen"
@@ -80,9 +81,9 @@ func checkCase(t *testing.T, seed uint64, c *gen.Case) {
 		t.Fatalf("%s: frame length %d truncated %v, want %d %v", where(), p.FrameLen, p.Truncated, c.FrameLen, c.Truncated)
 	case !sameVN(m.SrcVN, c.SrcVN) || !sameVN(m.DstVN, c.DstVN):
 		t.Fatalf("%s: VNs %q %q", where(), m.SrcVN, m.DstVN)
-	case m.HasHost != (c.Host != nil) || (c.Host != nil && m.Host != *c.Host):
+	case m.Host.IsValid() != (c.Host != nil) || (c.Host != nil && m.Host != netip.AddrFrom4(*c.Host)):
 		t.Fatalf("%s: host %v", where(), m.Host)
-	case m.HasFlags != (c.Flags != nil) || (c.Flags != nil && m.Flags != *c.Flags):
+	case m.HasFlags() != (c.Flags != nil) || (c.Flags != nil && m.Flags != *c.Flags):
 		t.Fatalf("%s: flags %#x", where(), m.Flags)
 	case m.Direction != c.Direction:
 		t.Fatalf("%s: direction %v, want %v", where(), m.Direction, c.Direction)

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,9 +62,8 @@ func testPacket(i, pairs, payload int) *mirror.Packet {
 			SrcVN:     []byte(vns[k%len(vns)]),
 			DstVN:     []byte(vns[(k+1)%len(vns)]),
 			Direction: mirror.DirIngress,
-			HasHost:   true,
-			Host:      [4]byte{10, 1, 1, byte(k)},
-			HasFlags:  true,
+			Host:      netip.AddrFrom4([4]byte{10, 1, 1, byte(k)}),
+			FlagBits:  32,
 			Flags:     mirror.FlagPass | mirror.FlagMirror,
 		},
 	}

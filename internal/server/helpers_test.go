@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"net/netip"
 
 	"io"
 	"io/fs"
@@ -146,8 +147,8 @@ func decodedPacket(fr []byte, src, dst string, dir mirror.Direction, ts time.Tim
 		Mode: mirror.ModeJuniper, Frame: fr, FrameLen: len(fr),
 		Meta: mirror.Meta{
 			SrcVN: []byte(src), DstVN: []byte(dst), Direction: dir,
-			Host: [4]byte{10, 1, 1, 3}, HasHost: true,
-			Flags: mirror.FlagPass | mirror.FlagMirror, HasFlags: true,
+			Host:  netip.AddrFrom4([4]byte{10, 1, 1, 3}),
+			Flags: mirror.FlagPass | mirror.FlagMirror, FlagBits: 32,
 		},
 	}
 }
