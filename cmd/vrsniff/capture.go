@@ -136,7 +136,7 @@ func runCapture(args []string) int {
 
 	// Source.
 	so := capture.Options{
-		Ports: cfg.Ports, VXLANPorts: cfg.VXLANPorts, MirrorVLAN: cfg.MirrorVLAN,
+		Ports: cfg.Ports, VXLANPorts: cfg.VXLANPorts, MirrorVLAN: cfg.MirrorVLAN, AllUDP: cfg.AutoPorts,
 		SnapLen: *snaplen, Promisc: *promisc, Fanout: uint16(*fanout),
 		RingBlockSize: 1 << 20, RingBlocks: max(*ringMB, 4),
 	}

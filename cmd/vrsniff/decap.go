@@ -7,8 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -167,12 +169,23 @@ func printSummary(w io.Writer, s *pipeline.Summary) {
 	if s.Merged > 0 {
 		fmt.Fprintf(w, ", %d outer fragments merged", s.Merged)
 	}
+	if s.Duplicates > 0 {
+		fmt.Fprintf(w, ", %d duplicate fragments", s.Duplicates)
+	}
 	fmt.Fprintln(w)
 	var dec []string
 	var total uint64
 	for _, m := range mirror.Modes() {
 		if n := s.Decoded[m.String()]; n > 0 {
-			dec = append(dec, fmt.Sprintf("%d %s", n, m))
+			d := fmt.Sprintf("%d %s", n, m)
+			if m == mirror.ModeJuniper && len(s.Overlays) > 0 {
+				var in []string
+				for _, o := range slices.Sorted(maps.Keys(s.Overlays)) {
+					in = append(in, fmt.Sprintf("%d in %s", s.Overlays[o], o))
+				}
+				d += " (" + strings.Join(in, ", ") + ")"
+			}
+			dec = append(dec, d)
 			total += n
 		}
 	}
@@ -197,6 +210,7 @@ func printSummary(w io.Writer, s *pipeline.Summary) {
 		}
 		fmt.Fprintf(w, "%d not decoded (%s)\n", n, strings.Join(rs, ", "))
 	}
+	printHints(w, s)
 	if len(s.Pairs) > 0 {
 		fmt.Fprintln(w, "top VN pairs (source -> destination):")
 		for i, p := range s.Pairs {
@@ -206,6 +220,25 @@ func printSummary(w io.Writer, s *pipeline.Summary) {
 			}
 			fmt.Fprintf(w, "  %10d  %s -> %s\n", p.Packets, orDash(p.SrcVN), orDash(p.DstVN))
 		}
+	}
+}
+
+// printHints tells the user what would decode more of the input.
+func printHints(w io.Writer, s *pipeline.Summary) {
+	for _, c := range s.CandidatePorts {
+		fmt.Fprintf(w, "UDP port %d carries mirror traffic (%d datagrams): decode it with --port %d (or --port auto)\n", c.Port, c.Count, c.Port)
+	}
+	if s.ShortSnap > 0 {
+		fmt.Fprintf(w, "%d mirror datagrams were cut by the snap length inside their metadata: capture with a larger snap length (tcpdump -s 0)\n", s.ShortSnap)
+	}
+	var mirrored uint64
+	for m, n := range s.Decoded {
+		if m != mirror.ModeOther.String() {
+			mirrored += n
+		}
+	}
+	if s.Read > 0 && mirrored == 0 && s.TotalMalformed()-s.Malformed[mirror.ErrNotMirror.String()] == 0 && len(s.CandidatePorts) == 0 {
+		fmt.Fprintln(w, "no mirror traffic found: check the mirror's UDP port (--port, --vxlan-port) or --mirror-vlan")
 	}
 }
 

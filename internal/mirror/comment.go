@@ -2,6 +2,8 @@ package mirror
 
 import (
 	"strconv"
+	"unicode"
+	"unicode/utf8"
 )
 
 // AppendComment appends the packet's metadata in the one-line form vrsniff
@@ -19,10 +21,10 @@ func AppendComment(dst []byte, p *Packet) []byte {
 		dst = append(dst, p.Mode.String()...)
 	}
 	if m.SrcVN != nil {
-		dst = append(field(dst, start, "src_vn="), m.SrcVN...)
+		dst = AppendName(field(dst, start, "src_vn="), m.SrcVN)
 	}
 	if m.DstVN != nil {
-		dst = append(field(dst, start, "dst_vn="), m.DstVN...)
+		dst = AppendName(field(dst, start, "dst_vn="), m.DstVN)
 	}
 	if m.Direction != DirUnknown {
 		dst = append(field(dst, start, "dir="), m.Direction.String()...)
@@ -32,6 +34,18 @@ func AppendComment(dst []byte, p *Packet) []byte {
 	}
 	if m.HasFlags() {
 		dst = AppendActions(field(dst, start, "action="), m.Flags)
+		if m.FlagBits != 32 {
+			dst = strconv.AppendUint(field(dst, start, "flags_len="), uint64(m.FlagBits/8), 10)
+		}
+	}
+	if m.OddTLVs > 0 {
+		dst = strconv.AppendUint(field(dst, start, "odd_tlvs="), uint64(m.OddTLVs), 10)
+	}
+	if m.NameRecovered {
+		dst = field(dst, start, "name_recovered=1")
+	}
+	if m.Overlay != OverlayNone {
+		dst = append(field(dst, start, "overlay="), m.Overlay.String()...)
 	}
 	if m.HasVNI {
 		dst = strconv.AppendUint(field(dst, start, "vni="), uint64(m.VNI), 10)
@@ -95,3 +109,54 @@ var knownFlags = func() uint32 {
 	}
 	return k
 }()
+
+// AppendName appends a VN name as comments, logs and listings show it:
+// bare when it is printable UTF-8 without spaces, quotes or backslashes,
+// as most are; otherwise as a Go string literal (strconv.Unquote gives the
+// name's bytes back), so a space, a control byte or invalid UTF-8 never
+// breaks the key=value form. It does not allocate when dst has room.
+func AppendName(dst, name []byte) []byte {
+	if bare(name) {
+		return append(dst, name...)
+	}
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	for i := 0; i < len(name); {
+		r, n := utf8.DecodeRune(name[i:])
+		switch {
+		case r == utf8.RuneError && n == 1, r < 0x80 && (r < 0x20 || r == 0x7f):
+			dst = append(dst, '\\', 'x', hex[name[i]>>4], hex[name[i]&15])
+		case r == '"' || r == '\\':
+			dst = append(dst, '\\', byte(r))
+		case r >= 0x80 && !unicode.IsGraphic(r):
+			dst = append(dst, '\\', 'U')
+			for shift := 28; shift >= 0; shift -= 4 {
+				dst = append(dst, hex[r>>shift&15])
+			}
+		default:
+			dst = append(dst, name[i:i+n]...)
+		}
+		i += n
+	}
+	return append(dst, '"')
+}
+
+// bare reports whether a name can be shown as it is.
+func bare(name []byte) bool {
+	for i := 0; i < len(name); {
+		c := name[i]
+		if c < 0x80 {
+			if c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+				return false
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(name[i:])
+		if r == utf8.RuneError && n == 1 || !unicode.IsGraphic(r) || unicode.IsSpace(r) {
+			return false
+		}
+		i += n
+	}
+	return true
+}

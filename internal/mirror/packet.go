@@ -198,7 +198,10 @@ const (
 	OverlayVXLAN            // VXLAN (UDP 4789)
 )
 
-var overlayNames = [...]string{"", "mplsoudp", "mplsogre", "vxlan"}
+// NumOverlays bounds the Overlay values, for arrays indexed by overlay.
+const NumOverlays = 4
+
+var overlayNames = [NumOverlays]string{"", "mplsoudp", "mplsogre", "vxlan"}
 
 func (o Overlay) String() string {
 	if int(o) < len(overlayNames) {

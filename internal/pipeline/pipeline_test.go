@@ -80,8 +80,8 @@ func TestRunCountsEverything(t *testing.T) {
 	for _, n := range s.Decoded {
 		dec += n
 	}
-	if s.Read != uint64(len(ws)) || dec+s.TotalMalformed()+s.Merged != s.Read {
-		t.Fatalf("read %d packets of %d; decoded %d + malformed %d + merged %d", s.Read, len(ws), dec, s.TotalMalformed(), s.Merged)
+	if s.Read != uint64(len(ws)) || dec+s.TotalMalformed()+s.Merged+s.Duplicates != s.Read {
+		t.Fatalf("read %d packets of %d; decoded %d + malformed %d + merged %d + duplicates %d", s.Read, len(ws), dec, s.TotalMalformed(), s.Merged, s.Duplicates)
 	}
 	if uint64(len(rejected.frames)) != s.TotalMalformed() || uint64(len(good.frames)) != dec {
 		t.Fatalf("sinks got %d and %d packets", len(good.frames), len(rejected.frames))

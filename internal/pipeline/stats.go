@@ -15,7 +15,12 @@ type Stats struct {
 	Read      atomic.Uint64 // packets from the source
 	ReadBytes atomic.Uint64 // their captured bytes
 	Merged    atomic.Uint64 // outer fragments merged into a reassembled datagram they did not end
-	Decoded   [mirror.NumModes]atomic.Uint64
+	// Duplicates counts outer fragments that repeated one already seen.
+	Duplicates atomic.Uint64
+	Decoded    [mirror.NumModes]atomic.Uint64
+	// Overlays counts decoded mirror datagrams found inside a fabric
+	// tunnel, by tunnel (index mirror.Overlay; 0 unused).
+	Overlays  [mirror.NumOverlays]atomic.Uint64
 	Malformed [mirror.NumReasons]atomic.Uint64
 	Truncated atomic.Uint64 // decoded, but the inner frame was cut by the snap length
 	Filtered  atomic.Uint64 // decoded, then dropped by the filter
@@ -26,6 +31,7 @@ type Stats struct {
 	// without a lock (one look-up of both names joined in key); a new
 	// pair is also appended to pairs, which readers see under mu.
 	mu      sync.Mutex
+	hints   mirror.Hints
 	pairs   []*pairCount
 	pairIdx map[string]*pairCount
 	key     []byte
@@ -41,8 +47,17 @@ type pairCount struct {
 // CountPair counts one decoded packet for its VN pair. It must be called
 // from one goroutine only.
 func (s *Stats) CountPair(src, dst []byte) {
-	// 0xff cannot occur in a VN name: the decoder accepts printable ASCII.
-	s.key = append(append(append(s.key[:0], src...), 0xff), dst...)
+	// Names are any bytes, and an absent name differs from an empty one:
+	// the key says which are present and how long the first is.
+	var has byte
+	if src != nil {
+		has |= 1
+	}
+	if dst != nil {
+		has |= 2
+	}
+	s.key = append(s.key[:0], has, byte(len(src)>>8), byte(len(src)))
+	s.key = append(append(s.key, src...), dst...)
 	if s.last != nil && bytes.Equal(s.key, s.lastKey) {
 		s.last.n.Add(1)
 		return
@@ -60,6 +75,13 @@ func (s *Stats) CountPair(src, dst []byte) {
 	}
 	s.lastKey, s.last = append(s.lastKey[:0], s.key...), c
 	c.n.Add(1)
+}
+
+// SetHints records what the decoder noticed about the input.
+func (s *Stats) SetHints(h mirror.Hints) {
+	s.mu.Lock()
+	s.hints = h
+	s.mu.Unlock()
 }
 
 // Pair is a VN pair and its packet count.
@@ -91,10 +113,17 @@ func (s *Stats) Pairs() []Pair {
 
 // Summary is a point-in-time copy of Stats, in the form printed by --json.
 type Summary struct {
-	Read      uint64            `json:"packets_read"`
-	ReadBytes uint64            `json:"bytes_read"`
-	Merged    uint64            `json:"fragments_merged"`
-	Decoded   map[string]uint64 `json:"decoded"`
+	Read       uint64            `json:"packets_read"`
+	ReadBytes  uint64            `json:"bytes_read"`
+	Merged     uint64            `json:"fragments_merged"`
+	Duplicates uint64            `json:"fragments_duplicate"`
+	Decoded    map[string]uint64 `json:"decoded"`
+	// Overlays counts decoded datagrams by the fabric tunnel they were in.
+	Overlays map[string]uint64 `json:"decoded_in_overlay,omitempty"`
+	// CandidatePorts are unconfigured UDP ports carrying mirror metadata.
+	CandidatePorts []mirror.PortCount `json:"candidate_ports,omitempty"`
+	// ShortSnap counts mirror datagrams cut inside their metadata.
+	ShortSnap uint64            `json:"cut_in_metadata,omitempty"`
 	Malformed map[string]uint64 `json:"malformed"`
 	Truncated uint64            `json:"truncated"`
 	Filtered  uint64            `json:"filtered"`
@@ -115,7 +144,7 @@ func (s *Summary) TotalMalformed() uint64 {
 // Summary copies the counters.
 func (s *Stats) Summary() Summary {
 	sum := Summary{
-		Read: s.Read.Load(), ReadBytes: s.ReadBytes.Load(), Merged: s.Merged.Load(),
+		Read: s.Read.Load(), ReadBytes: s.ReadBytes.Load(), Merged: s.Merged.Load(), Duplicates: s.Duplicates.Load(),
 		Decoded: map[string]uint64{}, Malformed: map[string]uint64{},
 		Truncated: s.Truncated.Load(), Filtered: s.Filtered.Load(),
 		Written: s.Written.Load(), SinkErrs: s.SinkErrs.Load(), Pairs: s.Pairs(),
@@ -123,6 +152,17 @@ func (s *Stats) Summary() Summary {
 	for _, m := range mirror.Modes() {
 		sum.Decoded[m.String()] = s.Decoded[m].Load()
 	}
+	for o := mirror.OverlayNone + 1; int(o) < mirror.NumOverlays; o++ {
+		if n := s.Overlays[o].Load(); n > 0 {
+			if sum.Overlays == nil {
+				sum.Overlays = map[string]uint64{}
+			}
+			sum.Overlays[o.String()] = n
+		}
+	}
+	s.mu.Lock()
+	sum.CandidatePorts, sum.ShortSnap = s.hints.CandidatePorts, s.hints.ShortSnap
+	s.mu.Unlock()
 	for _, r := range mirror.Reasons() {
 		if n := s.Malformed[r].Load(); n > 0 {
 			sum.Malformed[r.String()] = n
