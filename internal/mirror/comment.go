@@ -1,6 +1,8 @@
 package mirror
 
 import (
+	"bytes"
+	"encoding/binary"
 	"strconv"
 	"unicode"
 	"unicode/utf8"
@@ -143,20 +145,43 @@ func AppendName(dst, name []byte) []byte {
 
 // bare reports whether a name can be shown as it is.
 func bare(name []byte) bool {
+	if printableASCII(name) {
+		return bytes.IndexByte(name, '"') < 0 && bytes.IndexByte(name, '\\') < 0
+	}
 	for i := 0; i < len(name); {
-		c := name[i]
-		if c < 0x80 {
-			if c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+		r, n := utf8.DecodeRune(name[i:])
+		switch {
+		case r < 0x80:
+			if r < 0x21 || r > 0x7e || r == '"' || r == '\\' {
 				return false
 			}
-			i++
-			continue
-		}
-		r, n := utf8.DecodeRune(name[i:])
-		if r == utf8.RuneError && n == 1 || !unicode.IsGraphic(r) || unicode.IsSpace(r) {
+		case r == utf8.RuneError && n == 1 || !unicode.IsGraphic(r) || unicode.IsSpace(r):
 			return false
 		}
 		i += n
+	}
+	return true
+}
+
+// printableASCII reports whether b holds only bytes 0x21 to 0x7e, as most
+// VN names do. It looks at eight bytes at a time: names are long and this
+// runs twice a packet.
+func printableASCII(b []byte) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for len(b) >= 8 {
+		x := binary.LittleEndian.Uint64(b)
+		// A byte below 0x21 borrows into its high bit when 0x21 is
+		// subtracted; a byte above 0x7e has or gets its high bit when 1 is
+		// added. Carries and borrows only start at a byte already caught.
+		if ((x-0x21*ones)&^x|x|(x+ones))&highs != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c < 0x21 || c > 0x7e {
+			return false
+		}
 	}
 	return true
 }
