@@ -310,7 +310,7 @@ func (d *Decoder) ipv4(p *Packet, off int) Status {
 	d.frag.count(h[12:16])
 	if fo := be16(h[6:]); fo&0x3fff != 0 { // MF or a fragment offset
 		if p.Meta.Overlay != OverlayNone {
-			return d.other(p) // not reassembled inside a tunnel (docs/mirror.md)
+			return d.other(p) // not reassembled inside a tunnel (docs/decoding.md)
 		}
 		return d.frag.add(d, p, off, ihl, 0, total)
 	}

@@ -168,7 +168,7 @@ type Meta struct {
 	OddTLVs uint8
 	// NameRecovered is set when a VN name over 255 bytes had its length
 	// byte wrapped and the one consistent reading was taken
-	// (docs/mirror.md, "Wrapped name lengths").
+	// (docs/decoding.md, "Wrapped name lengths").
 	NameRecovered bool
 	Direction     Direction
 	VNI           uint32 // VXLAN mode

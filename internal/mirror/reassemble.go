@@ -17,7 +17,7 @@ import (
 // buffers, bounds its memory and time per fragment, and hands back every
 // fragment it gives up on.
 //
-// The rules (docs/mirror.md, "Reassembly"):
+// The rules (docs/decoding.md, "Outer IP reassembly"):
 //   - pending datagrams are kept in arrival order: the oldest is evicted in
 //     O(1) when a bound is reached, and timeouts are found from the front;
 //   - the distance rule of Linux's ipfrag_max_dist: every outer IP packet

@@ -12,7 +12,7 @@ import (
 //
 // The agent writes a VN name's length into one byte, so a name of L + 256k
 // bytes arrives with length byte L, and the list read as written is wrong
-// from that name on. The rule (docs/mirror.md, "Wrapped name lengths"):
+// from that name on. The rule (docs/decoding.md, "Wrapped name lengths"):
 //   - the list as written is taken when every TLV in it has a known type
 //     (1 to 4) and it ends in FF 00 within the datagram: the agent writes
 //     only those, and the rest of a cut name would read as unknown types;
