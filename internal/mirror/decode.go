@@ -307,7 +307,9 @@ func (d *Decoder) ipv4(p *Packet, off int) Status {
 	if len(h) < ihl {
 		return p.fail(ErrTruncated, off)
 	}
-	d.frag.count(h[12:16])
+	if p.Fragments == 0 { // a rebuilt datagram was counted as its fragments
+		d.frag.count(h[12:16])
+	}
 	if fo := be16(h[6:]); fo&0x3fff != 0 { // MF or a fragment offset
 		if p.Meta.Overlay != OverlayNone {
 			return d.other(p) // not reassembled inside a tunnel (docs/decoding.md)
@@ -338,7 +340,9 @@ func (d *Decoder) ipv6(p *Packet, off int) Status {
 	}
 	nh, nhOff, cur := h[6], off+6, off+40
 	end := cur + plen
-	d.frag.count(h[8:24])
+	if p.Fragments == 0 {
+		d.frag.count(h[8:24])
+	}
 	for {
 		switch nh {
 		case 17:

@@ -27,9 +27,18 @@ type Stats struct {
 	Written   atomic.Uint64 // handed to the sinks
 	SinkErrs  atomic.Uint64 // sink write failures (e.g. a link type a pcap file cannot hold)
 
+	// MaxPairs bounds the VN pairs counted one by one (default
+	// DefaultMaxPairs): packets of pairs past it are counted in
+	// PairsOther, so spoofed names cannot grow the table. Set it before
+	// the first packet.
+	MaxPairs int
+	// PairsOther counts packets of VN pairs not in the table; PairsEvicted
+	// counts pairs that left it to make room.
+	PairsOther, PairsEvicted atomic.Uint64
+
 	// VN pairs: the pipeline goroutine finds a pair's counter in pairIdx
 	// without a lock (one look-up of both names joined in key); a new
-	// pair is also appended to pairs, which readers see under mu.
+	// pair is also put into pairs, which readers see under mu.
 	mu      sync.Mutex
 	hints   mirror.Hints
 	pairs   []*pairCount
@@ -40,9 +49,19 @@ type Stats struct {
 }
 
 type pairCount struct {
+	key      string
 	src, dst string
 	n        atomic.Uint64
+	i        int // index in pairs
 }
+
+// DefaultMaxPairs is the default of Stats.MaxPairs.
+const DefaultMaxPairs = 4096
+
+// evictSample is how many pairs are looked at to find one with few
+// packets when the table is full: the quiet pairs of a spoofing flood
+// leave, the busy ones stay, at a constant cost per new pair.
+const evictSample = 8
 
 // CountPair counts one decoded packet for its VN pair. It must be called
 // from one goroutine only.
@@ -67,14 +86,49 @@ func (s *Stats) CountPair(src, dst []byte) {
 		if s.pairIdx == nil {
 			s.pairIdx = make(map[string]*pairCount)
 		}
-		c = &pairCount{src: string(src), dst: string(dst)}
-		s.pairIdx[string(s.key)] = c
+		c = &pairCount{key: string(s.key), src: string(src), dst: string(dst)}
 		s.mu.Lock()
-		s.pairs = append(s.pairs, c)
+		if max := s.maxPairs(); len(s.pairs) < max {
+			c.i = len(s.pairs)
+			s.pairs = append(s.pairs, c)
+		} else {
+			s.evict(c)
+		}
 		s.mu.Unlock()
+		s.pairIdx[c.key] = c
 	}
 	s.lastKey, s.last = append(s.lastKey[:0], s.key...), c
 	c.n.Add(1)
+}
+
+func (s *Stats) maxPairs() int {
+	if s.MaxPairs > 0 {
+		return s.MaxPairs
+	}
+	return DefaultMaxPairs
+}
+
+// evict puts c in the place of the pair with the fewest packets of a
+// sample, whose packets go to PairsOther. Called with mu held.
+func (s *Stats) evict(c *pairCount) {
+	var out *pairCount
+	n := len(s.pairs)
+	for j := range evictSample {
+		// A multiplicative sequence over the table: no random source
+		// needed, and successive evictions look at other pairs.
+		cand := s.pairs[int((s.PairsEvicted.Load()*evictSample+uint64(j))*0x9e3779b97f4a7c15>>32)%n]
+		if out == nil || cand.n.Load() < out.n.Load() {
+			out = cand
+		}
+	}
+	delete(s.pairIdx, out.key)
+	if s.last == out {
+		s.last = nil
+	}
+	s.PairsOther.Add(out.n.Load())
+	s.PairsEvicted.Add(1)
+	c.i = out.i
+	s.pairs[c.i] = c
 }
 
 // SetHints records what the decoder noticed about the input.
@@ -130,6 +184,10 @@ type Summary struct {
 	Written   uint64            `json:"written"`
 	SinkErrs  uint64            `json:"sink_errors"`
 	Pairs     []Pair            `json:"vn_pairs"`
+	// PairsOther counts packets of VN pairs no longer or never in the
+	// table (Stats.MaxPairs); PairsEvicted the pairs that left it.
+	PairsOther   uint64 `json:"vn_pairs_other_packets,omitempty"`
+	PairsEvicted uint64 `json:"vn_pairs_evicted,omitempty"`
 }
 
 // TotalMalformed is the number of packets that failed to decode.
@@ -148,6 +206,7 @@ func (s *Stats) Summary() Summary {
 		Decoded: map[string]uint64{}, Malformed: map[string]uint64{},
 		Truncated: s.Truncated.Load(), Filtered: s.Filtered.Load(),
 		Written: s.Written.Load(), SinkErrs: s.SinkErrs.Load(), Pairs: s.Pairs(),
+		PairsOther: s.PairsOther.Load(), PairsEvicted: s.PairsEvicted.Load(),
 	}
 	for _, m := range mirror.Modes() {
 		sum.Decoded[m.String()] = s.Decoded[m].Load()
