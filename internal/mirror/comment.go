@@ -1,7 +1,6 @@
 package mirror
 
 import (
-	"bytes"
 	"encoding/binary"
 	"strconv"
 	"unicode"
@@ -31,7 +30,9 @@ func AppendComment(dst []byte, p *Packet) []byte {
 	if m.Direction != DirUnknown {
 		dst = append(field(dst, start, "dir="), m.Direction.String()...)
 	}
-	if m.Host.IsValid() {
+	if m.Host.Is4() {
+		dst = appendIPv4(field(dst, start, "host="), m.Host.As4())
+	} else if m.Host.IsValid() {
 		dst = m.Host.AppendTo(field(dst, start, "host="))
 	}
 	if m.HasFlags() {
@@ -113,8 +114,8 @@ var knownFlags = func() uint32 {
 }()
 
 // AppendName appends a VN name as comments, logs and listings show it:
-// bare when it is printable UTF-8 without spaces, quotes or backslashes,
-// as most are; otherwise as a Go string literal (strconv.Unquote gives the
+// bare when it is printable UTF-8 without spaces and does not start with a
+// quote, as most are; otherwise as a Go string literal (strconv.Unquote gives the
 // name's bytes back), so a space, a control byte or invalid UTF-8 never
 // breaks the key=value form. It does not allocate when dst has room.
 func AppendName(dst, name []byte) []byte {
@@ -143,16 +144,20 @@ func AppendName(dst, name []byte) []byte {
 	return append(dst, '"')
 }
 
-// bare reports whether a name can be shown as it is.
+// bare reports whether a name can be shown as it is: printable, without
+// spaces, and not starting with a quote (which starts a quoted name).
 func bare(name []byte) bool {
+	if len(name) > 0 && name[0] == '"' {
+		return false
+	}
 	if printableASCII(name) {
-		return bytes.IndexByte(name, '"') < 0 && bytes.IndexByte(name, '\\') < 0
+		return true
 	}
 	for i := 0; i < len(name); {
 		r, n := utf8.DecodeRune(name[i:])
 		switch {
 		case r < 0x80:
-			if r < 0x21 || r > 0x7e || r == '"' || r == '\\' {
+			if r < 0x21 || r > 0x7e {
 				return false
 			}
 		case r == utf8.RuneError && n == 1 || !unicode.IsGraphic(r) || unicode.IsSpace(r):
@@ -185,3 +190,21 @@ func printableASCII(b []byte) bool {
 	}
 	return true
 }
+
+func appendIPv4(dst []byte, ip [4]byte) []byte {
+	for i, b := range ip {
+		if i > 0 {
+			dst = append(dst, '.')
+		}
+		dst = append(dst, decimal[b]...)
+	}
+	return dst
+}
+
+// decimal holds the byte values in decimal: an address is four look-ups.
+var decimal = func() (t [256]string) {
+	for i := range t {
+		t[i] = strconv.Itoa(i)
+	}
+	return t
+}()

@@ -609,7 +609,7 @@ func (d *Decoder) inner(p *Packet, off, capEnd, end int) Status {
 	// the version. The fix goes into a copy (see stripVLAN).
 	f := p.Frame
 	et := 12
-	for tags := 0; tags < 2 && len(f) >= et+6 && isVLAN(be16(f[et:])); tags++ {
+	for tags := 0; tags < 2 && len(f) >= et+6 && f[et] != 0x08 && isVLAN(be16(f[et:])); tags++ {
 		et += 4
 	}
 	if len(f) > et+2 && f[et] == 0x08 && f[et+1] == 0x00 && f[et+2]>>4 == 6 {
