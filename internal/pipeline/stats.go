@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
+	"github.com/vrsniff/vrsniff/internal/vnpair"
 )
 
 // Stats counts what went through a pipeline. It is safe for one writer (the
@@ -41,8 +42,7 @@ type pairCount struct {
 // CountPair counts one decoded packet for its VN pair. It must be called
 // from one goroutine only.
 func (s *Stats) CountPair(src, dst []byte) {
-	// 0xff cannot occur in a VN name: the decoder accepts printable ASCII.
-	s.key = append(append(append(s.key[:0], src...), 0xff), dst...)
+	s.key = vnpair.AppendKey(s.key[:0], src, dst, vnpair.Directed)
 	if s.last != nil && bytes.Equal(s.key, s.lastKey) {
 		s.last.n.Add(1)
 		return
