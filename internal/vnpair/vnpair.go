@@ -11,7 +11,7 @@
 //     back; a shortened label carries a 64-bit hash of the whole one);
 //   - a label holds only the bytes A-Z a-z 0-9 - _ . + = ~, so that it
 //     cannot leave a directory, needs no quoting in a shell or a URL path,
-//     and never starts with '.';
+//     and never starts with '.' or '-';
 //   - plain names stay readable: default-domain:admin:vn-web reads
 //     default-domain.admin.vn-web;
 //   - a label fits the length its caller gives, for file names within the
@@ -108,8 +108,10 @@ func appendSide(buf, name []byte) []byte {
 }
 
 // Label encoding. In a name, the bytes A-Z a-z 0-9 '-' '_' stand for
-// themselves and ':' (the separator of fully qualified names) becomes '.'
-// except at the start; every other byte becomes "~HH" (upper-case hex). An
+// themselves and ':' (the separator of fully qualified names) becomes '.',
+// except that a name never starts with '.' or '-' (a hidden file, an
+// option to the tool given the file); every other byte becomes "~HH"
+// (upper-case hex). An
 // absent name is "~none", an empty one "~empty". The two names are joined
 // by '+' (Undirected) or '=' (Directed, source first). Since '~' is always
 // followed by an upper-case hex digit, 'n' or 'e', "~~" never occurs in a
@@ -176,7 +178,7 @@ func appendName(buf, name []byte) []byte {
 	const hexDigits = "0123456789ABCDEF"
 	for i, c := range name {
 		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_':
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-' && i > 0:
 			buf = append(buf, c)
 		case c == ':' && i > 0:
 			buf = append(buf, '.')

@@ -103,6 +103,7 @@ func TestLabel(t *testing.T) {
 		{b("default-domain:admin:../../../../tmp/escape-test"), nil, Directed,
 			"default-domain.admin.~2E~2E~2F~2E~2E~2F~2E~2E~2F~2E~2E~2Ftmp~2Fescape-test=~none"},
 		{b(":x.y~z+w=v\x00\n"), b("../.."), Directed, "~3Ax~2Ey~7Ez~2Bw~3Dv~00~0A=~2E~2E~2F~2E~2E"},
+		{b("-rf"), b("a-b"), Directed, "~2Drf=a-b"},
 	} {
 		got := Label(c.src, c.dst, c.s, 255)
 		if got != c.want {
@@ -167,7 +168,7 @@ func TestLongNames(t *testing.T) {
 // needs no quoting.
 func checkSafe(t *testing.T, l string) {
 	t.Helper()
-	if l == "" || l[0] == '.' {
+	if l == "" || l[0] == '.' || l[0] == '-' {
 		t.Fatalf("label %q", l)
 	}
 	for i := 0; i < len(l); i++ {
