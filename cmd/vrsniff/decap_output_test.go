@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/vrsniff/vrsniff/internal/mirror"
+	"github.com/vrsniff/vrsniff/internal/pcapfile"
 	"github.com/vrsniff/vrsniff/internal/testkit"
 )
 
@@ -281,5 +285,33 @@ func TestCaptureSplitBy(t *testing.T) {
 	}
 	if _, _, code := run(t, nil, "capture", "--read", f13, "--split-by", "pair"); code != exitUsage {
 		t.Errorf("--split-by pair: exit %d", code)
+	}
+
+	// The API serves the files by their names, typed as they are or
+	// escaped.
+	d := startCapture(t, "", "--read", f13, "--linger", "--dir", filepath.Join(dir, "api"), "--split-by", "vn-direction")
+	d.waitWritten(4)
+	files := d.list()
+	if len(files) != 2 {
+		t.Fatalf("API lists %+v", files)
+	}
+	for _, f := range files {
+		for _, path := range []string{f.Name, url.PathEscape(f.Name)} {
+			resp, body := d.request("GET", "/api/captures/"+path, nil)
+			r, err := pcapfile.NewReaderBytes(body)
+			var p mirror.Packet
+			n := 0
+			for err == nil {
+				if err = r.Next(&p); err == nil {
+					n++
+				}
+			}
+			if resp.StatusCode != http.StatusOK || n != 2 {
+				t.Errorf("GET %s: %s, %d packets (%v)", path, resp.Status, n, err)
+			}
+		}
+	}
+	if code := d.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d", code)
 	}
 }
