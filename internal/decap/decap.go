@@ -196,7 +196,9 @@ func keepOutput(err error) bool {
 // ErrInterrupted ends a run whose context was cancelled (SIGINT, SIGTERM).
 var ErrInterrupted = errors.New("interrupted")
 
-// RunReader is Run on an open capture (see pcapfile.Open).
+// RunReader is Run on an open capture (see pcapfile.Open). The files of
+// Options.Split follow RunFiles's rule: put in place after a clean run or
+// damaged input, removed after any other error.
 func RunReader(ctx context.Context, r *pcapfile.Reader, o Options) (*pipeline.Stats, error) {
 	stats := &pipeline.Stats{}
 	wo := pcapfile.Options{Format: o.Format, Nanosecond: o.Nanosecond, Application: "vrsniff decap"}
