@@ -15,9 +15,11 @@ import (
 	"syscall"
 
 	"github.com/vrsniff/vrsniff/internal/decap"
+	"github.com/vrsniff/vrsniff/internal/filter"
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
 	"github.com/vrsniff/vrsniff/internal/pipeline"
+	"github.com/vrsniff/vrsniff/internal/vnpair"
 )
 
 const decapUsage = `usage: vrsniff decap [flags] IN OUT [inner filter expression]
@@ -27,12 +29,18 @@ mirrored frames. IN and OUT may be "-" for standard input and output:
 
   vrsniff decap raw.pcap - | wireshark -k -i -
 
-With --split-by vn, OUT is a directory that gets one file per VN pair.
-Words after OUT form a tcpdump expression applied to the inner frames.
+With --split-by vn, OUT is a directory that gets one file per VN pair (both
+directions of a conversation together; --split-by vn-direction: one file per
+source -> destination). Words after OUT form a tcpdump expression applied to
+the inner frames.
+
+OUT is written under a temporary name and renamed into place at the end: a
+run that fails (a write error, an interruption) leaves an existing OUT as it
+was. An OUT that is IN (also through a link) is refused.
 
 Exit status: 0 all decoded, 1 failure (bad input file, I/O error; what was
-decoded before it is written), 2 usage, 3 done but some packets were
-malformed (see --rejects).
+decoded before damage in the input is written), 2 usage (also: an output
+that is the input), 3 done but some packets were malformed (see --rejects).
 
 flags:
 `
@@ -45,7 +53,7 @@ func runDecap(args []string) int {
 		flt      filterFlags
 		format   = fs.String("format", "pcapng", "output `format`: pcapng (metadata as comments), pcap, juniper-vn (link type 184)")
 		nanos    = fs.Bool("nanos", false, "nanosecond timestamps in --format pcap")
-		splitBy  = fs.String("split-by", "", "`vn`: one output file per VN pair, OUT is a directory")
+		splitBy  = fs.String("split-by", "", "`vn`: one output file per VN pair, both directions together, OUT is a directory; vn-direction: one per source -> destination")
 		rejects  = fs.String("rejects", "", "write packets that fail to decode, as captured, to `FILE` (pcapng)")
 		jsonOut  = fs.Bool("json", false, "print the summary as JSON on stdout (or stderr when OUT is -)")
 		quiet    = fs.Bool("quiet", false, "no summary")
@@ -67,68 +75,36 @@ func runDecap(args []string) int {
 		}
 		flt.o.BPF = strings.Join(rest, " ")
 	}
+	// Everything is checked before any file is created.
 	f, err := pcapfile.ParseFormat(*format)
 	if err != nil || f == pcapfile.FormatRaw {
 		return usageErr("decap", fmt.Sprintf("--format %q: want pcapng, pcap or juniper-vn", *format))
 	}
-	if *splitBy != "" && *splitBy != "vn" {
-		return usageErr("decap", fmt.Sprintf("--split-by %q: only vn is supported", *splitBy))
+	split, err := vnpair.ParseSplit(*splitBy)
+	if err != nil {
+		return usageErr("decap", err.Error())
+	}
+	if split != vnpair.None && outName == "-" {
+		return usageErr("decap", "--split-by writes files: OUT must be a directory, not -")
 	}
 	cfg, err := dec.config()
 	if err != nil {
 		return usageErr("decap", err.Error())
 	}
-	opts := decap.Options{Format: f, Nanosecond: *nanos, Decoder: cfg, Filter: flt.o}
-
-	var in *pcapfile.Reader
-	if inName == "-" {
-		in, err = pcapfile.NewReader(os.Stdin)
-	} else {
-		var c io.Closer
-		in, c, err = pcapfile.Open(inName)
-		if err == nil {
-			defer c.Close()
-			if st, err := os.Stat(inName); err == nil {
-				opts.Size = st.Size()
-			}
-		}
-	}
+	flt2, err := filter.New(flt.o)
 	if err != nil {
-		return fail("decap", err)
+		return usageErr("decap", err.Error())
 	}
-
-	var fout *os.File
-	switch {
-	case *splitBy == "vn":
-		opts.SplitDir = outName
-	case outName == "-":
-		opts.Out = os.Stdout
-	default:
-		fout, err = os.Create(outName)
-		if err != nil {
-			return fail("decap", err)
-		}
-		opts.Out = fout
-	}
-	if *rejects != "" {
-		rf, err := os.Create(*rejects)
-		if err != nil {
-			return fail("decap", err)
-		}
-		defer rf.Close()
-		opts.Rejects = rf
-	}
+	opts := decap.Options{Format: f, Nanosecond: *nanos, Decoder: cfg, Filter: flt2, Split: split}
 	if *progress && !*quiet {
 		opts.Progress = os.Stderr
 	}
 
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
-	stats, runErr := decap.RunReader(ctx, in, opts)
-	if fout != nil {
-		if err := fout.Close(); err != nil && runErr == nil {
-			runErr = err
-		}
+	stats, runErr := decap.RunFiles(ctx, decap.Files{In: inName, Out: outName, Rejects: *rejects}, opts)
+	if se := (*decap.SameFileError)(nil); errors.As(runErr, &se) {
+		return usageErr("decap", se.Error())
 	}
 	sum := stats.Summary()
 	if !*quiet {
@@ -145,11 +121,6 @@ func runDecap(args []string) int {
 		}
 	}
 	if runErr != nil {
-		var fe *pcapfile.FormatError
-		if errors.As(runErr, &fe) {
-			fmt.Fprintf(os.Stderr, "vrsniff decap: %s: %v (everything before it was written)\n", inName, runErr)
-			return exitFailure
-		}
 		return fail("decap", runErr)
 	}
 	if malformed(&sum) > 0 {

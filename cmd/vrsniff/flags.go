@@ -94,9 +94,9 @@ func (d *decoderFlags) config() (mirror.Config, error) {
 type filterFlags struct{ o filter.Options }
 
 func (f *filterFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.o.VN, "vn", "", "keep packets whose source or destination VN matches the `glob`")
-	fs.StringVar(&f.o.SrcVN, "src-vn", "", "keep packets whose source VN matches the `glob`")
-	fs.StringVar(&f.o.DstVN, "dst-vn", "", "keep packets whose destination VN matches the `glob`")
+	fs.StringVar(&f.o.VN, "vn", "", "keep packets whose source or destination VN matches the `pattern`: the network's name or a glob of it (vn-web, vn-*), or with ':' the full name (*:admin:vn-web)")
+	fs.StringVar(&f.o.SrcVN, "src-vn", "", "keep packets whose source VN matches the `pattern` (as --vn)")
+	fs.StringVar(&f.o.DstVN, "dst-vn", "", "keep packets whose destination VN matches the `pattern` (as --vn)")
 	fs.StringVar(&f.o.Direction, "direction", "", "keep packets of this `direction` (ingress or egress)")
 	fs.StringVar(&f.o.BPF, "bpf", "", "tcpdump `expression` applied to the inner frame")
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"testing"
 
 	"github.com/gopacket/gopacket/layers"
@@ -143,6 +144,27 @@ func BenchmarkPipeline(b *testing.B) {
 		src.Next(&p)
 		if err := pl.Process(&p); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// VN names are arbitrary bytes: no two distinct pairs share a counter.
+func TestCountPairKeepsNamesApart(t *testing.T) {
+	st := &Stats{}
+	pairs := [][2]string{{"a\xff", "b"}, {"a", "\xffb"}, {"a\x00", "b"}, {"a", "\x00b"}, {"b", "a"}}
+	for i, p := range pairs {
+		for range i + 1 {
+			st.CountPair([]byte(p[0]), []byte(p[1]))
+		}
+	}
+	got := st.Pairs()
+	if len(got) != len(pairs) {
+		t.Fatalf("%d pairs counted, want %d: %+v", len(got), len(pairs), got)
+	}
+	for _, g := range got {
+		i := slices.Index(pairs, [2]string{g.SrcVN, g.DstVN})
+		if i < 0 || g.Packets != uint64(i+1) {
+			t.Errorf("%+v", g)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
+	"github.com/vrsniff/vrsniff/internal/vnpair"
 )
 
 // Stats counts what went through a pipeline. It is safe for one writer (the
@@ -66,17 +67,7 @@ const evictSample = 8
 // CountPair counts one decoded packet for its VN pair. It must be called
 // from one goroutine only.
 func (s *Stats) CountPair(src, dst []byte) {
-	// Names are any bytes, and an absent name differs from an empty one:
-	// the key says which are present and how long the first is.
-	var has byte
-	if src != nil {
-		has |= 1
-	}
-	if dst != nil {
-		has |= 2
-	}
-	s.key = append(s.key[:0], has, byte(len(src)>>8), byte(len(src)))
-	s.key = append(append(s.key, src...), dst...)
+	s.key = vnpair.AppendKey(s.key[:0], src, dst, vnpair.Directed)
 	if s.last != nil && bytes.Equal(s.key, s.lastKey) {
 		s.last.n.Add(1)
 		return
