@@ -213,11 +213,12 @@ func printHints(w io.Writer, s *pipeline.Summary) {
 	}
 }
 
+// orDash shows a VN name as comments do, and "-" for none.
 func orDash(s string) string {
 	if s == "" {
 		return "-"
 	}
-	return s
+	return string(mirror.AppendName(nil, []byte(s)))
 }
 
 func isTerminal(f *os.File) bool {
