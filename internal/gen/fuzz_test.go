@@ -25,22 +25,6 @@ func FuzzParseMix(f *testing.F) {
 	})
 }
 
-func FuzzRunsPastEnd(f *testing.F) {
-	f.Add([]byte{3, 1, 'a', 255, 0})
-	f.Add([]byte{3, 200, 'a'})
-	f.Add([]byte{})
-	f.Add([]byte{7, 0, 7, 0, 7})
-	f.Fuzz(func(t *testing.T, p []byte) {
-		past := runsPastEnd(p)
-		// An end marker reachable by skipping TLVs by length contradicts it.
-		for i := 0; i+2 <= len(p); i += 2 + int(p[i+1]) {
-			if p[i] == tlvEnd && past {
-				t.Fatalf("%x: end marker at %d, yet runs past the end", p, i)
-			}
-		}
-	})
-}
-
 // FuzzGenerate drives the generator with arbitrary options: it either
 // rejects them or produces consistent cases.
 func FuzzGenerate(f *testing.F) {
