@@ -28,7 +28,7 @@ func l3(t *testing.T, lt layers.LinkType, d []byte) int {
 		for {
 			et := binary.BigEndian.Uint16(d[off:])
 			off += 2
-			if et != 0x8100 && et != 0x88a8 {
+			if et != 0x8100 && et != 0x88a8 && et != 0x9100 {
 				return off
 			}
 			off += 2
@@ -54,6 +54,7 @@ type ipInfo struct {
 	more      bool // more fragments
 	fragment  bool
 	fragIdent uint32
+	src, dst  []byte
 }
 
 func parseIP(t *testing.T, d []byte, off int) ipInfo {
@@ -69,8 +70,10 @@ func parseIP(t *testing.T, d []byte, off int) ipInfo {
 		in.fragOff, in.more = int(fo&0x1fff)*8, fo&0x2000 != 0
 		in.fragment = in.fragOff != 0 || in.more
 		in.fragIdent = uint32(binary.BigEndian.Uint16(d[off+4:]))
+		in.src, in.dst = d[off+12:off+16], d[off+16:off+20]
 	case 6:
 		in.v6 = true
+		in.src, in.dst = d[off+8:off+24], d[off+24:off+40]
 		in.end = off + 40 + int(binary.BigEndian.Uint16(d[off+4:]))
 		nh, p := d[off+6], off+40
 		for nh == 0 || nh == 44 {
