@@ -429,20 +429,20 @@ func TestFieldFragSnap(t *testing.T) {
 }
 
 // tunnel takes the mirror datagram out of a fabric tunnel, by the wire
-// format: the overlay, and the IP packet it holds.
-func tunnel(t *testing.T, w Wire) (mirror.Overlay, []byte) {
+// format: the overlay, the IP packet it holds, and whether an Ethernet
+// header came between MPLS labels and the packet.
+func tunnel(t *testing.T, w Wire) (o mirror.Overlay, ip []byte, l2 bool) {
 	t.Helper()
 	d := assemble(t, []Wire{w})
 	in := parseIP(t, w.Data, l3(t, w.LinkType, w.Data))
 	p := d.payload
-	var o mirror.Overlay
 	mplsLabels := func() {
 		for p[2]&1 == 0 {
 			p = p[4:]
 		}
 		p = p[4:]
 		if p[0]>>4 != 4 && p[0]>>4 != 6 {
-			p = p[14:] // an Ethernet header
+			p, l2 = p[14:], true // an Ethernet header
 		}
 	}
 	switch in.proto {
@@ -470,13 +470,16 @@ func tunnel(t *testing.T, w Wire) (mirror.Overlay, []byte) {
 	default:
 		t.Fatalf("tunnel protocol %d", in.proto)
 	}
-	return o, p
+	return o, p, l2
 }
 
 func TestFieldOverlay(t *testing.T) {
 	seen := map[string]int{}
 	for _, c := range cases(t, Options{Seed: 37, Mix: Mix{KindOverlay: 1}, MaxFrame: 1000}, 300) {
-		o, ip := tunnel(t, c.Packets[0])
+		o, ip, l2 := tunnel(t, c.Packets[0])
+		if l2 {
+			seen["l2"]++
+		}
 		port, p := udpPayload(t, Wire{LinkType: layers.LinkTypeRaw, Data: ip})
 		n, err := walkTLVs(p)
 		if o != c.Overlay || port != 8099 || err != nil || !bytes.Equal(p[n:], c.Frame) || c.Mode != mirror.ModeJuniper || c.HasVNI {
@@ -492,7 +495,7 @@ func TestFieldOverlay(t *testing.T) {
 			}
 		}
 	}
-	for _, k := range []string{"mplsoudp", "mplsogre", "vxlan", "51234"} {
+	for _, k := range []string{"mplsoudp", "mplsogre", "vxlan", "51234", "l2"} {
 		if seen[k] == 0 {
 			t.Errorf("no %s tunnel", k)
 		}
