@@ -494,10 +494,14 @@ func (g *Generator) badTLV(c *Case, o *outer) {
 // reading (the names are recovered); bad ones have none (the frame that
 // follows is not plausible) or several (the bytes 256 or more after the
 // name's end read as an end marker and a frame as well).
+//
+// Names, frames and plants are drawn until the rule has one answer of the
+// kind wanted; when the MTU leaves no room for one, the case falls back to
+// plain ACL metadata.
 func (g *Generator) wrapped(c *Case, bad bool) {
 	e := &c.Expect
 	o := g.randOuter(g.opts.Port)
-	for attempt := 0; ; attempt++ {
+	for range 200 {
 		*e = Expect{Mode: mirror.ModeJuniper}
 		b := g.payload[:0]
 		src, dst := g.vn(), g.vn()
@@ -579,6 +583,7 @@ func (g *Generator) wrapped(c *Case, bad bool) {
 			return
 		}
 	}
+	g.juniper(c, KindACL)
 }
 
 // longVN draws a VN name over 255 bytes.

@@ -201,7 +201,10 @@ func TestFieldWrappedNames(t *testing.T) {
 	var none, several int
 	for _, c := range cases(t, Options{Seed: 33, Mix: Mix{KindWrapped: 1, KindBadWrapped: 1}}, 600) {
 		_, p := udpPayload(t, c.Packets[0])
-		rs := readings(p)
+		rs, ok := readings(p)
+		if !ok {
+			t.Fatalf("case %d: too many readings to count", c.Index)
+		}
 		if c.Kind == KindBadWrapped {
 			if len(rs) == 1 || c.Reason != "bad-tlv" {
 				t.Fatalf("case %d: %d readings, reason %q", c.Index, len(rs), c.Reason)
@@ -265,7 +268,7 @@ func TestRuleOnFieldCases(t *testing.T) {
 			n++
 			_, p := udpPayload(t, Wire{LinkType: layers.LinkTypeEthernet, Data: data})
 			v := readTLVs(p)
-			if rs := readings(p); !v.ok || !v.sure || v.recovered != tc.recovered || len(rs) != 1 || rs[0].end != v.end {
+			if rs, _ := readings(p); !v.ok || !v.sure || v.recovered != tc.recovered || len(rs) != 1 || rs[0].end != v.end {
 				t.Errorf("%s #%d: %+v, brute force %v", tc.file, n, v, rs)
 			}
 		}

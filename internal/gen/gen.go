@@ -562,7 +562,7 @@ func (g *Generator) initPools() {
 		}
 	}
 	for i := 0; i < 16; i++ {
-		g.longVNs = append(g.longVNs, vnOfLen(r, 256+r.IntN(900)))
+		g.longVNs = append(g.longVNs, vnOfLen(r, 256+r.IntN(128<<(i%4))))
 	}
 }
 

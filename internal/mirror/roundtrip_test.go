@@ -2,11 +2,18 @@ package mirror_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"flag"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
 
 	"github.com/vrsniff/vrsniff/internal/gen"
 	"github.com/vrsniff/vrsniff/internal/mirror"
@@ -103,6 +110,94 @@ func TestRoundTripStream(t *testing.T) {
 	}
 	if err := a.check(read); err != nil {
 		t.Error(err)
+	}
+}
+
+// FuzzRoundTrip generates cases of any kind with any seed, MTU and outer
+// link type: each must decode as the generator says.
+func FuzzRoundTrip(f *testing.F) {
+	for _, k := range gen.Kinds() {
+		f.Add(uint8(k), uint64(k), uint16(1500), uint8(0))
+	}
+	f.Add(uint8(gen.KindFragSnap), uint64(1), uint16(576), uint8(1))
+	f.Add(uint8(gen.KindOverlay), uint64(2), uint16(9000), uint8(4))
+	lts := []layers.LinkType{0, layers.LinkTypeEthernet, layers.LinkTypeLinuxSLL, layers.LinkTypeLinuxSLL2, layers.LinkTypeRaw}
+	f.Fuzz(func(t *testing.T, kind uint8, seed uint64, mtu uint16, lt uint8) {
+		k := gen.Kind(int(kind) % len(gen.Kinds()))
+		g, err := gen.New(gen.Options{Seed: seed, Mix: gen.Mix{k: 1}, MTU: int(mtu), LinkType: lts[int(lt)%len(lts)], MirrorVLAN: 999})
+		if err != nil {
+			return
+		}
+		for range 10 {
+			c := g.Next()
+			if err := checkCase(c); err != nil {
+				t.Fatalf("case %d (%s): %v", c.Index, c.Kind, err)
+			}
+		}
+	})
+}
+
+var writeCorpus = flag.Bool("write-corpus", false, "rewrite the generated seeds in testdata/fuzz")
+
+// TestFuzzCorpus keeps a generated case of every kind in the corpus of
+// FuzzDecode, and the metadata of every kind that has some in FuzzTLV's:
+// go test -run TestFuzzCorpus -write-corpus rewrites them after the
+// generator changed.
+func TestFuzzCorpus(t *testing.T) {
+	for _, k := range gen.Kinds() {
+		if k == gen.KindBadLinkType {
+			continue // FuzzDecode draws link types from its own list
+		}
+		g, err := gen.New(gen.Options{Seed: 1, Mix: gen.Mix{k: 1}, LinkType: layers.LinkTypeEthernet, MTU: 1000, MaxFrame: 1600, MirrorVLAN: 999})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := g.Next()
+		var pkts []byte
+		for _, w := range c.Packets {
+			pkts = binary.BigEndian.AppendUint16(pkts, uint16(len(w.Data)))
+			pkts = append(pkts, w.Data...)
+		}
+		// FuzzDecode(lt byte, vlan uint16, data []byte): Ethernet, the
+		// generator's mirror VLAN.
+		corpusFile(t, "FuzzDecode", "gen-"+k.String(), fmt.Sprintf("byte(%q)\nuint16(999)\n[]byte(%q)\n", byte(0), pkts))
+		for range 20 {
+			if p := juniperPayload(c); p != nil {
+				corpusFile(t, "FuzzTLV", "gen-"+k.String(), fmt.Sprintf("[]byte(%q)\nint(0)\n", p))
+				break
+			}
+			c = g.Next()
+		}
+	}
+}
+
+// juniperPayload returns the UDP payload of a case of one whole Ethernet
+// record to a Juniper-header port, or nil.
+func juniperPayload(c *gen.Case) []byte {
+	w := c.Packets[0]
+	if len(c.Packets) != 1 || len(w.Data) < w.WireLen || c.Mode != mirror.ModeJuniper && c.Reason != "bad-tlv" ||
+		c.Legacy != 0 || c.Overlay != 0 {
+		return nil
+	}
+	pkt := gopacket.NewPacket(w.Data, layers.LayerTypeEthernet, gopacket.NoCopy)
+	if u, ok := pkt.Layer(layers.LayerTypeUDP).(*layers.UDP); ok && (u.DstPort == mirror.DefaultPort || u.DstPort == layers.UDPPort(c.Port)) {
+		return u.Payload
+	}
+	return nil
+}
+
+func corpusFile(t *testing.T, target, name, values string) {
+	t.Helper()
+	file := filepath.Join("testdata", "fuzz", target, name)
+	want := []byte("go test fuzz v1\n" + values)
+	if *writeCorpus {
+		if err := os.WriteFile(file, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if got, err := os.ReadFile(file); err != nil || !bytes.Equal(got, want) {
+		t.Errorf("%s is missing or was made by another generator: go test -run TestFuzzCorpus -write-corpus", file)
 	}
 }
 
