@@ -136,7 +136,12 @@ func (g *Generator) fragSnap(c *Case, tlv bool) {
 	b := g.tlvACL(g.payload[:0], e, &g.vns[g.rng.IntN(g.realVNs)], &g.vns[g.rng.IntN(g.realVNs)])
 	frameOff := len(b)
 	t := [...]innerType{inIPv4TCP, inIPv4UDP, inIPv6TCP, inTaggedIPv4}[g.rng.IntN(4)]
-	frame := g.innerFrame(t, max(g.pickSize(), g.opts.MTU+g.opts.MTU/2))
+	head := tlv || g.rng.IntN(2) == 0
+	size := max(g.pickSize(), g.opts.MTU) // f10: full-size segments, two fragments
+	if !head {
+		size = max(g.pickSize(), g.opts.MTU+g.opts.MTU/2+g.rng.IntN(g.opts.MTU)) // a second fragment to cut
+	}
+	frame := g.innerFrame(t, size)
 	b = append(b, frame...)
 	g.payload = b
 	pkt := g.udpPacket(&o, b)
@@ -154,7 +159,7 @@ func (g *Generator) fragSnap(c *Case, tlv bool) {
 		tlvAt := frameAt - frameOff
 		cp.snap = tlvAt + 1 + g.rng.IntN(frameOff-1)
 		fail(e, "truncated")
-	case g.rng.IntN(2) == 0 && frameAt+14 < hdr+chunk:
+	case head && frameAt+14 < hdr+chunk:
 		cp.snap = frameAt + 14 + g.rng.IntN(hdr+chunk-frameAt-14)
 	default:
 		// Uneven fragments: the first one whole, the second cut.
