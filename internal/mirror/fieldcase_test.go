@@ -38,7 +38,7 @@ type frame struct {
 	comment   string
 }
 
-func decodeCase(t *testing.T, name string, c mirror.Config) decoded {
+func decodeField(t *testing.T, name string, c mirror.Config) decoded {
 	t.Helper()
 	pkts, err := pcapfile.ReadFile(testkit.FieldCase(t, name))
 	if err != nil {
@@ -109,7 +109,7 @@ func icmpEcho(t *testing.T, f []byte, src, dst string, seq uint16) {
 }
 
 func TestFieldTLVLengths(t *testing.T) {
-	o := decodeCase(t, "f01_tlv_lengths_16_and_2.pcap", mirror.Config{})
+	o := decodeField(t, "f01_tlv_lengths_16_and_2.pcap", mirror.Config{})
 	o.wantNoFailures(t)
 	o.wantFrames(t, 3)
 	for i, f := range o.frames {
@@ -131,12 +131,12 @@ func TestFieldTLVLengths(t *testing.T) {
 
 func TestFieldNonDefaultPort(t *testing.T) {
 	const file = "f02_port_8888.pcap"
-	o := decodeCase(t, file, mirror.Config{PassThrough: true})
+	o := decodeField(t, file, mirror.Config{PassThrough: true})
 	if want := []mirror.PortCount{{Port: 8888, Count: 6}}; len(o.hints.CandidatePorts) != 1 || o.hints.CandidatePorts[0] != want[0] {
 		t.Errorf("without --port: candidate ports %v, want %v", o.hints.CandidatePorts, want)
 	}
 	for _, c := range []mirror.Config{{Ports: []uint16{8888}}, {AutoPorts: true}} {
-		o = decodeCase(t, file, c)
+		o = decodeField(t, file, c)
 		o.wantNoFailures(t)
 		o.wantFrames(t, 6)
 		var in, eg int
@@ -160,7 +160,7 @@ func TestFieldNonDefaultPort(t *testing.T) {
 }
 
 func TestFieldACLOnPort8159(t *testing.T) {
-	o := decodeCase(t, "f03_port_8159_acl.pcap", mirror.Config{Ports: []uint16{8159}})
+	o := decodeField(t, "f03_port_8159_acl.pcap", mirror.Config{Ports: []uint16{8159}})
 	o.wantNoFailures(t)
 	o.wantFrames(t, 4)
 	for i, f := range o.frames {
@@ -180,7 +180,7 @@ func TestFieldACLOnPort8159(t *testing.T) {
 }
 
 func TestFieldFabricOverlay(t *testing.T) {
-	o := decodeCase(t, "f04_fabric_overlay.pcap", mirror.Config{})
+	o := decodeField(t, "f04_fabric_overlay.pcap", mirror.Config{})
 	o.wantNoFailures(t)
 	o.wantFrames(t, 3)
 	for i, want := range []mirror.Overlay{mirror.OverlayMPLSoUDP, mirror.OverlayMPLSoGRE, mirror.OverlayVXLAN} {
@@ -194,7 +194,7 @@ func TestFieldFabricOverlay(t *testing.T) {
 }
 
 func TestFieldInnerVLANIPv6(t *testing.T) {
-	o := decodeCase(t, "f05_inner_vlan_ipv6.pcap", mirror.Config{})
+	o := decodeField(t, "f05_inner_vlan_ipv6.pcap", mirror.Config{})
 	o.wantNoFailures(t)
 	o.wantFrames(t, 4)
 	for i, f := range o.frames {
@@ -209,7 +209,7 @@ func TestFieldInnerVLANIPv6(t *testing.T) {
 }
 
 func TestFieldOuterTags(t *testing.T) {
-	o := decodeCase(t, "f06_outer_two_and_three_tags.pcap", mirror.Config{})
+	o := decodeField(t, "f06_outer_two_and_three_tags.pcap", mirror.Config{})
 	o.wantNoFailures(t)
 	o.wantFrames(t, 2)
 	if !bytes.Equal(o.frames[0].data, o.frames[1].data) || o.frames[0].comment != o.frames[1].comment {
@@ -218,7 +218,7 @@ func TestFieldOuterTags(t *testing.T) {
 }
 
 func TestFieldThreeInterfaces(t *testing.T) {
-	o := decodeCase(t, "f09_three_interfaces_ns.pcapng", mirror.Config{})
+	o := decodeField(t, "f09_three_interfaces_ns.pcapng", mirror.Config{})
 	o.wantNoFailures(t)
 	o.wantFrames(t, 4)
 	for i, f := range o.frames {
@@ -232,7 +232,7 @@ func TestFieldThreeInterfaces(t *testing.T) {
 }
 
 func TestFieldSnapLen200(t *testing.T) {
-	o := decodeCase(t, "f10_snaplen_200.pcap", mirror.Config{})
+	o := decodeField(t, "f10_snaplen_200.pcap", mirror.Config{})
 	o.wantFrames(t, 6)
 	var data, acks int
 	for i, f := range o.frames {
@@ -261,7 +261,7 @@ func TestFieldSnapLen200(t *testing.T) {
 }
 
 func TestFieldWrappedNameLengths(t *testing.T) {
-	o := decodeCase(t, "f11_wrapped_name_lengths.pcap", mirror.Config{})
+	o := decodeField(t, "f11_wrapped_name_lengths.pcap", mirror.Config{})
 	// Each datagram is either reported malformed or written with its full
 	// name: never a name read with the wrapped length.
 	for _, r := range o.failures {
@@ -289,7 +289,7 @@ func TestFieldWrappedNameLengths(t *testing.T) {
 }
 
 func TestFieldEmptyVNDeny(t *testing.T) {
-	o := decodeCase(t, "f12_empty_vn_deny.pcap", mirror.Config{})
+	o := decodeField(t, "f12_empty_vn_deny.pcap", mirror.Config{})
 	o.wantNoFailures(t)
 	o.wantFrames(t, 4)
 	if m := o.frames[0].meta; m.DstVN == nil || len(m.DstVN) != 0 {
@@ -306,7 +306,7 @@ func TestFieldEmptyVNDeny(t *testing.T) {
 }
 
 func TestFieldLongK8sNames(t *testing.T) {
-	o := decodeCase(t, "f13_long_k8s_names.pcap", mirror.Config{})
+	o := decodeField(t, "f13_long_k8s_names.pcap", mirror.Config{})
 	o.wantNoFailures(t)
 	o.wantFrames(t, 4)
 	for i, f := range o.frames {
@@ -317,7 +317,7 @@ func TestFieldLongK8sNames(t *testing.T) {
 }
 
 func TestFieldIPIDReuse(t *testing.T) {
-	o := decodeCase(t, "f15_ip_id_reuse.pcap", mirror.Config{})
+	o := decodeField(t, "f15_ip_id_reuse.pcap", mirror.Config{})
 	if len(o.failures) != 1 || o.failures[0] != mirror.ErrFragment {
 		t.Errorf("failures %v, want A's lone tail as fragment-incomplete", o.failures)
 	}
@@ -348,7 +348,7 @@ func TestFieldIPIDReuse(t *testing.T) {
 }
 
 func TestFieldUTF8SpaceNames(t *testing.T) {
-	o := decodeCase(t, "f16_utf8_space_names.pcap", mirror.Config{})
+	o := decodeField(t, "f16_utf8_space_names.pcap", mirror.Config{})
 	o.wantNoFailures(t)
 	o.wantFrames(t, 5)
 	names := map[string]bool{}

@@ -220,10 +220,13 @@ type Packet struct {
 	Interface int    // index of the capture interface in the source
 
 	// Filled by the Decoder.
-	Mode      Mode
-	Frame     []byte // the inner frame: a sub-slice of Data
-	FrameLen  int    // the inner frame's original length (> len(Frame) when truncated)
-	Truncated bool   // the capture snap length cut the inner frame
+	Mode Mode
+	// Frame is the inner frame: a sub-slice of Data, or of the Decoder's
+	// own buffer when it had to be rewritten (a stripped mirror VLAN tag, a
+	// relabelled EtherType), so that Data is never written to.
+	Frame     []byte
+	FrameLen  int  // the inner frame's original length (> len(Frame) when truncated)
+	Truncated bool // the capture snap length cut the inner frame
 	Meta      Meta
 	Err       Reason // OK, or why decoding failed
 	ErrOffset int    // offset in Data where decoding failed

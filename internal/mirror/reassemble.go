@@ -107,8 +107,8 @@ type doneEntry struct {
 	slot  uint16
 	last  uint32
 	n     int
-	spans [4]span
-	sums  [4]uint64
+	spans [16]span // a datagram's first 16 fragments: a 24 KiB GSO frame over a 1500-byte MTU
+	sums  [16]uint64
 }
 
 const (
@@ -325,8 +325,8 @@ func (r *reassembler) complete(d *Decoder, p *Packet, dg *datagram) Status {
 // start of the whole datagram, whose length the UDP header gives.
 func (r *reassembler) decodeCutHead(d *Decoder, p *Packet, dg *datagram, frag []byte) Status {
 	total := len(frag) // unknown: the UDP header, when captured, says
-	if dg.key.proto == 17 && len(frag) >= 8 {
-		total = max(len(frag), int(be16(frag[4:])))
+	if off, ok := udpOffset(dg.key.proto, frag); ok {
+		total = max(len(frag), off+int(be16(frag[off+4:])))
 	}
 	out := append(r.out[:0], dg.hdr...)
 	out = append(out, frag...)
@@ -344,6 +344,30 @@ func (r *reassembler) decodeCutHead(d *Decoder, p *Packet, dg *datagram, frag []
 		r.release(dg)
 	}
 	return d.decode(p)
+}
+
+// udpOffset finds the UDP header in the fragmentable part of a datagram
+// whose first header is proto: IPv6 may put extension headers there.
+func udpOffset(proto byte, b []byte) (int, bool) {
+	off := 0
+	for range 8 {
+		switch proto {
+		case 17:
+			return off, off+8 <= len(b)
+		case 0, 43, 60, 51:
+			if off+2 > len(b) {
+				return 0, false
+			}
+			n := (int(b[off+1]) + 1) * 8
+			if proto == 51 {
+				n = (int(b[off+1]) + 2) * 4
+			}
+			proto, off = b[off], off+n
+		default:
+			return 0, false
+		}
+	}
+	return 0, false
 }
 
 // absorb takes a fragment of a datagram already decoded from its cut

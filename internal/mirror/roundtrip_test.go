@@ -3,12 +3,10 @@ package mirror_test
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"testing"
 	"time"
 
@@ -332,29 +330,10 @@ func checkUnconfiguredPort(c *gen.Case, cfg mirror.Config) error {
 }
 
 // candidatePorts returns Decoder.Hints().CandidatePorts as port -> count.
-// It is read by reflection so that this file states the contract of the
-// hint whatever the rest of the decoder's API looks like.
 func candidatePorts(d *mirror.Decoder) (map[uint16]uint64, error) {
-	m := reflect.ValueOf(d).MethodByName("Hints")
-	if !m.IsValid() || m.Type().NumIn() != 0 || m.Type().NumOut() != 1 {
-		return nil, errors.New("the decoder has no Hints method to report candidate mirror ports")
-	}
-	h := m.Call(nil)[0]
-	if h.Kind() != reflect.Struct {
-		return nil, fmt.Errorf("Hints returns a %s", h.Kind())
-	}
-	cp := h.FieldByName("CandidatePorts")
-	if !cp.IsValid() || cp.Kind() != reflect.Slice {
-		return nil, errors.New("Hints has no CandidatePorts list")
-	}
 	ports := map[uint16]uint64{}
-	for i := range cp.Len() {
-		e := cp.Index(i)
-		port, count := e.FieldByName("Port"), e.FieldByName("Count")
-		if !port.IsValid() || !count.IsValid() {
-			return nil, errors.New("a candidate port has no Port and Count")
-		}
-		ports[uint16(port.Uint())] += count.Uint()
+	for _, c := range d.Hints().CandidatePorts {
+		ports[c.Port] += c.Count
 	}
 	return ports, nil
 }
