@@ -139,6 +139,7 @@ func TestDecapFiltersSplitAndRejects(t *testing.T) {
 		Decoded   map[string]uint64 `json:"decoded"`
 		Malformed map[string]uint64 `json:"malformed"`
 		Written   uint64            `json:"written"`
+		Dups      uint64            `json:"fragments_duplicate"`
 	}
 	if err := json.Unmarshal([]byte(stdout), &sum); err != nil {
 		t.Fatalf("--json: %v\n%s", err, stdout)
@@ -150,7 +151,7 @@ func TestDecapFiltersSplitAndRejects(t *testing.T) {
 	for _, n := range sum.Malformed {
 		bad += n
 	}
-	if dec+bad+sum.Merged != sum.Read || sum.Written != dec || bad == 0 {
+	if dec+bad+sum.Merged+sum.Dups != sum.Read || sum.Written != dec || bad == 0 {
 		t.Fatalf("summary does not add up: %+v", sum)
 	}
 	if n := len(readAll(t, rej)); uint64(n) != bad {
