@@ -51,7 +51,8 @@ var onceFields = func() []string {
 }()
 
 var recordFields = append([]string{"frame.number", "frame.protocols", "ip.src", "ip.dst", "ipv6.src", "ipv6.dst",
-	"vrmirror.odd_tlv", "vrmirror.repeated_tlv", "vrmirror.unknown_tlv", "vrmirror.wrapped_len"}, onceFields...)
+	"vrmirror.odd_tlv", "vrmirror.repeated_tlv", "vrmirror.unknown_tlv", "vrmirror.wrapped_len",
+	"_ws.lua.error", "_ws.expert.message"}, onceFields...)
 
 // luaRecords runs tshark with the dissector on a capture and returns one
 // record per frame, in frame order. args go before -r (preferences, -d, -2).
@@ -72,6 +73,10 @@ func luaRecords(t *testing.T, capture string, args ...string) []luaRecord {
 	}
 	rs := make([]luaRecord, len(out))
 	for i, o := range out {
+		if o.Source.Layers["_ws.lua.error"] != nil {
+			// A Lua error shows in the tree, not on standard error.
+			t.Errorf("%s frame %d: Lua error: %q", capture, i+1, o.Source.Layers["_ws.expert.message"])
+		}
 		rs[i] = parseRecord(t, o.Source.Layers)
 		if rs[i].frame != i+1 {
 			t.Fatalf("tshark JSON: record %d is frame %d", i, rs[i].frame)

@@ -148,6 +148,8 @@ func TestLuaMetadataRules(t *testing.T) {
 				w.captured, w.inner, w.legacy = 300-42-16-len(cur), "", true
 				return w
 			}()},
+		{name: "cut inside the legacy header", frame: outer(t, cat(legacyHeader(len(cur)+len(tcp), len(cur)+len(tcp)), cur, tcp), 8099, false), snap: 42 + 10,
+			want: fieldWant{err: "truncated", errOff: 0, absent: noValues}},
 		{name: "cut before the Ethernet header", frame: outer(t, cat(cur, tcp), 8099, false), snap: 42 + len(cur) + 10,
 			want: fieldWant{err: "truncated", errOff: len(cur)}},
 		{name: "frame shorter than Ethernet", frame: outer(t, cat(cur, tcp[:10]), 8099, false),

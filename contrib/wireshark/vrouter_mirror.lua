@@ -11,8 +11,12 @@
 -- flagged; a VN name over 255 bytes, whose length byte wrapped, is recovered
 -- when exactly one reading of the list is consistent; the mirrored frame's
 -- length is the real one (the UDP length says it), and a record cut by the
--- snap length is marked truncated. The mirrored frame goes to the Ethernet
--- dissector, so every display filter applies to the mirrored traffic.
+-- snap length is marked truncated; fragments that Wireshark's IPv4
+-- reassembly joined across a reused IP ID are not taken as one datagram.
+-- The mirrored frame goes to the Ethernet dissector, so every display
+-- filter applies to the mirrored traffic. Inside fabric overlays (MPLS
+-- over UDP 6635 or GRE, VXLAN 4789) Wireshark's own dissectors hand the
+-- inner datagram over.
 --
 -- Install: copy this file into the personal Lua plugins folder
 -- (Help > About Wireshark > Folders, e.g. ~/.local/lib/wireshark/plugins/),
@@ -23,8 +27,8 @@
 -- Fields: vrmirror.src_vn, .dst_vn, .host (IPv4), .host6 (IPv6), .flags
 -- (.flags_len, and the bits .flags.pass, .deny, .mirror, ... .ingress),
 -- .direction, .frame_len, .frame, .truncated, .name_recovered, .odd_tlvs,
--- .legacy, .error, .error_offset; experts vrmirror.malformed,
--- .truncated, .odd_tlv, .unknown_tlv, .name_recovered, .frag_mixed.
+-- .legacy, .error, .error_offset; experts vrmirror.malformed, .snaplen,
+-- .odd_tlv, .unknown_tlv, .repeated_tlv, .wrapped_len, .frag_mixed.
 
 local proto = Proto("vrmirror", "vRouter Mirror")
 
@@ -195,21 +199,20 @@ local function known(t) return t == TLV_HOST or t == TLV_FLAGS or t == TLV_SRC_V
 -- record malformed. A reading that needs bytes the capture lacks makes the
 -- answer unknown: the record is truncated.
 local function read_tlvs(tvb, off, n, cap)
-    local written, i, all_known = {}, off, true
-    local fail_at, fail_err
+    local written, i, all_known, fail_at = {}, off, true, nil
     while true do
-        if i + 2 > n then fail_at, fail_err = i, "bad-tlv"; break end
+        if i + 2 > n then fail_at = i; break end
         if i + 2 > cap then return { ok = false, err = "truncated", at = i, tlvs = written } end
         local t, l = u8(tvb, i), u8(tvb, i + 1)
         if t == TLV_END then
-            if l ~= 0 then fail_at, fail_err = i, "bad-tlv"; break end
+            if l ~= 0 then fail_at = i; break end
             if all_known then
                 return { ok = true, tlvs = written, stop = i + 2 }
             end
             fail_at = i
             break
         end
-        if i + 2 + l > n then fail_at, fail_err = i, "bad-tlv"; break end
+        if i + 2 + l > n then fail_at = i; break end
         if i + 2 + l > cap then return { ok = false, err = "truncated", at = i, tlvs = written } end
         if not known(t) then all_known = false end
         written[#written + 1] = { i, t, l }
@@ -459,7 +462,7 @@ function proto.dissector(tvb, pinfo, tree)
     end
     local r = read_tlvs(tvb, off, n, cap)
     if not r.ok then
-        local meta = item:add(tvb(off, 0), "Metadata")
+        local meta = off < cap and item:add(tvb(off, cap - off), "Metadata") or item:add("Metadata")
         add_raw_tlvs(meta, tvb, r.tlvs)
         if r.err == "truncated" then
             fail(item, r.err, r.at, string.format("metadata cut by the capture at byte %d of %d", cap, n))
