@@ -195,13 +195,27 @@ func TestLuaOverlays(t *testing.T) {
 	}
 	runRuleCases(t, cs)
 
-	old := []ruleCase{{name: "MPLS over UDP 51234",
-		frame: fabric(&layers.UDP{SrcPort: 50000, DstPort: 51234}, label, gopacket.Payload(ipDatagram)),
-		want:  want(mirror.OverlayMPLSoUDP)}}
-	runRuleCases(t, old, "-d", "udp.port==51234,mpls")
-	raw := filepath.Join(t.TempDir(), "old.pcap")
-	writeCapture(t, raw, old)
-	if rs := luaRecords(t, raw); rs[0].present {
-		t.Errorf("MPLS over UDP 51234 decoded without Decode As: %s", rs[0].protocols)
+	// Decode As makes these work; without it Wireshark does not hand the
+	// datagram over (docs/wireshark.md says so).
+	for _, c := range []struct {
+		decodeAs string
+		ruleCase
+	}{
+		{"udp.port==51234,mpls", ruleCase{name: "MPLS over UDP 51234",
+			frame: fabric(&layers.UDP{SrcPort: 50000, DstPort: 51234}, label, gopacket.Payload(ipDatagram)),
+			want:  want(mirror.OverlayMPLSoUDP)}},
+		// An Ethernet payload whose destination MAC starts with a 0 nibble
+		// (Contrail's 02:… VM MACs) is taken for a pseudowire with a
+		// control word.
+		{"mpls.label==38,pwethnocw", ruleCase{name: "MPLS over UDP, Ethernet payload",
+			frame: fabric(&layers.UDP{SrcPort: 50000, DstPort: 6635}, label, gopacket.Payload(cat(vmMAC, datagram[6:]))),
+			want:  want(mirror.OverlayMPLSoUDP)}},
+	} {
+		runRuleCases(t, []ruleCase{c.ruleCase}, "-d", c.decodeAs)
+		raw := filepath.Join(t.TempDir(), "raw.pcap")
+		writeCapture(t, raw, []ruleCase{c.ruleCase})
+		if rs := luaRecords(t, raw); rs[0].present {
+			t.Errorf("%s: decoded without Decode As (%s): update docs/wireshark.md", c.name, rs[0].protocols)
+		}
 	}
 }
