@@ -15,6 +15,7 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
+	"github.com/vrsniff/vrsniff/internal/pcapfile"
 )
 
 // These tests check the metadata rules the dissector shares with vrsniff's
@@ -77,6 +78,11 @@ var wrappedName = "default-domain:admin:" + strings.Repeat("w", 279)
 
 func TestLuaMetadataRules(t *testing.T) {
 	needTshark(t)
+	runRuleCases(t, metadataRuleCases(t))
+}
+
+// metadataRuleCases are datagrams for each metadata rule.
+func metadataRuleCases(t *testing.T) []ruleCase {
 	tcp := innerTCP(t, 40000, 80, "GET / HTTP/1.1\r\n\r\n")
 	big := innerTCP(t, 40001, 80, strings.Repeat("p", 1000))
 	const inner = "10.1.1.3 > 10.2.2.4"
@@ -102,7 +108,7 @@ func TestLuaMetadataRules(t *testing.T) {
 	copy(fake[4+12:], []byte{0x08, 0x00, 0x45, 0x00, 0x01, 0x38}) // IPv4, total length 312
 	hostile := bytes.Repeat([]byte{3, 0}, 2000)
 
-	runRuleCases(t, []ruleCase{
+	return []ruleCase{
 		{name: "ordinary", frame: outer(t, cat(cur, tcp), 8099, false), want: acl(len(tcp))},
 		{name: "name with spaces, UTF-8 and a slash",
 			frame: outer(t, cat(tlv(3, []byte("default-domain:admin:vn web/réseau")), tlvEnd, tcp), 8099, false),
@@ -134,8 +140,15 @@ func TestLuaMetadataRules(t *testing.T) {
 				w.src, w.recovered, w.present = vn(wrappedName), true, []string{"vrmirror.wrapped_len"}
 				return w
 			}()},
+		{name: "wrapped name recovered, frame cut by the snap length", frame: outer(t, cat(host, tlv(2, in), wrapped, dst, tlvEnd, big), 8099, false),
+			snap: 42 + 12 + len(wrapped) + len(dst) + 2 + 40,
+			want: func() fieldWant {
+				w := acl(len(big))
+				w.src, w.recovered, w.captured, w.inner = vn(wrappedName), true, 40, ""
+				return w
+			}()},
 		{name: "wrapped name, two readings: malformed", frame: outer(t, cat([]byte{3, 10}, ambiguous, tlvEnd, tcp), 8099, false),
-			want: fieldWant{err: "bad-tlv", errOff: 2 + 10 + 2, present: []string{"vrmirror.malformed"}, absent: noValues}},
+			want: fieldWant{err: "bad-tlv", errOff: 0, present: []string{"vrmirror.malformed"}, absent: noValues}},
 		{name: "wrapped name cut by the snap length", frame: outer(t, cat(host, tlv(2, in), wrapped, dst, tlvEnd, tcp), 8099, false), snap: 42 + 100,
 			want: fieldWant{err: "truncated", errOff: 12 + 2 + len(wrappedName) - 256, absent: noValues}},
 		{name: "search budget", frame: outer(t, hostile, 8099, false),
@@ -154,15 +167,37 @@ func TestLuaMetadataRules(t *testing.T) {
 			want: fieldWant{err: "truncated", errOff: len(cur)}},
 		{name: "frame shorter than Ethernet", frame: outer(t, cat(cur, tcp[:10]), 8099, false),
 			want: fieldWant{err: "bad-inner-frame", errOff: len(cur), present: []string{"vrmirror.malformed"}}},
-	})
+	}
 }
 
 // TestLuaOverlays checks mirror datagrams a sniffer on the fabric sees
 // inside the overlay tunnel: Wireshark's own dissectors hand the inner
 // datagram to the dissector on their default ports; MPLS over UDP on the
-// old port 51234 needs Decode As.
+// old port 51234, and an MPLS label that carries Ethernet, need Decode As.
 func TestLuaOverlays(t *testing.T) {
 	needTshark(t)
+	plain, decodeAs := overlayCases(t)
+	runRuleCases(t, plain)
+	for _, c := range decodeAs {
+		runRuleCases(t, []ruleCase{c.ruleCase}, "-d", c.decodeAs)
+		// Without it Wireshark does not hand the datagram over, as
+		// docs/wireshark.md says.
+		raw := filepath.Join(t.TempDir(), "raw.pcap")
+		writeCapture(t, raw, []ruleCase{c.ruleCase})
+		if rs := luaRecords(t, raw); rs[0].present {
+			t.Errorf("%s: decoded without Decode As (%s): update docs/wireshark.md", c.name, rs[0].protocols)
+		}
+	}
+}
+
+type decodeAsCase struct {
+	decodeAs string // tshark -d argument
+	ruleCase
+}
+
+// overlayCases are mirror datagrams inside fabric tunnels: those Wireshark
+// opens by itself, and those it needs Decode As for.
+func overlayCases(t *testing.T) (plain []ruleCase, decodeAs []decodeAsCase) {
 	tcp := innerTCP(t, 40000, 80, "GET / HTTP/1.1\r\n\r\n")
 	in := be32(mirror.FlagIngress | mirror.FlagPass | mirror.FlagMirror)
 	datagram := outer(t, cat(tlv(1, computeIP.To4()), tlv(2, in), tlv(3, []byte(srcVN)), tlv(4, []byte(dstVN)), tlvEnd, tcp), 8099, false)
@@ -185,7 +220,7 @@ func TestLuaOverlays(t *testing.T) {
 			flags: mirror.FlagIngress | mirror.FlagPass | mirror.FlagMirror, flagBits: 32, dir: "ingress",
 			frameLen: len(tcp), inner: "10.1.1.3 > 10.2.2.4", overlay: o}
 	}
-	cs := []ruleCase{
+	plain = []ruleCase{
 		{name: "MPLS over UDP 6635", frame: fabric(&layers.UDP{SrcPort: 50000, DstPort: 6635}, label, gopacket.Payload(ipDatagram)),
 			want: want(mirror.OverlayMPLSoUDP)},
 		{name: "MPLS over GRE", frame: fabric(&layers.GRE{Protocol: layers.EthernetTypeMPLSUnicast}, label, gopacket.Payload(ipDatagram)),
@@ -193,14 +228,7 @@ func TestLuaOverlays(t *testing.T) {
 		{name: "VXLAN", frame: fabric(&layers.UDP{SrcPort: 50000, DstPort: 4789}, &layers.VXLAN{ValidIDFlag: true, VNI: 5001}, gopacket.Payload(datagram)),
 			want: want(mirror.OverlayVXLAN)},
 	}
-	runRuleCases(t, cs)
-
-	// Decode As makes these work; without it Wireshark does not hand the
-	// datagram over (docs/wireshark.md says so).
-	for _, c := range []struct {
-		decodeAs string
-		ruleCase
-	}{
+	decodeAs = []decodeAsCase{
 		{"udp.port==51234,mpls", ruleCase{name: "MPLS over UDP 51234",
 			frame: fabric(&layers.UDP{SrcPort: 50000, DstPort: 51234}, label, gopacket.Payload(ipDatagram)),
 			want:  want(mirror.OverlayMPLSoUDP)}},
@@ -210,12 +238,35 @@ func TestLuaOverlays(t *testing.T) {
 		{"mpls.label==38,pwethnocw", ruleCase{name: "MPLS over UDP, Ethernet payload",
 			frame: fabric(&layers.UDP{SrcPort: 50000, DstPort: 6635}, label, gopacket.Payload(cat(vmMAC, datagram[6:]))),
 			want:  want(mirror.OverlayMPLSoUDP)}},
-	} {
-		runRuleCases(t, []ruleCase{c.ruleCase}, "-d", c.decodeAs)
-		raw := filepath.Join(t.TempDir(), "raw.pcap")
-		writeCapture(t, raw, []ruleCase{c.ruleCase})
-		if rs := luaRecords(t, raw); rs[0].present {
-			t.Errorf("%s: decoded without Decode As (%s): update docs/wireshark.md", c.name, rs[0].protocols)
-		}
+	}
+	return plain, decodeAs
+}
+
+// TestLuaRulesMatchDecap compares the dissector with vrsniff decap on the
+// datagrams of TestLuaMetadataRules and TestLuaOverlays, as
+// TestLuaFieldCasesMatchDecap does on the field cases.
+func TestLuaRulesMatchDecap(t *testing.T) {
+	needTshark(t)
+	plain, decodeAs := overlayCases(t)
+	sets := []decodeAsCase{}
+	for _, c := range append(metadataRuleCases(t), plain...) {
+		sets = append(sets, decodeAsCase{"", c})
+	}
+	sets = append(sets, decodeAs...)
+	for _, c := range sets {
+		t.Run(c.name, func(t *testing.T) {
+			raw := filepath.Join(t.TempDir(), "raw.pcap")
+			writeCapture(t, raw, []ruleCase{c.ruleCase})
+			var args []string
+			if c.decodeAs != "" {
+				args = []string{"-d", c.decodeAs}
+			}
+			ps, err := pcapfile.ReadFile(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			decoded, rejected := runDecap(t, raw, mirror.DefaultPort)
+			compareWithDecap(t, ps, luaRecords(t, raw, args...), decoded, rejected)
+		})
 	}
 }

@@ -146,41 +146,35 @@ local function u16(tvb, off) return tvb(off, 2):uint() end
 
 local function is_vlan(et) return et == 0x8100 or et == 0x88a8 or et == 0x9100 end
 
--- plausible tells whether the bytes at off up to the datagram's end (n;
--- cap of them captured) look like an Ethernet frame: IPv4 or IPv6 behind at
--- most two tags with a length field that matches what follows (or padding
--- to 60 bytes), ARP of at least 28 bytes, or another EtherType. It returns
--- nil when the bytes it needs were not captured.
+-- plausible tells whether the bytes at off up to the datagram's end n, of
+-- which those up to cap were captured, read as an Ethernet frame a VM
+-- sent: IPv4 or IPv6 (behind up to two tags) whose header length matches
+-- the bytes that follow, short frames padded to 60 bytes allowed; ARP of
+-- at least 28 bytes; an 802.3 length that fits; any other EtherType. What
+-- the capture cut cannot be checked and is taken as plausible.
 local function plausible(tvb, off, n, cap)
-    if n - off < 14 then return false end
-    local pos, tags = off + 14, 0
-    if pos > cap then return nil end
-    local et = u16(tvb, off + 12)
-    while is_vlan(et) and tags < 2 do
-        if pos + 4 > n then return false end
-        if pos + 4 > cap then return nil end
-        et = u16(tvb, pos + 2)
-        pos, tags = pos + 4, tags + 1
+    local size = n - off
+    if size < 14 then return false end
+    local et = off + 12
+    local tags = 0
+    while tags < 2 and et + 2 <= cap and is_vlan(u16(tvb, et)) do
+        et, tags = et + 4, tags + 1
     end
-    local rest, padded = n - pos, n - off == 60
-    if et == 0x0800 or et == 0x86dd then
-        if rest < 1 then return false end
-        if pos + 1 > cap then return nil end
-        local v = bit32.rshift(u8(tvb, pos), 4)
-        local want
-        if v == 4 and et == 0x0800 and rest >= 20 then
-            if pos + 4 > cap then return nil end
-            want = u16(tvb, pos + 2)
-        elseif v == 6 and rest >= 40 then
-            if pos + 6 > cap then return nil end
-            want = 40 + u16(tvb, pos + 4)
-        else
-            return false
-        end
-        return want == rest or (padded and want < rest)
+    if et + 2 > cap then return true end
+    local typ, ip = u16(tvb, et), et + 2
+    local rest = n - ip
+    local function fits(l) return l == rest or (l < rest and size <= 64) end
+    if typ == 0x0800 or typ == 0x86dd then
+        if ip + 6 > cap then return true end
+        local b = u8(tvb, ip)
+        local v = bit32.rshift(b, 4)
+        if v == 4 then return bit32.band(b, 0x0f) >= 5 and fits(u16(tvb, ip + 2)) end
+        if v == 6 then return fits(40 + u16(tvb, ip + 4)) end
+        return false
     end
-    if et == 0x0806 then return rest >= 28 end
-    return et >= 0x0600
+    if typ == 0x0806 then return rest >= 28 end
+    if typ >= 0x0600 then return true end
+    return typ <= rest -- 802.3: a length
 end
 
 local function known(t) return t == TLV_HOST or t == TLV_FLAGS or t == TLV_SRC_VN or t == TLV_DST_VN end
@@ -192,68 +186,71 @@ local function known(t) return t == TLV_HOST or t == TLV_FLAGS or t == TLV_SRC_V
 --   or ok = false, err = "bad-tlv" | "truncated", at = offset, and tlvs =
 --     what was read as written before the failure.
 --
--- The list as written is taken when all its types are known and it ends in
--- FF 00 inside the datagram. Otherwise each name TLV may hold L + 256k
--- bytes for its length byte L: exactly one reading that ends in FF 00
--- followed by a plausible Ethernet frame is taken, none or several make the
--- record malformed. A reading that needs bytes the capture lacks makes the
--- answer unknown: the record is truncated.
+-- The agent writes a name's length into one byte, so a name of L + 256k
+-- bytes arrives with length byte L. The list as written is taken when all
+-- its types are known and it ends in FF 00 inside the datagram. Otherwise
+-- each name TLV (at most MAX_NAME_TLVS of them) may hold L + 256k bytes:
+-- exactly one reading that ends in FF 00 followed by a plausible Ethernet
+-- frame is taken; none or several make the record malformed, or truncated
+-- when the list as written ran into the end of the capture.
+local MAX_NAME_TLVS = 8
+
 local function read_tlvs(tvb, off, n, cap)
-    local written, i, all_known, fail_at = {}, off, true, nil
+    local written, i, unknown = {}, off, false
+    local err, at -- why and where the list as written fails
     while true do
-        if i + 2 > n then fail_at = i; break end
-        if i + 2 > cap then return { ok = false, err = "truncated", at = i, tlvs = written } end
+        if i + 2 > n then err, at = "bad-tlv", i; break end
+        if i + 2 > cap then err, at = "truncated", i; break end
         local t, l = u8(tvb, i), u8(tvb, i + 1)
         if t == TLV_END then
-            if l ~= 0 then fail_at = i; break end
-            if all_known then
-                return { ok = true, tlvs = written, stop = i + 2 }
-            end
-            fail_at = i
+            if l ~= 0 then err, at = "bad-tlv", i; break end
+            if not unknown then return { ok = true, tlvs = written, stop = i + 2 } end
+            -- Read to its end, but with types the agent does not write:
+            -- part of a wrapped name may have been read as TLVs.
+            err, at = "bad-tlv", off
             break
         end
-        if i + 2 + l > n then fail_at = i; break end
-        if i + 2 + l > cap then return { ok = false, err = "truncated", at = i, tlvs = written } end
-        if not known(t) then all_known = false end
+        if i + 2 + l > n then err, at = "bad-tlv", i; break end
+        if i + 2 + l > cap then err, at = "truncated", i; break end
+        if not known(t) then unknown = true end
         written[#written + 1] = { i, t, l }
         i = i + 2 + l
     end
+    if err == "truncated" and not unknown then
+        return { ok = false, err = err, at = at, tlvs = written }
+    end
 
-    local budget, count, cut, exhausted = SEARCH_BUDGET, 0, false, false
+    local budget, count, exhausted = SEARCH_BUDGET, 0, false
     local path, found = {}, nil
-    local function walk(j, depth)
+    local function walk(j, depth, names)
         budget = budget - 1
         if budget < 0 then exhausted = true; return end
-        if j + 2 > n then return end
-        if j + 2 > cap then cut = true; return end
+        if j + 2 > n or j + 2 > cap then return end
         local t, l = u8(tvb, j), u8(tvb, j + 1)
         if t == TLV_END then
-            if l ~= 0 then return end
-            local p = plausible(tvb, j + 2, n, cap)
-            if p == nil then
-                cut = true
-            elseif p then
+            if l == 0 and plausible(tvb, j + 2, n, cap) then
                 count = count + 1
                 found = { stop = j + 2, tlvs = {} }
                 for k = 1, depth - 1 do found.tlvs[k] = path[k] end
             end
             return
         end
+        if t ~= TLV_SRC_VN and t ~= TLV_DST_VN then
+            path[depth] = { j, t, l }
+            return walk(j + 2 + l, depth + 1, names)
+        end
+        if names == MAX_NAME_TLVS then return end
         local len = l
-        repeat
-            if j + 2 + len > n then return end
+        while j + 2 + len <= n and len <= l + 255 * 256 do
             path[depth] = { j, t, len }
-            walk(j + 2 + len, depth + 1)
+            walk(j + 2 + len, depth + 1, names + 1)
             if count > 1 or exhausted then return end
             len = len + 256
-        until t ~= TLV_SRC_VN and t ~= TLV_DST_VN
+        end
     end
-    walk(off, 1)
-    if exhausted or count > 1 or (count == 0 and not cut) then
-        return { ok = false, err = "bad-tlv", at = fail_at, tlvs = written }
-    end
-    if cut then
-        return { ok = false, err = "truncated", at = fail_at, tlvs = written }
+    walk(off, 1, 0)
+    if exhausted or count ~= 1 then
+        return { ok = false, err = err, at = at, tlvs = written }
     end
     local recovered = false
     for _, e in ipairs(found.tlvs) do
