@@ -149,7 +149,7 @@ local function is_vlan(et) return et == 0x8100 or et == 0x88a8 or et == 0x9100 e
 -- plausible tells whether the bytes at off up to the datagram's end n, of
 -- which those up to cap were captured, read as an Ethernet frame a VM
 -- sent: IPv4 or IPv6 (behind up to two tags) whose header length matches
--- the bytes that follow, short frames padded to 60 bytes allowed; ARP of
+-- the bytes that follow, a short frame's padding allowed; ARP of
 -- at least 28 bytes; an 802.3 length that fits; any other EtherType. What
 -- the capture cut cannot be checked and is taken as plausible.
 local function plausible(tvb, off, n, cap)
