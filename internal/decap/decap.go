@@ -35,6 +35,9 @@ type Options struct {
 	// Progress, if set, gets a progress line every second.
 	Progress io.Writer
 	Size     int64 // input size for the progress line; 0 if unknown
+	// MaxInterfaces bounds the distinct interfaces a pcapng input may
+	// describe (see pcapfile.Reader.MaxInterfaces); 0 keeps the Reader's.
+	MaxInterfaces int
 }
 
 // Run decodes in according to o. It returns the counters even on error;
@@ -55,7 +58,12 @@ func RunReader(ctx context.Context, r *pcapfile.Reader, o Options) (*pipeline.St
 	if err != nil {
 		return stats, err
 	}
-	wo := pcapfile.Options{Format: o.Format, Nanosecond: o.Nanosecond, Application: "vrsniff decap"}
+	if o.MaxInterfaces > 0 {
+		r.MaxInterfaces = o.MaxInterfaces
+	}
+	// Each output interface is named after the input interface its
+	// packets came from.
+	wo := pcapfile.Options{Format: o.Format, Nanosecond: o.Nanosecond, Application: "vrsniff decap", Interfaces: r}
 	var out interface {
 		pipeline.Sink
 		Close() error
@@ -95,14 +103,16 @@ func RunReader(ctx context.Context, r *pcapfile.Reader, o Options) (*pipeline.St
 	}
 	var rejects *pcapfile.Writer
 	if o.Rejects != nil {
-		rejects, err = pcapfile.NewWriter(o.Rejects, pcapfile.Options{Format: pcapfile.FormatRaw, Application: "vrsniff decap"})
+		rejects, err = pcapfile.NewWriter(o.Rejects, pcapfile.Options{Format: pcapfile.FormatRaw, Application: "vrsniff decap", Interfaces: r})
 		if err != nil {
 			return stats, err
 		}
 		pl.Rejects = rejects
 	}
 	stop := progress(o.Progress, stats, o.Size)
-	runErr := pl.Run(ctx)
+	// A mapped input that shrinks under the run ends it with an error, not
+	// a SIGBUS; the writers then drop the packet they were writing.
+	runErr := r.Guard(func() error { return pl.Run(ctx) })
 	stop()
 	closeErr := out.Close()
 	if rejects != nil {

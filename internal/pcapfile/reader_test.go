@@ -153,9 +153,11 @@ func TestReaderPcapNGHandBuilt(t *testing.T) {
 	wants := []want{
 		{f1, len(f1), 1, 0, time.Unix(1700000000, 123456000)},
 		{ip, len(ip), 101, 1, time.Unix(1700000001, 7)},
-		{f2[:64], len(f2), 1, 0, time.Time{}},
-		{f3, len(f3), 1, 0, time.Unix(1700000102, 500000000)},
-		{f4[:50], len(f4), 1, 0, time.Unix(1700000103, 0)},
+		// The second section's interface differs from the first's, so it
+		// is the input's third.
+		{f2[:64], len(f2), 1, 2, time.Time{}},
+		{f3, len(f3), 1, 2, time.Unix(1700000102, 500000000)},
+		{f4[:50], len(f4), 1, 2, time.Unix(1700000103, 0)},
 	}
 	if len(got) != len(wants) {
 		t.Fatalf("%d packets, want %d", len(got), len(wants))

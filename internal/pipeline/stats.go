@@ -21,6 +21,9 @@ type Stats struct {
 	Filtered  atomic.Uint64 // decoded, then dropped by the filter
 	Written   atomic.Uint64 // handed to the sinks
 	SinkErrs  atomic.Uint64 // sink write failures (e.g. a link type a pcap file cannot hold)
+	// TimeClamped counts packets whose source time was out of range and
+	// was clamped (mirror.Packet.TimeClamped).
+	TimeClamped atomic.Uint64
 
 	// VN pairs: the pipeline goroutine finds a pair's counter in pairIdx
 	// without a lock (one look-up of both names joined in key); a new
@@ -100,7 +103,9 @@ type Summary struct {
 	Filtered  uint64            `json:"filtered"`
 	Written   uint64            `json:"written"`
 	SinkErrs  uint64            `json:"sink_errors"`
-	Pairs     []Pair            `json:"vn_pairs"`
+	// TimeClamped counts source times out of range, clamped.
+	TimeClamped uint64 `json:"time_clamped"`
+	Pairs       []Pair `json:"vn_pairs"`
 }
 
 // TotalMalformed is the number of packets that failed to decode.
@@ -118,7 +123,7 @@ func (s *Stats) Summary() Summary {
 		Read: s.Read.Load(), ReadBytes: s.ReadBytes.Load(), Merged: s.Merged.Load(),
 		Decoded: map[string]uint64{}, Malformed: map[string]uint64{},
 		Truncated: s.Truncated.Load(), Filtered: s.Filtered.Load(),
-		Written: s.Written.Load(), SinkErrs: s.SinkErrs.Load(), Pairs: s.Pairs(),
+		Written: s.Written.Load(), SinkErrs: s.SinkErrs.Load(), TimeClamped: s.TimeClamped.Load(), Pairs: s.Pairs(),
 	}
 	for _, m := range mirror.Modes() {
 		sum.Decoded[m.String()] = s.Decoded[m].Load()
