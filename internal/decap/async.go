@@ -1,11 +1,15 @@
 package decap
 
 import (
+	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vrsniff/vrsniff/internal/pcapfile"
 )
 
 // asyncWriter hands writes to a goroutine, so that the write system calls
@@ -15,6 +19,12 @@ import (
 // (WriteVector, written with writev(2) to a file), and gets recycled ones
 // back, so nothing is copied. The first error is
 // returned by a later call or by Close.
+//
+// A frame referred to in the mapped input can no longer be read once the
+// input file shrank (see pcapfile.Open): writev then fails with EFAULT
+// part way. The output file is cut back to where that buffer began, so
+// that it still ends on a whole block (the packets of that buffer, at most
+// a megabyte, are lost), and the error says why.
 type asyncWriter struct {
 	w    io.Writer
 	fd   int // -1 unless w is a file: then vectors go out with writev
@@ -50,6 +60,9 @@ func newAsyncWriter(w io.Writer) *asyncWriter {
 
 func (a *asyncWriter) loop() {
 	defer close(a.done)
+	// Reading a frame of an input that shrank faults here when w is not a
+	// file; writeVector turns that into an error.
+	debug.SetPanicOnFault(true)
 	for j := range a.work {
 		if a.error() == nil {
 			var err error
@@ -69,8 +82,16 @@ func (a *asyncWriter) loop() {
 	}
 }
 
-func (a *asyncWriter) writeVector(vec [][]byte) error {
+func (a *asyncWriter) writeVector(vec [][]byte) (err error) {
 	if a.fd < 0 {
+		defer func() {
+			if v := recover(); v != nil {
+				if _, ok := v.(interface{ Addr() uintptr }); !ok {
+					panic(v)
+				}
+				err = fmt.Errorf("write output: %w: a frame of the input could not be read", pcapfile.ErrShrunk)
+			}
+		}()
 		for _, b := range vec {
 			if _, err := a.w.Write(b); err != nil {
 				return err
@@ -78,11 +99,27 @@ func (a *asyncWriter) writeVector(vec [][]byte) error {
 		}
 		return nil
 	}
+	// Where this buffer starts, to cut a part-written one back to; -1 when
+	// the output cannot seek (a pipe).
+	start, serr := unix.Seek(a.fd, 0, io.SeekCurrent)
+	if serr != nil {
+		start = -1
+	}
 	for len(vec) > 0 {
 		chunk := vec[:min(len(vec), iovMax)]
 		n, err := unix.Writev(a.fd, chunk)
 		if err == unix.EINTR {
 			continue
+		}
+		if err == unix.EFAULT {
+			err = fmt.Errorf("%w: a frame of the input could not be read", pcapfile.ErrShrunk)
+			if start >= 0 {
+				if terr := unix.Ftruncate(a.fd, start); terr == nil {
+					unix.Seek(a.fd, start, io.SeekStart)
+					err = fmt.Errorf("%w; the output ends with the last whole buffer", err)
+				}
+			}
+			return &os.PathError{Op: "writev", Path: "output", Err: err}
 		}
 		if err != nil {
 			return &os.PathError{Op: "writev", Path: "output", Err: err}

@@ -20,10 +20,10 @@ import (
 //
 // A mapped file that shrinks while it is read (truncated by another
 // program) ends the packets with a FormatError whose cause is ErrShrunk,
-// at the last packet wholly within its new size: the Reader looks at the
-// size every megabyte and at the end. Run the code that uses the packets
-// under Reader.Guard, which turns the rarer fault of a file shrinking
-// between two looks into the same error instead of a SIGBUS.
+// after the last packet wholly within its new size. Run the code that uses
+// the packets under Reader.Guard: bytes of a packet already handed out
+// when the file shrinks fault when touched, which Guard turns into the
+// same error instead of a SIGBUS.
 func Open(name string) (*Reader, io.Closer, error) {
 	f, err := os.Open(name)
 	if err != nil {

@@ -60,10 +60,9 @@ const (
 	// interface, so that the descriptions of MaxInterfaces interfaces stay
 	// small; real names are a few dozen bytes.
 	maxIfaceText = 256
-	// checkEvery is how much of a mapped file is handed out between two
-	// looks at its size.
-	checkEvery = 1 << 20
 )
+
+var pageSize = os.Getpagesize()
 
 // MaxRecord is the most bytes of one packet the Reader hands out and the
 // Writer writes: Wireshark and libpcap refuse longer records for most link
@@ -166,8 +165,6 @@ type Reader struct {
 	ids      []int32
 	section  uint64
 	comments [][]byte
-	mapped   bool
-	touch    byte
 }
 
 // NewReader reads the file header (or first pcapng section header) from r
@@ -180,7 +177,7 @@ func NewReader(r io.Reader) (*Reader, error) {
 // Packets point into data: nothing is copied. The decoder may rewrite a
 // packet's bytes in place, so data must be writable (a private mapping).
 func NewReaderBytes(data []byte) (*Reader, error) {
-	return newReader(&byteBuffer{b: data, end: len(data), checked: len(data)})
+	return newReader(&byteBuffer{b: data, end: len(data), probed: len(data)})
 }
 
 // Mapped returns the memory a NewReaderBytes Reader reads, which packets
@@ -212,8 +209,8 @@ func (r *Reader) Interface(i int) Interface {
 }
 
 // Guard runs f, which reads packets from r and uses their bytes, with a
-// fault on r's mapped input turned into an error: pages of a mapped file
-// that was truncated after Next looked at its size fault when touched,
+// fault on r's mapped input turned into an error: the pages of a mapped
+// file truncated after Next handed out their packets fault when touched,
 // which would otherwise kill the process with SIGBUS. The error is a
 // FormatError with ErrShrunk whose Offset is where in the file the fault
 // was. Whatever f was doing when the fault hit is left unfinished (a
@@ -243,7 +240,6 @@ func (r *Reader) Guard(f func() error) (err error) {
 
 func newReader(br buffer) (*Reader, error) {
 	rd := &Reader{br: br}
-	_, rd.mapped = br.(*byteBuffer)
 	b, err := rd.br.Peek(4)
 	if err != nil {
 		if len(b) == 0 && err == io.EOF {
@@ -279,26 +275,34 @@ type buffer interface {
 // byteBuffer serves a byte slice as a buffer whose size is the whole input,
 // so every record is a sub-slice of it.
 //
-// For a mapped file it also watches the file's size: a page of the mapping
-// beyond the file's end faults when touched, and the part of the last page
-// beyond it reads as zeros, so bytes past the current end must not be
-// handed out. The size is looked at (one fstat) every checkEvery bytes
-// and at the end; bytes handed out between two looks can still fault if
-// the file shrinks meanwhile, which Reader.Guard catches.
+// For a mapped file it also makes sure that what it hands out is still in
+// the file: after the file shrinks, the pages of the mapping past its end
+// fault when touched, and the rest of the page holding the new end reads
+// as zeros. Before handing out bytes up to e it touches the page after the
+// one holding e (once per page, with faults caught): when that page is
+// there, so is every byte before it; when it is not, or e lies in the
+// mapping's last page, it looks at the file's size.
 type byteBuffer struct {
-	b       []byte
-	pos     int
-	end     int      // len(b), or the file's size once it shrank below it
-	checked int      // bytes known to be within the file
-	f       *os.File // the mapped file; nil for memory
-	shrunk  error    // non-nil once the file shrank
+	b      []byte
+	pos    int
+	end    int      // len(b), or the file's size once it shrank below it
+	probed int      // bytes known to be in the file
+	f      *os.File // the mapped file; nil for memory
+	shrunk error    // non-nil once the file shrank
+	touch  byte
 }
 
 func (b *byteBuffer) Size() int { return len(b.b) }
 
-// check looks at the file's size before bytes up to need are handed out.
-func (b *byteBuffer) check(need int) {
+// probe finds out whether the file still holds the bytes up to e.
+func (b *byteBuffer) probe(e int) {
 	if b.f == nil {
+		b.probed = b.end
+		return
+	}
+	next := (e + pageSize - 1) &^ (pageSize - 1)
+	if next < len(b.b) && b.readable(next) {
+		b.probed = next
 		return
 	}
 	st, err := b.f.Stat()
@@ -306,7 +310,20 @@ func (b *byteBuffer) check(need int) {
 		b.end = max(int(st.Size()), b.pos)
 		b.shrunk = fmt.Errorf("%w (to %d bytes)", ErrShrunk, st.Size())
 	}
-	b.checked = min(b.end, need+checkEvery)
+	b.probed = b.end
+}
+
+// readable reports whether the byte at off can be read without a fault.
+func (b *byteBuffer) readable(off int) (ok bool) {
+	old := debug.SetPanicOnFault(true)
+	defer func() {
+		debug.SetPanicOnFault(old)
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	b.touch ^= b.b[off]
+	return true
 }
 
 func (b *byteBuffer) eof() error {
@@ -317,8 +334,8 @@ func (b *byteBuffer) eof() error {
 }
 
 func (b *byteBuffer) Peek(n int) ([]byte, error) {
-	if b.pos+n > b.checked {
-		b.check(b.pos + n)
+	if b.pos+n > b.probed {
+		b.probe(b.pos + n)
 	}
 	if rest := b.b[b.pos:b.end]; n > len(rest) {
 		return rest, b.eof()
@@ -327,8 +344,8 @@ func (b *byteBuffer) Peek(n int) ([]byte, error) {
 }
 
 func (b *byteBuffer) Discard(n int) (int, error) {
-	if b.pos+n > b.checked {
-		b.check(b.pos + n)
+	if b.pos+n > b.probed {
+		b.probe(b.pos + n)
 	}
 	if rest := b.end - b.pos; n > rest {
 		b.pos = b.end
@@ -339,8 +356,8 @@ func (b *byteBuffer) Discard(n int) (int, error) {
 }
 
 func (b *byteBuffer) Read(p []byte) (int, error) {
-	if b.pos+len(p) > b.checked {
-		b.check(b.pos + len(p))
+	if b.pos+len(p) > b.probed {
+		b.probe(b.pos + len(p))
 	}
 	if b.pos == b.end {
 		return 0, b.eof()
@@ -476,24 +493,11 @@ func (r *Reader) Next(p *mirror.Packet) error {
 	p.Timestamp = time.Unix(int64(sec), int64(frac))
 	p.TimeClamped = false
 	p.LinkType = r.link
-	p.Data = r.record(b[16:])
+	p.Data = b[16:min(16+incl, 16+MaxRecord)]
 	p.WireLen = max(int(orig), int(incl))
 	p.Interface = 0
 	p.Comments = nil
 	return nil
-}
-
-// record cuts data to MaxRecord and, for a mapped input, touches its last
-// byte: if the file shrank under it, that faults here, inside Guard, rather
-// than later in whatever uses the packet.
-func (r *Reader) record(data []byte) []byte {
-	if len(data) > MaxRecord {
-		data = data[:MaxRecord]
-	}
-	if r.mapped && len(data) > 0 {
-		r.touch ^= data[len(data)-1]
-	}
-	return data
 }
 
 func (r *Reader) nextNG(p *mirror.Packet) error {
@@ -745,8 +749,8 @@ func (r *Reader) parsePacket(typ uint32, body []byte, p *mirror.Packet) error {
 		p.Timestamp, p.TimeClamped = ifc.time(ts)
 	}
 	p.LinkType = ifc.LinkType
-	p.Data = r.record(data)
 	p.WireLen = max(int(orig), len(data))
+	p.Data = data[:min(len(data), MaxRecord)]
 	p.Interface = g
 	p.Comments = r.readComments(opts)
 	return nil
