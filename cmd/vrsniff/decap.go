@@ -28,9 +28,16 @@ mirrored frames. IN and OUT may be "-" for standard input and output:
 With --split-by vn, OUT is a directory that gets one file per VN pair.
 Words after OUT form a tcpdump expression applied to the inner frames.
 
-Exit status: 0 all decoded, 1 failure (bad input file, I/O error; what was
-decoded before it is written), 2 usage, 3 done but some packets were
-malformed (see --rejects).
+Exit status: 0 all decoded, 1 failure (bad input file, an input file that
+shrank while being read, I/O error; what was decoded before it is
+written), 2 usage, 3 done but some packets were malformed (see --rejects).
+
+pcapng output keeps the input's interfaces: each frame is written to an
+interface named like the one it was captured on. Classic pcap output
+(--format pcap) has one interface and one link type: the frames of every
+input interface go into it, packets passed through with another link type
+are counted as not writable and left out, and times are microseconds
+unless --nanos.
 
 flags:
 `
@@ -48,6 +55,7 @@ func runDecap(args []string) int {
 		jsonOut  = fs.Bool("json", false, "print the summary as JSON on stdout (or stderr when OUT is -)")
 		quiet    = fs.Bool("quiet", false, "no summary")
 		progress = fs.Bool("progress", isTerminal(os.Stderr), "progress line on stderr")
+		maxIfs   = fs.Int("max-interfaces", pcapfile.DefaultMaxInterfaces, "most distinct interfaces a pcapng input may describe (`N`)")
 	)
 	dec.register(fs)
 	flt.register(fs)
@@ -76,7 +84,10 @@ func runDecap(args []string) int {
 	if err != nil {
 		return usageErr("decap", err.Error())
 	}
-	opts := decap.Options{Format: f, Nanosecond: *nanos, Decoder: cfg, Filter: flt.o}
+	if *maxIfs < 1 {
+		return usageErr("decap", fmt.Sprintf("--max-interfaces %d: want at least 1", *maxIfs))
+	}
+	opts := decap.Options{Format: f, Nanosecond: *nanos, Decoder: cfg, Filter: flt.o, MaxInterfaces: *maxIfs}
 
 	var in *pcapfile.Reader
 	if inName == "-" {
@@ -145,7 +156,11 @@ func runDecap(args []string) int {
 	if runErr != nil {
 		var fe *pcapfile.FormatError
 		if errors.As(runErr, &fe) {
-			fmt.Fprintf(os.Stderr, "vrsniff decap: %s: %v (everything before it was written)\n", inName, runErr)
+			hint := ""
+			if errors.Is(runErr, pcapfile.ErrInterfaceLimit) {
+				hint = "; see --max-interfaces"
+			}
+			fmt.Fprintf(os.Stderr, "vrsniff decap: %s: %v (everything before it was written%s)\n", inName, runErr, hint)
 			return exitFailure
 		}
 		return fail("decap", runErr)
@@ -188,6 +203,9 @@ func printSummary(w io.Writer, s *pipeline.Summary) {
 		fmt.Fprintf(w, ", %d not writable in this format", s.SinkErrs)
 	}
 	fmt.Fprintln(w)
+	if s.TimeClamped > 0 {
+		fmt.Fprintf(w, "%d timestamps out of range (before 1970 or after 2262), clamped\n", s.TimeClamped)
+	}
 	if n := s.TotalMalformed(); n > 0 {
 		var rs []string
 		for _, r := range mirror.Reasons() {
