@@ -373,6 +373,7 @@ func FuzzReader(f *testing.F) {
 	n.idb(1, 4, n.opt(9, []byte{0x85}))
 	n.block(blockSPB, []byte{0, 0, 0, 9, 1, 2, 3, 4, 5, 6, 7, 8})
 	f.Add(n.b)
+	f.Add(ngComments(f, binary.BigEndian))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r, err := NewReader(bytes.NewReader(in))
 		if err != nil {
@@ -402,8 +403,14 @@ func FuzzReader(f *testing.F) {
 			if r.Offset() <= before || r.Offset() > int64(len(in)) {
 				t.Fatalf("offset went from %d to %d of %d", before, r.Offset(), len(in))
 			}
-			if len(p.Data) > len(in) || p.WireLen < len(p.Data) {
+			if len(p.Data) > len(in) || p.WireLen < len(p.Data) || len(p.Data) > MaxRecord {
 				t.Fatalf("packet of %d bytes (wire %d) from %d bytes of input", len(p.Data), p.WireLen, len(in))
+			}
+			if p.Interface < 0 || p.Interface >= len(r.Interfaces()) || r.Interface(p.Interface).LinkType != p.LinkType {
+				t.Fatalf("packet of interface %d of %d", p.Interface, len(r.Interfaces()))
+			}
+			if t0 := p.Timestamp; !t0.IsZero() && (t0.Before(minTime) || t0.After(maxTime)) {
+				t.Fatalf("time %v out of range", t0)
 			}
 		}
 	})
