@@ -318,7 +318,7 @@ func (s *idbStream) Read(p []byte) (int, error) {
 // and an interface described again in each new section counts once.
 func TestInterfaceLimit(t *testing.T) {
 	const blocks = 100000
-	measure := func(s *idbStream, max int) (packets int, err error, grew uint64) {
+	measure := func(s *idbStream, max int) (packets int, grew uint64, err error) {
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
@@ -337,7 +337,7 @@ func TestInterfaceLimit(t *testing.T) {
 		runtime.GC()
 		runtime.ReadMemStats(&after)
 		runtime.KeepAlive(r)
-		return packets, err, after.HeapAlloc - min(after.HeapAlloc, before.HeapAlloc)
+		return packets, after.HeapAlloc - min(after.HeapAlloc, before.HeapAlloc), err
 	}
 	for _, c := range []struct {
 		name    string
@@ -353,7 +353,7 @@ func TestInterfaceLimit(t *testing.T) {
 		{"sections, distinct", &idbStream{max: blocks, sections: true, distinct: true, packets: true}, 0, DefaultMaxInterfaces, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			n, err, grew := measure(c.s, c.max)
+			n, grew, err := measure(c.s, c.max)
 			if c.limit {
 				limit := c.max
 				if limit == 0 {
