@@ -188,8 +188,8 @@ type outIface struct {
 // inIDs are the output interfaces of one input interface: for decoded
 // frames and for packets as captured; -1 until described.
 type inIDs struct {
-	dec, raw     int32
-	decLk, rawLk layers.LinkType
+	dec, raw int32
+	rawLink  layers.LinkType
 }
 
 // maxCachedIn bounds the input interface indexes cached in byIn; a larger
@@ -339,7 +339,7 @@ func (w *Writer) decIface(in int) int {
 // written as captured, with link type link.
 func (w *Writer) rawIface(in int, link layers.LinkType) int {
 	if uint(in) < uint(len(w.byIn)) {
-		if e := &w.byIn[in]; e.raw >= 0 && e.rawLk == link {
+		if e := &w.byIn[in]; e.raw >= 0 && e.rawLink == link {
 			return int(e.raw)
 		}
 	}
@@ -378,9 +378,9 @@ func (w *Writer) iface(in int, raw bool, link layers.LinkType) int {
 			w.byIn = append(w.byIn, inIDs{dec: -1, raw: -1})
 		}
 		if e := &w.byIn[in]; raw {
-			e.raw, e.rawLk = int32(id), link
+			e.raw, e.rawLink = int32(id), link
 		} else {
-			e.dec, e.decLk = int32(id), link
+			e.dec = int32(id)
 		}
 	}
 	return id
