@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -270,5 +271,25 @@ func TestGuardStream(t *testing.T) {
 	n, err := readShrunk(r)
 	if n != 3 || err != io.EOF {
 		t.Errorf("%d packets, %v", n, err)
+	}
+}
+
+// Watching a mapped file for shrinking costs no allocation per packet.
+func TestMappedReadNoAlloc(t *testing.T) {
+	path, _, starts := shrinkFile(t, 2<<20)
+	r, cl, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	n, err := readShrunk(r)
+	runtime.ReadMemStats(&after)
+	if err != io.EOF || n != len(starts) {
+		t.Fatalf("%d packets of %d: %v", n, len(starts), err)
+	}
+	if m := after.Mallocs - before.Mallocs; m > 10 {
+		t.Errorf("%d allocations for %d packets", m, n)
 	}
 }

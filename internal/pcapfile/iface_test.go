@@ -414,3 +414,36 @@ func TestCutText(t *testing.T) {
 		t.Errorf("cut to %d bytes", len(got))
 	}
 }
+
+// Reading packets with comments and writing them with their interfaces
+// does not allocate per packet.
+func TestCommentsNoAlloc(t *testing.T) {
+	file := ngComments(t, binary.LittleEndian)
+	off := 0
+	for range 2 { // section header, interface
+		off += int(binary.LittleEndian.Uint32(file[off+4:]))
+	}
+	r, err := NewReader(&loopReader{head: file[:off], body: file[off:]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewWriter(discard{}, Options{Format: FormatPcapNG, Interfaces: r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p mirror.Packet
+	allocs := testing.AllocsPerRun(100, func() {
+		for range 30 {
+			if err := r.Next(&p); err != nil {
+				t.Fatal(err)
+			}
+			p.Mode = mirror.ModeOther
+			if err := w.WritePacket(&p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per 30 packets", allocs)
+	}
+}
