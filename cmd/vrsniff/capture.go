@@ -21,6 +21,7 @@ import (
 	"github.com/vrsniff/vrsniff/internal/pipeline"
 	"github.com/vrsniff/vrsniff/internal/ring"
 	"github.com/vrsniff/vrsniff/internal/server"
+	"github.com/vrsniff/vrsniff/internal/vnpair"
 )
 
 const captureUsage = `usage: vrsniff capture (-i IFACE | --listen ADDR | --read FILE) [--dir DIR] [--http ADDR] [flags]
@@ -56,7 +57,7 @@ func runCapture(args []string) int {
 		rotateEvery = fs.Duration("rotate-every", 0, "start a new file after this `duration` (0: never)")
 		align       = fs.Bool("align", true, "align --rotate-every to the wall clock")
 		maxFiles    = fs.Int("max-files", 0, "keep at most `N` closed files (0: no limit)")
-		splitBy     = fs.String("split-by", "", "`vn`: one file set per VN pair")
+		splitBy     = fs.String("split-by", "", "`vn`: one file set per VN pair, both directions together; vn-direction: one per source -> destination")
 		keepRejects = fs.Bool("keep-rejects", false, "keep packets that fail to decode, as captured, in DIR/rejects")
 		httpAddr    = fs.String("http", "", "serve the HTTP API on `addr` (e.g. 127.0.0.1:8080)")
 		tokenFile   = fs.String("token-file", "", "bearer token `file` required by the HTTP API")
@@ -112,8 +113,9 @@ func runCapture(args []string) int {
 	if err != nil || (ff != pcapfile.FormatPcapNG && ff != pcapfile.FormatPcap) {
 		return usageErr("capture", fmt.Sprintf("--format %q: want pcapng or pcap", *format))
 	}
-	if *splitBy != "" && *splitBy != "vn" {
-		return usageErr("capture", fmt.Sprintf("--split-by %q: only vn is supported", *splitBy))
+	split, err := vnpair.ParseSplit(*splitBy)
+	if err != nil {
+		return usageErr("capture", err.Error())
 	}
 	if (*tlsCert == "") != (*tlsKey == "") {
 		return usageErr("capture", "--tls-cert and --tls-key go together")
@@ -136,7 +138,7 @@ func runCapture(args []string) int {
 
 	// Source.
 	so := capture.Options{
-		Ports: cfg.Ports, VXLANPorts: cfg.VXLANPorts, MirrorVLAN: cfg.MirrorVLAN,
+		Ports: cfg.Ports, VXLANPorts: cfg.VXLANPorts, MirrorVLAN: cfg.MirrorVLAN, AllUDP: cfg.AutoPorts,
 		SnapLen: *snaplen, Promisc: *promisc, Fanout: uint16(*fanout),
 		RingBlockSize: 1 << 20, RingBlocks: max(*ringMB, 4),
 	}
@@ -161,7 +163,7 @@ func runCapture(args []string) int {
 	if *dir != "" {
 		ro := ring.Options{
 			Format: ff, MaxSize: int64(rotateSize), MaxDuration: *rotateEvery, AlignClock: *align,
-			MaxFiles: *maxFiles, MaxBytes: int64(maxBytes), SplitByVN: *splitBy == "vn", Logger: log,
+			MaxFiles: *maxFiles, MaxBytes: int64(maxBytes), Split: split, Logger: log,
 		}
 		if files, err = ring.New(*dir, ro); err != nil {
 			src.Close()
@@ -170,7 +172,7 @@ func runCapture(args []string) int {
 		store = files
 		sinks = append(sinks, files)
 		if *keepRejects {
-			ro.Format, ro.SplitByVN, ro.Prefix = pcapfile.FormatRaw, false, "rejects"
+			ro.Format, ro.Split, ro.Prefix = pcapfile.FormatRaw, vnpair.None, "rejects"
 			if rejects, err = ring.New(filepath.Join(*dir, "rejects"), ro); err != nil {
 				src.Close()
 				return fail("capture", err)

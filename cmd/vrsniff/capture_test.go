@@ -26,6 +26,7 @@ import (
 	"github.com/vrsniff/vrsniff/internal/gen"
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/netnstest"
+	"github.com/vrsniff/vrsniff/internal/testkit"
 )
 
 // daemon is a running `vrsniff capture`.
@@ -689,14 +690,7 @@ func tsharkLenient(t *testing.T, name string) []string {
 // A capture directory on a tiny filesystem fills up: the daemon keeps
 // running, and writes again once files are deleted.
 func TestCaptureDiskFull(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "mnt")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Fatalf("mount tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	dir := testkit.MountTmpfs(t, "512k")
 
 	addr := freeAddr(t, "udp")
 	d := startCapture(t, "tok", "--listen", addr, "--dir", dir, "--rotate-size", "100K")

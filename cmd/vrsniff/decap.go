@@ -7,15 +7,19 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
 	"github.com/vrsniff/vrsniff/internal/decap"
+	"github.com/vrsniff/vrsniff/internal/filter"
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
 	"github.com/vrsniff/vrsniff/internal/pipeline"
+	"github.com/vrsniff/vrsniff/internal/vnpair"
 )
 
 const decapUsage = `usage: vrsniff decap [flags] IN OUT [inner filter expression]
@@ -25,12 +29,19 @@ mirrored frames. IN and OUT may be "-" for standard input and output:
 
   vrsniff decap raw.pcap - | wireshark -k -i -
 
-With --split-by vn, OUT is a directory that gets one file per VN pair.
-Words after OUT form a tcpdump expression applied to the inner frames.
+With --split-by vn, OUT is a directory that gets one file per VN pair (both
+directions of a conversation together; --split-by vn-direction: one file per
+source -> destination). Words after OUT form a tcpdump expression applied to
+the inner frames.
+
+OUT is written under a temporary name and renamed into place at the end: a
+run that fails (a write error, an interruption) leaves an existing OUT as it
+was. An OUT that is IN (also through a link) is refused.
 
 Exit status: 0 all decoded, 1 failure (bad input file, an input file that
-shrank while being read, I/O error; what was decoded before it is
-written), 2 usage, 3 done but some packets were malformed (see --rejects).
+shrank while being read, I/O error; what was decoded before damage in the
+input is written), 2 usage (also: an output that is the input), 3 done but
+some packets were malformed (see --rejects).
 
 pcapng output keeps the input's interfaces: each frame is written to an
 interface named like the one it was captured on. Classic pcap output
@@ -50,7 +61,7 @@ func runDecap(args []string) int {
 		flt      filterFlags
 		format   = fs.String("format", "pcapng", "output `format`: pcapng (metadata as comments), pcap, juniper-vn (link type 184)")
 		nanos    = fs.Bool("nanos", false, "nanosecond timestamps in --format pcap")
-		splitBy  = fs.String("split-by", "", "`vn`: one output file per VN pair, OUT is a directory")
+		splitBy  = fs.String("split-by", "", "`vn`: one output file per VN pair, both directions together, OUT is a directory; vn-direction: one per source -> destination")
 		rejects  = fs.String("rejects", "", "write packets that fail to decode, as captured, to `FILE` (pcapng)")
 		jsonOut  = fs.Bool("json", false, "print the summary as JSON on stdout (or stderr when OUT is -)")
 		quiet    = fs.Bool("quiet", false, "no summary")
@@ -73,71 +84,39 @@ func runDecap(args []string) int {
 		}
 		flt.o.BPF = strings.Join(rest, " ")
 	}
+	// Everything is checked before any file is created.
 	f, err := pcapfile.ParseFormat(*format)
 	if err != nil || f == pcapfile.FormatRaw {
 		return usageErr("decap", fmt.Sprintf("--format %q: want pcapng, pcap or juniper-vn", *format))
 	}
-	if *splitBy != "" && *splitBy != "vn" {
-		return usageErr("decap", fmt.Sprintf("--split-by %q: only vn is supported", *splitBy))
+	split, err := vnpair.ParseSplit(*splitBy)
+	if err != nil {
+		return usageErr("decap", err.Error())
+	}
+	if split != vnpair.None && outName == "-" {
+		return usageErr("decap", "--split-by writes files: OUT must be a directory, not -")
 	}
 	cfg, err := dec.config()
+	if err != nil {
+		return usageErr("decap", err.Error())
+	}
+	flt2, err := filter.New(flt.o)
 	if err != nil {
 		return usageErr("decap", err.Error())
 	}
 	if *maxIfs < 1 {
 		return usageErr("decap", fmt.Sprintf("--max-interfaces %d: want at least 1", *maxIfs))
 	}
-	opts := decap.Options{Format: f, Nanosecond: *nanos, Decoder: cfg, Filter: flt.o, MaxInterfaces: *maxIfs}
-
-	var in *pcapfile.Reader
-	if inName == "-" {
-		in, err = pcapfile.NewReader(os.Stdin)
-	} else {
-		var c io.Closer
-		in, c, err = pcapfile.Open(inName)
-		if err == nil {
-			defer c.Close()
-			if st, err := os.Stat(inName); err == nil {
-				opts.Size = st.Size()
-			}
-		}
-	}
-	if err != nil {
-		return fail("decap", err)
-	}
-
-	var fout *os.File
-	switch {
-	case *splitBy == "vn":
-		opts.SplitDir = outName
-	case outName == "-":
-		opts.Out = os.Stdout
-	default:
-		fout, err = os.Create(outName)
-		if err != nil {
-			return fail("decap", err)
-		}
-		opts.Out = fout
-	}
-	if *rejects != "" {
-		rf, err := os.Create(*rejects)
-		if err != nil {
-			return fail("decap", err)
-		}
-		defer rf.Close()
-		opts.Rejects = rf
-	}
+	opts := decap.Options{Format: f, Nanosecond: *nanos, Decoder: cfg, Filter: flt2, Split: split, MaxInterfaces: *maxIfs}
 	if *progress && !*quiet {
 		opts.Progress = os.Stderr
 	}
 
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
-	stats, runErr := decap.RunReader(ctx, in, opts)
-	if fout != nil {
-		if err := fout.Close(); err != nil && runErr == nil {
-			runErr = err
-		}
+	stats, runErr := decap.RunFiles(ctx, decap.Files{In: inName, Out: outName, Rejects: *rejects}, opts)
+	if se := (*decap.SameFileError)(nil); errors.As(runErr, &se) {
+		return usageErr("decap", se.Error())
 	}
 	sum := stats.Summary()
 	if !*quiet {
@@ -154,14 +133,8 @@ func runDecap(args []string) int {
 		}
 	}
 	if runErr != nil {
-		var fe *pcapfile.FormatError
-		if errors.As(runErr, &fe) {
-			hint := ""
-			if errors.Is(runErr, pcapfile.ErrInterfaceLimit) {
-				hint = "; see --max-interfaces"
-			}
-			fmt.Fprintf(os.Stderr, "vrsniff decap: %s: %v (everything before it was written%s)\n", inName, runErr, hint)
-			return exitFailure
+		if errors.Is(runErr, pcapfile.ErrInterfaceLimit) {
+			runErr = fmt.Errorf("%w; see --max-interfaces", runErr)
 		}
 		return fail("decap", runErr)
 	}
@@ -182,12 +155,23 @@ func printSummary(w io.Writer, s *pipeline.Summary) {
 	if s.Merged > 0 {
 		fmt.Fprintf(w, ", %d outer fragments merged", s.Merged)
 	}
+	if s.Duplicates > 0 {
+		fmt.Fprintf(w, ", %d duplicate fragments", s.Duplicates)
+	}
 	fmt.Fprintln(w)
 	var dec []string
 	var total uint64
 	for _, m := range mirror.Modes() {
 		if n := s.Decoded[m.String()]; n > 0 {
-			dec = append(dec, fmt.Sprintf("%d %s", n, m))
+			d := fmt.Sprintf("%d %s", n, m)
+			if m == mirror.ModeJuniper && len(s.Overlays) > 0 {
+				var in []string
+				for _, o := range slices.Sorted(maps.Keys(s.Overlays)) {
+					in = append(in, fmt.Sprintf("%d in %s", s.Overlays[o], o))
+				}
+				d += " (" + strings.Join(in, ", ") + ")"
+			}
+			dec = append(dec, d)
 			total += n
 		}
 	}
@@ -215,6 +199,7 @@ func printSummary(w io.Writer, s *pipeline.Summary) {
 		}
 		fmt.Fprintf(w, "%d not decoded (%s)\n", n, strings.Join(rs, ", "))
 	}
+	printHints(w, s)
 	if len(s.Pairs) > 0 {
 		fmt.Fprintln(w, "top VN pairs (source -> destination):")
 		for i, p := range s.Pairs {
@@ -227,11 +212,31 @@ func printSummary(w io.Writer, s *pipeline.Summary) {
 	}
 }
 
+// printHints tells the user what would decode more of the input.
+func printHints(w io.Writer, s *pipeline.Summary) {
+	for _, c := range s.CandidatePorts {
+		fmt.Fprintf(w, "UDP port %d carries mirror traffic (%d datagrams): decode it with --port %d (or --port auto)\n", c.Port, c.Count, c.Port)
+	}
+	if s.ShortSnap > 0 {
+		fmt.Fprintf(w, "%d mirror datagrams were cut by the snap length inside their metadata: capture with a larger snap length (tcpdump -s 0)\n", s.ShortSnap)
+	}
+	var mirrored uint64
+	for m, n := range s.Decoded {
+		if m != mirror.ModeOther.String() {
+			mirrored += n
+		}
+	}
+	if s.Read > 0 && mirrored == 0 && s.TotalMalformed()-s.Malformed[mirror.ErrNotMirror.String()] == 0 && len(s.CandidatePorts) == 0 {
+		fmt.Fprintln(w, "no mirror traffic found: check the mirror's UDP port (--port, --vxlan-port) or --mirror-vlan")
+	}
+}
+
+// orDash shows a VN name as comments do, and "-" for none.
 func orDash(s string) string {
 	if s == "" {
 		return "-"
 	}
-	return s
+	return string(mirror.AppendName(nil, []byte(s)))
 }
 
 func isTerminal(f *os.File) bool {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -14,25 +15,41 @@ import (
 	"github.com/vrsniff/vrsniff/internal/mirror"
 )
 
-// portList is a comma-separated list of UDP ports.
-type portList []uint16
+// portList is a comma-separated list of UDP ports; with allowAuto, the
+// word "auto" may stand among them.
+type portList struct {
+	ports     []uint16
+	auto      bool
+	allowAuto bool
+}
 
 func (l *portList) String() string {
-	s := make([]string, len(*l))
-	for i, p := range *l {
-		s[i] = strconv.Itoa(int(p))
+	s := make([]string, 0, len(l.ports)+1)
+	for _, p := range l.ports {
+		s = append(s, strconv.Itoa(int(p)))
+	}
+	if l.auto {
+		s = append(s, "auto")
 	}
 	return strings.Join(s, ",")
 }
 
 func (l *portList) Set(v string) error {
-	*l = (*l)[:0]
+	l.ports, l.auto = l.ports[:0], false
 	for _, f := range strings.Split(v, ",") {
-		n, err := strconv.ParseUint(strings.TrimSpace(f), 10, 16)
+		f = strings.TrimSpace(f)
+		if f == "auto" && l.allowAuto {
+			l.auto = true
+			continue
+		}
+		n, err := strconv.ParseUint(f, 10, 16)
 		if err != nil || n == 0 {
 			return fmt.Errorf("bad port %q", f)
 		}
-		*l = append(*l, uint16(n))
+		l.ports = append(l.ports, uint16(n))
+	}
+	if len(l.ports) == 0 && l.auto {
+		l.ports = []uint16{mirror.DefaultPort}
 	}
 	return nil
 }
@@ -42,12 +59,20 @@ type decoderFlags struct {
 	ports, vxlan portList
 	vlan         uint
 	dropOther    bool
+	frag         mirror.ReassemblyConfig
+	fragBytes    sizeFlag
 }
 
 func (d *decoderFlags) register(fs *flag.FlagSet) {
-	d.ports = portList{mirror.DefaultPort}
-	d.vxlan = portList{mirror.DefaultVXLANPort}
-	fs.Var(&d.ports, "port", "UDP destination `ports` of Juniper-header mirroring, comma separated")
+	d.ports = portList{ports: []uint16{mirror.DefaultPort}, allowAuto: true}
+	d.vxlan = portList{ports: []uint16{mirror.DefaultVXLANPort}}
+	fs.Var(&d.ports, "port", "UDP destination `ports` of Juniper-header mirroring, comma separated; \"auto\" adds any port whose datagrams parse as mirror metadata")
+	fs.IntVar(&d.frag.MaxDatagrams, "frag-max-datagrams", 4096, "incomplete outer IP datagrams held for reassembly at once")
+	d.fragBytes = 64 << 20
+	fs.Var(&d.fragBytes, "frag-max-bytes", "`bytes` held for outer IP reassembly (K, M, G suffixes)")
+	fs.DurationVar(&d.frag.Timeout, "frag-timeout", 30*time.Second, "packet time an outer IP datagram may take to complete")
+	fs.IntVar(&d.frag.MaxDist, "frag-max-dist", 4, "later packets from the same source after which an incomplete datagram is given up (-1: no limit)")
+	fs.IntVar(&d.frag.MaxFragments, "frag-max-fragments", 64, "fragments one outer IP datagram may have")
 	fs.Var(&d.vxlan, "vxlan-port", "UDP destination `ports` of VXLAN mirroring, comma separated")
 	fs.UintVar(&d.vlan, "mirror-vlan", 0, "`VLAN` of NIC-assisted mirroring, stripped from the frames (0: none)")
 	fs.BoolVar(&d.dropOther, "drop-other", false, "drop traffic that is not mirror traffic instead of passing it through")
@@ -57,16 +82,21 @@ func (d *decoderFlags) config() (mirror.Config, error) {
 	if d.vlan > 4094 {
 		return mirror.Config{}, fmt.Errorf("--mirror-vlan %d: want 1-4094", d.vlan)
 	}
-	return mirror.Config{Ports: d.ports, VXLANPorts: d.vxlan, MirrorVLAN: uint16(d.vlan), PassThrough: !d.dropOther}, nil
+	if d.frag.MaxDatagrams < 1 || d.fragBytes < 1 || d.frag.Timeout <= 0 || d.frag.MaxDist == 0 || d.frag.MaxFragments < 2 {
+		return mirror.Config{}, errors.New("--frag-max-datagrams, --frag-max-bytes, --frag-timeout and --frag-max-fragments (at least 2) must be positive, --frag-max-dist positive or -1")
+	}
+	frag := d.frag
+	frag.MaxBytes = int(min(int64(d.fragBytes), 1<<40))
+	return mirror.Config{Ports: d.ports.ports, AutoPorts: d.ports.auto, VXLANPorts: d.vxlan.ports, MirrorVLAN: uint16(d.vlan), PassThrough: !d.dropOther, Reassembly: frag}, nil
 }
 
 // filterFlags select packets by metadata and inner frame.
 type filterFlags struct{ o filter.Options }
 
 func (f *filterFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.o.VN, "vn", "", "keep packets whose source or destination VN matches the `glob`")
-	fs.StringVar(&f.o.SrcVN, "src-vn", "", "keep packets whose source VN matches the `glob`")
-	fs.StringVar(&f.o.DstVN, "dst-vn", "", "keep packets whose destination VN matches the `glob`")
+	fs.StringVar(&f.o.VN, "vn", "", "keep packets whose source or destination VN matches the `pattern`: the network's name or a glob of it (vn-web, vn-*), or with ':' the full name (*:admin:vn-web)")
+	fs.StringVar(&f.o.SrcVN, "src-vn", "", "keep packets whose source VN matches the `pattern` (as --vn)")
+	fs.StringVar(&f.o.DstVN, "dst-vn", "", "keep packets whose destination VN matches the `pattern` (as --vn)")
 	fs.StringVar(&f.o.Direction, "direction", "", "keep packets of this `direction` (ingress or egress)")
 	fs.StringVar(&f.o.BPF, "bpf", "", "tcpdump `expression` applied to the inner frame")
 }

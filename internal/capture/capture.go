@@ -62,6 +62,13 @@ type Options struct {
 	// VXLANPorts are the UDP destination ports of static next-hop VXLAN
 	// mirroring (default 4789).
 	VXLANPorts []uint16
+	// OverlayPorts are UDP destination ports of fabric tunnels that may
+	// carry mirror datagrams (default 6635 and 51234, MPLSoUDP). MPLSoGRE
+	// is not kept by the kernel filter.
+	OverlayPorts []uint16
+	// AllUDP keeps every UDP datagram, for a decoder that finds mirror
+	// traffic on any port (--port auto).
+	AllUDP bool
 	// MirrorVLAN is the VLAN of NIC-assisted mirroring; frames whose first
 	// 802.1Q VID equals it are kept. 0 means none.
 	MirrorVLAN uint16
@@ -91,6 +98,9 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if len(o.Ports) == 0 {
 		o.Ports = []uint16{mirror.DefaultPort}
+	}
+	if len(o.OverlayPorts) == 0 {
+		o.OverlayPorts = []uint16{mirror.MPLSoUDPPort, mirror.MPLSoUDPPortOld}
 	}
 	if len(o.VXLANPorts) == 0 {
 		o.VXLANPorts = []uint16{mirror.DefaultVXLANPort}

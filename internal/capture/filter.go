@@ -18,7 +18,8 @@ const maxIPv6Ext = 4
 
 // KernelFilter returns the classic BPF program OpenAFPacket attaches to its
 // socket, so that only mirror traffic reaches user space. It keeps
-//   - IPv4 or IPv6 UDP datagrams to one of o.Ports or o.VXLANPorts (IPv6:
+//   - IPv4 or IPv6 UDP datagrams to one of o.Ports, o.VXLANPorts or
+//     o.OverlayPorts, or any with o.AllUDP (IPv6:
 //     behind up to maxIPv6Ext hop-by-hop, routing or destination options
 //     headers),
 //   - every IPv4 fragment (MF set or a non-zero offset) and every IPv6
@@ -46,7 +47,7 @@ func KernelFilter(o Options) ([]bpf.RawInstruction, error) {
 
 // filterProgram builds the program of KernelFilter (o has its defaults).
 func filterProgram(o Options) ([]bpf.Instruction, error) {
-	if n := len(o.Ports) + len(o.VXLANPorts); n > maxFilterPorts {
+	if n := len(o.Ports) + len(o.VXLANPorts) + len(o.OverlayPorts); n > maxFilterPorts {
 		return nil, fmt.Errorf("kernel filter: %d ports, at most %d", n, maxFilterPorts)
 	}
 	if o.MirrorVLAN > 0xfff {
@@ -154,11 +155,13 @@ func filterProgram(o Options) ([]bpf.Instruction, error) {
 	a.add(bpf.LoadIndirect{Off: 14 + 2, Size: 2})
 
 	a.label("ports")
-	for _, p := range o.Ports {
-		a.jeq(uint32(p), "accept")
+	if o.AllUDP {
+		a.add(bpf.RetConstant{Val: uint32(o.SnapLen)})
 	}
-	for _, p := range o.VXLANPorts {
-		a.jeq(uint32(p), "accept")
+	for _, ps := range [][]uint16{o.Ports, o.VXLANPorts, o.OverlayPorts} {
+		for _, p := range ps {
+			a.jeq(uint32(p), "accept")
+		}
 	}
 	a.label("reject")
 	a.add(bpf.RetConstant{Val: 0})

@@ -87,7 +87,8 @@ func TestKernelFilterOptions(t *testing.T) {
 	if _, err := KernelFilter(Options{MirrorVLAN: 4096}); err == nil {
 		t.Error("KernelFilter accepted VLAN 4096")
 	}
-	raw, err := KernelFilter(Options{Ports: make([]uint16, maxFilterPorts-1), MirrorVLAN: 4095})
+	// The most ports: the Juniper ones beside the default VXLAN and overlay ports.
+	raw, err := KernelFilter(Options{Ports: make([]uint16, maxFilterPorts-3), MirrorVLAN: 4095})
 	if err != nil || len(raw) == 0 {
 		t.Errorf("KernelFilter with the most ports: %v", err)
 	}
@@ -156,7 +157,7 @@ func keepRef(o Options, frame []byte, offloaded bool, tci uint16) bool {
 		return false
 	}
 	dport := binary.BigEndian.Uint16(l4[2:])
-	for _, p := range append(o.Ports, o.VXLANPorts...) {
+	for _, p := range append(append(o.Ports, o.VXLANPorts...), o.OverlayPorts...) {
 		if p == dport {
 			return true
 		}

@@ -48,7 +48,9 @@ const (
 
 func newAsyncWriter(w io.Writer) *asyncWriter {
 	a := &asyncWriter{w: w, fd: -1, work: make(chan job, asyncBuffers), free: make(chan job, asyncBuffers), done: make(chan struct{})}
-	if f, ok := w.(*os.File); ok {
+	// A file, or a type around one (an output written under a temporary
+	// name).
+	if f, ok := w.(interface{ Fd() uintptr }); ok {
 		a.fd = int(f.Fd())
 	}
 	for range asyncBuffers {

@@ -6,17 +6,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/vrsniff/vrsniff/internal/filter"
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
 	"github.com/vrsniff/vrsniff/internal/pipeline"
+	"github.com/vrsniff/vrsniff/internal/vnpair"
 )
 
 // Options configure a run.
@@ -24,11 +22,16 @@ type Options struct {
 	Format     pcapfile.Format
 	Nanosecond bool // classic pcap with nanosecond timestamps
 	Decoder    mirror.Config
-	Filter     filter.Options
-	// Out receives the decoded capture, unless SplitDir is set: then one
-	// file per VN pair is written in that directory.
-	Out      io.Writer
-	SplitDir string
+	// Filter selects the packets written; nil keeps every one. It is
+	// compiled (filter.New) before the run, so that a bad expression is
+	// refused before any output exists.
+	Filter *filter.Filter
+	// Out receives the decoded capture, unless Split is set: then one file
+	// per VN pair (vnpair.Label, plus the format's extension) is written
+	// into the directory Dir.
+	Out   io.Writer
+	Split vnpair.Split
+	Dir   string
 	// Rejects, if set, receives every packet that failed to decode, as
 	// captured, with the reason in a comment.
 	Rejects io.Writer
@@ -38,6 +41,20 @@ type Options struct {
 	// MaxInterfaces bounds the distinct interfaces a pcapng input may
 	// describe (see pcapfile.Reader.MaxInterfaces); 0 keeps the Reader's.
 	MaxInterfaces int
+
+	// Set by RunFiles: what the split files must not be written over.
+	in          os.FileInfo
+	inName      string
+	rejectsPath string
+}
+
+// Files names what RunFiles reads and writes.
+type Files struct {
+	In  string // a capture file; "-" is standard input
+	Out string // the output file, "-" for standard output; with Options.Split, a directory
+	// Rejects, if not empty, is the file that gets the packets that failed
+	// to decode.
+	Rejects string
 }
 
 // Run decodes in according to o. It returns the counters even on error;
@@ -51,28 +68,158 @@ func Run(ctx context.Context, in io.Reader, o Options) (*pipeline.Stats, error) 
 	return RunReader(ctx, r, o)
 }
 
-// RunReader is Run on an open capture (see pcapfile.Open).
-func RunReader(ctx context.Context, r *pcapfile.Reader, o Options) (*pipeline.Stats, error) {
+// RunFiles decodes the file f.In into f.Out (and f.Rejects) without ever
+// losing data on the way:
+//
+//   - an output that is the input (the same path, a hard link, a symbolic
+//     link to it; also an output that is another output) is refused with a
+//     *SameFileError before anything is opened for writing;
+//   - an output file is written under a temporary name in its directory
+//     and renamed over its name at the end. A run that ends in a damaged
+//     input (a *pcapfile.FormatError) keeps what was decoded before the
+//     damage: its outputs are put in place. A run that fails otherwise (a
+//     write error such as a full disk, an interruption) removes its
+//     temporary files: existing outputs are left as they were, and no new
+//     ones appear;
+//   - "-" streams to standard output as it goes, and an existing output
+//     that is not a regular file (/dev/null, a FIFO) is written directly.
+//
+// The split files of Options.Split follow the same rule, each on its own.
+func RunFiles(ctx context.Context, f Files, o Options) (*pipeline.Stats, error) {
 	stats := &pipeline.Stats{}
-	flt, err := filter.New(o.Filter)
+	var r *pcapfile.Reader
+	var err error
+	if f.In == "-" {
+		o.in, _ = os.Stdin.Stat()
+		r, err = pcapfile.NewReader(os.Stdin)
+	} else {
+		var c io.Closer
+		r, c, err = pcapfile.Open(f.In)
+		if err == nil {
+			defer c.Close()
+			if o.in, err = os.Stat(f.In); err == nil {
+				o.Size = o.in.Size()
+			}
+		}
+	}
 	if err != nil {
 		return stats, err
 	}
+	inName := f.In
+	if f.In == "-" {
+		inName = "standard input"
+	}
+	input := "input " + inName
+	o.inName = input
+	same := func(out string) bool {
+		st, err := os.Stat(out)
+		return err == nil && o.in != nil && os.SameFile(st, o.in)
+	}
+	var outputs []*output // removed unless committed
+	defer func() {
+		for _, w := range outputs {
+			w.abort()
+		}
+	}()
+	switch {
+	case o.Split != vnpair.None:
+		o.Dir = f.Out
+	case f.Out == "-":
+		if st, err := os.Stdout.Stat(); err == nil && o.in != nil && os.SameFile(st, o.in) {
+			return stats, &SameFileError{Output: "output (standard output)", Other: input}
+		}
+		o.Out = os.Stdout
+	case same(f.Out):
+		return stats, &SameFileError{Output: "output " + f.Out, Other: input}
+	}
+	if f.Rejects != "" {
+		if same(f.Rejects) {
+			return stats, &SameFileError{Output: "rejects file " + f.Rejects, Other: input}
+		}
+		if o.Split == vnpair.None && f.Out != "-" && samePath(f.Rejects, f.Out) {
+			return stats, &SameFileError{Output: "rejects file " + f.Rejects, Other: "output " + f.Out}
+		}
+		o.rejectsPath = f.Rejects
+	}
+	// Every check is done: only now is anything created.
+	var out, rej *output
+	if o.Split == vnpair.None && f.Out != "-" {
+		if out, err = createOutput(f.Out, true); err != nil {
+			return stats, err
+		}
+		outputs = append(outputs, out)
+		o.Out = out
+	}
+	if f.Rejects != "" {
+		if rej, err = createOutput(f.Rejects, true); err != nil {
+			return stats, err
+		}
+		outputs = append(outputs, rej)
+		o.Rejects = rej
+	}
+	stats, err = RunReader(ctx, r, o)
+	if !keepOutput(err) {
+		if len(outputs) > 0 || o.Split != vnpair.None {
+			err = fmt.Errorf("%w (no output file written; existing ones left as they were)", err)
+		}
+		return stats, err
+	}
+	if err != nil {
+		err = fmt.Errorf("%s: %w (everything before it was written)", inName, err)
+	}
+	for _, w := range outputs {
+		if cerr := w.commit(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+	}
+	outputs = nil
+	return stats, err
+}
+
+// keepOutput reports whether a run that ended with err keeps its output:
+// after a clean run, or one that stopped at damaged input (everything
+// before the damage was decoded, and is what the input holds); not after a
+// write error or an interruption.
+func keepOutput(err error) bool {
+	if err == nil {
+		return true
+	}
+	if errs, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range errs.Unwrap() {
+			if !keepOutput(e) {
+				return false
+			}
+		}
+		return true
+	}
+	var fe *pcapfile.FormatError
+	return errors.As(err, &fe)
+}
+
+// ErrInterrupted ends a run whose context was cancelled (SIGINT, SIGTERM).
+var ErrInterrupted = errors.New("interrupted")
+
+// RunReader is Run on an open capture (see pcapfile.Open). The files of
+// Options.Split follow RunFiles's rule: put in place after a clean run or
+// damaged input, removed after any other error.
+func RunReader(ctx context.Context, r *pcapfile.Reader, o Options) (*pipeline.Stats, error) {
+	stats := &pipeline.Stats{}
 	if o.MaxInterfaces > 0 {
 		r.MaxInterfaces = o.MaxInterfaces
 	}
 	// Each output interface is named after the input interface its
 	// packets came from.
 	wo := pcapfile.Options{Format: o.Format, Nanosecond: o.Nanosecond, Application: "vrsniff decap", Interfaces: r}
-	var out interface {
-		pipeline.Sink
-		Close() error
-	}
-	if o.SplitDir != "" {
-		if err := os.MkdirAll(o.SplitDir, 0o755); err != nil {
+	var out pipeline.Sink
+	var single flushCloser
+	var split *splitSink
+	if o.Split != vnpair.None {
+		var err error
+		if split, err = newSplitSink(o.Dir, o.Split, wo); err != nil {
 			return stats, err
 		}
-		out = &splitSink{dir: o.SplitDir, opts: wo, files: map[string]map[string]*splitFile{}}
+		split.in, split.inName, split.avoid = o.in, o.inName, o.rejectsPath
+		out = split
 	} else {
 		aw := newAsyncWriter(o.Out)
 		w, err := pcapfile.NewWriter(aw, wo)
@@ -82,14 +229,15 @@ func RunReader(ctx context.Context, r *pcapfile.Reader, o Options) (*pipeline.St
 		}
 		// Frames in the mapped input go out by reference, not copied.
 		w.Refer(r.Mapped())
-		out = flushCloser{w, aw}
+		single = flushCloser{w, aw}
+		out = single
 	}
 	dc := o.Decoder
 	dc.Reassembly.DiscardRaw = o.Rejects == nil
 	pl := &pipeline.Pipeline{
 		Source:  r,
 		Decoder: mirror.NewDecoder(dc),
-		Filter:  flt,
+		Filter:  o.Filter,
 		Sinks:   []pipeline.Sink{out},
 		Stats:   stats,
 		SinkError: func(err error) error {
@@ -103,8 +251,12 @@ func RunReader(ctx context.Context, r *pcapfile.Reader, o Options) (*pipeline.St
 	}
 	var rejects *pcapfile.Writer
 	if o.Rejects != nil {
+		var err error
 		rejects, err = pcapfile.NewWriter(o.Rejects, pcapfile.Options{Format: pcapfile.FormatRaw, Application: "vrsniff decap", Interfaces: r})
 		if err != nil {
+			if split != nil {
+				split.finish(false)
+			}
 			return stats, err
 		}
 		pl.Rejects = rejects
@@ -114,11 +266,23 @@ func RunReader(ctx context.Context, r *pcapfile.Reader, o Options) (*pipeline.St
 	// a SIGBUS; the writers then drop the packet they were writing.
 	runErr := r.Guard(func() error { return pl.Run(ctx) })
 	stop()
-	closeErr := out.Close()
+	if ctx.Err() != nil {
+		runErr = errors.Join(runErr, ErrInterrupted)
+	}
+	var closeErr error
+	if split != nil {
+		closeErr = split.flush()
+	} else {
+		closeErr = single.Close()
+	}
 	if rejects != nil {
 		closeErr = errors.Join(closeErr, rejects.Flush())
 	}
-	return stats, errors.Join(runErr, closeErr)
+	err := errors.Join(runErr, closeErr)
+	if split != nil {
+		err = errors.Join(err, split.finish(keepOutput(err)))
+	}
+	return stats, err
 }
 
 type flushCloser struct {
@@ -128,96 +292,11 @@ type flushCloser struct {
 
 func (f flushCloser) Close() error { return errors.Join(f.Flush(), f.a.Close()) }
 
-// splitSink writes one file per (source VN, destination VN) pair.
-type splitSink struct {
-	dir   string
-	opts  pcapfile.Options
-	files map[string]map[string]*splitFile
-	n     int
-}
-
-type splitFile struct {
-	f *os.File
-	w *pcapfile.Writer
-}
-
-// maxSplitFiles bounds the open files; VN pairs are few in practice, a
-// capture with more is not what --split-by was meant for.
-const maxSplitFiles = 1000
-
-func (s *splitSink) WritePacket(p *mirror.Packet) error {
-	inner := s.files[string(p.Meta.SrcVN)]
-	if inner == nil {
-		inner = map[string]*splitFile{}
-		s.files[string(p.Meta.SrcVN)] = inner
-	}
-	sf := inner[string(p.Meta.DstVN)]
-	if sf == nil {
-		if s.n >= maxSplitFiles {
-			return fmt.Errorf("more than %d VN pairs", maxSplitFiles)
-		}
-		name := filepath.Join(s.dir, PairFileName(string(p.Meta.SrcVN), string(p.Meta.DstVN))+ext(s.opts.Format))
-		f, err := os.Create(name)
-		if err != nil {
-			return err
-		}
-		w, err := pcapfile.NewWriter(f, s.opts)
-		if err != nil {
-			f.Close()
-			return err
-		}
-		sf = &splitFile{f, w}
-		inner[string(p.Meta.DstVN)] = sf
-		s.n++
-	}
-	return sf.w.WritePacket(p)
-}
-
-func (s *splitSink) Close() error {
-	var errs []error
-	for _, inner := range s.files {
-		for _, sf := range inner {
-			errs = append(errs, sf.w.Flush(), sf.f.Close())
-		}
-	}
-	return errors.Join(errs...)
-}
-
 func ext(f pcapfile.Format) string {
 	if f == pcapfile.FormatPcap {
 		return ".pcap"
 	}
 	return ".pcapng"
-}
-
-// PairFileName is the file name stem for a VN pair: each name with its
-// unsafe characters replaced, joined by "__"; a missing side is "none".
-func PairFileName(src, dst string) string {
-	return Slug(src) + "__" + Slug(dst)
-}
-
-// maxSlug keeps two slugs and an extension within a file name's 255 bytes.
-const maxSlug = 100
-
-// Slug makes a VN name safe as part of a file name. A long name is cut and
-// marked with a hash of the whole, so that names stay distinct.
-func Slug(vn string) string {
-	if vn == "" {
-		return "none"
-	}
-	s := strings.Map(func(r rune) rune {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '.':
-			return r
-		}
-		return '_'
-	}, vn)
-	if len(s) > maxSlug {
-		h := fnv.New32a()
-		h.Write([]byte(vn))
-		s = fmt.Sprintf("%s-%08x", s[:maxSlug-9], h.Sum32())
-	}
-	return s
 }
 
 func progress(w io.Writer, s *pipeline.Stats, size int64) (stop func()) {

@@ -3,338 +3,491 @@ package decap
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
-	"fmt"
 	"io"
+	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"github.com/gopacket/gopacket/layers"
 
+	"github.com/vrsniff/vrsniff/internal/gen"
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
 	"github.com/vrsniff/vrsniff/internal/testkit"
+	"github.com/vrsniff/vrsniff/internal/vnpair"
 )
 
-// decapFile decodes the capture in with o (Out and Rejects are set to
-// files in a temporary directory) and returns the output paths.
-func decapFile(t *testing.T, in string, o Options) (out, rejects string, err error) {
+var defaults = Options{Decoder: mirror.Config{
+	Ports: []uint16{mirror.DefaultPort}, VXLANPorts: []uint16{mirror.DefaultVXLANPort}, MirrorVLAN: 999, PassThrough: true,
+}}
+
+// genCapture writes n generated cases of a profile (with a share of
+// malformed ones) as a pcap file and returns its path.
+func genCapture(t *testing.T, dir, profile string, n int, malformed float64) string {
 	t.Helper()
-	dir := t.TempDir()
-	out, rejects = filepath.Join(dir, "out.pcapng"), filepath.Join(dir, "rejects.pcapng")
-	fo, ferr := os.Create(out)
-	if ferr != nil {
-		t.Fatal(ferr)
+	g, err := gen.New(gen.Options{Seed: 3, Mix: gen.Profiles[profile], LinkType: layers.LinkTypeEthernet, MTU: 9000, Malformed: malformed})
+	if err != nil {
+		t.Fatal(err)
 	}
-	defer fo.Close()
-	fr, ferr := os.Create(rejects)
-	if ferr != nil {
-		t.Fatal(ferr)
+	path := filepath.Join(dir, profile+".pcap")
+	var b bytes.Buffer
+	if _, err := gen.Write(&b, nil, g, n, gen.FormatPcap); err != nil {
+		t.Fatal(err)
 	}
-	defer fr.Close()
-	o.Out, o.Rejects = fo, fr
-	if o.Decoder.Ports == nil {
-		o.Decoder = mirror.Config{PassThrough: true}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	r, c, ferr := pcapfile.Open(in)
-	if ferr != nil {
-		t.Fatal(ferr)
-	}
-	defer c.Close()
-	_, err = RunReader(context.Background(), r, o)
-	return out, rejects, err
+	return path
 }
 
-func lines(rows [][]string) string {
-	var s []string
-	for _, r := range rows {
-		s = append(s, strings.Join(r, "|"))
+// count returns the number of packets in a capture file, which must read
+// cleanly to its end.
+func count(t *testing.T, path string) int {
+	t.Helper()
+	ps, err := pcapfile.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return strings.Join(s, "\n")
+	return len(ps)
 }
 
-// f09 comes from three interfaces: the decoded frames keep theirs, with
-// their nanosecond times, and the frame cut by eth2's snap length is marked
-// truncated.
-func TestDecapKeepsInterfaces(t *testing.T) {
-	in := testkit.FieldCase(t, "f09_three_interfaces_ns.pcapng")
-	for _, f := range []pcapfile.Format{pcapfile.FormatPcapNG, pcapfile.FormatJuniperVN} {
-		out, _, err := decapFile(t, in, Options{Format: f})
+// snapshot maps every file under dir to its content.
+func snapshot(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
-		got := lines(testkit.Tshark(t, "-r", out, "-T", "fields", "-E", "separator=|", "-e", "frame.interface_name",
-			"-e", "frame.time_epoch", "-e", "frame.len", "-e", "frame.cap_len", "-e", "frame.comment"))
-		extra := 0
-		if f == pcapfile.FormatJuniperVN {
-			extra = 71 // the TLVs in front of each frame
+		switch {
+		case d.Type()&fs.ModeSymlink != 0:
+			target, _ := os.Readlink(path)
+			m[path] = "-> " + target
+		case !d.IsDir():
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			m[path] = string(b)
 		}
-		meta := "src_vn=default-domain:admin:vn-web dst_vn=default-domain:admin:vn-db dir=ingress host=192.0.2.11 action=pass,mirror"
-		want := strings.Join([]string{
-			fmt.Sprintf("eth1|1700000000.123456789|%d|%d|%s", 98+extra, 98+extra, meta),
-			fmt.Sprintf("eth2|1700000000.223456000|%d|%d|%s truncated=242", 242+extra, 15+extra, meta),
-			fmt.Sprintf("any|1700000000.323456000|%d|%d|%s", 98+extra, 98+extra, meta),
-			fmt.Sprintf("eth1|1700000000.423456001|%d|%d|%s", 98+extra, 98+extra, meta),
-		}, "\n")
-		if got != want {
-			t.Errorf("%v: tshark\n%s\nwant\n%s", f, got, want)
-		}
-	}
-
-	// Classic pcap has one interface: the frames are all there, times in
-	// nanoseconds with Nanosecond.
-	out, _, err := decapFile(t, in, Options{Format: pcapfile.FormatPcap, Nanosecond: true})
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := lines(testkit.Tshark(t, "-r", out, "-T", "fields", "-E", "separator=|", "-e", "frame.time_epoch", "-e", "frame.len", "-e", "frame.cap_len"))
-	want := "1700000000.123456789|98|98\n1700000000.223456000|242|15\n1700000000.323456000|98|98\n1700000000.423456001|98|98"
-	if got != want {
-		t.Errorf("pcap: tshark\n%s\nwant\n%s", got, want)
+	return m
+}
+
+func sameSnapshot(t *testing.T, what string, before, after map[string]string) {
+	t.Helper()
+	if len(before) != len(after) {
+		t.Errorf("%s: files %v, before %v", what, slices.Sorted(mapKeys(after)), slices.Sorted(mapKeys(before)))
+	}
+	for k, v := range before {
+		if after[k] != v {
+			t.Errorf("%s: %s changed (%d bytes, before %d)", what, k, len(after[k]), len(v))
+		}
 	}
 }
 
-// Comments on the input's packets stay beside the metadata comment, in the
-// output and in the rejects.
-func TestDecapKeepsComments(t *testing.T) {
-	dir := t.TempDir()
-	in := filepath.Join(dir, "in.pcapng")
-	src := testkit.FieldCase(t, "f09_three_interfaces_ns.pcapng")
-	if out, err := exec.Command("editcap", "-a", "1:seen on the left tap", "-a", "3:after the reboot", src, in).CombinedOutput(); err != nil {
-		t.Fatalf("editcap: %v\n%s", err, out)
-	}
-	ps, err := pcapfile.ReadFile(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ps) != 4 || len(ps[0].Comments) != 1 {
-		t.Fatalf("editcap's file: %d packets, comments %q", len(ps), ps[0].Comments)
-	}
-	out, _, err := decapFile(t, in, Options{Format: pcapfile.FormatPcapNG, Decoder: mirror.Config{Ports: []uint16{8099}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	meta := "src_vn=default-domain:admin:vn-web dst_vn=default-domain:admin:vn-db dir=ingress host=192.0.2.11 action=pass,mirror"
-	got := lines(testkit.Tshark(t, "-r", out, "-T", "fields", "-E", "separator=|", "-E", "aggregator=;", "-e", "frame.comment"))
-	want := strings.Join([]string{meta + ";seen on the left tap", meta + " truncated=242", meta + ";after the reboot", meta}, "\n")
-	if got != want {
-		t.Errorf("tshark\n%s\nwant\n%s", got, want)
-	}
-
-	// Not mirror traffic on another port, dropped: the rejects keep the
-	// comments too.
-	_, rejects, err := decapFile(t, in, Options{Format: pcapfile.FormatPcapNG, Decoder: mirror.Config{Ports: []uint16{9999}, VXLANPorts: []uint16{9998}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got = lines(testkit.Tshark(t, "-r", rejects, "-T", "fields", "-E", "separator=|", "-E", "aggregator=;", "-e", "frame.comment", "-e", "frame.interface_name"))
-	want = strings.Join([]string{
-		"malformed: not-mirror at offset 0;seen on the left tap|eth1",
-		"malformed: not-mirror at offset 0|eth2",
-		"malformed: not-mirror at offset 0;after the reboot|any",
-		"malformed: not-mirror at offset 0|eth1",
-	}, "\n")
-	if got != want {
-		t.Errorf("rejects: tshark\n%s\nwant\n%s", got, want)
-	}
-}
-
-// pcap-1mib-record.pcap: a mirror datagram, then a 1 MiB record. Every file
-// written opens in tshark; the big record is cut to 262144 bytes and
-// counted as truncated, or rejected with its reason.
-func TestDecapHugeRecord(t *testing.T) {
-	in := testkit.HostileCase(t, "pcap-1mib-record.pcap")
-	for _, c := range []struct {
-		name   string
-		format pcapfile.Format
-		drop   bool
-	}{
-		{"pcapng", pcapfile.FormatPcapNG, false},
-		{"pcap", pcapfile.FormatPcap, false},
-		{"juniper-vn", pcapfile.FormatJuniperVN, false},
-		{"drop-other", pcapfile.FormatPcapNG, true},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			dir := t.TempDir()
-			fo, _ := os.Create(filepath.Join(dir, "out"))
-			fr, _ := os.Create(filepath.Join(dir, "rejects"))
-			defer fo.Close()
-			defer fr.Close()
-			r, cl, err := pcapfile.Open(in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cl.Close()
-			stats, err := RunReader(context.Background(), r, Options{Format: c.format, Out: fo, Rejects: fr,
-				Decoder: mirror.Config{PassThrough: !c.drop}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			s := stats.Summary()
-			outRows := testkit.Tshark(t, "-r", fo.Name(), "-T", "fields", "-e", "frame.cap_len", "-e", "frame.len")
-			rejRows := testkit.Tshark(t, "-r", fr.Name(), "-T", "fields", "-e", "frame.cap_len", "-e", "frame.len", "-e", "frame.comment")
-			big := [][]string{{"262144", "1048590"}}
-			if c.drop {
-				if len(outRows) != 1 || lines(rejRows) != "262144|1048590|malformed: not-mirror at offset 0" || s.Malformed["not-mirror"] != 1 {
-					t.Errorf("out %q rejects %q summary %+v", outRows, rejRows, s)
-				}
+func mapKeys(m map[string]string) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
 				return
 			}
-			if len(outRows) != 2 || lines(outRows[1:]) != lines(big) || len(rejRows) != 0 || s.Truncated != 1 {
-				t.Errorf("out %q rejects %q summary %+v", outRows, rejRows, s)
+		}
+	}
+}
+
+// An output that is the input, through any name, or another output, is
+// refused before anything is written.
+func TestSameFile(t *testing.T) {
+	dir := t.TempDir()
+	in := genCapture(t, dir, "acl", 50, 0)
+	must(t, os.Link(in, filepath.Join(dir, "hard.pcap")))
+	must(t, os.Symlink("acl.pcap", filepath.Join(dir, "soft.pcap")))
+	hostileCase := testkit.HostileCase(t, "split-slug-collision.pcap")
+	t.Chdir(dir)
+	for _, c := range []Files{
+		{In: in, Out: in},
+		{In: "acl.pcap", Out: "./acl.pcap"},
+		{In: "./acl.pcap", Out: filepath.Join(dir, "x", "..", "acl.pcap")},
+		{In: in, Out: "hard.pcap"},
+		{In: in, Out: "soft.pcap"},
+		{In: "soft.pcap", Out: "hard.pcap"},
+		{In: in, Out: "out.pcapng", Rejects: "hard.pcap"},
+		{In: in, Out: "out.pcapng", Rejects: "./out.pcapng"},
+		{In: in, Out: filepath.Join(dir, "out.pcapng"), Rejects: "out.pcapng"},
+	} {
+		before := snapshot(t, dir)
+		_, err := RunFiles(context.Background(), c, defaults)
+		var se *SameFileError
+		if !errors.As(err, &se) {
+			t.Errorf("%+v: %v, want a SameFileError", c, err)
+		}
+		sameSnapshot(t, c.Out, before, snapshot(t, dir))
+	}
+
+	// A split file whose name is the input's: the input is in the output
+	// directory under the name of one of its pairs.
+	split := filepath.Join(dir, "by-vn")
+	must(t, os.Mkdir(split, 0o755))
+	hostile := filepath.Join(split, vnpair.Label([]byte("default-domain:admin:vn_web"), []byte("default-domain:admin:vn-db"), vnpair.Undirected, 255)+".pcapng")
+	copyFile(t, hostileCase, hostile)
+	before := snapshot(t, dir)
+	o := defaults
+	o.Split = vnpair.Undirected
+	var se *SameFileError
+	if _, err := RunFiles(context.Background(), Files{In: hostile, Out: split}, o); !errors.As(err, &se) {
+		t.Errorf("split over the input: %v", err)
+	}
+	sameSnapshot(t, "split over the input", before, snapshot(t, dir))
+	in2 := filepath.Join(dir, "in2.pcap")
+	copyFile(t, hostile, in2)
+	must(t, os.Remove(hostile))
+	before = snapshot(t, dir)
+	if _, err := RunFiles(context.Background(), Files{In: in2, Out: split, Rejects: hostile}, o); !errors.As(err, &se) {
+		t.Errorf("split over the rejects file: %v", err)
+	}
+	sameSnapshot(t, "split over the rejects file", before, snapshot(t, dir))
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	must(t, err)
+	must(t, os.WriteFile(to, b, 0o644))
+}
+
+// existing puts an output of an earlier run in place: an OUT, a rejects
+// file and a split directory holding the file of one pair.
+func existing(t *testing.T, dir string) (out, rej, split string) {
+	t.Helper()
+	out, rej, split = filepath.Join(dir, "out.pcapng"), filepath.Join(dir, "rejects.pcapng"), filepath.Join(dir, "by-vn")
+	must(t, os.WriteFile(out, []byte("an earlier output"), 0o600))
+	must(t, os.WriteFile(rej, []byte("earlier rejects"), 0o644))
+	must(t, os.Mkdir(split, 0o755))
+	for _, name := range []string{"~none+~none.pcapng", "old.pcapng"} {
+		must(t, os.WriteFile(filepath.Join(split, name), []byte("an earlier split file"), 0o644))
+	}
+	return out, rej, split
+}
+
+// A run that fails writing or is interrupted leaves existing outputs as
+// they were and no new or temporary file.
+func TestFailedRunKeepsExisting(t *testing.T) {
+	src := t.TempDir()
+	in := genCapture(t, src, "all", 3000, 0.2)
+	for _, c := range []struct {
+		name  string
+		dir   func(t *testing.T) string
+		ctx   func() context.Context
+		check func(err error) bool
+	}{
+		{"full disk", func(t *testing.T) string { return testkit.MountTmpfs(t, "256k") }, context.Background,
+			func(err error) bool { return errors.Is(err, syscall.ENOSPC) }},
+		{"interrupted", func(t *testing.T) string { return t.TempDir() }, func() context.Context {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			return ctx
+		}, func(err error) bool { return errors.Is(err, ErrInterrupted) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := c.dir(t)
+			out, rej, split := existing(t, dir)
+			before := snapshot(t, dir)
+			if _, err := RunFiles(c.ctx(), Files{In: in, Out: out, Rejects: rej}, defaults); !c.check(err) {
+				t.Errorf("run: %v", err)
 			}
+			o := defaults
+			o.Split = vnpair.Undirected
+			if _, err := RunFiles(c.ctx(), Files{In: in, Out: split, Rejects: rej}, o); !c.check(err) {
+				t.Errorf("split run: %v", err)
+			}
+			o.Split = vnpair.Directed
+			if _, err := RunFiles(c.ctx(), Files{In: in, Out: split}, o); !c.check(err) {
+				t.Errorf("directed split run: %v", err)
+			}
+			sameSnapshot(t, c.name, before, snapshot(t, dir))
+			// Outputs that did not exist do not appear.
+			must(t, os.Remove(out))
+			must(t, os.RemoveAll(split))
+			before = snapshot(t, dir)
+			if _, err := RunFiles(c.ctx(), Files{In: in, Out: out}, defaults); !c.check(err) {
+				t.Errorf("new output: %v", err)
+			}
+			sameSnapshot(t, c.name+", new output", before, snapshot(t, dir))
 		})
 	}
 }
 
-// mirrorCapture writes a pcap of n copies of f03's mirror datagrams and
-// returns its path and where each record ends.
-func mirrorCapture(t *testing.T, n int) (string, []int) {
-	t.Helper()
-	ps, err := pcapfile.ReadFile(testkit.FieldCase(t, "f03_port_8159_acl.pcap"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	w, err := pcapfile.NewWriter(&buf, pcapfile.Options{Format: pcapfile.FormatPcap, Nanosecond: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ends []int
-	for i := range n {
-		p := ps[i%len(ps)]
-		p.Mode = mirror.ModeOther
-		if err := w.WritePacket(&p); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Flush(); err != nil {
-			t.Fatal(err)
-		}
-		ends = append(ends, buf.Len())
-	}
-	path := filepath.Join(t.TempDir(), "in.pcap")
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path, ends
-}
-
-// An input file truncated while decap has it open: the run ends with
-// ErrShrunk, and the output is a valid file of every packet wholly before
-// the cut.
-func TestDecapShrinkingInput(t *testing.T) {
-	in, ends := mirrorCapture(t, 3000)
-	cut := ends[2000] + 50
+// A damaged input keeps what was decoded before the damage: the outputs
+// are put in place (over existing ones) and the error names the offset.
+func TestDamagedInputKeepsDecoded(t *testing.T) {
 	dir := t.TempDir()
-	fo, err := os.Create(filepath.Join(dir, "out.pcapng"))
-	if err != nil {
-		t.Fatal(err)
+	in := genCapture(t, dir, "acl", 200, 0)
+	data, err := os.ReadFile(in)
+	must(t, err)
+	whole, err := pcapfile.ReadFile(in)
+	must(t, err)
+	off := 24
+	for i := range 120 {
+		off += 16 + len(whole[i].Data)
 	}
-	defer fo.Close()
-	r, cl, err := pcapfile.Open(in)
-	if err != nil {
-		t.Fatal(err)
+	cut := filepath.Join(dir, "cut.pcap")
+	must(t, os.WriteFile(cut, data[:off+16+5], 0o644))
+	out, rej, split := existing(t, dir)
+	// The file of the first packet's pair exists too.
+	first := whole[0]
+	if mirror.NewDecoder(defaults.Decoder).Decode(&first) != mirror.Decoded {
+		t.Fatal("first packet not decoded")
 	}
-	defer cl.Close()
-	if err := os.Truncate(in, int64(cut)); err != nil {
-		t.Fatal(err)
-	}
-	stats, err := RunReader(context.Background(), r, Options{Out: fo, Decoder: mirror.Config{Ports: []uint16{8159}}})
+	firstFile := filepath.Join(split, vnpair.Label(first.Meta.SrcVN, first.Meta.DstVN, vnpair.Undirected, 255)+".pcapng")
+	must(t, os.WriteFile(firstFile, []byte("an earlier split file"), 0o644))
 	var fe *pcapfile.FormatError
-	if !errors.As(err, &fe) || !errors.Is(err, pcapfile.ErrShrunk) || fe.Offset != int64(ends[2000]) {
-		t.Fatalf("%v, want ErrShrunk at offset %d", err, ends[2000])
+	if _, err := RunFiles(context.Background(), Files{In: cut, Out: out, Rejects: rej}, defaults); !errors.As(err, &fe) || fe.Offset != int64(off) {
+		t.Fatalf("run: %v, want a format error at offset %d", err, off)
 	}
-	if n := stats.Written.Load(); n != 2001 {
-		t.Errorf("%d written, want 2001", n)
+	st, err := os.Stat(out)
+	must(t, err)
+	if n := count(t, out); n != 120 || st.Mode().Perm() != 0o600 {
+		t.Errorf("output: %d packets, mode %v; want the 120 before the damage, with the mode of the file it replaced", n, st.Mode())
 	}
-	rows := testkit.Tshark(t, "-r", fo.Name(), "-T", "fields", "-e", "frame.comment")
-	if len(rows) != 2001 || !strings.HasPrefix(rows[2000][0], "src_vn=") {
-		t.Errorf("tshark reads %d packets", len(rows))
+	if n := count(t, rej); n != 0 {
+		t.Errorf("rejects: %d packets", n)
 	}
-}
-
-// A pcapng input describing more interfaces than allowed stops with the
-// limit's error; a higher limit reads it.
-func TestDecapInterfaceLimit(t *testing.T) {
-	var b []byte
-	le := binary.LittleEndian
-	block := func(typ uint32, body []byte) {
-		b = le.AppendUint32(b, typ)
-		b = le.AppendUint32(b, uint32(12+len(body)))
-		b = append(b, body...)
-		b = le.AppendUint32(b, uint32(12+len(body)))
+	o := defaults
+	o.Split = vnpair.Undirected
+	if _, err := RunFiles(context.Background(), Files{In: cut, Out: split}, o); !errors.As(err, &fe) {
+		t.Fatalf("split run: %v", err)
 	}
-	block(0x0a0d0d0a, []byte{0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
-	for range 1500 {
-		block(1, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+	total := 0
+	es, _ := os.ReadDir(split)
+	for _, e := range es {
+		path := filepath.Join(split, e.Name())
+		if b, _ := os.ReadFile(path); string(b) == "an earlier split file" {
+			if path == firstFile {
+				t.Errorf("%s not replaced", path)
+			}
+			continue // the file of a pair not in this input is kept
+		}
+		total += count(t, path)
 	}
-	in := filepath.Join(t.TempDir(), "many.pcapng")
-	if err := os.WriteFile(in, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	_, _, err := decapFile(t, in, Options{})
-	if !errors.Is(err, pcapfile.ErrInterfaceLimit) || !strings.Contains(err.Error(), "more than "+strconv.Itoa(pcapfile.DefaultMaxInterfaces)) {
-		t.Fatalf("%v, want the interface limit", err)
-	}
-	if _, _, err := decapFile(t, in, Options{MaxInterfaces: 2000}); err != nil {
-		t.Fatalf("with a limit of 2000: %v", err)
+	if total != 120 {
+		t.Errorf("split: %d packets, want 120", total)
 	}
 }
 
-// A frame referred to in a mapped input that shrank can no longer be
-// written: the output file is cut back to where that buffer began, so it
-// still ends on a whole block, and the error says why. Without a file
-// behind it, the fault becomes the same error instead of a SIGBUS.
-func TestAsyncWriterLostFrame(t *testing.T) {
-	page := os.Getpagesize()
-	src := filepath.Join(t.TempDir(), "src")
-	if err := os.WriteFile(src, bytes.Repeat([]byte{7}, 4*page), 0o644); err != nil {
+// A symbolic link as OUT keeps pointing to the file it names, which gets
+// the output; a device (/dev/null) is written, never replaced.
+func TestLinksAndDevices(t *testing.T) {
+	dir := t.TempDir()
+	in := genCapture(t, dir, "acl", 30, 0)
+	target, link := filepath.Join(dir, "target.pcapng"), filepath.Join(dir, "link.pcapng")
+	must(t, os.WriteFile(target, []byte("old"), 0o644))
+	must(t, os.Symlink("target.pcapng", link))
+	if _, err := RunFiles(context.Background(), Files{In: in, Out: link}, defaults); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(src)
+	if dest, err := os.Readlink(link); err != nil || dest != "target.pcapng" || count(t, target) != 30 {
+		t.Errorf("link -> %q (%v), target holds %d packets", dest, err, count(t, target))
+	}
+	if _, err := RunFiles(context.Background(), Files{In: in, Out: os.DevNull}, defaults); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(os.DevNull); err != nil || st.Mode()&fs.ModeCharDevice == 0 {
+		t.Fatalf("%s: %v, %v", os.DevNull, st.Mode(), err)
+	}
+	if _, err := RunFiles(context.Background(), Files{In: in, Out: dir}, defaults); !errors.Is(err, syscall.EISDIR) {
+		t.Errorf("a directory as OUT: %v", err)
+	}
+}
+
+// splitRun splits a capture and returns the packets per file name.
+func splitRun(t *testing.T, in string, s vnpair.Split) (string, map[string]int) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "split")
+	o := defaults
+	o.Split = s
+	if _, err := RunFiles(context.Background(), Files{In: in, Out: dir}, o); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]int{}
+	es, err := os.ReadDir(dir)
+	must(t, err)
+	for _, e := range es {
+		files[e.Name()] = count(t, filepath.Join(dir, e.Name()))
+	}
+	return dir, files
+}
+
+// The two pairs that collided under an earlier naming rule get a file each.
+func TestSplitCollision(t *testing.T) {
+	_, files := splitRun(t, testkit.HostileCase(t, "split-slug-collision.pcap"), vnpair.Undirected)
+	want := map[string]int{
+		"default-domain.admin.vn-db+default-domain.admin.vn_web.pcapng": 5,
+		"default-domain.admin.vn-db+default-domain.admin_vn.web.pcapng": 5,
+	}
+	if !mapsEqual(files, want) {
+		t.Errorf("files %v, want %v", files, want)
+	}
+}
+
+func mapsEqual(a, b map[string]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// f13: both directions of one conversation between two VNs with 158- and
+// 160-byte names land in one file by default, in one each with
+// vn-direction; the names stay within 255 bytes and show both networks.
+func TestSplitLongK8sNames(t *testing.T) {
+	in := testkit.FieldCase(t, "f13_long_k8s_names.pcap")
+	_, one := splitRun(t, in, vnpair.Undirected)
+	_, two := splitRun(t, in, vnpair.Directed)
+	if len(one) != 1 || len(two) != 2 {
+		t.Fatalf("undirected %v, directed %v", one, two)
+	}
+	for name, n := range one {
+		if n != 4 {
+			t.Errorf("%s: %d packets, want both directions' 4", name, n)
+		}
+	}
+	for name, n := range two {
+		if n != 2 {
+			t.Errorf("%s: %d packets, want 2", name, n)
+		}
+	}
+	for _, m := range []map[string]int{one, two} {
+		for name := range m {
+			if len(name) > maxName || !strings.Contains(name, "k8s-payments-settlement") ||
+				!strings.Contains(name, "k8s-customer-notification") || strings.Count(name, "pod-network") != 2 {
+				t.Errorf("name %q (%d bytes): want both networks recognisable within %d bytes", name, len(name), maxName)
+			}
+		}
+	}
+}
+
+// f16: names with a space, UTF-8, '/' and "../" give a file per pair, all
+// inside the output directory.
+func TestSplitUTF8SpaceNames(t *testing.T) {
+	sandbox := t.TempDir()
+	dir := filepath.Join(sandbox, "1", "2", "3", "4", "split")
+	o := defaults
+	o.Split = vnpair.Undirected
+	stats, err := RunFiles(context.Background(), Files{In: testkit.FieldCase(t, "f16_utf8_space_names.pcap"), Out: dir}, o)
 	if err != nil {
 		t.Fatal(err)
 	}
+	outside(t, sandbox, dir)
+	es, err := os.ReadDir(dir)
+	must(t, err)
+	var names []string
+	for _, e := range es {
+		names = append(names, e.Name())
+		if n := count(t, filepath.Join(dir, e.Name())); n != 1 {
+			t.Errorf("%s: %d packets", e.Name(), n)
+		}
+	}
+	want := []string{
+		"default-domain.admin.prod~2Fweb+~none.pcapng",
+		"default-domain.admin.r~C3~A9seau-prod+default-domain.admin.web~20tier.pcapng",
+		"default-domain.admin.r~C3~A9seau-prod+~none.pcapng",
+		"default-domain.admin.web~20tier+~none.pcapng",
+		"default-domain.admin.~2E~2E~2F~2E~2E~2F~2E~2E~2F~2E~2E~2Ftmp~2Fescape-test+~none.pcapng",
+	}
+	if !slices.Equal(names, want) || stats.Written.Load() != 5 {
+		t.Errorf("%d packets written into %q, want all 5 in %q", stats.Written.Load(), names, want)
+	}
+}
+
+// outside fails if anything but dir's own files was written in sandbox.
+func outside(t *testing.T, sandbox, dir string) {
+	t.Helper()
+	filepath.WalkDir(sandbox, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !d.IsDir() && filepath.Dir(path) != dir {
+			t.Errorf("%s written outside %s", path, dir)
+		}
+		return nil
+	})
+}
+
+// Whatever bytes the names hold (decoded by any decoder), every pair gets
+// its own file, inside the directory.
+func TestSplitHostileNames(t *testing.T) {
+	names := [][]byte{
+		nil, {}, []byte("../.."), []byte("/"), []byte("."), []byte(".."), []byte(":"), []byte("a\x00b\n"),
+		[]byte("default-domain:admin:vn_web"), []byte("default-domain:admin_vn:web"), []byte("none"), []byte("~none"),
+		[]byte(strings.Repeat("x/", 300)), []byte(strings.Repeat("é", 300)),
+	}
+	sandbox := t.TempDir()
+	dir := filepath.Join(sandbox, "1", "2", "split")
+	s, err := newSplitSink(dir, vnpair.Undirected, pcapfile.Options{})
+	must(t, err)
+	frame := bytes.Repeat([]byte{0x45}, 60)
+	for _, n := range names {
+		p := &mirror.Packet{Mode: mirror.ModeJuniper, Frame: frame, FrameLen: len(frame), Meta: mirror.Meta{SrcVN: n, DstVN: []byte("vn-db")}}
+		must(t, s.WritePacket(p))
+		p.Meta.SrcVN, p.Meta.DstVN = p.Meta.DstVN, p.Meta.SrcVN
+		must(t, s.WritePacket(p))
+	}
+	must(t, s.flush())
+	must(t, s.finish(true))
+	outside(t, sandbox, dir)
+	es, err := os.ReadDir(dir)
+	must(t, err)
+	if len(es) != len(names) {
+		t.Fatalf("%d files for %d pairs", len(es), len(names))
+	}
+	for _, e := range es {
+		if n := count(t, filepath.Join(dir, e.Name())); n != 2 || len(e.Name()) > maxName {
+			t.Errorf("%s: %d packets", e.Name(), n)
+		}
+	}
+}
+
+// decap's output through a stream (Run) is what RunFiles writes.
+func TestRunMatchesRunFiles(t *testing.T) {
+	dir := t.TempDir()
+	in := genCapture(t, dir, "mixed", 300, 0.1)
+	out := filepath.Join(dir, "out.pcapng")
+	if _, err := RunFiles(context.Background(), Files{In: in, Out: out}, defaults); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(in)
+	must(t, err)
 	defer f.Close()
-	m, err := unix.Mmap(int(f.Fd()), 0, 4*page, unix.PROT_READ, unix.MAP_SHARED)
-	if err != nil {
+	var b bytes.Buffer
+	o := defaults
+	o.Out = &b
+	if _, err := Run(context.Background(), io.Reader(f), o); err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Munmap(m)
-	if err := os.Truncate(src, int64(page)); err != nil {
-		t.Fatal(err)
-	}
-	lost := m[2*page : 3*page]
-
-	out, err := os.Create(filepath.Join(t.TempDir(), "out"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	a := newAsyncWriter(out)
-	if _, err := a.Write([]byte("whole blocks ")); err != nil {
-		t.Fatal(err)
-	}
-	buf, vec, _ := a.WriteVector(nil, [][]byte{[]byte("header "), m[:10], lost, []byte("trailer")})
-	_ = buf
-	_ = vec
-	err = a.Close()
-	if !errors.Is(err, pcapfile.ErrShrunk) {
-		t.Fatalf("Close: %v, want ErrShrunk", err)
-	}
-	if got, _ := os.ReadFile(out.Name()); string(got) != "whole blocks " {
-		t.Errorf("output %q, want the first buffer only", got)
-	}
-
-	var mem bytes.Buffer
-	a = newAsyncWriter(struct{ io.Writer }{&mem})
-	a.WriteVector(nil, [][]byte{[]byte("header "), lost})
-	if err := a.Close(); !errors.Is(err, pcapfile.ErrShrunk) {
-		t.Fatalf("Close: %v, want ErrShrunk", err)
+	want, _ := os.ReadFile(out)
+	if !bytes.Equal(b.Bytes(), want) {
+		t.Errorf("Run wrote %d bytes, RunFiles %d", b.Len(), len(want))
 	}
 }

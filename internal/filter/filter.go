@@ -5,8 +5,6 @@ package filter
 import (
 	"fmt"
 	"net/url"
-	"path"
-	"unsafe"
 
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcap"
@@ -16,10 +14,17 @@ import (
 )
 
 // Options are the filter settings as the user gives them; empty means any.
+//
+// A VN pattern with a ':' is a glob matched against the fully qualified
+// name (default-domain:admin:vn-web, *:admin:vn-web); one without a ':' is
+// matched against the last ':'-separated part of the name, the network's
+// own name (vn-web, vn-*). Globs are path.Match's, except that '*' and '?'
+// also match '/': names are arbitrary bytes (spaces, UTF-8, '/'), and '\'
+// makes a character literal. An absent name matches no pattern.
 type Options struct {
-	VN        string // glob matched against the source or the destination VN
-	SrcVN     string // glob for the source VN
-	DstVN     string // glob for the destination VN
+	VN        string // pattern matched against the source or the destination VN
+	SrcVN     string // pattern for the source VN
+	DstVN     string // pattern for the destination VN
 	Direction string // "ingress", "egress" or ""
 	BPF       string // tcpdump syntax, applied to the inner Ethernet frame
 }
@@ -28,18 +33,24 @@ type Options struct {
 // everything. A Filter is not safe for concurrent use (the BPF machine is
 // shared); give each goroutine its own.
 type Filter struct {
-	opts Options
-	dir  mirror.Direction
-	vm   *bpf.VM
+	opts         Options
+	vn, src, dst vnPattern
+	dir          mirror.Direction
+	vm           *bpf.VM
 }
 
 // New checks the options and compiles the BPF expression.
 func New(o Options) (*Filter, error) {
 	f := &Filter{opts: o}
-	for _, g := range []string{o.VN, o.SrcVN, o.DstVN} {
-		if _, err := path.Match(g, ""); err != nil {
-			return nil, fmt.Errorf("VN pattern %q: %w", g, err)
-		}
+	var err error
+	if f.vn, err = compileVN(o.VN); err != nil {
+		return nil, err
+	}
+	if f.src, err = compileVN(o.SrcVN); err != nil {
+		return nil, err
+	}
+	if f.dst, err = compileVN(o.DstVN); err != nil {
+		return nil, err
 	}
 	if o.Direction != "" {
 		d, ok := mirror.ParseDirection(o.Direction)
@@ -59,7 +70,8 @@ func New(o Options) (*Filter, error) {
 }
 
 // FromQuery builds a filter from URL query parameters vn, src_vn, dst_vn,
-// direction and bpf, as the HTTP stream and the extcap use them.
+// direction and bpf, as the HTTP stream and the extcap use them; the VN
+// patterns work as in Options (?vn=vn-web).
 func FromQuery(q url.Values) (*Filter, error) {
 	return New(Options{
 		VN: q.Get("vn"), SrcVN: q.Get("src_vn"), DstVN: q.Get("dst_vn"),
@@ -87,13 +99,13 @@ func (f *Filter) Match(p *mirror.Packet) bool {
 		return true
 	}
 	m := &p.Meta
-	if f.opts.VN != "" && !glob(f.opts.VN, m.SrcVN) && !glob(f.opts.VN, m.DstVN) {
+	if f.opts.VN != "" && !f.vn.match(m.SrcVN) && !f.vn.match(m.DstVN) {
 		return false
 	}
-	if f.opts.SrcVN != "" && !glob(f.opts.SrcVN, m.SrcVN) {
+	if f.opts.SrcVN != "" && !f.src.match(m.SrcVN) {
 		return false
 	}
-	if f.opts.DstVN != "" && !glob(f.opts.DstVN, m.DstVN) {
+	if f.opts.DstVN != "" && !f.dst.match(m.DstVN) {
 		return false
 	}
 	if f.dir != mirror.DirUnknown && m.Direction != f.dir {
@@ -110,15 +122,6 @@ func (f *Filter) Match(p *mirror.Packet) bool {
 		}
 	}
 	return true
-}
-
-func glob(pattern string, name []byte) bool {
-	if name == nil {
-		return false
-	}
-	// The name is only read during the call: no copy needed.
-	ok, _ := path.Match(pattern, unsafe.String(unsafe.SliceData(name), len(name)))
-	return ok
 }
 
 // compile turns a tcpdump expression into a classic BPF program with

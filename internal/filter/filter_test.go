@@ -5,9 +5,11 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/gopacket/gopacket/layers"
 
@@ -154,5 +156,112 @@ func FuzzOptions(f *testing.F) {
 		p := packet("a:b:c", "a:b:d", mirror.DirIngress)
 		p.Frame, p.FrameLen = frame, len(frame)
 		fl.Match(p)
+	})
+}
+
+// VN patterns as people type them: the network's own name or a glob of it
+// without ':', the fully qualified name or a glob of it with ':'. Names are
+// bytes: spaces, UTF-8 and '/' are ordinary characters.
+func TestVNPatterns(t *testing.T) {
+	for _, c := range []struct {
+		pattern, name string
+		want          bool
+	}{
+		{"vn-web", "default-domain:admin:vn-web", true},
+		{"vn-web", "default-domain:admin:vn-web2", false},
+		{"vn-web", "default-domain:vn-web:vn-db", false},
+		{"vn-web", "vn-web", true},
+		{"vn-*", "default-domain:admin:vn-web", true},
+		{"*-web", "default-domain:admin:vn-web", true},
+		{"admin", "default-domain:admin:vn-web", false},
+		{"default-domain", "default-domain:admin:vn-web", false},
+		{"*:admin:vn-web", "default-domain:admin:vn-web", true},
+		{"*:vn-web", "default-domain:admin:vn-web", true},
+		{"*:admin", "default-domain:admin:vn-web", false},
+		{"default-domain:admin:vn-web", "default-domain:admin:vn-web", true},
+		{"default-domain:*", "default-domain:admin:vn-web", true},
+		{"vn_web", "default-domain:admin:vn_web", true},
+		{"vn_web", "default-domain:admin_vn:web", false},
+		{"web tier", "default-domain:admin:web tier", true},
+		{"web*", "default-domain:admin:web tier", true},
+		{"réseau-*", "default-domain:admin:réseau-prod", true},
+		{"r?seau-prod", "default-domain:admin:réseau-prod", true},
+		{"r??seau-prod", "default-domain:admin:réseau-prod", false},
+		{"r[é]seau-prod", "default-domain:admin:réseau-prod", true},
+		{"prod/web", "default-domain:admin:prod/web", true},
+		{"*web", "default-domain:admin:prod/web", true},
+		{"prod?web", "default-domain:admin:prod/web", true},
+		{"*:admin:*", "default-domain:admin:prod/web", true},
+		{"*", "default-domain:admin:../../tmp/x", true},
+		{"*", "", true},
+		{"?", "", false},
+		{"[vw]n-web", "a:vn-web", true},
+		{"[^v]n-web", "a:vn-web", false},
+		{"[a-u]n-web", "a:vn-web", false},
+		{`\*`, "a:*", true},
+		{`\*`, "a:x", false},
+		{`a\:b`, "a:b", true},
+		{"*", "a:\xff\x00", true},
+		{"?", "\xff", true},
+		{"*b*", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false},
+		{"*a*a*a*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false},
+	} {
+		f, err := New(Options{SrcVN: c.pattern})
+		if err != nil {
+			t.Fatalf("%q: %v", c.pattern, err)
+		}
+		p := packet(c.name, "", mirror.DirIngress)
+		p.Meta.SrcVN = []byte(c.name) // an empty name is sent, not absent
+		if got := f.Match(p); got != c.want {
+			t.Errorf("pattern %q, name %q: %v, want %v", c.pattern, c.name, got, c.want)
+		}
+		g, err := FromQuery(url.Values{"vn": {c.pattern}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := g.Match(p); got != c.want {
+			t.Errorf("?vn=%s, name %q: %v, want %v", c.pattern, c.name, got, c.want)
+		}
+	}
+	// An absent name matches nothing, not even "*".
+	f, _ := New(Options{DstVN: "*"})
+	if f.Match(packet("a:b", "", mirror.DirIngress)) {
+		t.Error("* matches an absent name")
+	}
+	for _, bad := range []string{"[", "[]", "[a-]", "[^]", `a\`, "[a", `[\`, "[-a]", "x[\xff]"} {
+		if _, err := New(Options{VN: bad}); err == nil {
+			t.Errorf("pattern %q accepted", bad)
+		}
+	}
+	m := packet("default-domain:admin:vn-web", "default-domain:admin:vn-db", mirror.DirIngress)
+	f, _ = New(Options{VN: "vn-d*", SrcVN: "*:admin:*"})
+	if n := testing.AllocsPerRun(100, func() {
+		if !f.Match(m) {
+			t.Fatal("no match")
+		}
+	}); n != 0 {
+		t.Errorf("Match allocates %v times", n)
+	}
+}
+
+// Where path.Match applies (names without '/'), the VN globs agree with it.
+func FuzzGlob(f *testing.F) {
+	f.Add("*:admin:vn-*", "default-domain:admin:vn-web")
+	f.Add("[a-c]?\\*", "bé*")
+	f.Add("[^x", "a")
+	f.Add("*a*b", "aaab")
+	f.Fuzz(func(t *testing.T, pattern, name string) {
+		err := checkGlob(pattern)
+		_, perr := path.Match(pattern, name)
+		if (err == nil) != (perr == nil) && utf8.ValidString(pattern) {
+			t.Fatalf("pattern %q: checkGlob %v, path.Match %v", pattern, err, perr)
+		}
+		if err != nil || strings.Contains(name, "/") || !utf8.ValidString(name) {
+			return
+		}
+		want, _ := path.Match(pattern, name)
+		if got := globMatch(pattern, name); got != want {
+			t.Fatalf("pattern %q, name %q: %v, path.Match %v", pattern, name, got, want)
+		}
 	})
 }

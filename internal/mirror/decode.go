@@ -2,7 +2,6 @@ package mirror
 
 import (
 	"encoding/binary"
-	"net/netip"
 	"time"
 
 	"github.com/gopacket/gopacket/layers"
@@ -27,11 +26,18 @@ const (
 const (
 	DefaultPort      = 8099
 	DefaultVXLANPort = 4789
+	// MPLSoUDP ports of the fabric overlay (RFC 7510; older releases used
+	// 51234): a sniffer on the fabric may see mirror datagrams inside.
+	MPLSoUDPPort    = 6635
+	MPLSoUDPPortOld = 51234
 )
 
 // Config says what the Decoder treats as mirror traffic.
 type Config struct {
-	Ports       []uint16 // Juniper-header UDP destination ports; nil = 8099
+	Ports []uint16 // Juniper-header UDP destination ports; nil = 8099
+	// AutoPorts also decodes datagrams to other UDP ports whose payload
+	// parses as mirror metadata followed by a plausible Ethernet frame.
+	AutoPorts   bool
 	VXLANPorts  []uint16 // VXLAN UDP destination ports; nil = 4789
 	MirrorVLAN  uint16   // NIC-assisted mirror VLAN; 0 = none
 	PassThrough bool     // keep non-mirror traffic as ModeOther rather than failing it
@@ -60,7 +66,80 @@ type Decoder struct {
 	ports, vxlan portSet
 	vlan         uint16
 	passThrough  bool
+	autoPorts    bool
 	frag         reassembler
+	// juniperSeen is set when a datagram to a Juniper-header port was
+	// found: it tells a tunnel that held a mirror datagram from one that
+	// did not.
+	juniperSeen bool
+	candidates  portCounts
+	shortSnap   uint64 // mirror datagrams cut by the snap length inside their metadata
+	scratch     []byte // frames rewritten off the source's bytes
+}
+
+// portCounts counts datagrams to a few unconfigured UDP ports that carry
+// mirror metadata; a port past the table's size is not counted.
+type portCounts struct {
+	n     int
+	ports [8]uint16
+	count [8]uint64
+}
+
+func (c *portCounts) add(port uint16) {
+	for i := range c.n {
+		if c.ports[i] == port {
+			c.count[i]++
+			return
+		}
+	}
+	if c.n < len(c.ports) {
+		c.ports[c.n], c.count[c.n] = port, 1
+		c.n++
+	}
+}
+
+// PortCount is a UDP port and a number of datagrams.
+type PortCount struct {
+	Port  uint16
+	Count uint64
+}
+
+// Hints says what the Decoder noticed about its input that the user may
+// want to act on.
+type Hints struct {
+	// CandidatePorts are UDP destination ports not configured as mirror
+	// ports whose datagrams parse as mirror metadata followed by a
+	// plausible Ethernet frame: decode them with --port, or --port auto.
+	CandidatePorts []PortCount
+	// ShortSnap counts mirror datagrams cut by the snap length inside
+	// their metadata: capture with a larger snap length.
+	ShortSnap uint64
+}
+
+// Hints reports what the Decoder noticed so far.
+func (d *Decoder) Hints() Hints {
+	h := Hints{ShortSnap: d.shortSnap}
+	for i := range d.candidates.n {
+		h.CandidatePorts = append(h.CandidatePorts, PortCount{d.candidates.ports[i], d.candidates.count[i]})
+	}
+	return h
+}
+
+// looksLikeMirror reports whether a UDP payload at data[start:end],
+// captured to capEnd, is mirror metadata as the agent writes it: TLVs of
+// the known types ending in FF 00, then a plausible Ethernet frame.
+func (d *Decoder) looksLikeMirror(start, capEnd, end int, data []byte) bool {
+	if capEnd <= start {
+		return false
+	}
+	switch data[start] {
+	case 1, 2, 3, 4, 255:
+	default:
+		return false
+	}
+	var m Meta
+	next, r, _, unknown := walkTLVs(&m, data[:capEnd], start, end, nil)
+	return r == OK && !unknown && plausibleFrame(data[next:capEnd], end-next)
 }
 
 type portSet [1024]uint64
@@ -84,6 +163,7 @@ func NewDecoder(c Config) *Decoder {
 		vxlan:       newPortSet(c.VXLANPorts, DefaultVXLANPort),
 		vlan:        c.MirrorVLAN,
 		passThrough: c.PassThrough,
+		autoPorts:   c.AutoPorts,
 	}
 	d.frag.init(c.Reassembly)
 	return d
@@ -96,9 +176,9 @@ func NewDecoder(c Config) *Decoder {
 // frame mislabelled as IPv4 gets its EtherType corrected in place.
 func (d *Decoder) Decode(p *Packet) Status {
 	p.Reset()
-	st := d.decode(p)
-	if st == Held {
-		return Held
+	switch st := d.decode(p); st {
+	case Held, Merged, Duplicate:
+		return st
 	}
 	if p.Err != OK {
 		return Failed
@@ -171,12 +251,9 @@ func (d *Decoder) decode(p *Packet) Status {
 func isVLAN(et uint16) bool { return et == 0x8100 || et == 0x88a8 || et == 0x9100 }
 
 // ethernet continues after a link header whose EtherType is et and whose
-// payload starts at off, skipping up to two VLAN tags.
+// payload starts at off, skipping VLAN tags (802.1Q, 802.1ad, any depth).
 func (d *Decoder) ethernet(p *Packet, off int, et uint16) Status {
-	for tags := 0; isVLAN(et); tags++ {
-		if tags == 2 {
-			return d.other(p)
-		}
+	for isVLAN(et) {
 		if len(p.Data) < off+4 {
 			return p.fail(ErrTruncated, off)
 		}
@@ -193,6 +270,7 @@ func (d *Decoder) ethernet(p *Packet, off int, et uint16) Status {
 }
 
 func (d *Decoder) other(p *Packet) Status {
+	p.Meta.Overlay = OverlayNone
 	if !d.passThrough {
 		return p.fail(ErrNotMirror, 0)
 	}
@@ -201,14 +279,15 @@ func (d *Decoder) other(p *Packet) Status {
 	return Decoded
 }
 
-// stripVLAN removes the NIC-assisted mirror tag by sliding the MAC
-// addresses over it, so the frame stays a sub-slice with no copy.
+// stripVLAN removes the NIC-assisted mirror tag. The frame is rebuilt in
+// the Decoder's scratch buffer, not in p.Data: a source's bytes may be a
+// private mapping of the input, where a write costs a page of memory.
 func (d *Decoder) stripVLAN(p *Packet) Status {
 	data := p.Data
 	p.Meta.VLAN = be16(data[14:]) & 0x0fff
-	copy(data[4:16], data[0:12])
+	d.scratch = append(append(d.scratch[:0], data[:12]...), data[16:]...)
 	p.Mode = ModeVLAN
-	p.Frame = data[4:]
+	p.Frame = d.scratch
 	p.FrameLen = p.WireLen - 4
 	p.Truncated = len(p.Frame) < p.FrameLen
 	return Decoded
@@ -228,13 +307,22 @@ func (d *Decoder) ipv4(p *Packet, off int) Status {
 	if len(h) < ihl {
 		return p.fail(ErrTruncated, off)
 	}
+	if p.Fragments == 0 { // a rebuilt datagram was counted as its fragments
+		d.frag.count(h[12:16])
+	}
 	if fo := be16(h[6:]); fo&0x3fff != 0 { // MF or a fragment offset
+		if p.Meta.Overlay != OverlayNone {
+			return d.other(p) // not reassembled inside a tunnel (docs/decoding.md)
+		}
 		return d.frag.add(d, p, off, ihl, 0, total)
 	}
-	if h[9] != 17 {
-		return d.other(p)
+	switch h[9] {
+	case 17:
+		return d.udp(p, off+ihl, total-ihl)
+	case 47:
+		return d.gre(p, off+ihl, off+total)
 	}
-	return d.udp(p, off+ihl, total-ihl)
+	return d.other(p)
 }
 
 func (d *Decoder) ipv6(p *Packet, off int) Status {
@@ -252,10 +340,15 @@ func (d *Decoder) ipv6(p *Packet, off int) Status {
 	}
 	nh, nhOff, cur := h[6], off+6, off+40
 	end := cur + plen
+	if p.Fragments == 0 {
+		d.frag.count(h[8:24])
+	}
 	for {
 		switch nh {
 		case 17:
 			return d.udp(p, cur, end-cur)
+		case 47:
+			return d.gre(p, cur, end)
 		case 0, 43, 60, 51: // hop-by-hop, routing, destination options, AH
 			if len(data) < cur+2 {
 				return p.fail(ErrTruncated, cur)
@@ -274,6 +367,9 @@ func (d *Decoder) ipv6(p *Packet, off int) Status {
 			}
 			if len(data) < cur+8 {
 				return p.fail(ErrTruncated, cur)
+			}
+			if p.Meta.Overlay != OverlayNone {
+				return d.other(p)
 			}
 			return d.frag.add(d, p, off, cur-off, nhOff, end-off)
 		default:
@@ -298,9 +394,110 @@ func (d *Decoder) udp(p *Packet, off, avail int) Status {
 	capEnd := min(end, len(data))
 	switch {
 	case d.ports.has(dst):
+		d.juniperSeen = true
 		return d.juniper(p, start, capEnd, end)
 	case d.vxlan.has(dst):
+		if st, ok := d.overlay(p, OverlayVXLAN, func() Status { return d.vxlanInner(p, start, capEnd, end) }); ok {
+			return st
+		}
 		return d.vxlanPayload(p, start, capEnd, end)
+	case dst == MPLSoUDPPort || dst == MPLSoUDPPortOld:
+		if st, ok := d.overlay(p, OverlayMPLSoUDP, func() Status { return d.mpls(p, start, capEnd) }); ok {
+			return st
+		}
+	default:
+		if d.looksLikeMirror(start, capEnd, end, p.Data) {
+			if d.autoPorts {
+				d.juniperSeen = true
+				return d.juniper(p, start, capEnd, end)
+			}
+			d.candidates.add(dst)
+		}
+	}
+	return d.other(p)
+}
+
+// overlay decodes what a fabric tunnel carries with decodeInner. It
+// reports ok when the tunnel held a mirror datagram (decoded or failed as
+// one); otherwise the packet is left as it was for the caller to treat as
+// the tunnel itself. Tunnels are not nested.
+func (d *Decoder) overlay(p *Packet, o Overlay, decodeInner func() Status) (Status, bool) {
+	if p.Meta.Overlay != OverlayNone {
+		return Failed, false
+	}
+	d.juniperSeen = false
+	p.Meta.Overlay = o
+	st := decodeInner()
+	if d.juniperSeen {
+		return st, true
+	}
+	frags := p.Fragments
+	p.Reset()
+	p.Fragments = frags
+	return Failed, false
+}
+
+// vxlanInner decodes the Ethernet frame inside a VXLAN header at start.
+func (d *Decoder) vxlanInner(p *Packet, start, capEnd, end int) Status {
+	off := start + 8
+	if capEnd < off+14 || end < off+14 || p.Data[start]&0x08 == 0 {
+		return d.other(p)
+	}
+	return d.ethernet(p, off+14, be16(p.Data[off+12:]))
+}
+
+// mpls decodes an MPLS label stack at start, then the IPv4 or IPv6 packet
+// (an L3 route) or the Ethernet frame (an L2 route) it carries.
+func (d *Decoder) mpls(p *Packet, start, capEnd int) Status {
+	off := start
+	for labels := 0; ; labels++ {
+		if capEnd < off+4 || labels == 8 {
+			return d.other(p)
+		}
+		bos := p.Data[off+2]&1 != 0
+		off += 4
+		if bos {
+			break
+		}
+	}
+	if capEnd <= off {
+		return d.other(p)
+	}
+	switch p.Data[off] >> 4 {
+	case 4:
+		return d.ipv4(p, off)
+	case 6:
+		return d.ipv6(p, off)
+	}
+	if capEnd < off+14 {
+		return d.other(p)
+	}
+	return d.ethernet(p, off+14, be16(p.Data[off+12:]))
+}
+
+// gre decodes a GRE header at off (RFC 2784, 2890); end is where the IP
+// packet ends. Contrail's MPLSoGRE carries an MPLS label stack.
+func (d *Decoder) gre(p *Packet, off, end int) Status {
+	capEnd := min(end, len(p.Data))
+	if capEnd < off+4 {
+		return d.other(p)
+	}
+	flags, proto := be16(p.Data[off:]), be16(p.Data[off+2:])
+	if flags&0x4007 != 0 || proto != 0x8847 { // routing present, version != 0, not MPLS
+		return d.other(p)
+	}
+	start := off + 4
+	if flags&0x8000 != 0 { // checksum
+		start += 4
+	}
+	if flags&0x2000 != 0 { // key
+		start += 4
+	}
+	if flags&0x1000 != 0 { // sequence number
+		start += 4
+	}
+	if st, ok := d.overlay(p, OverlayMPLSoGRE, func() Status { return d.mpls(p, start, capEnd) }); ok {
+		return st
 	}
 	return d.other(p)
 }
@@ -329,7 +526,10 @@ func (d *Decoder) juniper(p *Packet, start, capEnd, end int) Status {
 	}
 	tlvEnd, reason, off := parseTLVs(&p.Meta, data[:capEnd], tlvStart, end)
 	if reason != OK {
-		p.Meta = Meta{Legacy: p.Meta.Legacy, RecordTime: p.Meta.RecordTime}
+		if reason == ErrTruncated {
+			d.shortSnap++
+		}
+		p.Meta = Meta{Legacy: p.Meta.Legacy, RecordTime: p.Meta.RecordTime, Overlay: p.Meta.Overlay}
 		return p.fail(reason, off)
 	}
 	p.Meta.TLVs = data[tlvStart:tlvEnd]
@@ -346,7 +546,7 @@ func (d *Decoder) juniper(p *Packet, start, capEnd, end int) Status {
 		m.Direction = DirEgress
 	}
 	p.Mode = ModeJuniper
-	return p.inner(tlvEnd, capEnd, end)
+	return d.inner(p, tlvEnd, capEnd, end)
 }
 
 // legacy recognises the 16-byte record header of older vRouters by its
@@ -375,80 +575,6 @@ func (d *Decoder) legacy(p *Packet, start, capEnd, end int) (ok bool, r Reason, 
 	return true, OK, 0
 }
 
-// parseTLVs parses the metadata list starting at data[i] up to the
-// datagram end; data holds what was captured. It returns the offset just
-// after the end marker.
-func parseTLVs(m *Meta, data []byte, i, end int) (int, Reason, int) {
-	for {
-		if i+2 > end {
-			return 0, ErrTLV, i // no end marker before the datagram ends
-		}
-		if i+2 > len(data) {
-			return 0, ErrTruncated, i
-		}
-		t, l := data[i], int(data[i+1])
-		if t == 255 {
-			if l != 0 {
-				return 0, ErrTLV, i
-			}
-			return i + 2, OK, 0
-		}
-		v := i + 2
-		if v+l > end {
-			return 0, ErrTLV, i // the value runs past the datagram: a wrapped length
-		}
-		if v+l > len(data) {
-			return 0, ErrTruncated, i
-		}
-		val := data[v : v+l : v+l]
-		switch t {
-		case 1:
-			if l != 4 {
-				return 0, ErrTLV, i
-			}
-			m.Host = netip.AddrFrom4([4]byte(val))
-		case 2:
-			if l != 4 {
-				return 0, ErrTLV, i
-			}
-			m.Flags, m.FlagBits = binary.BigEndian.Uint32(val), 32
-		case 3, 4:
-			if !printable(val) {
-				return 0, ErrTLV, i
-			}
-			if t == 3 {
-				m.SrcVN = val
-			} else {
-				m.DstVN = val
-			}
-		}
-		i = v + l
-	}
-}
-
-// printable reports whether a VN name is plain ASCII, as Contrail names
-// are; anything else means the list was misread. It looks at eight bytes
-// at a time: names are long and this runs twice a packet.
-func printable(b []byte) bool {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	for len(b) >= 8 {
-		x := binary.LittleEndian.Uint64(b)
-		// A byte below 0x21 borrows into its high bit when 0x21 is
-		// subtracted; a byte above 0x7e has or gets its high bit when 1 is
-		// added. Carries and borrows only start at a byte already caught.
-		if ((x-0x21*ones)&^x|x|(x+ones))&highs != 0 {
-			return false
-		}
-		b = b[8:]
-	}
-	for _, c := range b {
-		if c < 0x21 || c > 0x7e {
-			return false
-		}
-	}
-	return true
-}
-
 func (d *Decoder) vxlanPayload(p *Packet, start, capEnd, end int) Status {
 	if end-start < 8 {
 		return p.fail(ErrVXLAN, start)
@@ -463,11 +589,11 @@ func (d *Decoder) vxlanPayload(p *Packet, start, capEnd, end int) Status {
 	p.Mode = ModeVXLAN
 	p.Meta.VNI = uint32(h[4])<<16 | uint32(h[5])<<8 | uint32(h[6])
 	p.Meta.HasVNI = true
-	return p.inner(start+8, capEnd, end)
+	return d.inner(p, start+8, capEnd, end)
 }
 
 // inner sets the frame at p.Data[off:end], captured up to capEnd.
-func (p *Packet) inner(off, capEnd, end int) Status {
+func (d *Decoder) inner(p *Packet, off, capEnd, end int) Status {
 	if end-off < 14 {
 		p.Mode = ModeNone
 		return p.fail(ErrInnerFrame, off)
@@ -479,9 +605,17 @@ func (p *Packet) inner(off, capEnd, end int) Status {
 	p.Frame = p.Data[off:capEnd]
 	p.FrameLen = end - off
 	p.Truncated = len(p.Frame) < p.FrameLen
-	// Old DPDK vRouters labelled inner IPv6 as IPv4: trust the version.
-	if f := p.Frame; len(f) > 14 && f[12] == 0x08 && f[13] == 0x00 && f[14]>>4 == 6 {
-		f[12], f[13] = 0x86, 0xdd
+	// Old DPDK vRouters labelled inner IPv6 as IPv4, tagged or not: trust
+	// the version. The fix goes into a copy (see stripVLAN).
+	f := p.Frame
+	et := 12
+	for tags := 0; tags < 2 && len(f) >= et+6 && f[et] != 0x08 && isVLAN(be16(f[et:])); tags++ {
+		et += 4
+	}
+	if len(f) > et+2 && f[et] == 0x08 && f[et+1] == 0x00 && f[et+2]>>4 == 6 {
+		d.scratch = append(d.scratch[:0], f...)
+		d.scratch[et], d.scratch[et+1] = 0x86, 0xdd
+		p.Frame = d.scratch
 	}
 	return Decoded
 }

@@ -2,7 +2,10 @@ package mirror
 
 import (
 	"encoding/binary"
+	"strconv"
+	"strings"
 	"testing"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/gopacket/gopacket/layers"
@@ -117,25 +120,25 @@ func FuzzTLV(f *testing.F) {
 		if n < 2 || n > len(data) || data[n-2] != 0xff || data[n-1] != 0 {
 			t.Fatalf("end %d of %d", n, len(data))
 		}
-		if (m.SrcVN != nil && !printable(m.SrcVN)) || (m.DstVN != nil && !printable(m.DstVN)) {
-			t.Fatalf("unprintable VN")
-		}
 	})
 }
 
-func FuzzPrintable(f *testing.F) {
+func FuzzAppendName(f *testing.F) {
 	f.Add([]byte("default-domain:admin:vn-left"))
-	f.Add([]byte("abc\x20defghijk"))
-	f.Add([]byte("abcdefg\x7f\xff"))
+	f.Add([]byte("default-domain:admin:vn web"))
+	f.Add([]byte("default-domain:admin:r\xc3\xa9seau-prod"))
+	f.Add([]byte("abcdefg\x7f\xff\"\\"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		want := true
-		for _, c := range b {
-			if c < 0x21 || c > 0x7e {
-				want = false
+		got := string(AppendName(nil, b))
+		if !strings.HasPrefix(got, `"`) {
+			if got != string(b) || strings.ContainsAny(got, " \t\n") || !utf8.ValidString(got) {
+				t.Fatalf("bare %q for %q", got, b)
 			}
+			return
 		}
-		if got := printable(b); got != want {
-			t.Fatalf("printable(%q) = %v", b, got)
+		back, err := strconv.Unquote(got)
+		if err != nil || back != string(b) {
+			t.Fatalf("AppendName(%q) = %s: unquotes to %q, %v", b, got, back, err)
 		}
 	})
 }

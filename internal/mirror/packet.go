@@ -168,7 +168,7 @@ type Meta struct {
 	OddTLVs uint8
 	// NameRecovered is set when a VN name over 255 bytes had its length
 	// byte wrapped and the one consistent reading was taken
-	// (docs/mirror.md, "Wrapped name lengths").
+	// (docs/decoding.md, "Wrapped name lengths").
 	NameRecovered bool
 	Direction     Direction
 	VNI           uint32 // VXLAN mode
@@ -198,7 +198,10 @@ const (
 	OverlayVXLAN            // VXLAN (UDP 4789)
 )
 
-var overlayNames = [...]string{"", "mplsoudp", "mplsogre", "vxlan"}
+// NumOverlays bounds the Overlay values, for arrays indexed by overlay.
+const NumOverlays = 4
+
+var overlayNames = [NumOverlays]string{"", "mplsoudp", "mplsogre", "vxlan"}
 
 func (o Overlay) String() string {
 	if int(o) < len(overlayNames) {

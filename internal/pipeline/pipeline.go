@@ -64,6 +64,7 @@ func (pl *Pipeline) Run(ctx context.Context) error {
 			ferr = e
 		}
 	})
+	pl.Stats.SetHints(pl.Decoder.Hints())
 	return errors.Join(err, ferr)
 }
 
@@ -79,6 +80,10 @@ func (pl *Pipeline) Process(p *mirror.Packet) error {
 	var err error
 	switch pl.Decoder.Decode(p) {
 	case mirror.Held:
+	case mirror.Merged:
+		s.Merged.Add(1)
+	case mirror.Duplicate:
+		s.Duplicates.Add(1)
 	case mirror.Failed:
 		pl.merged(p)
 		err = pl.reject(p)
@@ -103,6 +108,9 @@ func (pl *Pipeline) merged(p *mirror.Packet) {
 func (pl *Pipeline) deliver(p *mirror.Packet) error {
 	s := pl.Stats
 	s.Decoded[p.Mode].Add(1)
+	if p.Meta.Overlay != mirror.OverlayNone {
+		s.Overlays[p.Meta.Overlay].Add(1)
+	}
 	if p.Truncated {
 		s.Truncated.Add(1)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"testing"
 
 	"github.com/gopacket/gopacket/layers"
@@ -80,8 +81,8 @@ func TestRunCountsEverything(t *testing.T) {
 	for _, n := range s.Decoded {
 		dec += n
 	}
-	if s.Read != uint64(len(ws)) || dec+s.TotalMalformed()+s.Merged != s.Read {
-		t.Fatalf("read %d packets of %d; decoded %d + malformed %d + merged %d", s.Read, len(ws), dec, s.TotalMalformed(), s.Merged)
+	if s.Read != uint64(len(ws)) || dec+s.TotalMalformed()+s.Merged+s.Duplicates != s.Read {
+		t.Fatalf("read %d packets of %d; decoded %d + malformed %d + merged %d + duplicates %d", s.Read, len(ws), dec, s.TotalMalformed(), s.Merged, s.Duplicates)
 	}
 	if uint64(len(rejected.frames)) != s.TotalMalformed() || uint64(len(good.frames)) != dec {
 		t.Fatalf("sinks got %d and %d packets", len(good.frames), len(rejected.frames))
@@ -171,6 +172,27 @@ func BenchmarkPipeline(b *testing.B) {
 		src.Next(&p)
 		if err := pl.Process(&p); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// VN names are arbitrary bytes: no two distinct pairs share a counter.
+func TestCountPairKeepsNamesApart(t *testing.T) {
+	st := &Stats{}
+	pairs := [][2]string{{"a\xff", "b"}, {"a", "\xffb"}, {"a\x00", "b"}, {"a", "\x00b"}, {"b", "a"}}
+	for i, p := range pairs {
+		for range i + 1 {
+			st.CountPair([]byte(p[0]), []byte(p[1]))
+		}
+	}
+	got := st.Pairs()
+	if len(got) != len(pairs) {
+		t.Fatalf("%d pairs counted, want %d: %+v", len(got), len(pairs), got)
+	}
+	for _, g := range got {
+		i := slices.Index(pairs, [2]string{g.SrcVN, g.DstVN})
+		if i < 0 || g.Packets != uint64(i+1) {
+			t.Errorf("%+v", g)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
+	"github.com/vrsniff/vrsniff/internal/vnpair"
 )
 
 func benchRing(b *testing.B, o Options, pairs int) {
@@ -34,13 +35,13 @@ func benchRing(b *testing.B, o Options, pairs int) {
 
 func BenchmarkRingWrite(b *testing.B) {
 	b.Run("one-file", func(b *testing.B) { benchRing(b, Options{}, 3) })
-	b.Run("split-by-vn", func(b *testing.B) { benchRing(b, Options{SplitByVN: true}, 3) })
+	b.Run("split-by-vn", func(b *testing.B) { benchRing(b, Options{Split: vnpair.Undirected}, 3) })
 }
 
 // TestRingWriteAllocs keeps the steady-state write path free of allocations.
 func TestRingWriteAllocs(t *testing.T) {
-	for _, split := range []bool{false, true} {
-		r := newTestRing(t, t.TempDir(), Options{SplitByVN: split})
+	for _, split := range []vnpair.Split{vnpair.None, vnpair.Undirected, vnpair.Directed} {
+		r := newTestRing(t, t.TempDir(), Options{Split: split})
 		ps := make([]*mirror.Packet, 9)
 		for i := range ps {
 			ps[i] = testPacket(i, 3, 1400)

@@ -1,35 +1,15 @@
 package ring
 
 import (
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vrsniff/vrsniff/internal/testkit"
 )
 
-// mountTmpfs mounts a tmpfs of the given size (as mount -o size=) and
-// unmounts it at the end of the test.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "mnt")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Fatalf("mount tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
-
 func TestDiskFull(t *testing.T) {
-	dir := mountTmpfs(t, "256k")
+	dir := testkit.MountTmpfs(t, "256k")
 	logs := &logBuf{}
 	clk := &fakeClock{t: t0}
 	r := newTestRing(t, dir, Options{MaxSize: 40 << 10, Logger: logs.logger(), Now: clk.Now})

@@ -3,33 +3,53 @@ package ring
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
+	"github.com/vrsniff/vrsniff/internal/vnpair"
 )
 
-// FuzzParseName checks that names the ring makes parse back to their
-// sequence number, and that no name makes the parser panic.
+// FuzzParseName checks that names the ring makes for any VN pair parse back
+// to their sequence number, stay within 255 bytes (the sidecar's temporary
+// name included) and inside the directory, and that no name makes the
+// parser panic.
 func FuzzParseName(f *testing.F) {
-	f.Add("vrsniff_00001_20261126120000.pcapng", 7, int64(1764158400), []byte("default-domain:a:b"), []byte("x/y"))
-	f.Add("vrsniff_123456_20261126120000_a_b.pcapng", 123456, int64(0), []byte{}, []byte("_.."))
-	f.Add("vrsniff__.pcapng", 0, int64(-1), []byte(nil), []byte(nil))
-	r := &Ring{o: Options{Prefix: "vrsniff"}, ext: ".pcapng"}
-	f.Fuzz(func(t *testing.T, name string, seq int, unix int64, src, dst []byte) {
+	f.Add("vrsniff_00001_20261126120000.pcapng", 7, int64(1764158400), []byte("default-domain:a:b"), []byte("x/y"), false)
+	f.Add("vrsniff_123456_20261126120000_a_b.pcapng", 123456, int64(0), []byte{}, []byte("_.."), true)
+	f.Add("vrsniff__.pcapng", 0, int64(-1), []byte(nil), []byte(nil), false)
+	f.Add("vrsniff_00002_20261126120000_a+b.pcapng", math.MaxInt, int64(253402300799), bytes.Repeat([]byte("k8s-x:"), 40), []byte("../../etc"), true)
+	for _, split := range []vnpair.Split{vnpair.Undirected, vnpair.Directed} {
+		if _, err := New(f.TempDir(), Options{Split: split, Prefix: strings.Repeat("p", 160)}); err == nil {
+			f.Fatal("a prefix that leaves no room for labels is accepted")
+		}
+	}
+	r := &Ring{o: Options{Prefix: "vrsniff"}, ext: ".pcapng", label: labelRoom("vrsniff", ".pcapng")}
+	f.Fuzz(func(t *testing.T, name string, seq int, unix int64, src, dst []byte, directed bool) {
 		r.parseName(name)
 		if seq < 0 || unix < 0 || unix > 253402300799 {
 			return
 		}
-		made := fmt.Sprintf("vrsniff_%05d_%s_%s_%s.pcapng", seq, time.Unix(unix, 0).UTC().Format("20060102150405"), slugVN(src), slugVN(dst))
+		split := vnpair.Undirected
+		if directed {
+			split = vnpair.Directed
+		}
+		made := r.fileName(seq, time.Unix(unix, 0).UTC().Format("20060102150405"), vnpair.Label(src, dst, split, r.label))
 		if got, ok := r.parseName(made); !ok || got != seq {
 			t.Fatalf("parseName(%q) = %d, %v", made, got, ok)
+		}
+		if n := len("." + made + sidecarSuffix + ".tmp"); n > maxName {
+			t.Fatalf("%q: its longest form has %d bytes", made, n)
+		}
+		if filepath.Base(made) != made || strings.HasPrefix(made, ".") {
+			t.Fatalf("%q leaves the directory", made)
 		}
 	})
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
 	"github.com/vrsniff/vrsniff/internal/pipeline"
+	"github.com/vrsniff/vrsniff/internal/vnpair"
 )
 
 const (
@@ -28,6 +29,11 @@ const (
 	flushAt = 64 << 10
 	// retryEvery bounds how often a full disk is probed for space.
 	retryEvery = time.Second
+	// maxName is the longest file name Linux file systems accept.
+	maxName = 255
+	// maxSeqDigits is the room kept for the sequence number in a name: an
+	// int64 in decimal.
+	maxSeqDigits = 19
 )
 
 // ErrBusy is returned by Delete for the file being written.
@@ -55,9 +61,10 @@ type Options struct {
 	// MaxBytes keeps the store, open files included, under this many bytes
 	// by deleting the oldest closed files (0: no limit).
 	MaxBytes int64
-	// SplitByVN writes one file set per (source VN, destination VN) pair;
-	// the names carry a slug of the pair.
-	SplitByVN bool
+	// Split writes one file set per VN pair: vnpair.Undirected keeps both
+	// directions of a conversation together, vnpair.Directed one set per
+	// (source, destination). The names carry the pair's vnpair.Label.
+	Split vnpair.Split
 	// FlushEvery is the longest buffered data waits before it is written to
 	// the file (1 s by default), which bounds what a crash loses.
 	FlushEvery time.Duration
@@ -90,9 +97,10 @@ type encoder interface {
 // Ring writes packets into a directory of rotating capture files. A file is
 // named like dumpcap's ring buffer files,
 //
-//	<prefix>_<seq>_<YYYYmmddHHMMSS>[_<src>_<dst>].pcapng
+//	<prefix>_<seq>_<YYYYmmddHHMMSS>[_<label>].pcapng
 //
-// and carries the suffix ".part" while it is written. When a file is closed a
+// (label: the VN pair's vnpair.Label when split, short enough that every
+// name stays within 255 bytes) and carries the suffix ".part" while it is written. When a file is closed a
 // sidecar "<name>.json" keeps its Info, so that listing the store stays fast
 // and survives restarts.
 //
@@ -101,6 +109,7 @@ type Ring struct {
 	dir    string
 	o      Options
 	ext    string
+	label  int // the longest pair label that keeps every name within maxName
 	log    *slog.Logger
 	now    func() time.Time
 	newEnc func(w io.Writer) (encoder, error)
@@ -109,7 +118,7 @@ type Ring struct {
 	seq         int
 	closed      []*file // oldest first
 	closedBytes int64
-	open        map[string]*file // by VN pair key ("" unless SplitByVN)
+	open        map[string]*file // by VN pair key (vnpair.AppendKey; "" without Split)
 	key         []byte           // scratch for pair keys
 	spare       []byte           // a buffer of a closed file, for the next one
 	packets     uint64
@@ -178,8 +187,12 @@ func New(dir string, o Options) (*Ring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ring: %w", err)
 	}
+	label := labelRoom(o.Prefix, ext)
+	if label < 0 || (o.Split != vnpair.None && label < vnpair.MinLabel) {
+		return nil, fmt.Errorf("ring: file prefix %q too long", o.Prefix)
+	}
 	r := &Ring{
-		dir: dir, o: o, ext: ext, log: o.Logger, now: o.Now,
+		dir: dir, o: o, ext: ext, label: label, log: o.Logger, now: o.Now,
 		open: make(map[string]*file),
 		stop: make(chan struct{}),
 	}
@@ -212,8 +225,8 @@ func (r *Ring) WritePacket(p *mirror.Packet) error {
 		return ErrClosed
 	}
 	r.key = r.key[:0]
-	if r.o.SplitByVN {
-		r.key = appendPairKey(r.key, p)
+	if r.o.Split != vnpair.None {
+		r.key = vnpair.AppendKey(r.key, p.Meta.SrcVN, p.Meta.DstVN, r.o.Split)
 	}
 	f := r.open[string(r.key)]
 	// Reading the clock costs a tenth of writing a small packet: only
@@ -263,7 +276,7 @@ func (r *Ring) WritePacket(p *mirror.Packet) error {
 	// Comparing with the previous packet's pair is cheaper than hashing.
 	pc := f.last
 	if pc == nil || pc.src != string(p.Meta.SrcVN) || pc.dst != string(p.Meta.DstVN) {
-		r.key = appendPairKey(r.key[:0], p)
+		r.key = vnpair.AppendKey(r.key[:0], p.Meta.SrcVN, p.Meta.DstVN, vnpair.Directed)
 		pc = f.pairs[string(r.key)]
 		if pc == nil {
 			pc = &pairCount{src: string(p.Meta.SrcVN), dst: string(p.Meta.DstVN)}
@@ -338,18 +351,27 @@ func isDiskFull(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
-// appendPairKey appends the key of p's VN pair; indexing a map with
-// string(key) does not allocate.
-func appendPairKey(dst []byte, p *mirror.Packet) []byte {
-	dst = append(dst, p.Meta.SrcVN...)
-	dst = append(dst, 0)
-	return append(dst, p.Meta.DstVN...)
+// fileName is the name of file seq, opened at stamp (YYYYmmddHHMMSS, UTC),
+// for the VN pair labelled label ("" when not split).
+func (r *Ring) fileName(seq int, stamp, label string) string {
+	if label != "" {
+		label = "_" + label
+	}
+	return fmt.Sprintf("%s_%05d_%s%s%s", r.o.Prefix, seq, stamp, label, r.ext)
+}
+
+// labelRoom is the longest pair label that keeps every name the ring writes
+// within maxName bytes. The longest is a sidecar's temporary name,
+// "." + <prefix>_<seq>_<stamp>_<label><ext> + ".json.tmp".
+func labelRoom(prefix, ext string) int {
+	return maxName - len(".") - len(prefix) - len("_") - maxSeqDigits - len("_") - len("20060102150405") -
+		len("_") - len(ext) - len(sidecarSuffix+".tmp")
 }
 
 func (r *Ring) openFile(p *mirror.Packet, now time.Time) (*file, error) {
-	slug := ""
-	if r.o.SplitByVN {
-		slug = "_" + slugVN(p.Meta.SrcVN) + "_" + slugVN(p.Meta.DstVN)
+	label := ""
+	if r.o.Split != vnpair.None {
+		label = vnpair.Label(p.Meta.SrcVN, p.Meta.DstVN, r.o.Split, r.label)
 	}
 	stamp := now.UTC().Format("20060102150405")
 	var fh *os.File
@@ -357,7 +379,7 @@ func (r *Ring) openFile(p *mirror.Packet, now time.Time) (*file, error) {
 	seq := r.seq
 	for tries := 0; ; tries++ {
 		seq++
-		name = fmt.Sprintf("%s_%05d_%s%s%s", r.o.Prefix, seq, stamp, slug, r.ext)
+		name = r.fileName(seq, stamp, label)
 		var err error
 		fh, err = os.OpenFile(filepath.Join(r.dir, name+partSuffix), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if err == nil {
@@ -763,29 +785,4 @@ func (r *Ring) DiskUsage() int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.usage()
-}
-
-// slugVN turns a VN name into a file-name-safe string: colons become dots,
-// anything but letters, digits, '.' and '-' becomes '-', and long names are
-// cut. Slugs may collide; the sequence number keeps names unique.
-func slugVN(vn []byte) string {
-	if len(vn) == 0 {
-		return "none"
-	}
-	const max = 64
-	b := make([]byte, 0, min(len(vn), max))
-	for _, c := range vn {
-		if len(b) == max {
-			break
-		}
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '.':
-			b = append(b, c)
-		case c == ':':
-			b = append(b, '.')
-		default:
-			b = append(b, '-')
-		}
-	}
-	return string(b)
 }

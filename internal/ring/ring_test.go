@@ -13,9 +13,10 @@ import (
 	"time"
 
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
+	"github.com/vrsniff/vrsniff/internal/vnpair"
 )
 
-var nameRE = regexp.MustCompile(`^vrsniff_\d{5}_\d{14}(_[A-Za-z0-9.-]+_[A-Za-z0-9.-]+)?\.pcapng$`)
+var nameRE = regexp.MustCompile(`^vrsniff_\d{5}_\d{14}(_[A-Za-z0-9_~-][A-Za-z0-9._~-]*[+=][A-Za-z0-9._~-]+)?\.pcapng$`)
 
 // writeN writes packets 0..n-1 and returns the tshark lines they must give.
 func writeN(t *testing.T, r *Ring, n, pairs, payload int, each func(i int)) []string {
@@ -179,7 +180,7 @@ func TestRetention(t *testing.T) {
 
 func TestSplitByVN(t *testing.T) {
 	dir := t.TempDir()
-	r := newTestRing(t, dir, Options{SplitByVN: true, MaxSize: 5000})
+	r := newTestRing(t, dir, Options{Split: vnpair.Directed, MaxSize: 5000})
 	var want [3][]string
 	for i := range 150 {
 		p := testPacket(i, 3, 60)
@@ -196,10 +197,10 @@ func TestSplitByVN(t *testing.T) {
 	}
 	infos, lines := checkStore(t, r, dir)
 	var got [3][]string
-	slugs := []string{
-		"_default-domain.admin.vn-a_default-domain.admin.vn-b.pcapng",
-		"_default-domain.admin.vn-b_default-domain.proj-2.web-db.pcapng",
-		"_default-domain.proj-2.web-db_default-domain.admin.vn-a.pcapng",
+	labels := []string{
+		"_default-domain.admin.vn-a=default-domain.admin.vn-b.pcapng",
+		"_default-domain.admin.vn-b=default-domain.proj~202.web~2Fdb.pcapng",
+		"_default-domain.proj~202.web~2Fdb=default-domain.admin.vn-a.pcapng",
 	}
 	for _, in := range infos {
 		if !nameRE.MatchString(in.Name) {
@@ -212,8 +213,8 @@ func TestSplitByVN(t *testing.T) {
 		if in.Pairs[0].DstVN != vns[(k+1)%3] || in.Pairs[0].Packets != in.Packets {
 			t.Errorf("%s: pair %+v", in.Name, in.Pairs[0])
 		}
-		if !strings.HasSuffix(in.Name, slugs[k]) {
-			t.Errorf("%s: want slug %s", in.Name, slugs[k])
+		if !strings.HasSuffix(in.Name, labels[k]) {
+			t.Errorf("%s: want label %s", in.Name, labels[k])
 		}
 		// checkStore matched the counts with capinfos: split the lines by file.
 		got[k] = append(got[k], lines[:in.Packets]...)
@@ -327,19 +328,6 @@ func TestStoreAccess(t *testing.T) {
 	for _, n := range dirFiles(t, dir) {
 		if strings.HasPrefix(n, closed.Name) {
 			t.Errorf("%s left after Delete", n)
-		}
-	}
-}
-
-func TestSlug(t *testing.T) {
-	for in, want := range map[string]string{
-		"":                          "none",
-		"default-domain:admin:vn-a": "default-domain.admin.vn-a",
-		"a/../b c_d\x00":            "a-..-b-c-d-",
-		strings.Repeat("x", 100):    strings.Repeat("x", 64),
-	} {
-		if got := slugVN([]byte(in)); got != want {
-			t.Errorf("slugVN(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -15,7 +15,9 @@ import (
 )
 
 // parseName returns the sequence number of a file name of this ring,
-// "<prefix>_<seq>_<YYYYmmddHHMMSS>[_<slug>]<ext>", without ".part".
+// "<prefix>_<seq>_<YYYYmmddHHMMSS>[_<label>]<ext>", without ".part". The
+// label is not parsed: names written by earlier versions, whose labels
+// followed other rules, are listed alike.
 func (r *Ring) parseName(name string) (int, bool) {
 	rest, ok := strings.CutPrefix(name, r.o.Prefix+"_")
 	if !ok {
@@ -32,11 +34,11 @@ func (r *Ring) parseName(name string) (int, bool) {
 	if err != nil || seq < 0 {
 		return 0, false
 	}
-	stamp, slug, hasSlug := strings.Cut(rest, "_")
+	stamp, label, hasLabel := strings.Cut(rest, "_")
 	if _, err := time.Parse("20060102150405", stamp); err != nil || len(stamp) != 14 {
 		return 0, false
 	}
-	if hasSlug && (slug == "" || strings.ContainsAny(slug, "/\\")) {
+	if hasLabel && (label == "" || strings.ContainsAny(label, "/\\")) {
 		return 0, false
 	}
 	return seq, true
