@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -272,24 +271,7 @@ func outerFrames(cs []*gen.Case) [][]byte {
 
 // comment is the pcapng comment a decoded case must carry.
 func comment(c *gen.Case) string {
-	p := mirror.Packet{Mode: c.Mode}
-	m := &p.Meta
-	if c.SrcVN != nil {
-		m.SrcVN = []byte(*c.SrcVN)
-	}
-	if c.DstVN != nil {
-		m.DstVN = []byte(*c.DstVN)
-	}
-	if c.Host != nil {
-		m.Host = netip.AddrFrom4(*c.Host)
-	}
-	if c.Flags != nil {
-		m.Flags, m.FlagBits = *c.Flags, 32
-	}
-	if c.VNI != nil {
-		m.VNI, m.HasVNI = *c.VNI, true
-	}
-	m.Direction, m.VLAN = c.Direction, c.VLAN
+	p := mirror.Packet{Mode: c.Mode, Meta: c.Meta()}
 	return string(mirror.AppendComment(nil, &p))
 }
 

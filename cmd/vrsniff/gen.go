@@ -24,7 +24,8 @@ func runGen(args []string) int {
 	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: vrsniff gen [flags] OUT   (OUT - is stdout)\n\n"+
-			"Writes a synthetic vRouter mirror capture. Profiles: %s.\nCase kinds for -mix: %s.\n\nflags:\n",
+			"Writes a synthetic vRouter mirror capture and, with -truth, what a decoder must make of\n"+
+			"every packet (docs/gen.md). Profiles: %s.\nCase kinds for -mix: %s.\n\nflags:\n",
 			strings.Join(gen.ProfileNames(), ", "), kindList())
 		fs.PrintDefaults()
 	}
@@ -47,6 +48,7 @@ func runGen(args []string) int {
 		maxFrame  = fs.Int("max-frame", 9000, "largest inner frame")
 		maxVN     = fs.Int("max-vn", 255, "longest VN name")
 		varyNames = fs.Bool("vary-seed-names", false, "seed114 cases use varied VN names (54 bytes together)")
+		maxDist   = fs.Int("max-dist", 4, "reassembly distance the id-reuse and dup-fragment cases are built around (1..64)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return usageCode(err)
@@ -94,6 +96,9 @@ func runGen(args []string) int {
 	if *count < 0 {
 		return usageErr("negative count")
 	}
+	if *maxDist < 1 {
+		return usageErr("reassembly distance %d: want 1..64", *maxDist)
+	}
 	m, ok := gen.Profiles[*profile]
 	if !ok {
 		return usageErr("unknown profile %q (known: %s)", *profile, strings.Join(gen.ProfileNames(), ", "))
@@ -107,7 +112,7 @@ func runGen(args []string) int {
 	g, err := gen.New(gen.Options{
 		Seed: *seed, Mix: m, Malformed: *malformed, Snaplen: *snaplen, MTU: *mtu,
 		Port: uint16(*port), VXLANPort: uint16(*vxlanPort), MirrorVLAN: uint16(*vlan), LinkType: ltv,
-		MinFrame: *minFrame, MaxFrame: *maxFrame, MaxVN: *maxVN, VarySeedNames: *varyNames,
+		MinFrame: *minFrame, MaxFrame: *maxFrame, MaxVN: *maxVN, VarySeedNames: *varyNames, MaxDist: *maxDist,
 	})
 	if err != nil {
 		return usageErr("%v", err)

@@ -54,6 +54,7 @@ func TestGenFlags(t *testing.T) {
 		{"-linktype", "fddi", out},
 		{"-count", "-1", out},
 		{"-malformed", "3", out},
+		{"-max-dist", "0", out},
 	} {
 		if rc := runGen(args); rc != exitUsage {
 			t.Errorf("runGen(%q) = %d, want %d", args, rc, exitUsage)

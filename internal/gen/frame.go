@@ -168,8 +168,8 @@ func (g *Generator) l4(b []byte, proto byte, size int) []byte {
 	start := len(b)
 	sport := uint16(1024 + g.rng.IntN(64512))
 	dport := g.randPort()
-	for sport == g.opts.Port || sport == g.opts.VXLANPort {
-		sport++
+	for sport == g.opts.Port || sport == g.opts.VXLANPort || sport == mplsUDPPort || sport == mplsUDPPortOld {
+		sport++ // a port the decoder reads as a mirror or a tunnel
 	}
 	if g.rng.IntN(2) == 0 {
 		sport, dport = dport, sport

@@ -22,6 +22,7 @@ package gen
 import (
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"slices"
 	"sort"
 	"strconv"
@@ -36,8 +37,10 @@ import (
 // Kind is the kind of case the generator builds.
 type Kind uint8
 
-// Case kinds. The ones from KindTruncated on are malformed: they carry a
-// non-empty Case.Reason.
+// Case kinds. The ones from KindTruncated on are malformed: every case of
+// them fails (Case.Reason is not empty). Kinds before it decode, except
+// where the case says otherwise (a wrapped name that cannot be recovered,
+// a snap length that cuts the metadata).
 const (
 	KindACL         Kind = iota // policy mirroring: TLVs 1,2,3,4,255
 	KindPort                    // port mirroring: 03 or 04 VN, FF 00
@@ -53,6 +56,16 @@ const (
 	KindPadding                 // outer Ethernet frame padded to 60 bytes
 	KindSeed114                 // ACL mirror whose inner frame starts at byte 114
 	KindFragmented              // outer datagram over the MTU, IP fragmented
+	KindNames                   // VN names as free bytes: UTF-8, spaces, '/', '../', empty, control bytes
+	KindOddTLV                  // 16-byte host, 2-byte flags, other odd lengths of the known types
+	KindWrapped                 // a VN name over 255 bytes, its length byte wrapped, one consistent reading
+	KindIDReuse                 // a datagram lost its first fragment; a later one reuses its IP ID
+	KindDupFragment             // a fragment captured twice, before or after its datagram completed
+	KindFragSnap                // a fragmented datagram captured with a snap length
+	KindOverlay                 // the mirror datagram inside MPLSoUDP, MPLSoGRE or VXLAN
+	KindOuterTags               // three or four outer VLAN tags
+	KindDPDKTagged              // inner 802.1Q frame whose EtherType says IPv4 over an IPv6 packet
+	KindOtherPort               // mirror datagrams to a UDP port the decoder is not told about
 	KindTruncated               // outer headers or TLVs cut by the snap length
 	KindBadIP                   // bad outer IPv4 header
 	KindBadUDP                  // bad UDP length
@@ -61,14 +74,18 @@ const (
 	KindBadInner                // fewer than 14 bytes after the TLVs
 	KindFragMissing             // a fragment of the outer datagram is missing
 	KindBadLinkType             // a record with an unsupported link type
+	KindBadWrapped              // a wrapped VN name with no or several consistent readings
+	KindFragSnapTLV             // fragmented datagram whose first fragment is cut inside the TLVs
 	numKinds
 )
 
 var kindNames = [...]string{
 	"acl", "port", "end-only", "unknown-tlv", "legacy1", "legacy2", "vxlan", "vlan", "other",
 	"dpdk-ipv6", "snap-cut", "padding", "seed114", "fragmented",
+	"vn-bytes", "odd-tlv", "wrapped-name", "id-reuse", "dup-fragment", "frag-snap", "overlay",
+	"outer-tags", "dpdk-ipv6-tagged", "other-port",
 	"truncated", "bad-ip", "bad-udp", "bad-tlv", "bad-vxlan", "bad-inner-frame",
-	"fragment-incomplete", "link-type",
+	"fragment-incomplete", "link-type", "bad-wrapped-name", "frag-snap-tlv",
 }
 
 func (k Kind) String() string {
@@ -80,6 +97,20 @@ func (k Kind) String() string {
 
 // Malformed reports whether cases of kind k fail to decode.
 func (k Kind) Malformed() bool { return k >= KindTruncated && k < numKinds }
+
+// Reason is the failure reason of every case of a malformed kind, "" for
+// the others.
+func (k Kind) Reason() string {
+	switch {
+	case !k.Malformed():
+		return ""
+	case k == KindBadWrapped:
+		return "bad-tlv"
+	case k == KindFragSnapTLV:
+		return "truncated"
+	}
+	return k.String()
+}
 
 // Kinds lists every kind.
 func Kinds() []Kind {
@@ -146,6 +177,11 @@ var Profiles = map[string]Mix{
 	"bench":   {KindACL: 60, KindPort: 30, KindVXLAN: 5, KindVLAN: 5},
 	"malformed": {KindTruncated: 1, KindBadIP: 1, KindBadUDP: 1, KindBadTLV: 1, KindBadVXLAN: 1,
 		KindBadInner: 1, KindFragMissing: 1, KindBadLinkType: 1},
+	// What mirror traffic looks like in the field beyond the documented
+	// format (docs/gen.md).
+	"field": {KindNames: 3, KindOddTLV: 3, KindWrapped: 2, KindIDReuse: 1, KindDupFragment: 1,
+		KindFragSnap: 2, KindOverlay: 3, KindOuterTags: 1, KindDPDKTagged: 1, KindOtherPort: 1,
+		KindBadWrapped: 1, KindFragSnapTLV: 1},
 	"all": allMix(),
 }
 
@@ -191,11 +227,17 @@ type Options struct {
 	// MinFrame and MaxFrame bound the inner frame sizes (defaults 64 and
 	// 9000); frames over 1514 bytes are drawn rarely.
 	MinFrame, MaxFrame int
-	// MaxVN bounds the VN name lengths (default 255).
+	// MaxVN bounds the VN name lengths (default 255), but for the names
+	// of the wrapped-name kinds, over 255 bytes by design.
 	MaxVN int
 	// VarySeedNames lets the seed114 case use other VN names whose lengths
 	// still add up to 54.
 	VarySeedNames bool
+	// MaxDist is the reassembly distance the id-reuse and dup-fragment
+	// cases are built around (default 4, as the decoder's): an IP ID is
+	// reused after more than MaxDist other datagrams from the source, a
+	// fragment is repeated within fewer.
+	MaxDist int
 	// Start is the timestamp of the first packet (default 2024-03-01 UTC).
 	Start time.Time
 }
@@ -208,38 +250,104 @@ type Wire struct {
 	WireLen   int    // length on the wire (>= len(Data))
 }
 
-// Case is one mirrored frame, its outer packets and the expected decode result.
+// Expect is one result a decoder must produce: a mirrored frame and its
+// metadata (mirror.Meta, field by field), or a failure.
 //
-// Reason is "" when the case decodes, else the decoder's failure reason
+// Reason is "" when the result decodes, else the decoder's failure reason
 // name. Non-mirror traffic has Mode ModeOther and Reason "not-mirror": a
 // decoder passing such traffic through reports ModeOther and Frame (the
 // whole packet), one that drops it reports the reason.
+type Expect struct {
+	Mode      mirror.Mode
+	Frame     []byte // inner frame as the decoder must output it (maybe cut)
+	FrameLen  int    // original inner frame length
+	Truncated bool
+	SrcVN     *string // any bytes; nil when the TLV is absent, "" when sent empty
+	DstVN     *string
+	Host      netip.Addr // IPv4 or IPv6 router id; invalid when absent
+	Flags     uint32
+	FlagBits  uint8 // 32, 16 (a 2-byte flags TLV) or 0 (absent)
+	OddTLVs   int   // host or flags TLVs of another length, kept raw
+	// NameRecovered: a VN name over 255 bytes was sent with its length
+	// byte wrapped and read back whole from the one consistent reading.
+	NameRecovered bool
+	Direction     mirror.Direction
+	VNI           uint32
+	HasVNI        bool
+	VLAN          uint16
+	Overlay       mirror.Overlay
+	// Legacy is 0 without a record header, 1 for the R1.06-R3.0 variant
+	// (incl_len counts the TLVs), 2 for the 2016 one (incl_len is the frame).
+	Legacy     int
+	RecordTime time.Time // legacy header timestamp
+	// Fragments is how many outer IP fragments the result is made of:
+	// the ones reassembled, or a cut first fragment and those held before
+	// it; 0 for a datagram that was not fragmented.
+	Fragments int
+	Reason    string
+}
+
+// Meta returns the metadata the decoder must report (mirror.Meta without
+// the raw TLVs).
+func (e *Expect) Meta() mirror.Meta {
+	m := mirror.Meta{
+		Host: e.Host, Flags: e.Flags, FlagBits: e.FlagBits, OddTLVs: uint8(e.OddTLVs),
+		NameRecovered: e.NameRecovered, Direction: e.Direction, VNI: e.VNI, HasVNI: e.HasVNI,
+		Overlay: e.Overlay, Legacy: e.Legacy != 0,
+	}
+	if e.SrcVN != nil {
+		m.SrcVN = []byte(*e.SrcVN)
+	}
+	if e.DstVN != nil {
+		m.DstVN = []byte(*e.DstVN)
+	}
+	if e.Mode == mirror.ModeVLAN {
+		m.VLAN = e.VLAN
+	}
+	if e.Legacy != 0 {
+		m.RecordTime = e.RecordTime
+	}
+	return m
+}
+
+// Decodes reports whether a decoder passing non-mirror traffic through
+// delivers the result (rather than failing it).
+func (e *Expect) Decodes() bool { return e.Reason == "" || e.Reason == "not-mirror" }
+
+// Step is what a decoder must do with one outer packet of a case.
+type Step struct {
+	// Status is what Decode returns. Decoded or Failed complete a result:
+	// Result 0 is the case's own, i > 0 is Others[i-1].
+	Status mirror.Status
+	Result int
+	// Returned marks a Held fragment whose datagram never completes: the
+	// decoder hands it back (Expire, Flush) failed as fragment-incomplete.
+	Returned bool
+}
+
+// Case is one mirrored frame, the outer packets a sniffer captures for it,
+// and what a decoder must make of each of them.
+//
+// Most cases are one outer datagram (one packet, or its IP fragments).
+// Some are a short scene: other datagrams of the same source around the
+// case's own (their results in Others), a fragment captured twice, the
+// tail of a datagram that lost its first fragment.
 type Case struct {
 	Index   int
 	Kind    Kind
 	Packet  int    // index of Packets[0] among all packets generated so far
 	Packets []Wire // outer packets, in capture order
+	Steps   []Step // what the decoder does with each of Packets
 
-	Mode      mirror.Mode
-	Frame     []byte // inner frame as the decoder must output it (maybe cut)
-	FrameLen  int    // original inner frame length
-	Truncated bool
-	SrcVN     *string // nil when the TLV is absent
-	DstVN     *string
-	Host      *[4]byte
-	Flags     *uint32
-	Direction mirror.Direction
-	VNI       *uint32
-	VLAN      uint16
-	// Legacy is 0 without a record header, 1 for the R1.06-R3.0 variant
-	// (incl_len counts the TLVs), 2 for the 2016 one (incl_len is the frame).
-	Legacy     int
-	RecordTime time.Time // legacy header timestamp
-	Reason     string
+	Expect          // the case's own result
+	Others []Expect // further results, in the order they complete
 
-	host  [4]byte
-	flags uint32
-	vni   uint32
+	// Port, when set, is the UDP port the case's mirror datagram was sent
+	// to instead of the generator's: a decoder that is not told about it
+	// passes the packet through (ModeOther, the whole packet, or fails it
+	// not-mirror) and counts Port as a candidate mirror port; one told
+	// about it decodes Expect.
+	Port uint16
 }
 
 // Clone returns a deep copy of c that stays valid after the next Generator.Next.
@@ -249,25 +357,34 @@ func (c *Case) Clone() *Case {
 	for i := range d.Packets {
 		d.Packets[i].Data = slices.Clone(d.Packets[i].Data)
 	}
-	d.Frame = slices.Clone(c.Frame)
-	if c.SrcVN != nil {
-		s := *c.SrcVN
-		d.SrcVN = &s
-	}
-	if c.DstVN != nil {
-		s := *c.DstVN
-		d.DstVN = &s
-	}
-	if c.Host != nil {
-		d.Host = &d.host
-	}
-	if c.Flags != nil {
-		d.Flags = &d.flags
-	}
-	if c.VNI != nil {
-		d.VNI = &d.vni
+	d.Steps = slices.Clone(c.Steps)
+	d.Expect = c.Expect.clone()
+	d.Others = slices.Clone(c.Others)
+	for i := range d.Others {
+		d.Others[i] = c.Others[i].clone()
 	}
 	return &d
+}
+
+func (e Expect) clone() Expect {
+	e.Frame = slices.Clone(e.Frame)
+	if e.SrcVN != nil {
+		s := *e.SrcVN
+		e.SrcVN = &s
+	}
+	if e.DstVN != nil {
+		s := *e.DstVN
+		e.DstVN = &s
+	}
+	return e
+}
+
+// Result returns the result a Decoded or Failed step completes.
+func (c *Case) Result(s Step) *Expect {
+	if s.Result == 0 {
+		return &c.Expect
+	}
+	return &c.Others[s.Result-1]
 }
 
 // Generator produces cases. It is not safe for concurrent use.
@@ -281,6 +398,8 @@ type Generator struct {
 
 	vns       []string    // VN name pool: realistic names first, then extremes
 	realVNs   int         // how many of vns are realistic
+	fieldVNs  []string    // names as clouds send them: UTF-8, spaces, '/', control bytes
+	longVNs   []string    // names over 255 bytes
 	seedNames [][2]string // source and destination VN names 54 bytes long together
 	hosts     [][4]byte
 	noise     []byte // random bytes for payloads
@@ -290,10 +409,15 @@ type Generator struct {
 
 	c       Case
 	wires   []Wire
+	steps   []Step
+	others  []Expect
+	sent    []sent // records of the datagram last sent
+	arena   []byte // records and frames a case keeps while it builds more
 	payload []byte // UDP payload being built
 	frame   []byte // inner frame
 	pkt     []byte // whole outer packet
 	frags   []byte // fragment records
+	ovl     []byte // a fabric tunnel's payload
 }
 
 // New returns a generator. It fails on inconsistent options.
@@ -325,6 +449,9 @@ func New(opts Options) (*Generator, error) {
 	if opts.MaxVN == 0 {
 		opts.MaxVN = 255
 	}
+	if opts.MaxDist == 0 {
+		opts.MaxDist = 4
+	}
 	if opts.Start.IsZero() {
 		opts.Start = time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
 	}
@@ -343,6 +470,8 @@ func New(opts Options) (*Generator, error) {
 		return nil, fmt.Errorf("mirror port and VXLAN port are both %d", opts.Port)
 	case opts.MirrorVLAN > 4094:
 		return nil, fmt.Errorf("mirror VLAN %d: outside 1..4094", opts.MirrorVLAN)
+	case opts.MaxDist < 1 || opts.MaxDist > 64:
+		return nil, fmt.Errorf("reassembly distance %d: outside 1..64", opts.MaxDist)
 	}
 	switch opts.LinkType {
 	case 0, layers.LinkTypeEthernet, layers.LinkTypeLinuxSLL, layers.LinkTypeLinuxSLL2, layers.LinkTypeRaw:
@@ -378,9 +507,9 @@ func (g *Generator) possible(k Kind) bool {
 	switch k {
 	case KindBadLinkType:
 		return lt == 0 // a fixed link type holds only supported records
-	case KindVLAN, KindPadding, KindSeed114:
+	case KindVLAN, KindPadding, KindSeed114, KindOuterTags:
 		return lt == 0 || lt == layers.LinkTypeEthernet
-	case KindFragmented, KindFragMissing:
+	case KindFragmented, KindFragMissing, KindIDReuse, KindDupFragment, KindFragSnap, KindFragSnapTLV:
 		return g.opts.MaxFrame >= g.opts.MTU
 	}
 	return true
@@ -424,6 +553,44 @@ func (g *Generator) initPools() {
 		h[0], h[1], h[2], h[3] = 10, byte(g.rng.IntN(4)), byte(g.rng.IntN(256)), byte(1+g.rng.IntN(250))
 		g.hosts = append(g.hosts, h)
 	}
+	// The pools below draw from their own source, so that the ones above
+	// (and every case of the kinds they serve) stay as they were.
+	r := rand.New(rand.NewPCG(g.opts.Seed, 0x6c6f6e67))
+	for _, n := range fieldVNs {
+		if len(n) <= g.opts.MaxVN {
+			g.fieldVNs = append(g.fieldVNs, n)
+		}
+	}
+	for i := 0; i < 16; i++ {
+		g.longVNs = append(g.longVNs, vnOfLen(r, 256+r.IntN(128<<(i%4))))
+	}
+}
+
+// fieldVNs are VN names as clouds in the field send them: OpenStack names
+// are free UTF-8 text (f12, f13, f16), and nothing stops a control byte.
+var fieldVNs = []string{
+	"default-domain:admin:réseau-prod",
+	"default-domain:admin:web tier",
+	"default-domain:admin:vn web",
+	"default-domain:admin:prod/web",
+	"default-domain:admin:../../../../tmp/escape-test",
+	"../../etc/passwd",
+	"..",
+	"/",
+	"",
+	"__UNKNOWN__",
+	"default-domain:admin:データ-net",
+	"default-domain:admin:vn-🚀",
+	"default-domain:admin:quote\"d",
+	"default-domain:admin:back\\slash",
+	"default-domain:admin:tab\there",
+	"default-domain:admin:new\nline",
+	"default-domain:admin:nul\x00byte",
+	"\x01\x02\x03\x04\xff\x00",
+	"default-domain:admin:latin1-r\xe9seau",
+	" default-domain:admin:leading-space",
+	"default-domain:k8s-" + strings.Repeat("team-payments-", 4) + "ns:k8s-" + strings.Repeat("team-payments-", 4) + "ns-pod-network",
+	"default-domain:admin:" + strings.Repeat("é", 117),
 }
 
 const vnChars = "abcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -454,9 +621,9 @@ func (g *Generator) Next() *Case {
 	k := g.pickKind()
 	c := &g.c
 	*c = Case{Index: g.index, Kind: k, Packet: g.packets}
-	g.wires = g.wires[:0]
+	g.wires, g.steps, g.others, g.arena = g.wires[:0], g.steps[:0], g.others[:0], g.arena[:0]
 	g.build(c, k)
-	c.Packets = g.wires
+	c.Packets, c.Steps, c.Others = g.wires, g.steps, g.others
 	g.index++
 	g.packets += len(c.Packets)
 	return c

@@ -124,8 +124,8 @@ func TestTsharkJuniper(t *testing.T) {
 				want := []string{str(c.SrcVN), str(c.DstVN), "", "", macString(c.Frame[6:12]),
 					strconv.Itoa(c.Packets[len(c.Packets)-1].WireLen),
 					strconv.Itoa(len(c.Packets[len(c.Packets)-1].Data))}
-				if c.Host != nil {
-					want[2] = net.IP(c.Host[:]).String()
+				if c.Host.IsValid() {
+					want[2] = c.Host.String()
 				}
 				// The inner source MAC follows the outer one; tshark may list
 				// more after it when the inner payload looks like a tunnel.
@@ -148,10 +148,10 @@ func TestTsharkJuniper(t *testing.T) {
 					innerMAC = macs[pos]
 				}
 				got := []string{row[0], row[1], row[2], row[3], innerMAC, row[5], row[6]}
-				if c.Flags != nil && !shortCut {
+				if c.FlagBits != 0 && !shortCut {
 					f, err := strconv.ParseUint(row[3], 0, 32)
-					if err != nil || uint32(f) != *c.Flags {
-						t.Errorf("case %d (%s): tshark flags %q, want %#x", c.Index, c.Kind, row[3], *c.Flags)
+					if err != nil || uint32(f) != c.Flags {
+						t.Errorf("case %d (%s): tshark flags %q, want %#x", c.Index, c.Kind, row[3], c.Flags)
 					}
 					got[3] = ""
 				}
@@ -189,7 +189,7 @@ func TestTsharkVXLAN(t *testing.T) {
 	for _, c := range cases {
 		row := rows[lastRecord(c)]
 		got := []string{row[0], row[1], nth(row[2], c.Packets[0].LinkType)}
-		want := []string{strconv.Itoa(int(*c.VNI)), "0x0800", macString(c.Frame[6:12])}
+		want := []string{strconv.Itoa(int(c.VNI)), "0x0800", macString(c.Frame[6:12])}
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("case %d: tshark %q, want %q", c.Index, got, want)
 		}

@@ -6,11 +6,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/vrsniff/vrsniff/internal/mirror"
 )
 
 // Format is a capture file format.
@@ -133,48 +137,120 @@ func (w *Writer) Flush() error {
 }
 
 // Truth is the expected decode result of a case as written to truth files,
-// one JSON object per line.
+// one JSON object per line: the case's own result at the top level, the
+// results of further datagrams in others, and what the decoder does with
+// each packet in steps.
 type Truth struct {
-	Index      int        `json:"index"`
-	Kind       string     `json:"kind"`
-	Packets    []int      `json:"packets"` // record numbers in the capture file, from 1
-	Mode       string     `json:"mode"`
-	Reason     string     `json:"reason,omitempty"`
-	Frame      string     `json:"frame,omitempty"` // hex
-	FrameLen   int        `json:"frame_len,omitempty"`
-	Truncated  bool       `json:"truncated,omitempty"`
-	SrcVN      *string    `json:"src_vn,omitempty"`
-	DstVN      *string    `json:"dst_vn,omitempty"`
-	Host       string     `json:"host,omitempty"`
-	Flags      *uint32    `json:"flags,omitempty"`
-	Direction  string     `json:"direction,omitempty"`
-	VNI        *uint32    `json:"vni,omitempty"`
-	VLAN       uint16     `json:"vlan,omitempty"`
-	Legacy     int        `json:"legacy,omitempty"`
-	RecordTime *time.Time `json:"record_time,omitempty"`
+	Index   int         `json:"index"`
+	Kind    string      `json:"kind"`
+	Packets []int       `json:"packets"` // record numbers in the capture file, from 1
+	Steps   []TruthStep `json:"steps"`   // one per packet
+	TruthResult
+	Others []TruthResult `json:"others,omitempty"`
+	// Port is the UDP port of mirror traffic the decoder must be told
+	// about (--port) to decode; without it, it passes the packets through
+	// and names the port as a candidate.
+	Port uint16 `json:"port,omitempty"`
+}
+
+// TruthStep is what the decoder does with one packet: status decoded or
+// failed when the packet completes result (0: the case's own, i: others[i-1]);
+// held, returned when the fragment comes back incomplete at the end;
+// merged or duplicate.
+type TruthStep struct {
+	Status   string `json:"status"`
+	Result   int    `json:"result,omitempty"`
+	Returned bool   `json:"returned,omitempty"`
+}
+
+// TruthResult is an Expect in its file form. A VN name that is not valid
+// UTF-8 is given in hex (src_vn_hex) instead of src_vn.
+type TruthResult struct {
+	Mode          string     `json:"mode"`
+	Reason        string     `json:"reason,omitempty"`
+	Frame         string     `json:"frame,omitempty"` // hex
+	FrameLen      int        `json:"frame_len,omitempty"`
+	Truncated     bool       `json:"truncated,omitempty"`
+	Fragments     int        `json:"fragments,omitempty"`
+	SrcVN         *string    `json:"src_vn,omitempty"`
+	SrcVNHex      string     `json:"src_vn_hex,omitempty"`
+	DstVN         *string    `json:"dst_vn,omitempty"`
+	DstVNHex      string     `json:"dst_vn_hex,omitempty"`
+	Host          string     `json:"host,omitempty"` // IPv4 or IPv6
+	Flags         *uint32    `json:"flags,omitempty"`
+	FlagBits      uint8      `json:"flag_bits,omitempty"` // 32, or 16 for a 2-byte flags TLV
+	OddTLVs       int        `json:"odd_tlvs,omitempty"`
+	NameRecovered bool       `json:"name_recovered,omitempty"`
+	Direction     string     `json:"direction,omitempty"`
+	VNI           *uint32    `json:"vni,omitempty"`
+	VLAN          uint16     `json:"vlan,omitempty"`
+	Overlay       string     `json:"overlay,omitempty"`
+	Legacy        int        `json:"legacy,omitempty"`
+	RecordTime    *time.Time `json:"record_time,omitempty"`
+}
+
+var statusNames = [...]string{
+	mirror.Decoded: "decoded", mirror.Failed: "failed", mirror.Held: "held",
+	mirror.Merged: "merged", mirror.Duplicate: "duplicate",
+}
+
+// StatusName names a decode status as truth files do.
+func StatusName(s mirror.Status) string {
+	if int(s) < len(statusNames) {
+		return statusNames[s]
+	}
+	return "status" + strconv.Itoa(int(s))
 }
 
 // Truth returns the case's expectations in their file form.
 func (c *Case) Truth() Truth {
-	t := Truth{
-		Index: c.Index, Kind: c.Kind.String(), Mode: c.Mode.String(), Reason: c.Reason,
-		Frame: hex.EncodeToString(c.Frame), FrameLen: c.FrameLen, Truncated: c.Truncated,
-		SrcVN: c.SrcVN, DstVN: c.DstVN, Flags: c.Flags, VNI: c.VNI, VLAN: c.VLAN, Legacy: c.Legacy,
-	}
+	t := Truth{Index: c.Index, Kind: c.Kind.String(), TruthResult: c.Expect.truth(), Port: c.Port}
 	for i := range c.Packets {
 		t.Packets = append(t.Packets, c.Packet+i+1)
 	}
-	if c.Host != nil {
-		t.Host = fmt.Sprintf("%d.%d.%d.%d", c.Host[0], c.Host[1], c.Host[2], c.Host[3])
+	for _, s := range c.Steps {
+		t.Steps = append(t.Steps, TruthStep{Status: StatusName(s.Status), Result: s.Result, Returned: s.Returned})
 	}
-	if c.Direction != 0 {
-		t.Direction = c.Direction.String()
+	for i := range c.Others {
+		t.Others = append(t.Others, c.Others[i].truth())
 	}
-	if c.Legacy != 0 {
-		rt := c.RecordTime
+	return t
+}
+
+func (e *Expect) truth() TruthResult {
+	t := TruthResult{
+		Mode: e.Mode.String(), Reason: e.Reason, Frame: hex.EncodeToString(e.Frame), FrameLen: e.FrameLen,
+		Truncated: e.Truncated, Fragments: e.Fragments, FlagBits: e.FlagBits, OddTLVs: e.OddTLVs,
+		NameRecovered: e.NameRecovered, VLAN: e.VLAN, Overlay: e.Overlay.String(), Legacy: e.Legacy,
+	}
+	t.SrcVN, t.SrcVNHex = truthName(e.SrcVN)
+	t.DstVN, t.DstVNHex = truthName(e.DstVN)
+	if e.Host.IsValid() {
+		t.Host = e.Host.String()
+	}
+	if e.FlagBits != 0 {
+		f := e.Flags
+		t.Flags = &f
+	}
+	if e.HasVNI {
+		v := e.VNI
+		t.VNI = &v
+	}
+	if e.Direction != 0 {
+		t.Direction = e.Direction.String()
+	}
+	if e.Legacy != 0 {
+		rt := e.RecordTime
 		t.RecordTime = &rt
 	}
 	return t
+}
+
+func truthName(s *string) (*string, string) {
+	if s == nil || utf8.ValidString(*s) {
+		return s, ""
+	}
+	return nil, hex.EncodeToString([]byte(*s))
 }
 
 // Stats counts what Write produced.
@@ -210,11 +286,14 @@ func Write(w io.Writer, truth io.Writer, g *Generator, count int, f Format) (Sta
 		st.Cases++
 		st.Packets += len(c.Packets)
 		st.Kinds[c.Kind]++
-		if c.Reason != "" && c.Reason != "not-mirror" {
+		if !c.Decodes() {
 			st.Malformed++
 		}
-		if len(c.Packets) > 1 {
-			st.Fragmented++
+		for _, s := range c.Steps {
+			if s.Status == mirror.Held {
+				st.Fragmented++
+				break
+			}
 		}
 	}
 	if err := cw.Flush(); err != nil {

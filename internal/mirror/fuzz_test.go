@@ -32,6 +32,9 @@ func within(sub, whole []byte) bool {
 	return s >= w && s+uintptr(len(sub)) <= w+uintptr(len(whole))
 }
 
+// FuzzDecode decodes a sequence of packets with one decoder. Its corpus
+// holds a generated case of every kind (testdata/fuzz/FuzzDecode/gen-*,
+// written by TestFuzzCorpus).
 func FuzzDecode(f *testing.F) {
 	inner := innerFrame(f, 200)
 	seed := func(lt byte, pkts ...[]byte) {
@@ -63,7 +66,7 @@ func FuzzDecode(f *testing.F) {
 		for _, raw := range packets(data) {
 			buf := append([]byte(nil), raw...)
 			p := &Packet{LinkType: fuzzLinkTypes[int(lt&0x7f)%len(fuzzLinkTypes)], Data: buf, WireLen: len(buf) + int(lt>>4)}
-			switch d.Decode(p) {
+			switch st := d.Decode(p); st {
 			case Held:
 				held++
 				continue
@@ -84,6 +87,14 @@ func FuzzDecode(f *testing.F) {
 				if p.Err == OK || int(p.Err) >= NumReasons || p.ErrOffset < 0 || p.ErrOffset > len(p.Data) {
 					t.Fatalf("failed with %v at %d", p.Err, p.ErrOffset)
 				}
+			case Merged, Duplicate:
+				// An outer fragment counted, with nothing to deliver.
+				if p.Err != OK || p.Frame != nil {
+					t.Fatalf("status %d with err %v, frame of %d bytes", st, p.Err, len(p.Frame))
+				}
+				continue
+			default:
+				t.Fatalf("status %d", st)
 			}
 			if p.Fragments > 0 {
 				absorbed += p.Fragments - 1
