@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -21,18 +22,20 @@ import (
 // returned by a later call or by Close.
 //
 // A frame referred to in the mapped input can no longer be read once the
-// input file shrank (see pcapfile.Open): writev then fails with EFAULT
-// part way. The output file is cut back to where that buffer began, so
-// that it still ends on a whole block (the packets of that buffer, at most
-// a megabyte, are lost), and the error says why.
+// input file shrank under the run (see pcapfile.Open): writev then fails
+// with EFAULT part way. The output file is cut back to where that buffer
+// began, so that it still ends on a whole block (the packets of that
+// buffer, at most a megabyte, are lost), and the error is a
+// pcapfile.FormatError with pcapfile.ErrShrunk, like the Reader's.
 type asyncWriter struct {
-	w    io.Writer
-	fd   int // -1 unless w is a file: then vectors go out with writev
-	work chan job
-	free chan job
-	done chan struct{}
-	mu   sync.Mutex
-	err  error
+	w      io.Writer
+	region []byte // the mapped input, for the offset of a frame lost from it
+	fd     int    // -1 unless w is a file: then vectors go out with writev
+	work   chan job
+	free   chan job
+	done   chan struct{}
+	mu     sync.Mutex
+	err    error
 }
 
 type job struct {
@@ -88,10 +91,11 @@ func (a *asyncWriter) writeVector(vec [][]byte) (err error) {
 	if a.fd < 0 {
 		defer func() {
 			if v := recover(); v != nil {
-				if _, ok := v.(interface{ Addr() uintptr }); !ok {
+				f, ok := v.(interface{ Addr() uintptr })
+				if !ok {
 					panic(v)
 				}
-				err = fmt.Errorf("write output: %w: a frame of the input could not be read", pcapfile.ErrShrunk)
+				err = a.lost(f.Addr(), "")
 			}
 		}()
 		for _, b := range vec {
@@ -114,14 +118,11 @@ func (a *asyncWriter) writeVector(vec [][]byte) (err error) {
 			continue
 		}
 		if err == unix.EFAULT {
-			err = fmt.Errorf("%w: a frame of the input could not be read", pcapfile.ErrShrunk)
-			if start >= 0 {
-				if terr := unix.Ftruncate(a.fd, start); terr == nil {
-					unix.Seek(a.fd, start, io.SeekStart)
-					err = fmt.Errorf("%w; the output ends with the last whole buffer", err)
-				}
+			if start >= 0 && unix.Ftruncate(a.fd, start) == nil {
+				unix.Seek(a.fd, start, io.SeekStart)
+				return a.lost(uintptr(unsafe.Pointer(unsafe.SliceData(vec[0]))), "; the output ends with the buffer before it")
 			}
-			return &os.PathError{Op: "writev", Path: "output", Err: err}
+			return &os.PathError{Op: "writev", Path: "output", Err: a.lost(0, "")}
 		}
 		if err != nil {
 			return &os.PathError{Op: "writev", Path: "output", Err: err}
@@ -138,6 +139,18 @@ func (a *asyncWriter) writeVector(vec [][]byte) (err error) {
 		}
 	}
 	return nil
+}
+
+// lost is the error for a frame of the input that could not be read at
+// address addr: a FormatError at its offset in the input when it lies in
+// the mapped input.
+func (a *asyncWriter) lost(addr uintptr, note string) error {
+	err := fmt.Errorf("%w: a frame could not be read to be written%s", pcapfile.ErrShrunk, note)
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(a.region)))
+	if addr < base || addr-base >= uintptr(len(a.region)) {
+		return err
+	}
+	return &pcapfile.FormatError{Offset: int64(addr - base), What: "mapped input", Err: err}
 }
 
 func (a *asyncWriter) error() error {

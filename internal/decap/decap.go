@@ -222,6 +222,7 @@ func RunReader(ctx context.Context, r *pcapfile.Reader, o Options) (*pipeline.St
 		out = split
 	} else {
 		aw := newAsyncWriter(o.Out)
+		aw.region = r.Mapped()
 		w, err := pcapfile.NewWriter(aw, wo)
 		if err != nil {
 			aw.Close()
