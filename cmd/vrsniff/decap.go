@@ -38,9 +38,17 @@ OUT is written under a temporary name and renamed into place at the end: a
 run that fails (a write error, an interruption) leaves an existing OUT as it
 was. An OUT that is IN (also through a link) is refused.
 
-Exit status: 0 all decoded, 1 failure (bad input file, I/O error; what was
-decoded before damage in the input is written), 2 usage (also: an output
-that is the input), 3 done but some packets were malformed (see --rejects).
+Exit status: 0 all decoded, 1 failure (bad input file, an input file that
+shrank while being read, I/O error; what was decoded before damage in the
+input is written), 2 usage (also: an output that is the input), 3 done but
+some packets were malformed (see --rejects).
+
+pcapng output keeps the input's interfaces: each frame is written to an
+interface named like the one it was captured on. Classic pcap output
+(--format pcap) has one interface and one link type: the frames of every
+input interface go into it, packets passed through with another link type
+are counted as not writable and left out, and times are microseconds
+unless --nanos.
 
 flags:
 `
@@ -58,6 +66,7 @@ func runDecap(args []string) int {
 		jsonOut  = fs.Bool("json", false, "print the summary as JSON on stdout (or stderr when OUT is -)")
 		quiet    = fs.Bool("quiet", false, "no summary")
 		progress = fs.Bool("progress", isTerminal(os.Stderr), "progress line on stderr")
+		maxIfs   = fs.Int("max-interfaces", pcapfile.DefaultMaxInterfaces, "most distinct interfaces a pcapng input may describe (`N`)")
 	)
 	dec.register(fs)
 	flt.register(fs)
@@ -95,7 +104,10 @@ func runDecap(args []string) int {
 	if err != nil {
 		return usageErr("decap", err.Error())
 	}
-	opts := decap.Options{Format: f, Nanosecond: *nanos, Decoder: cfg, Filter: flt2, Split: split}
+	if *maxIfs < 1 {
+		return usageErr("decap", fmt.Sprintf("--max-interfaces %d: want at least 1", *maxIfs))
+	}
+	opts := decap.Options{Format: f, Nanosecond: *nanos, Decoder: cfg, Filter: flt2, Split: split, MaxInterfaces: *maxIfs}
 	if *progress && !*quiet {
 		opts.Progress = os.Stderr
 	}
@@ -121,6 +133,9 @@ func runDecap(args []string) int {
 		}
 	}
 	if runErr != nil {
+		if errors.Is(runErr, pcapfile.ErrInterfaceLimit) {
+			runErr = fmt.Errorf("%w; see --max-interfaces", runErr)
+		}
 		return fail("decap", runErr)
 	}
 	if malformed(&sum) > 0 {
@@ -172,6 +187,9 @@ func printSummary(w io.Writer, s *pipeline.Summary) {
 		fmt.Fprintf(w, ", %d not writable in this format", s.SinkErrs)
 	}
 	fmt.Fprintln(w)
+	if s.TimeClamped > 0 {
+		fmt.Fprintf(w, "%d timestamps out of range (before 1970 or after 2262), clamped\n", s.TimeClamped)
+	}
 	if n := s.TotalMalformed(); n > 0 {
 		var rs []string
 		for _, r := range mirror.Reasons() {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/vrsniff/vrsniff/internal/gen"
 	"github.com/vrsniff/vrsniff/internal/mirror"
+	"github.com/vrsniff/vrsniff/internal/testkit"
 )
 
 // Wireshark's own Juniper dissector is the oracle: on the raw capture it
@@ -311,5 +312,37 @@ func TestDecapPipes(t *testing.T) {
 	a, _ := os.ReadFile(ref)
 	if !bytes.Equal(a, []byte(stdout)) {
 		t.Fatalf("piped output (%d bytes) differs from the file output (%d bytes)", len(stdout), len(a))
+	}
+}
+
+// Each decoded frame of f09 stays on the interface it was captured on, with
+// its nanosecond time; classic pcap output has one interface.
+func TestDecapInterfaces(t *testing.T) {
+	dir := t.TempDir()
+	in := testkit.FieldCase(t, "f09_three_interfaces_ns.pcapng")
+	out := filepath.Join(dir, "out.pcapng")
+	if _, stderr, code := run(t, nil, "decap", "--quiet", in, out); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var got []string
+	for _, r := range tshark(t, out, nil, "frame.interface_name", "frame.time_epoch", "frame.cap_len", "frame.len") {
+		got = append(got, strings.Join(r, " "))
+	}
+	want := "eth1 1700000000.123456789 98 98,eth2 1700000000.223456000 15 242,any 1700000000.323456000 98 98,eth1 1700000000.423456001 98 98"
+	if strings.Join(got, ",") != want {
+		t.Errorf("got %q\nwant %q", strings.Join(got, ","), want)
+	}
+
+	pc := filepath.Join(dir, "out.pcap")
+	if _, stderr, code := run(t, nil, "decap", "--quiet", "--format", "pcap", "--nanos", in, pc); code != exitOK {
+		t.Fatalf("pcap: exit %d: %s", code, stderr)
+	}
+	if rows := tshark(t, pc, nil, "frame.time_epoch"); len(rows) != 4 || rows[3][0] != "1700000000.423456001" {
+		t.Errorf("pcap: %q", rows)
+	}
+
+	if _, stderr, code := run(t, nil, "decap", "--max-interfaces", "2", in, filepath.Join(dir, "x.pcapng")); code != exitFailure ||
+		!strings.Contains(stderr, "more than 2 distinct interfaces") || !strings.Contains(stderr, "--max-interfaces") {
+		t.Errorf("--max-interfaces 2: exit %d, %q", code, stderr)
 	}
 }

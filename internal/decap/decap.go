@@ -38,6 +38,9 @@ type Options struct {
 	// Progress, if set, gets a progress line every second.
 	Progress io.Writer
 	Size     int64 // input size for the progress line; 0 if unknown
+	// MaxInterfaces bounds the distinct interfaces a pcapng input may
+	// describe (see pcapfile.Reader.MaxInterfaces); 0 keeps the Reader's.
+	MaxInterfaces int
 
 	// Set by RunFiles: what the split files must not be written over.
 	in          os.FileInfo
@@ -201,7 +204,12 @@ var ErrInterrupted = errors.New("interrupted")
 // damaged input, removed after any other error.
 func RunReader(ctx context.Context, r *pcapfile.Reader, o Options) (*pipeline.Stats, error) {
 	stats := &pipeline.Stats{}
-	wo := pcapfile.Options{Format: o.Format, Nanosecond: o.Nanosecond, Application: "vrsniff decap"}
+	if o.MaxInterfaces > 0 {
+		r.MaxInterfaces = o.MaxInterfaces
+	}
+	// Each output interface is named after the input interface its
+	// packets came from.
+	wo := pcapfile.Options{Format: o.Format, Nanosecond: o.Nanosecond, Application: "vrsniff decap", Interfaces: r}
 	var out pipeline.Sink
 	var single flushCloser
 	var split *splitSink
@@ -214,6 +222,7 @@ func RunReader(ctx context.Context, r *pcapfile.Reader, o Options) (*pipeline.St
 		out = split
 	} else {
 		aw := newAsyncWriter(o.Out)
+		aw.region = r.Mapped()
 		w, err := pcapfile.NewWriter(aw, wo)
 		if err != nil {
 			aw.Close()
@@ -244,7 +253,7 @@ func RunReader(ctx context.Context, r *pcapfile.Reader, o Options) (*pipeline.St
 	var rejects *pcapfile.Writer
 	if o.Rejects != nil {
 		var err error
-		rejects, err = pcapfile.NewWriter(o.Rejects, pcapfile.Options{Format: pcapfile.FormatRaw, Application: "vrsniff decap"})
+		rejects, err = pcapfile.NewWriter(o.Rejects, pcapfile.Options{Format: pcapfile.FormatRaw, Application: "vrsniff decap", Interfaces: r})
 		if err != nil {
 			if split != nil {
 				split.finish(false)
@@ -254,7 +263,9 @@ func RunReader(ctx context.Context, r *pcapfile.Reader, o Options) (*pipeline.St
 		pl.Rejects = rejects
 	}
 	stop := progress(o.Progress, stats, o.Size)
-	runErr := pl.Run(ctx)
+	// A mapped input that shrinks under the run ends it with an error, not
+	// a SIGBUS; the writers then drop the packet they were writing.
+	runErr := r.Guard(func() error { return pl.Run(ctx) })
 	stop()
 	if ctx.Err() != nil {
 		runErr = errors.Join(runErr, ErrInterrupted)

@@ -218,6 +218,13 @@ type Packet struct {
 	Data      []byte // bytes as captured
 	WireLen   int    // length on the wire (>= len(Data))
 	Interface int    // index of the capture interface in the source
+	// TimeClamped is set when the source's timestamp was outside what
+	// Timestamp may hold (1970 to 2262, see pcapfile.Reader.Next) and was
+	// clamped to that range.
+	TimeClamped bool
+	// Comments are the comments the source record carried (pcapng
+	// opt_comment), each as it was written.
+	Comments [][]byte
 
 	// Filled by the Decoder.
 	Mode Mode

@@ -151,6 +151,11 @@ func readAll(t testing.TB, b []byte) []mirror.Packet {
 			t.Fatalf("after %d packets: %v", len(ps), err)
 		}
 		p.Data = append([]byte(nil), p.Data...)
+		var cs [][]byte
+		for _, c := range p.Comments {
+			cs = append(cs, append([]byte(nil), c...))
+		}
+		p.Comments = cs
 		ps = append(ps, p)
 	}
 	if r.Offset() != int64(len(b)) {

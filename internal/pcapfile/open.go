@@ -1,6 +1,7 @@
 package pcapfile
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +17,13 @@ import (
 // that copy is a fifth of decap's time. Anything else (a pipe, a FIFO) is
 // read through a buffer. Close the returned closer when done with the
 // packets.
+//
+// A mapped file that shrinks while it is read (truncated by another
+// program) ends the packets with a FormatError whose cause is ErrShrunk,
+// after the last packet wholly within its new size. Run the code that uses
+// the packets under Reader.Guard: bytes of a packet already handed out
+// when the file shrinks fault when touched, which Guard turns into the
+// same error instead of a SIGBUS.
 func Open(name string) (*Reader, io.Closer, error) {
 	f, err := os.Open(name)
 	if err != nil {
@@ -25,15 +33,15 @@ func Open(name string) (*Reader, io.Closer, error) {
 	if err == nil && st.Mode().IsRegular() && st.Size() > 0 && st.Size() == int64(int(st.Size())) {
 		data, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE)
 		if err == nil {
-			f.Close()
 			unix.Madvise(data, unix.MADV_SEQUENTIAL)
 			unix.Madvise(data, unix.MADV_WILLNEED)
-			r, err := NewReaderBytes(data)
+			r, err := newReader(&byteBuffer{b: data, end: len(data), f: f})
 			if err != nil {
 				unix.Munmap(data)
+				f.Close()
 				return nil, nil, fmt.Errorf("%s: %w", name, err)
 			}
-			return r, unmapper(data), nil
+			return r, unmapper{data, f}, nil
 		}
 	}
 	r, err := NewReader(f)
@@ -44,9 +52,12 @@ func Open(name string) (*Reader, io.Closer, error) {
 	return r, f, nil
 }
 
-type unmapper []byte
+type unmapper struct {
+	data []byte
+	f    *os.File
+}
 
-func (u unmapper) Close() error { return unix.Munmap(u) }
+func (u unmapper) Close() error { return errors.Join(unix.Munmap(u.data), u.f.Close()) }
 
 // ReadFile reads every packet of a capture file, with copies of their
 // bytes: for tools and tests that want a small file whole.
@@ -57,15 +68,25 @@ func ReadFile(name string) ([]mirror.Packet, error) {
 	}
 	defer c.Close()
 	var ps []mirror.Packet
-	for {
-		var p mirror.Packet
-		switch err := r.Next(&p); {
-		case err == io.EOF:
-			return ps, nil
-		case err != nil:
-			return ps, fmt.Errorf("%s: %w", name, err)
+	err = r.Guard(func() error {
+		for {
+			var p mirror.Packet
+			if err := r.Next(&p); err != nil {
+				return err
+			}
+			p.Data = append([]byte(nil), p.Data...)
+			if p.Comments != nil {
+				cs := make([][]byte, len(p.Comments))
+				for i, c := range p.Comments {
+					cs[i] = append([]byte(nil), c...)
+				}
+				p.Comments = cs
+			}
+			ps = append(ps, p)
 		}
-		p.Data = append([]byte(nil), p.Data...)
-		ps = append(ps, p)
+	})
+	if err == io.EOF {
+		return ps, nil
 	}
+	return ps, fmt.Errorf("%s: %w", name, err)
 }

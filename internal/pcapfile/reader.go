@@ -13,9 +13,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/bits"
+	"os"
+	"runtime/debug"
 	"slices"
 	"time"
+	"unicode/utf8"
+	"unsafe"
 
 	"github.com/gopacket/gopacket/layers"
 
@@ -51,7 +56,33 @@ const (
 	// maxBlock bounds a pcapng block so that a corrupt length cannot make the
 	// Reader allocate without limit (Wireshark uses the same 16 MiB).
 	maxBlock = 16 << 20
+	// maxIfaceText bounds the interface name and description kept per
+	// interface, so that the descriptions of MaxInterfaces interfaces stay
+	// small; real names are a few dozen bytes.
+	maxIfaceText = 256
 )
+
+var pageSize = os.Getpagesize()
+
+// MaxRecord is the most bytes of one packet the Reader hands out and the
+// Writer writes: Wireshark and libpcap refuse longer records for most link
+// types (262144, their WTAP_MAX_PACKET_SIZE_STANDARD), so a longer one is
+// cut to it and keeps its original length, like a packet cut by a snap
+// length. Records up to 16 MiB are read; longer ones are corrupt input.
+const MaxRecord = maxPcapRecord
+
+// DefaultMaxInterfaces is the Reader's limit on the interfaces of a pcapng
+// input when MaxInterfaces is zero.
+const DefaultMaxInterfaces = 1024
+
+// ErrInterfaceLimit is the cause of the FormatError for a pcapng input that
+// describes more interfaces than Reader.MaxInterfaces allows.
+var ErrInterfaceLimit = errors.New("too many interfaces")
+
+// ErrShrunk is the cause of the FormatError for a mapped input file (see
+// Open) that became shorter while it was read: truncated or replaced in
+// place by another program.
+var ErrShrunk = errors.New("the input file shrank while being read")
 
 // ErrUnknownFormat is returned (inside a *FormatError) when the input is
 // neither pcap nor pcapng.
@@ -76,12 +107,28 @@ func (e *FormatError) Unwrap() error { return e.Err }
 // record or block.
 var errTruncated = errors.New("truncated")
 
-// iface is what the Reader keeps of a pcapng interface description block.
-type iface struct {
-	link    layers.LinkType
-	snaplen uint32
-	units   uint64 // timestamp units per second (if_tsresol)
-	offset  int64  // if_tsoffset, seconds
+// Interface describes one capture interface of the input: a pcapng
+// interface description block, or the header of a classic pcap file.
+// Packet.Interface indexes Reader.Interfaces.
+type Interface struct {
+	Name        string // if_name; "" when not given (always in classic pcap)
+	Description string // if_description
+	LinkType    layers.LinkType
+	SnapLen     uint32 // 0: not given
+	// TSResol is if_tsresol as written: n for units of 10^-n s, 0x80|n for
+	// 2^-n s; 6 (microseconds) when absent, 9 for a nanosecond pcap file.
+	TSResol uint8
+	// Units is the number of timestamp units per second TSResol gives.
+	Units uint64
+	// TSOffset is if_tsoffset: seconds added to every timestamp (already
+	// added to Packet.Timestamp).
+	TSOffset int64
+}
+
+// known is an interface as the Reader keeps it.
+type known struct {
+	Interface
+	section uint64 // the last section that gave it an interface id
 }
 
 // Reader reads packets from a pcap or pcapng stream.
@@ -103,8 +150,21 @@ type Reader struct {
 	snaplen uint32
 	limit   uint32
 
-	// pcapng
-	ifaces []iface
+	// MaxInterfaces bounds the distinct interfaces a pcapng input may
+	// describe (0: DefaultMaxInterfaces), and so the memory their
+	// descriptions take: a later section that describes an interface again
+	// with the same description gets the same Interface index and does not
+	// count twice; one section can describe at most MaxInterfaces. Past the
+	// limit Next returns a FormatError with ErrInterfaceLimit. Set it before
+	// the first Next.
+	MaxInterfaces int
+
+	// Interfaces in order of first description; the pcapng interface ids of
+	// the current section map to indexes into it.
+	ifaces   []known
+	ids      []int32
+	section  uint64
+	comments [][]byte
 }
 
 // NewReader reads the file header (or first pcapng section header) from r
@@ -117,7 +177,7 @@ func NewReader(r io.Reader) (*Reader, error) {
 // Packets point into data: nothing is copied. The decoder may rewrite a
 // packet's bytes in place, so data must be writable (a private mapping).
 func NewReaderBytes(data []byte) (*Reader, error) {
-	return newReader(&byteBuffer{b: data})
+	return newReader(&byteBuffer{b: data, end: len(data), probed: len(data)})
 }
 
 // Mapped returns the memory a NewReaderBytes Reader reads, which packets
@@ -127,6 +187,55 @@ func (r *Reader) Mapped() []byte {
 		return b.b
 	}
 	return nil
+}
+
+// Interfaces returns the input's interfaces described so far, which
+// Packet.Interface indexes. The slice is the caller's.
+func (r *Reader) Interfaces() []Interface {
+	out := make([]Interface, len(r.ifaces))
+	for i := range r.ifaces {
+		out[i] = r.ifaces[i].Interface
+	}
+	return out
+}
+
+// Interface returns the description of interface i (a Packet.Interface
+// value from this Reader); the zero Interface for an index not described.
+func (r *Reader) Interface(i int) Interface {
+	if i < 0 || i >= len(r.ifaces) {
+		return Interface{}
+	}
+	return r.ifaces[i].Interface
+}
+
+// Guard runs f, which reads packets from r and uses their bytes, with a
+// fault on r's mapped input turned into an error: the pages of a mapped
+// file truncated after Next handed out their packets fault when touched,
+// which would otherwise kill the process with SIGBUS. The error is a
+// FormatError with ErrShrunk whose Offset is where in the file the fault
+// was. Whatever f was doing when the fault hit is left unfinished (a
+// Writer drops a block it had not completed). Other panics pass through.
+// Guard must run on the goroutine that runs f; for a stream it just calls f.
+func (r *Reader) Guard(f func() error) (err error) {
+	m := r.Mapped()
+	if m == nil {
+		return f()
+	}
+	old := debug.SetPanicOnFault(true)
+	defer func() {
+		debug.SetPanicOnFault(old)
+		v := recover()
+		if v == nil {
+			return
+		}
+		a, ok := v.(interface{ Addr() uintptr })
+		base := uintptr(unsafe.Pointer(unsafe.SliceData(m)))
+		if !ok || a.Addr() < base || a.Addr()-base >= uintptr(len(m)) {
+			panic(v)
+		}
+		err = &FormatError{Offset: int64(a.Addr() - base), What: "mapped input", Err: ErrShrunk}
+	}()
+	return f()
 }
 
 func newReader(br buffer) (*Reader, error) {
@@ -165,34 +274,95 @@ type buffer interface {
 
 // byteBuffer serves a byte slice as a buffer whose size is the whole input,
 // so every record is a sub-slice of it.
+//
+// For a mapped file it also makes sure that what it hands out is still in
+// the file: after the file shrinks, the pages of the mapping past its end
+// fault when touched, and the rest of the page holding the new end reads
+// as zeros. Before handing out bytes up to e it touches the page after the
+// one holding e (once per page, with faults caught): when that page is
+// there, so is every byte before it; when it is not, or e lies in the
+// mapping's last page, it looks at the file's size.
 type byteBuffer struct {
-	b   []byte
-	pos int
+	b      []byte
+	pos    int
+	end    int      // len(b), or the file's size once it shrank below it
+	probed int      // bytes known to be in the file
+	f      *os.File // the mapped file; nil for memory
+	shrunk error    // non-nil once the file shrank
+	touch  byte
 }
 
 func (b *byteBuffer) Size() int { return len(b.b) }
 
+// probe finds out whether the file still holds the bytes up to e.
+func (b *byteBuffer) probe(e int) {
+	if b.f == nil {
+		b.probed = b.end
+		return
+	}
+	next := (e + pageSize - 1) &^ (pageSize - 1)
+	if next < len(b.b) && b.readable(next) {
+		b.probed = next
+		return
+	}
+	st, err := b.f.Stat()
+	if err == nil && st.Size() < int64(b.end) {
+		b.end = max(int(st.Size()), b.pos)
+		b.shrunk = fmt.Errorf("%w (to %d bytes)", ErrShrunk, st.Size())
+	}
+	b.probed = b.end
+}
+
+// readable reports whether the byte at off can be read without a fault.
+func (b *byteBuffer) readable(off int) (ok bool) {
+	old := debug.SetPanicOnFault(true)
+	defer func() {
+		debug.SetPanicOnFault(old)
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	b.touch ^= b.b[off]
+	return true
+}
+
+func (b *byteBuffer) eof() error {
+	if b.shrunk != nil {
+		return b.shrunk
+	}
+	return io.EOF
+}
+
 func (b *byteBuffer) Peek(n int) ([]byte, error) {
-	if rest := b.b[b.pos:]; n > len(rest) {
-		return rest, io.EOF
+	if b.pos+n > b.probed {
+		b.probe(b.pos + n)
+	}
+	if rest := b.b[b.pos:b.end]; n > len(rest) {
+		return rest, b.eof()
 	}
 	return b.b[b.pos : b.pos+n : b.pos+n], nil
 }
 
 func (b *byteBuffer) Discard(n int) (int, error) {
-	if rest := len(b.b) - b.pos; n > rest {
-		b.pos = len(b.b)
-		return rest, io.EOF
+	if b.pos+n > b.probed {
+		b.probe(b.pos + n)
+	}
+	if rest := b.end - b.pos; n > rest {
+		b.pos = b.end
+		return rest, b.eof()
 	}
 	b.pos += n
 	return n, nil
 }
 
 func (b *byteBuffer) Read(p []byte) (int, error) {
-	if b.pos == len(b.b) {
-		return 0, io.EOF
+	if b.pos+len(p) > b.probed {
+		b.probe(b.pos + len(p))
 	}
-	n := copy(p, b.b[b.pos:])
+	if b.pos == b.end {
+		return 0, b.eof()
+	}
+	n := copy(p, b.b[b.pos:b.end])
 	b.pos += n
 	return n, nil
 }
@@ -202,6 +372,9 @@ func (b *byteBuffer) Read(p []byte) (int, error) {
 func (r *Reader) ioErr(what string, off int64, err error) error {
 	if err == io.EOF || err == io.ErrUnexpectedEOF {
 		return &FormatError{Offset: off, What: what, Err: errTruncated}
+	}
+	if errors.Is(err, ErrShrunk) {
+		return &FormatError{Offset: off, What: what, Err: err}
 	}
 	return fmt.Errorf("read %s at offset %d: %w", what, off, err)
 }
@@ -277,13 +450,21 @@ func (r *Reader) readPcapHeader() error {
 	// gigabytes.
 	r.limit = max(r.snaplen, maxPcapRecord)
 	r.limit = min(r.limit, maxBlock)
+	ifc := Interface{LinkType: r.link, SnapLen: r.snaplen, TSResol: 6, Units: 1e6}
+	if r.nanos {
+		ifc.TSResol, ifc.Units = 9, 1e9
+	}
+	r.ifaces = append(r.ifaces, known{Interface: ifc})
 	return nil
 }
 
-// Next reads the next packet into p, filling Timestamp, LinkType, Data,
-// WireLen and Interface; the decoder's fields are left alone. p.Data refers
-// to the Reader's buffer and is valid until the next call. At the end of the
-// input Next returns io.EOF; corrupt input gives a *FormatError.
+// Next reads the next packet into p, filling Timestamp, TimeClamped,
+// LinkType, Data, WireLen, Interface and Comments; the decoder's fields are
+// left alone. p.Data and p.Comments refer to the Reader's buffer and are
+// valid until the next call. A record longer than MaxRecord is cut to it.
+// A time outside what 64-bit nanoseconds since 1970 hold (before 1970, or
+// after 2262-04-11) is clamped to that range and p.TimeClamped set. At the
+// end of the input Next returns io.EOF; corrupt input gives a *FormatError.
 func (r *Reader) Next(p *mirror.Packet) error {
 	if r.ng {
 		return r.nextNG(p)
@@ -310,10 +491,12 @@ func (r *Reader) Next(p *mirror.Packet) error {
 		frac *= 1000
 	}
 	p.Timestamp = time.Unix(int64(sec), int64(frac))
+	p.TimeClamped = false
 	p.LinkType = r.link
-	p.Data = b[16:]
+	p.Data = b[16:min(16+incl, 16+MaxRecord)]
 	p.WireLen = max(int(orig), int(incl))
 	p.Interface = 0
+	p.Comments = nil
 	return nil
 }
 
@@ -420,7 +603,8 @@ func (r *Reader) readSHB() error {
 		return &FormatError{Offset: start, What: "pcapng section header",
 			Err: fmt.Errorf("unsupported version %d.%d", major, r.u16(b[14:]))}
 	}
-	r.ifaces = r.ifaces[:0]
+	r.ids = r.ids[:0]
+	r.section++
 	return nil
 }
 
@@ -428,7 +612,8 @@ func (r *Reader) parseIDB(body []byte) error {
 	if len(body) < 8 {
 		return fmt.Errorf("body of %d bytes too short", len(body))
 	}
-	ifc := iface{link: layers.LinkType(r.u16(body)), snaplen: r.u32(body[4:]), units: 1e6}
+	ifc := Interface{LinkType: layers.LinkType(r.u16(body)), SnapLen: r.u32(body[4:]), TSResol: 6, Units: 1e6}
+	var name, desc []byte
 	opts := body[8:]
 	for len(opts) >= 4 {
 		code, l := r.u16(opts), int(r.u16(opts[2:]))
@@ -441,6 +626,10 @@ func (r *Reader) parseIDB(body []byte) error {
 		}
 		v := opts[4 : 4+l]
 		switch {
+		case code == 2: // if_name
+			name = cutText(v)
+		case code == 3: // if_description
+			desc = cutText(v)
 		case code == 9 && l == 1: // if_tsresol
 			res := v[0]
 			var units uint64
@@ -458,25 +647,64 @@ func (r *Reader) parseIDB(body []byte) error {
 					units *= 10
 				}
 			}
-			ifc.units = units
+			ifc.TSResol, ifc.Units = res, units
 		case code == 14 && l == 8: // if_tsoffset
 			hi, lo := r.u32(v), r.u32(v[4:])
 			if r.be {
-				ifc.offset = int64(uint64(hi)<<32 | uint64(lo))
+				ifc.TSOffset = int64(uint64(hi)<<32 | uint64(lo))
 			} else {
-				ifc.offset = int64(uint64(lo)<<32 | uint64(hi))
+				ifc.TSOffset = int64(uint64(lo)<<32 | uint64(hi))
 			}
 		}
 		opts = opts[4+padded:]
 	}
-	r.ifaces = append(r.ifaces, ifc)
+	// The same interface described again in a later section (files joined
+	// with cat, rotated files of one capture) keeps its index, so that its
+	// packets stay together and the list stays bounded.
+	for i := range r.ifaces {
+		k := &r.ifaces[i]
+		if k.section != r.section && k.LinkType == ifc.LinkType && k.SnapLen == ifc.SnapLen &&
+			k.TSResol == ifc.TSResol && k.TSOffset == ifc.TSOffset &&
+			k.Name == string(name) && k.Description == string(desc) {
+			k.section = r.section
+			r.ids = append(r.ids, int32(i))
+			return nil
+		}
+	}
+	limit := r.MaxInterfaces
+	if limit <= 0 {
+		limit = DefaultMaxInterfaces
+	}
+	if len(r.ifaces) >= limit {
+		return fmt.Errorf("%w: more than %d distinct interfaces", ErrInterfaceLimit, limit)
+	}
+	ifc.Name, ifc.Description = string(name), string(desc)
+	r.ifaces = append(r.ifaces, known{Interface: ifc, section: r.section})
+	r.ids = append(r.ids, int32(len(r.ifaces)-1))
 	return nil
+}
+
+// cutText bounds an interface name or description to maxIfaceText bytes,
+// cutting at a character boundary.
+func cutText(v []byte) []byte {
+	if len(v) <= maxIfaceText {
+		return v
+	}
+	v = v[:maxIfaceText]
+	i := len(v) - 1
+	for i > 0 && !utf8.RuneStart(v[i]) {
+		i--
+	}
+	if !utf8.FullRune(v[i:]) {
+		v = v[:i]
+	}
+	return v
 }
 
 func (r *Reader) parsePacket(typ uint32, body []byte, p *mirror.Packet) error {
 	var id int
 	var ts uint64
-	var data []byte
+	var data, opts []byte
 	var orig uint32
 	switch typ {
 	case blockEPB, blockPB:
@@ -495,46 +723,104 @@ func (r *Reader) parsePacket(typ uint32, body []byte, p *mirror.Packet) error {
 			return fmt.Errorf("captured length %d exceeds the block", caplen)
 		}
 		data = body[20 : 20+caplen]
+		opts = body[min(20+(int(caplen)+3)&^3, len(body)):]
 	case blockSPB:
 		if len(body) < 4 {
 			return fmt.Errorf("body of %d bytes too short", len(body))
 		}
 		orig = r.u32(body)
 		caplen := min(uint64(orig), uint64(len(body)-4))
-		if len(r.ifaces) > 0 && r.ifaces[0].snaplen > 0 {
-			caplen = min(caplen, uint64(r.ifaces[0].snaplen))
+		if len(r.ids) > 0 {
+			if s := r.ifaces[r.ids[0]].SnapLen; s > 0 {
+				caplen = min(caplen, uint64(s))
+			}
 		}
 		data = body[4 : 4+caplen]
 	}
-	if id >= len(r.ifaces) {
-		return fmt.Errorf("interface %d not described (section has %d)", id, len(r.ifaces))
+	if id >= len(r.ids) {
+		return fmt.Errorf("interface %d not described (section has %d)", id, len(r.ids))
 	}
-	ifc := &r.ifaces[id]
+	g := int(r.ids[id])
+	ifc := &r.ifaces[g].Interface
 	if typ == blockSPB {
 		// A simple packet block has no timestamp.
-		p.Timestamp = time.Time{}
+		p.Timestamp, p.TimeClamped = time.Time{}, false
 	} else {
-		p.Timestamp = ifc.time(ts)
+		p.Timestamp, p.TimeClamped = ifc.time(ts)
 	}
-	p.LinkType = ifc.link
-	p.Data = data
+	p.LinkType = ifc.LinkType
 	p.WireLen = max(int(orig), len(data))
-	p.Interface = id
+	p.Data = data[:min(len(data), MaxRecord)]
+	p.Interface = g
+	p.Comments = r.readComments(opts)
 	return nil
 }
 
-func (ifc *iface) time(ts uint64) time.Time {
-	sec, rem := ts/ifc.units, ts%ifc.units
+// readComments returns the opt_comment values among a packet block's
+// options, as slices of the block valid until the next Next. Options are
+// read up to the first malformed one: they are not needed to read the
+// packet.
+func (r *Reader) readComments(opts []byte) [][]byte {
+	r.comments = r.comments[:0]
+	for len(opts) >= 4 {
+		code, l := r.u16(opts), int(r.u16(opts[2:]))
+		if code == optEnd || 4+l > len(opts) {
+			break
+		}
+		if code == optComment {
+			r.comments = append(r.comments, opts[4:4+l:4+l])
+		}
+		opts = opts[min(4+(l+3)&^3, len(opts)):]
+	}
+	if len(r.comments) == 0 {
+		return nil
+	}
+	return r.comments
+}
+
+// Packet times are kept within what int64 nanoseconds since 1970 hold,
+// which is also what a pcapng file written with nanosecond resolution and
+// no offset holds: from 1970 to 2262-04-11T23:47:16.854775807Z.
+var (
+	minTime = time.Unix(0, 0)
+	maxTime = time.Unix(0, math.MaxInt64)
+)
+
+const maxSec = math.MaxInt64 / 1_000_000_000
+
+// time converts a timestamp in the interface's units to a time, adding
+// if_tsoffset; a result outside [minTime, maxTime] is clamped to it, and
+// clamped is true.
+func (ifc *Interface) time(ts uint64) (t time.Time, clamped bool) {
+	sec, rem := ts/ifc.Units, ts%ifc.Units
 	var ns uint64
 	switch {
-	case ifc.units == 1e9:
+	case ifc.Units == 1e9:
 		ns = rem
-	case ifc.units <= 1e9 && 1e9%ifc.units == 0:
-		ns = rem * (1e9 / ifc.units)
+	case ifc.Units <= 1e9 && 1e9%ifc.Units == 0:
+		ns = rem * (1e9 / ifc.Units)
 	default:
 		// rem < units, so the quotient fits in 64 bits.
 		hi, lo := bits.Mul64(rem, 1e9)
-		ns, _ = bits.Div64(hi, lo, ifc.units)
+		ns, _ = bits.Div64(hi, lo, ifc.Units)
 	}
-	return time.Unix(int64(sec)+ifc.offset, int64(ns))
+	// sec + offset, without overflow: sec is up to 2^64-1, the offset
+	// either sign.
+	if off := ifc.TSOffset; off >= 0 {
+		s, carry := bits.Add64(sec, uint64(off), 0)
+		if carry != 0 {
+			return maxTime, true
+		}
+		sec = s
+	} else {
+		neg := uint64(-off) // -MinInt64 wraps to itself, which as uint64 is right
+		if sec < neg {
+			return minTime, true
+		}
+		sec -= neg
+	}
+	if sec > maxSec || (sec == maxSec && ns > math.MaxInt64%1_000_000_000) {
+		return maxTime, true
+	}
+	return time.Unix(int64(sec), int64(ns)), false
 }

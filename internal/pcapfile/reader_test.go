@@ -153,9 +153,11 @@ func TestReaderPcapNGHandBuilt(t *testing.T) {
 	wants := []want{
 		{f1, len(f1), 1, 0, time.Unix(1700000000, 123456000)},
 		{ip, len(ip), 101, 1, time.Unix(1700000001, 7)},
-		{f2[:64], len(f2), 1, 0, time.Time{}},
-		{f3, len(f3), 1, 0, time.Unix(1700000102, 500000000)},
-		{f4[:50], len(f4), 1, 0, time.Unix(1700000103, 0)},
+		// The second section's interface differs from the first's, so it
+		// is the input's third.
+		{f2[:64], len(f2), 1, 2, time.Time{}},
+		{f3, len(f3), 1, 2, time.Unix(1700000102, 500000000)},
+		{f4[:50], len(f4), 1, 2, time.Unix(1700000103, 0)},
 	}
 	if len(got) != len(wants) {
 		t.Fatalf("%d packets, want %d", len(got), len(wants))
@@ -371,6 +373,7 @@ func FuzzReader(f *testing.F) {
 	n.idb(1, 4, n.opt(9, []byte{0x85}))
 	n.block(blockSPB, []byte{0, 0, 0, 9, 1, 2, 3, 4, 5, 6, 7, 8})
 	f.Add(n.b)
+	f.Add(ngComments(f, binary.BigEndian))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r, err := NewReader(bytes.NewReader(in))
 		if err != nil {
@@ -400,8 +403,14 @@ func FuzzReader(f *testing.F) {
 			if r.Offset() <= before || r.Offset() > int64(len(in)) {
 				t.Fatalf("offset went from %d to %d of %d", before, r.Offset(), len(in))
 			}
-			if len(p.Data) > len(in) || p.WireLen < len(p.Data) {
+			if len(p.Data) > len(in) || p.WireLen < len(p.Data) || len(p.Data) > MaxRecord {
 				t.Fatalf("packet of %d bytes (wire %d) from %d bytes of input", len(p.Data), p.WireLen, len(in))
+			}
+			if p.Interface < 0 || p.Interface >= len(r.Interfaces()) || r.Interface(p.Interface).LinkType != p.LinkType {
+				t.Fatalf("packet of interface %d of %d", p.Interface, len(r.Interfaces()))
+			}
+			if t0 := p.Timestamp; !t0.IsZero() && (t0.Before(minTime) || t0.After(maxTime)) {
+				t.Fatalf("time %v out of range", t0)
 			}
 		}
 	})

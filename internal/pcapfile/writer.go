@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"math/bits"
 	"strconv"
 	"unsafe"
 
@@ -61,11 +63,24 @@ type Options struct {
 	// Nanosecond selects nanosecond timestamps in classic pcap (pcapng is
 	// always written with nanosecond resolution).
 	Nanosecond bool
+	// Interfaces, if set, describes the input interfaces that
+	// Packet.Interface refers to (a Reader does), and a pcapng file then
+	// gets one interface per input interface and output link type, named
+	// like the input's, described when its first packet is written. Without
+	// it the interfaces are unnamed and told apart by Packet.Interface and
+	// link type only. Classic pcap has no interfaces.
+	Interfaces Describer
 	// SnapLen, if positive, cuts every record to at most that many bytes
 	// and is recorded in the file header; zero means no limit.
 	SnapLen int
 	// Application names the writing program in the pcapng section header.
 	Application string
+}
+
+// Describer describes capture interfaces by the index a Packet carries in
+// Packet.Interface.
+type Describer interface {
+	Interface(i int) Interface
 }
 
 const (
@@ -83,6 +98,8 @@ const (
 	optEnd      = 0
 	optComment  = 1
 	optFlags    = 2 // epb_flags
+	optIfName   = 2 // if_name
+	optIfDesc   = 3 // if_description
 	optUserAppl = 4 // shb_userappl
 	optTSResol  = 9 // if_tsresol
 
@@ -99,11 +116,22 @@ const (
 // only ever holds whole blocks, so whatever reaches the underlying writer,
 // on Flush or when the buffer fills, ends on a block boundary.
 type Writer struct {
-	w     io.Writer
-	o     Options
-	buf   []byte
-	links []layers.LinkType // pcapng interface id -> link type
-	err   error             // sticky write error
+	w   io.Writer
+	o   Options
+	buf []byte
+	err error // sticky write error
+
+	// Output interfaces: outs lists them by id; byIn caches, per input
+	// interface, the ids of its interfaces for decoded frames and for
+	// packets as captured.
+	outs []outIface
+	byIn []inIDs
+
+	// The block being written, so that one left unfinished by a fault on
+	// the mapped input (see Reader.Guard) is dropped rather than written.
+	open                        bool
+	markBuf, markVec, markVirt4 int
+	markCut                     int
 
 	// Frames referred to rather than copied (see Refer): vec holds, in
 	// file order, pieces of buf and frames inside region; buf[cut:] is not
@@ -150,6 +178,25 @@ func (w *Writer) referable(data []byte) bool {
 	return d >= r && d+uintptr(len(data)) <= r+uintptr(len(w.region))
 }
 
+// outIface is an interface of the output file.
+type outIface struct {
+	in   int // input interface
+	link layers.LinkType
+	snap uint32
+}
+
+// inIDs are the output interfaces of one input interface: for decoded
+// frames and for packets as captured; -1 until described.
+type inIDs struct {
+	dec, raw int32
+	rawLink  layers.LinkType
+}
+
+// maxCachedIn bounds the input interface indexes cached in byIn; a larger
+// index (not from a Reader, whose indexes are bounded by MaxInterfaces)
+// takes the slow path.
+const maxCachedIn = 1 << 16
+
 // refer appends data to the file by reference.
 func (w *Writer) refer(data []byte) {
 	if w.cut < len(w.buf) {
@@ -180,7 +227,7 @@ func NewWriter(w io.Writer, o Options) (*Writer, error) {
 // Reset discards anything buffered, clears a write error and starts a new
 // file on w with the same options, reusing the buffer: for rotating files.
 func (w *Writer) Reset(dst io.Writer) {
-	w.w, w.buf, w.links, w.err = dst, w.buf[:0], w.links[:0], nil
+	w.w, w.buf, w.outs, w.byIn, w.err, w.open = dst, w.buf[:0], w.outs[:0], w.byIn[:0], nil, false
 	w.vw, _ = dst.(VectorWriter)
 	w.region, w.vec, w.cut, w.virt, w.virt4 = nil, w.vec[:0], 0, 0, 0
 	w.writeHeader()
@@ -190,14 +237,15 @@ func (w *Writer) writeHeader() {
 	switch w.o.Format {
 	case FormatPcap:
 		w.writePcapHeader()
-	case FormatPcapNG:
+	case FormatPcapNG, FormatJuniperVN:
 		w.writeSHB()
-		w.writeIDB(layers.LinkTypeEthernet)
-	case FormatJuniperVN:
-		w.writeSHB()
-		w.writeIDB(mirror.LinkTypeJuniperVN)
+		if w.o.Interfaces == nil {
+			// The one interface of a live capture, described up front
+			// so that a reader of the stream knows it before any packet.
+			w.decIface(0)
+		}
 	case FormatRaw:
-		// Interfaces are described as link types turn up.
+		// Interfaces are described as packets from them turn up.
 		w.writeSHB()
 	}
 }
@@ -268,28 +316,94 @@ func (w *Writer) writeSHB() {
 	w.endBlock(start)
 }
 
-// writeIDB describes the next interface; its id is its index in w.links.
-func (w *Writer) writeIDB(link layers.LinkType) int {
+// decLink is the link type of decoded frames in this format.
+func (w *Writer) decLink() layers.LinkType {
+	if w.o.Format == FormatJuniperVN {
+		return mirror.LinkTypeJuniperVN
+	}
+	return layers.LinkTypeEthernet
+}
+
+// decIface returns the output interface for frames decoded from packets of
+// input interface in.
+func (w *Writer) decIface(in int) int {
+	if uint(in) < uint(len(w.byIn)) {
+		if e := &w.byIn[in]; e.dec >= 0 {
+			return int(e.dec)
+		}
+	}
+	return w.iface(in, false, w.decLink())
+}
+
+// rawIface returns the output interface for packets of input interface in
+// written as captured, with link type link.
+func (w *Writer) rawIface(in int, link layers.LinkType) int {
+	if uint(in) < uint(len(w.byIn)) {
+		if e := &w.byIn[in]; e.raw >= 0 && e.rawLink == link {
+			return int(e.raw)
+		}
+	}
+	return w.iface(in, true, link)
+}
+
+// iface finds or describes the output interface for input interface in,
+// packets as captured (raw) or decoded, of link type link. Decoded frames
+// are not bound by the input's snap length (a reassembled datagram can be
+// longer), packets as captured are.
+func (w *Writer) iface(in int, raw bool, link layers.LinkType) int {
+	var d Interface
+	if w.o.Interfaces != nil {
+		d = w.o.Interfaces.Interface(in)
+	}
+	snap := uint32(w.o.SnapLen)
+	if raw && d.SnapLen > 0 {
+		s := min(d.SnapLen, MaxRecord)
+		if snap == 0 || s < snap {
+			snap = s
+		}
+	}
+	id := -1
+	for i, o := range w.outs {
+		if o.in == in && o.link == link && o.snap == snap {
+			id = i
+			break
+		}
+	}
+	if id < 0 {
+		id = w.writeIDB(d, link, snap)
+		w.outs = append(w.outs, outIface{in, link, snap})
+	}
+	if in >= 0 && in < maxCachedIn {
+		for len(w.byIn) <= in {
+			w.byIn = append(w.byIn, inIDs{dec: -1, raw: -1})
+		}
+		if e := &w.byIn[in]; raw {
+			e.raw, e.rawLink = int32(id), link
+		} else {
+			e.dec = int32(id)
+		}
+	}
+	return id
+}
+
+// writeIDB describes the next output interface, named like d, and returns
+// its id. Times are written in nanoseconds, at least as fine as any input
+// resolution vrsniff keeps (Packet.Timestamp holds nanoseconds).
+func (w *Writer) writeIDB(d Interface, link layers.LinkType, snap uint32) int {
 	start := w.beginBlock(blockIDB)
 	w.buf = le.AppendUint16(w.buf, uint16(link))
 	w.buf = le.AppendUint16(w.buf, 0)
-	w.buf = le.AppendUint32(w.buf, uint32(w.o.SnapLen))
+	w.buf = le.AppendUint32(w.buf, snap)
+	if d.Name != "" {
+		w.appendOption(optIfName, []byte(d.Name))
+	}
+	if d.Description != "" {
+		w.appendOption(optIfDesc, []byte(d.Description))
+	}
 	w.appendOption(optTSResol, []byte{9})
 	w.buf = le.AppendUint32(w.buf, optEnd)
 	w.endBlock(start)
-	w.links = append(w.links, link)
-	return len(w.links) - 1
-}
-
-// ifaceFor returns the interface id for link, describing a new interface
-// the first time a link type is seen.
-func (w *Writer) ifaceFor(link layers.LinkType) int {
-	for i, l := range w.links {
-		if l == link {
-			return i
-		}
-	}
-	return w.writeIDB(link)
+	return len(w.outs)
 }
 
 // reserve makes room for a block of about n bytes, handing the buffered
@@ -304,11 +418,15 @@ func (w *Writer) reserve(n int) error {
 // WritePacket writes one packet in the Writer's format (see Format). A
 // packet without a decoded frame (ModeOther or ModeNone) is written as
 // captured, p.Data with p.LinkType, except that a classic pcap file holds
-// only Ethernet: other link types get ErrLinkType.
+// only Ethernet: other link types get ErrLinkType. In pcapng the packet's
+// own comments (p.Comments) follow vrsniff's. A record is cut to MaxRecord
+// bytes; a time before 1970 is written as 1970, one past what the format
+// holds (2554 in pcapng, 2106 in classic pcap) as its last second.
 func (w *Writer) WritePacket(p *mirror.Packet) error {
 	if w.err != nil {
 		return w.err
 	}
+	w.dropOpen()
 	raw := p.Mode == mirror.ModeOther || p.Mode == mirror.ModeNone || p.Frame == nil
 	data, wire, link := p.Frame, max(p.FrameLen, len(p.Frame)), layers.LinkTypeEthernet
 	if raw || w.o.Format == FormatRaw {
@@ -320,27 +438,47 @@ func (w *Writer) WritePacket(p *mirror.Packet) error {
 		}
 		return w.writePcapRecord(p, data, wire)
 	}
-	if err := w.reserve(len(data) + 64 + commentRoom); err != nil {
+	room := len(data) + 64 + commentRoom
+	for _, c := range p.Comments {
+		room += 8 + len(c)
+	}
+	if err := w.reserve(room); err != nil {
 		return err
 	}
 	var id int
 	var prefix []byte
 	switch {
-	case w.o.Format == FormatJuniperVN && !raw:
-		id = 0
+	case raw || w.o.Format == FormatRaw:
+		id = w.rawIface(p.Interface, link)
+	case w.o.Format == FormatJuniperVN:
+		id = w.decIface(p.Interface)
 		prefix = p.Meta.TLVs
 		if p.Mode != mirror.ModeJuniper || len(prefix) == 0 {
 			// No metadata of its own: an empty TLV list so Wireshark still
 			// finds the frame.
 			prefix = endTLV
 		}
-	case w.o.Format == FormatPcapNG && !raw:
-		id = 0
 	default:
-		id = w.ifaceFor(link)
+		id = w.decIface(p.Interface)
 	}
 	w.writeEPB(p, id, prefix, data, wire)
 	return nil
+}
+
+// mark notes where the block about to be written starts.
+func (w *Writer) mark() {
+	w.open, w.markBuf, w.markVec, w.markCut, w.markVirt4 = true, len(w.buf), len(w.vec), w.cut, w.virt4
+}
+
+// dropOpen drops a block whose writing was cut short by a fault (see
+// Reader.Guard), so that the buffer again ends on a block boundary.
+func (w *Writer) dropOpen() {
+	if !w.open {
+		return
+	}
+	w.buf = w.buf[:w.markBuf]
+	clear(w.vec[w.markVec:])
+	w.vec, w.cut, w.virt4, w.open = w.vec[:w.markVec], w.markCut, w.markVirt4, false
 }
 
 var endTLV = []byte{0xff, 0x00}
@@ -349,10 +487,17 @@ func (w *Writer) writePcapRecord(p *mirror.Packet, data []byte, wire int) error 
 	if n := w.o.SnapLen; n > 0 && len(data) > n {
 		data = data[:n]
 	}
+	if len(data) > MaxRecord {
+		data = data[:MaxRecord]
+	}
 	if err := w.reserve(16 + len(data)); err != nil {
 		return err
 	}
+	w.mark()
 	sec, frac := unixTime(p)
+	if sec > math.MaxUint32 {
+		sec, frac = math.MaxUint32, 999999999
+	}
 	if !w.o.Nanosecond {
 		frac /= 1000
 	}
@@ -363,9 +508,10 @@ func (w *Writer) writePcapRecord(p *mirror.Packet, data []byte, wire int) error 
 	if w.referable(data) {
 		w.buf = b
 		w.refer(data)
-		return nil
+	} else {
+		w.buf = append(b, data...)
 	}
-	w.buf = append(b, data...)
+	w.open = false
 	return nil
 }
 
@@ -374,10 +520,16 @@ func (w *Writer) writeEPB(p *mirror.Packet, id int, prefix, data []byte, wire in
 	if n := w.o.SnapLen; n > 0 && caplen > n {
 		caplen = n
 	}
+	caplen = min(caplen, MaxRecord)
 	wire += len(prefix)
 	sec, frac := unixTime(p)
-	ts := uint64(sec)*1e9 + uint64(frac)
+	hi, ts := bits.Mul64(uint64(sec), 1e9)
+	ts, carry := bits.Add64(ts, uint64(frac), 0)
+	if hi != 0 || carry != 0 {
+		ts = math.MaxUint64 // 2^64 ns after 1970 is in 2554
+	}
 
+	w.mark()
 	start := w.beginBlock(blockEPB)
 	b := le.AppendUint32(w.buf, uint32(id))
 	b = le.AppendUint32(b, uint32(ts>>32))
@@ -439,10 +591,18 @@ func (w *Writer) writeEPB(p *mirror.Packet, id int, prefix, data []byte, wire in
 			hasOpts = true
 		}
 	}
+	for _, c := range p.Comments {
+		if len(c) > 0xffff {
+			c = c[:0xffff]
+		}
+		w.appendOption(optComment, c)
+		hasOpts = true
+	}
 	if hasOpts {
 		w.buf = le.AppendUint32(w.buf, optEnd)
 	}
 	w.endBlock(start)
+	w.open = false
 }
 
 // Flush writes the buffered blocks to the underlying writer. A write error
@@ -451,6 +611,7 @@ func (w *Writer) Flush() error {
 	if w.err != nil {
 		return w.err
 	}
+	w.dropOpen()
 	if len(w.buf) == 0 {
 		return nil
 	}
@@ -474,11 +635,12 @@ func (w *Writer) Flush() error {
 }
 
 // unixTime returns the packet's time in seconds and nanoseconds since 1970,
-// or zero for a packet without a timestamp (a pcapng simple packet block):
-// UnixNano is undefined that far from 1970.
+// or zero for a packet without a timestamp (a pcapng simple packet block)
+// or one before 1970, which neither format holds.
 func unixTime(p *mirror.Packet) (sec, nsec int64) {
-	if p.Timestamp.IsZero() {
+	sec = p.Timestamp.Unix()
+	if p.Timestamp.IsZero() || sec < 0 {
 		return 0, 0
 	}
-	return p.Timestamp.Unix(), int64(p.Timestamp.Nanosecond())
+	return sec, int64(p.Timestamp.Nanosecond())
 }

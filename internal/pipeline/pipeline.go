@@ -74,6 +74,9 @@ func (pl *Pipeline) Process(p *mirror.Packet) error {
 	s := pl.Stats
 	s.Read.Add(1)
 	s.ReadBytes.Add(uint64(len(p.Data)))
+	if p.TimeClamped {
+		s.TimeClamped.Add(1)
+	}
 	var err error
 	switch pl.Decoder.Decode(p) {
 	case mirror.Held:

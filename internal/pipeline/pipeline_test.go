@@ -103,6 +103,34 @@ func TestRunCountsEverything(t *testing.T) {
 	}
 }
 
+// Times the source had to clamp are counted.
+func TestTimeClampedCounted(t *testing.T) {
+	ws, _ := generated(t, "acl", 10, 0)
+	src := &clamping{memSource: memSource{pkts: ws}}
+	st := &Stats{}
+	pl := &Pipeline{Source: src, Decoder: mirror.NewDecoder(mirror.Config{}), Stats: st}
+	if err := pl.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := uint64(len(ws)+2) / 3
+	if s := st.Summary(); s.TimeClamped != want || s.Read != uint64(len(ws)) {
+		t.Fatalf("%d clamped of %d read, want %d of %d", s.TimeClamped, s.Read, want, len(ws))
+	}
+}
+
+// clamping marks every third packet's time as clamped.
+type clamping struct {
+	memSource
+	n int
+}
+
+func (c *clamping) Next(p *mirror.Packet) error {
+	err := c.memSource.Next(p)
+	p.TimeClamped = c.n%3 == 0
+	c.n++
+	return err
+}
+
 func TestSinkErrors(t *testing.T) {
 	ws, _ := generated(t, "acl", 50, 0)
 	boom := errors.New("boom")

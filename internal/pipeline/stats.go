@@ -27,6 +27,9 @@ type Stats struct {
 	Filtered  atomic.Uint64 // decoded, then dropped by the filter
 	Written   atomic.Uint64 // handed to the sinks
 	SinkErrs  atomic.Uint64 // sink write failures (e.g. a link type a pcap file cannot hold)
+	// TimeClamped counts packets whose source time was out of range and
+	// was clamped (mirror.Packet.TimeClamped).
+	TimeClamped atomic.Uint64
 
 	// MaxPairs bounds the VN pairs counted one by one (default
 	// DefaultMaxPairs): packets of pairs past it are counted in
@@ -174,7 +177,9 @@ type Summary struct {
 	Filtered  uint64            `json:"filtered"`
 	Written   uint64            `json:"written"`
 	SinkErrs  uint64            `json:"sink_errors"`
-	Pairs     []Pair            `json:"vn_pairs"`
+	// TimeClamped counts source times out of range, clamped.
+	TimeClamped uint64 `json:"time_clamped"`
+	Pairs       []Pair `json:"vn_pairs"`
 	// PairsOther counts packets of VN pairs no longer or never in the
 	// table (Stats.MaxPairs); PairsEvicted the pairs that left it.
 	PairsOther   uint64 `json:"vn_pairs_other_packets,omitempty"`
@@ -196,7 +201,7 @@ func (s *Stats) Summary() Summary {
 		Read: s.Read.Load(), ReadBytes: s.ReadBytes.Load(), Merged: s.Merged.Load(), Duplicates: s.Duplicates.Load(),
 		Decoded: map[string]uint64{}, Malformed: map[string]uint64{},
 		Truncated: s.Truncated.Load(), Filtered: s.Filtered.Load(),
-		Written: s.Written.Load(), SinkErrs: s.SinkErrs.Load(), Pairs: s.Pairs(),
+		Written: s.Written.Load(), SinkErrs: s.SinkErrs.Load(), TimeClamped: s.TimeClamped.Load(), Pairs: s.Pairs(),
 		PairsOther: s.PairsOther.Load(), PairsEvicted: s.PairsEvicted.Load(),
 	}
 	for _, m := range mirror.Modes() {
