@@ -11,11 +11,11 @@ import (
 
 // Info describes one capture file.
 type Info struct {
-	Name    string          `json:"name"` // base name, no directory
-	Size    int64           `json:"size"`
-	First   time.Time       `json:"first_packet,omitzero"`
-	Last    time.Time       `json:"last_packet,omitzero"`
-	Packets uint64          `json:"packets"`
+	Name    string    `json:"name"` // base name, no directory
+	Size    int64     `json:"size"`
+	First   time.Time `json:"first_packet,omitzero"`
+	Last    time.Time `json:"last_packet,omitzero"`
+	Packets uint64    `json:"packets"`
 	// Pairs lists the busiest VN pairs of the file (Options.MaxPairs at
 	// most), most packets first; PairsOther counts the packets of the
 	// others.
