@@ -103,9 +103,9 @@ type Options struct {
 	// files are open (the other set's).
 	MaxOpen int
 	// SplitIdle is how long a split file must have had no packet before
-	// it gives its place to another pair (DefaultSplitIdle when 0). It
-	// bounds how fast spoofed pairs can make new files: MaxOpen per
-	// SplitIdle.
+	// it gives its place to another pair (DefaultSplitIdle when 0),
+	// measured to within FlushEvery. It bounds how fast spoofed pairs can
+	// make new files: MaxOpen per SplitIdle.
 	SplitIdle time.Duration
 	// DropOther drops the packets that would go to the other set.
 	DropOther bool
