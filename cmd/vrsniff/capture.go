@@ -10,7 +10,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -58,6 +57,10 @@ func runCapture(args []string) int {
 		align       = fs.Bool("align", true, "align --rotate-every to the wall clock")
 		maxFiles    = fs.Int("max-files", 0, "keep at most `N` closed files (0: no limit)")
 		splitBy     = fs.String("split-by", "", "`vn`: one file set per VN pair, both directions together; vn-direction: one per source -> destination")
+		splitOpen   = fs.Int("split-max-open", ring.DefaultMaxOpen, "with --split-by: split files open at once, one per VN pair; another pair takes the place of the least recently used one idle for --split-idle, or goes to the \"other\" set")
+		splitIdle   = fs.Duration("split-idle", ring.DefaultSplitIdle, "with --split-by: how long a split file must have had no packet before another VN pair may take its place")
+		splitOther  = fs.Bool("split-other", true, "with --split-by: write packets of VN pairs that find no room to the \"other\" file set (false: drop them; counted either way)")
+		filePairs   = fs.Int("max-file-pairs", ring.DefaultMaxPairs, "VN pairs listed per capture file (sidecar and API), busiest first; the packets of the others are counted together")
 		keepRejects = fs.Bool("keep-rejects", false, "keep packets that fail to decode, as captured, in DIR/rejects")
 		httpAddr    = fs.String("http", "", "serve the HTTP API on `addr` (e.g. 127.0.0.1:8080)")
 		tokenFile   = fs.String("token-file", "", "bearer token `file` required by the HTTP API")
@@ -73,6 +76,8 @@ func runCapture(args []string) int {
 		_           = fs.String("config", "", "read flags from this YAML `file`")
 	)
 	rotateSize = 100 << 20
+	maxRecord := sizeFlag(ring.DefaultMaxRecord)
+	fs.Var(&maxRecord, "max-record", "cut longer records to this `size` in the capture files (at most 256K, the most Wireshark reads)")
 	fs.Var(&rotateSize, "rotate-size", "start a new file at this `size` (e.g. 100M; 0: never)")
 	fs.Var(&maxBytes, "max-bytes", "keep at most this `size` of closed files (e.g. 10G; 0: no limit)")
 	dec.register(fs)
@@ -116,6 +121,12 @@ func runCapture(args []string) int {
 	split, err := vnpair.ParseSplit(*splitBy)
 	if err != nil {
 		return usageErr("capture", err.Error())
+	}
+	if *splitOpen < 1 || *splitIdle <= 0 || *filePairs < 1 {
+		return usageErr("capture", "--split-max-open, --split-idle and --max-file-pairs must be positive")
+	}
+	if maxRecord < 1 || maxRecord > ring.DefaultMaxRecord {
+		return usageErr("capture", fmt.Sprintf("--max-record %d: want 1 to %d", maxRecord, ring.DefaultMaxRecord))
 	}
 	if (*tlsCert == "") != (*tlsKey == "") {
 		return usageErr("capture", "--tls-cert and --tls-key go together")
@@ -164,6 +175,8 @@ func runCapture(args []string) int {
 		ro := ring.Options{
 			Format: ff, MaxSize: int64(rotateSize), MaxDuration: *rotateEvery, AlignClock: *align,
 			MaxFiles: *maxFiles, MaxBytes: int64(maxBytes), Split: split, Logger: log,
+			MaxOpen: *splitOpen, SplitIdle: *splitIdle, DropOther: !*splitOther,
+			MaxPairs: *filePairs, MaxRecord: int(maxRecord),
 		}
 		if files, err = ring.New(*dir, ro); err != nil {
 			src.Close()
@@ -192,13 +205,14 @@ func runCapture(args []string) int {
 	}
 	sinks = append(sinks, srv.Hub())
 
-	var sinkErrs sync.Map // error text -> logged once
+	sinkErrs := map[string]bool{} // kinds logged; the pipeline calls SinkError from one goroutine
 	pl := &pipeline.Pipeline{
 		Source: src, Decoder: mirror.NewDecoder(decoderConfig(cfg, *keepRejects)), Filter: flt2, Sinks: sinks, Stats: stats,
 		// A capture never stops for a sink: count, log each kind once.
 		SinkError: func(err error) error {
-			if _, seen := sinkErrs.LoadOrStore(err.Error(), true); !seen {
-				log.Warn("write failed; counting further failures silently", "err", err)
+			if k := errKind(err); !sinkErrs[k] && len(sinkErrs) < maxErrKinds {
+				sinkErrs[k] = true
+				log.Warn("write failed; counting further failures of this kind silently", "err", err)
 			}
 			return nil
 		},
@@ -262,7 +276,7 @@ loop:
 				}
 			}
 		case <-tick:
-			logStats(log, stats, src.Stats(), srv.Hub())
+			logStats(log, stats, src.Stats(), srv.Hub(), files, rejects)
 		case err := <-httpDone:
 			if err != nil {
 				log.Error("http server", "err", err)
@@ -285,7 +299,7 @@ loop:
 	if rejects != nil {
 		closeErr = errors.Join(closeErr, rejects.Close())
 	}
-	logStats(log, stats, src.Stats(), srv.Hub())
+	logStats(log, stats, src.Stats(), srv.Hub(), files, rejects)
 	if err := errors.Join(runErr, closeErr); err != nil {
 		log.Error("capture ended", "err", err)
 		return exitFailure
@@ -293,11 +307,38 @@ loop:
 	return exitOK
 }
 
-func logStats(log *slog.Logger, s *pipeline.Stats, ss capture.Stats, hub *server.Hub) {
+// logStats logs the counters. written is what is on disk in the capture
+// files (kept: what passed the filters); store_dropped what the files lost.
+func logStats(log *slog.Logger, s *pipeline.Stats, ss capture.Stats, hub *server.Hub, files, rejects *ring.Ring) {
 	sum := s.Summary()
-	log.Info("counters", "read", sum.Read, "kernel_dropped", ss.Dropped, "written", sum.Written,
-		"filtered", sum.Filtered, "malformed", sum.TotalMalformed(), "vn_pairs", len(sum.Pairs),
-		"stream_clients", hub.Clients(), "stream_dropped", hub.Dropped())
+	args := []any{"read", sum.Read, "kernel_dropped", ss.Dropped, "kept", sum.Written}
+	if files != nil {
+		st := files.Stats()
+		args = append(args, "written", st.Packets, "store_dropped", st.Dropped, "store_lost", st.Lost,
+			"store_write_errors", st.WriteErrors, "record_cut", st.Truncated, "split_overflow", st.SplitOverflow)
+	}
+	if rejects != nil {
+		st := rejects.Stats()
+		args = append(args, "rejects_written", st.Packets, "rejects_dropped", st.Dropped)
+	}
+	args = append(args, "filtered", sum.Filtered, "malformed", sum.TotalMalformed(), "sink_errors", sum.SinkErrs,
+		"vn_pairs", len(sum.Pairs), "stream_clients", hub.Clients(), "stream_dropped", hub.Dropped())
+	log.Info("counters", args...)
+}
+
+// maxErrKinds bounds the kinds of sink failure logged one by one.
+const maxErrKinds = 32
+
+// errKind names a failure for logging once per kind: its innermost cause,
+// without the file names that wrapping adds.
+func errKind(err error) string {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err.Error()
+		}
+		err = u
+	}
 }
 
 func newLogger(level, format string) (*slog.Logger, error) {

@@ -11,13 +11,17 @@ import (
 
 // Info describes one capture file.
 type Info struct {
-	Name    string          `json:"name"` // base name, no directory
-	Size    int64           `json:"size"`
-	First   time.Time       `json:"first_packet,omitzero"`
-	Last    time.Time       `json:"last_packet,omitzero"`
-	Packets uint64          `json:"packets"`
-	Pairs   []pipeline.Pair `json:"vn_pairs"`
-	Open    bool            `json:"open"` // still being written (name ends in .part)
+	Name    string    `json:"name"` // base name, no directory
+	Size    int64     `json:"size"`
+	First   time.Time `json:"first_packet,omitzero"`
+	Last    time.Time `json:"last_packet,omitzero"`
+	Packets uint64    `json:"packets"`
+	// Pairs lists the busiest VN pairs of the file (Options.MaxPairs at
+	// most), most packets first; PairsOther counts the packets of the
+	// others.
+	Pairs      []pipeline.Pair `json:"vn_pairs"`
+	PairsOther uint64          `json:"vn_pairs_other_packets,omitempty"`
+	Open       bool            `json:"open"` // still being written (name ends in .part)
 }
 
 // Store is what the HTTP server needs of a capture directory.

@@ -1,6 +1,7 @@
 package ring
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -21,9 +22,43 @@ func extension(f pcapfile.Format) (string, error) {
 	return "", fmt.Errorf("unknown format %v", f)
 }
 
-func newEncoder(w io.Writer, f pcapfile.Format) (encoder, error) {
-	return pcapfile.NewWriter(w, pcapfile.Options{Format: f, Application: "vrsniff"})
+// recordLen is the length of the record pcapfile.Writer writes for p in
+// format f before any cut: the decoded frame, or the packet as captured
+// (packets without a decoded frame, and FormatRaw), after the metadata in
+// FormatJuniperVN.
+func recordLen(p *mirror.Packet, f pcapfile.Format) int {
+	raw := p.Mode == mirror.ModeOther || p.Mode == mirror.ModeNone || p.Frame == nil
+	switch {
+	case raw || f == pcapfile.FormatRaw:
+		return len(p.Data)
+	case f == pcapfile.FormatJuniperVN:
+		n := len(p.Meta.TLVs)
+		if p.Mode != mirror.ModeJuniper || n == 0 {
+			n = 2 // an empty TLV list
+		}
+		return n + len(p.Frame)
+	}
+	return len(p.Frame)
 }
+
+// describesInterface reports whether b, whole pcapng blocks, holds an
+// interface description block.
+func describesInterface(b []byte) bool {
+	for len(b) >= 12 {
+		typ, n := binary.LittleEndian.Uint32(b), binary.LittleEndian.Uint32(b[4:])
+		if typ == blockIDB {
+			return true
+		}
+		if n < 12 || uint64(n) > uint64(len(b)) {
+			return false
+		}
+		b = b[n:]
+	}
+	return false
+}
+
+// blockIDB is the pcapng interface description block type.
+const blockIDB = 1
 
 // scanFile reads a capture file through, for its packet count and times
 // and for where its last complete record ends.

@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
@@ -27,20 +26,49 @@ const (
 	// out: large writes are cheap, and a buffer only ever ends on a block
 	// boundary, so a failed write can be cut back to a valid file.
 	flushAt = 64 << 10
-	// retryEvery bounds how often a full disk is probed for space.
+	// retryEvery bounds how often a store that cannot write is tried again.
 	retryEvery = time.Second
 	// maxName is the longest file name Linux file systems accept.
 	maxName = 255
 	// maxSeqDigits is the room kept for the sequence number in a name: an
 	// int64 in decimal.
 	maxSeqDigits = 19
+	// logEvery bounds how often a lasting condition (VN pairs without a
+	// file of their own) is logged again with its counter.
+	logEvery = time.Minute
 )
 
-// ErrBusy is returned by Delete for the file being written.
-var ErrBusy = errors.New("file is being written")
+// Defaults of the Options limits.
+const (
+	DefaultMaxOpen   = 256
+	DefaultSplitIdle = time.Minute
+	DefaultMaxPairs  = 64
+	// DefaultMaxRecord is the largest record Wireshark and tcpdump read
+	// (262144 bytes, WTAP_MAX_PACKET_SIZE_STANDARD); a file with a longer
+	// one is refused as a whole.
+	DefaultMaxRecord = 262144
+)
 
-// ErrClosed is returned by WritePacket after Close.
-var ErrClosed = errors.New("ring is closed")
+// OtherLabel labels the file set of VN pairs that find no room among the
+// split files (Options.MaxOpen). A pair's label always holds '+' or '=',
+// so no pair is labelled so.
+const OtherLabel = "other"
+
+// otherKey is the key of the other set in Ring.open: vnpair keys start
+// with 0 or 1.
+const otherKey = "\xff"
+
+var (
+	// ErrBusy is returned by Delete for the file being written.
+	ErrBusy = errors.New("file is being written")
+	// ErrClosed is returned by WritePacket after Close.
+	ErrClosed = errors.New("ring is closed")
+
+	// Reasons Healthy gives, wrapped with the directory and the cause.
+	ErrDiskFull   = errors.New("disk full")
+	ErrDirMissing = errors.New("directory missing and cannot be created")
+	ErrWrite      = errors.New("writes fail")
+)
 
 // Options configures a Ring. The zero value writes one pcapng file that
 // never rotates.
@@ -58,29 +86,80 @@ type Options struct {
 	// MaxFiles keeps at most this many closed files, deleting the oldest
 	// (0: no limit).
 	MaxFiles int
-	// MaxBytes keeps the store, open files included, under this many bytes
-	// by deleting the oldest closed files (0: no limit).
+	// MaxBytes keeps the store, open files and sidecars included, under
+	// this many bytes by deleting the oldest closed files (0: no limit).
 	MaxBytes int64
 	// Split writes one file set per VN pair: vnpair.Undirected keeps both
 	// directions of a conversation together, vnpair.Directed one set per
 	// (source, destination). The names carry the pair's vnpair.Label.
 	Split vnpair.Split
+	// MaxOpen bounds the split files open at once, one per VN pair
+	// (DefaultMaxOpen when 0). A pair without an open file takes the place
+	// of the least recently used one if that has had no packet for
+	// SplitIdle: it is closed as at a rotation, and its pair opens a new
+	// file, with a new sequence number, at its next packet. Otherwise the
+	// packet goes to the other set (OtherLabel), or is dropped with
+	// DropOther, and is counted in Stats.SplitOverflow. At most MaxOpen+1
+	// files are open (the other set's).
+	MaxOpen int
+	// SplitIdle is how long a split file must have had no packet before
+	// it gives its place to another pair (DefaultSplitIdle when 0),
+	// measured to within FlushEvery. It bounds how fast spoofed pairs can
+	// make new files: MaxOpen per SplitIdle.
+	SplitIdle time.Duration
+	// DropOther drops the packets that would go to the other set.
+	DropOther bool
+	// MaxPairs bounds the VN pairs counted one by one in a file's Info and
+	// sidecar (DefaultMaxPairs when 0): the quietest give way, and their
+	// packets are counted in Info.PairsOther.
+	MaxPairs int
+	// MaxRecord cuts every record to this many bytes (DefaultMaxRecord when
+	// 0), so that readers accept the files; cut records are counted in
+	// Stats.Truncated.
+	MaxRecord int
 	// FlushEvery is the longest buffered data waits before it is written to
-	// the file (1 s by default), which bounds what a crash loses.
+	// the file (1 s by default), which bounds what a crash loses. It is
+	// also how often the directory and the open files are checked for
+	// having been removed.
 	FlushEvery time.Duration
 	Logger     *slog.Logger
 	Now        func() time.Time // the clock, time.Now by default
 }
 
-// Stats is a snapshot of a Ring's counters.
+// Stats is a snapshot of a Ring's counters. Packets counts are in packets.
 type Stats struct {
-	Files     int    `json:"files"`      // files in the store, open ones included
-	OpenFiles int    `json:"open_files"` // files being written
-	Bytes     int64  `json:"bytes"`      // size of all files
-	Packets   uint64 `json:"packets"`    // packets written
-	// Dropped counts packets lost because the disk was full.
-	Dropped  uint64 `json:"dropped_disk_full"`
-	DiskFull bool   `json:"disk_full"`
+	Files     int   `json:"files"`      // files in the store, open ones included
+	OpenFiles int   `json:"open_files"` // files being written
+	Bytes     int64 `json:"bytes"`      // size of all files and sidecars
+	// Packets counts packets on disk: counted once their write succeeded.
+	Packets uint64 `json:"packets"`
+	// Pending counts packets buffered for the open files, not yet written.
+	Pending uint64 `json:"pending"`
+	// Dropped counts packets the store lost, whatever the reason: a full
+	// disk (also in DroppedDiskFull), failed writes, a format that cannot
+	// hold the packet, DropOther.
+	Dropped         uint64 `json:"dropped"`
+	DroppedDiskFull uint64 `json:"dropped_disk_full"`
+	// WriteErrors counts failures of the store: a file that could not be
+	// created, written, closed or renamed.
+	WriteErrors uint64 `json:"write_errors"`
+	// Lost counts packets that were on disk in an open file that someone
+	// else removed (the file or the whole directory).
+	Lost uint64 `json:"lost"`
+	// DirRecreated counts the times the directory was found removed or
+	// replaced and the store started again in a new one.
+	DirRecreated uint64 `json:"dir_recreated"`
+	// Truncated counts records cut to Options.MaxRecord.
+	Truncated uint64 `json:"truncated"`
+	// SplitOverflow counts packets of VN pairs that found no room among
+	// the split files (written to the other set, or dropped with
+	// DropOther); SplitClosed counts split files closed to make room.
+	SplitOverflow uint64 `json:"split_overflow"`
+	SplitClosed   uint64 `json:"split_closed_idle"`
+	DiskFull      bool   `json:"disk_full"`
+	// Problem is why the store cannot write (Healthy's error), "" when it
+	// can.
+	Problem string `json:"problem,omitempty"`
 }
 
 var (
@@ -88,77 +167,97 @@ var (
 	_ pipeline.Sink = (*Ring)(nil)
 )
 
-// encoder is the part of a pcapfile.Writer the ring uses.
-type encoder interface {
-	WritePacket(p *mirror.Packet) error
-	Flush() error
-}
-
 // Ring writes packets into a directory of rotating capture files. A file is
 // named like dumpcap's ring buffer files,
 //
 //	<prefix>_<seq>_<YYYYmmddHHMMSS>[_<label>].pcapng
 //
-// (label: the VN pair's vnpair.Label when split, short enough that every
-// name stays within 255 bytes) and carries the suffix ".part" while it is written. When a file is closed a
-// sidecar "<name>.json" keeps its Info, so that listing the store stays fast
-// and survives restarts.
+// (label: the VN pair's vnpair.Label when split, or OtherLabel, short
+// enough that every name stays within 255 bytes) and carries the suffix
+// ".part" while it is written. When a file is closed a sidecar
+// "<name>.json" keeps its Info, so that listing the store stays fast and
+// survives restarts.
+//
+// The store never stops the capture: packets it cannot write are counted
+// and dropped (Stats), the cause is logged once per episode, and Healthy
+// says why while it lasts.
 //
 // All methods are safe for concurrent use.
 type Ring struct {
-	dir    string
-	o      Options
-	ext    string
-	label  int // the longest pair label that keeps every name within maxName
-	log    *slog.Logger
-	now    func() time.Time
-	newEnc func(w io.Writer) (encoder, error)
+	dir   string
+	o     Options
+	ext   string
+	label int // the longest pair label that keeps every name within maxName
+	log   *slog.Logger
+	now   func() time.Time
 
-	mu          sync.Mutex
-	seq         int
-	closed      []*file // oldest first
+	mu sync.Mutex
+	// enc encodes for every file, so that open files cost no encoder
+	// buffer each (a pcapfile.Writer holds 1 MiB). Between calls it is in
+	// the state of a new file: a file whose packets need interfaces of
+	// their own gets a writer of its own (file.enc).
+	enc      *pcapfile.Writer
+	out      target
+	spareEnc []*pcapfile.Writer
+	seq      int
+	closed   []*file // oldest first
+	// closedBytes is the size of the closed files and their sidecars.
 	closedBytes int64
-	open        map[string]*file // by VN pair key (vnpair.AppendKey; "" without Split)
+	open        map[string]*file // by VN pair key (vnpair.AppendKey; "" without Split; otherKey)
+	lru         fileList         // open split files of a VN pair, most recently used first
 	key         []byte           // scratch for pair keys
 	spare       []byte           // a buffer of a closed file, for the next one
-	packets     uint64
-	dropped     uint64
-	full        bool
-	fullDropped uint64
-	lastTry     time.Time
-	done        bool
+	coarse      time.Time        // the clock at its last reading: a packet's time of use
+	dirID       fileID           // the directory written to; zero while it is missing
+	c           counters
 
+	fault        error // why the store cannot write; nil when it can
+	faultKind    faultKind
+	faultDropped uint64 // in this episode
+	lastTry      time.Time
+
+	overflowLogged   uint64 // SplitOverflow when last logged
+	overflowLoggedAt time.Time
+
+	done bool
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
 
-// file is a capture file of the store; the fields after info are used only
-// while it is written.
+type counters struct {
+	packets, dropped, droppedFull, writeErrs, lost, dirRecreated uint64
+	truncated, overflow, splitClosed                             uint64
+}
+
+// file is a capture file of the store; the fields after sidecar are used
+// only while it is written.
 type file struct {
-	seq  int
-	info Info // Name is the final name, without ".part"
+	seq     int
+	info    Info  // Name is the final name, without ".part"
+	sidecar int64 // bytes of its sidecar, once closed
 
-	f        *os.File
-	enc      encoder
-	buf      []byte // encoded blocks not yet written to f
-	written  int64  // bytes in f, always on a block boundary
-	pending  uint64 // packets in buf
-	pendLast time.Time
-	deadline time.Time
-	pairs    map[string]*pairCount
-	order    []*pairCount
-	last     *pairCount // of the previous packet: traffic comes in runs of one pair
+	key          string // in Ring.open
+	f            *os.File
+	enc          *pcapfile.Writer // its own, or nil for Ring.enc
+	buf          []byte           // encoded blocks not yet written to f
+	written      int64            // bytes in f, always on a block boundary
+	pending      uint64           // packets in buf
+	pendLast     time.Time
+	deadline     time.Time
+	used         time.Time // of its last packet, for SplitIdle
+	older, newer *file     // in Ring.lru
+	inLRU        bool
+	pairs        pairTable
 }
 
-type pairCount struct {
-	src, dst   string
-	n, pending uint64
-}
+// target is where the encoders write: the buffer of the file being written,
+// or nowhere. It never fails, so an encoder never holds a write error.
+type target struct{ f *file }
 
-// Write collects what the encoder hands over; the ring decides when it goes
-// to disk.
-func (f *file) Write(b []byte) (int, error) {
-	f.buf = append(f.buf, b...)
+func (t *target) Write(b []byte) (int, error) {
+	if t.f != nil {
+		t.f.buf = append(t.f.buf, b...)
+	}
 	return len(b), nil
 }
 
@@ -180,12 +279,20 @@ func New(dir string, o Options) (*Ring, error) {
 	if o.FlushEvery <= 0 {
 		o.FlushEvery = time.Second
 	}
-	if o.MaxSize < 0 || o.MaxDuration < 0 || o.MaxFiles < 0 || o.MaxBytes < 0 {
+	if o.MaxSize < 0 || o.MaxDuration < 0 || o.MaxFiles < 0 || o.MaxBytes < 0 || o.MaxOpen < 0 ||
+		o.SplitIdle < 0 || o.MaxPairs < 0 || o.MaxRecord < 0 {
 		return nil, errors.New("ring: negative limit")
 	}
+	o.MaxOpen = cmpOr(o.MaxOpen, DefaultMaxOpen)
+	o.SplitIdle = cmpOr(o.SplitIdle, DefaultSplitIdle)
+	o.MaxPairs = cmpOr(o.MaxPairs, DefaultMaxPairs)
+	o.MaxRecord = cmpOr(o.MaxRecord, DefaultMaxRecord)
 	ext, err := extension(o.Format)
 	if err != nil {
 		return nil, fmt.Errorf("ring: %w", err)
+	}
+	if o.Format == pcapfile.FormatRaw && o.Split != vnpair.None {
+		return nil, errors.New("ring: packets as captured are not split by VN pair")
 	}
 	label := labelRoom(o.Prefix, ext)
 	if label < 0 || (o.Split != vnpair.None && label < vnpair.MinLabel) {
@@ -202,8 +309,13 @@ func New(dir string, o Options) (*Ring, error) {
 	if r.now == nil {
 		r.now = time.Now
 	}
-	r.newEnc = func(w io.Writer) (encoder, error) { return newEncoder(w, o.Format) }
+	if r.enc, err = r.newEncoder(); err != nil {
+		return nil, fmt.Errorf("ring: %w", err)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("ring: %w", err)
+	}
+	if r.dirID, err = statID(dir); err != nil {
 		return nil, fmt.Errorf("ring: %w", err)
 	}
 	if err := r.scan(); err != nil {
@@ -215,140 +327,177 @@ func New(dir string, o Options) (*Ring, error) {
 	return r, nil
 }
 
+func cmpOr[T int | time.Duration](v, def T) T {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
 // WritePacket writes p to the current file of its VN pair, opening or
-// rotating files as needed. While the disk is full packets are counted and
-// dropped, and nil is returned: a full disk must not stop the capture.
+// rotating files as needed. A packet the store cannot write (full disk,
+// failed writes, missing directory) is counted and dropped, and nil is
+// returned: the store must not stop the capture; Healthy says why. The
+// error is ErrClosed after Close, or says that the format cannot hold p
+// (pcapfile.ErrLinkType).
 func (r *Ring) WritePacket(p *mirror.Packet) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.done {
 		return ErrClosed
 	}
-	r.key = r.key[:0]
-	if r.o.Split != vnpair.None {
-		r.key = vnpair.AppendKey(r.key, p.Meta.SrcVN, p.Meta.DstVN, r.o.Split)
-	}
-	f := r.open[string(r.key)]
 	// Reading the clock costs a tenth of writing a small packet: only
 	// read it when something depends on it.
 	var now time.Time
 	clock := func() time.Time {
 		if now.IsZero() {
 			now = r.now()
+			r.coarse = now
 		}
 		return now
 	}
-	if r.full || f == nil || !f.deadline.IsZero() {
-		clock()
-	}
-	if r.full {
+	if r.fault != nil {
 		// A clock that went back also allows a retry.
-		if now.Sub(r.lastTry) < retryEvery && !now.Before(r.lastTry) {
-			r.drop(1)
+		if clock().Sub(r.lastTry) < retryEvery && !now.Before(r.lastTry) {
+			r.drop(1, r.faultKind == faultFull)
 			return nil
 		}
 		r.lastTry = now
 	}
-	if f != nil && !f.deadline.IsZero() && !now.Before(f.deadline) {
-		if err := r.closeFile(f); err != nil {
-			return r.failed(err, now, 1)
-		}
-		f = nil
+	f, err := r.fileFor(p, clock)
+	if err != nil {
+		r.fail(err, clock(), 1)
+		return nil
 	}
 	if f == nil {
-		var err error
-		if f, err = r.openFile(p, now); err != nil {
-			return r.failed(err, now, 1)
-		}
+		return nil // dropped for want of room, and counted
 	}
-	if err := f.enc.WritePacket(p); err != nil {
-		return fmt.Errorf("write %s: %w", f.info.Name, err)
+	if err := r.encode(f, p); err != nil {
+		r.c.dropped++
+		return fmt.Errorf("capture files: %w", err)
 	}
-	if err := f.enc.Flush(); err != nil {
-		return fmt.Errorf("write %s: %w", f.info.Name, err)
+	if recordLen(p, r.o.Format) > r.o.MaxRecord {
+		r.c.truncated++
 	}
-	r.packets++
 	f.pending++
 	if f.info.Packets == 0 && f.pending == 1 {
 		f.info.First = p.Timestamp
 	}
 	f.pendLast = p.Timestamp
-	// Comparing with the previous packet's pair is cheaper than hashing.
-	pc := f.last
-	if pc == nil || pc.src != string(p.Meta.SrcVN) || pc.dst != string(p.Meta.DstVN) {
-		r.key = vnpair.AppendKey(r.key[:0], p.Meta.SrcVN, p.Meta.DstVN, vnpair.Directed)
-		pc = f.pairs[string(r.key)]
-		if pc == nil {
-			pc = &pairCount{src: string(p.Meta.SrcVN), dst: string(p.Meta.DstVN)}
-			f.pairs[string(r.key)] = pc
-			f.order = append(f.order, pc)
-		}
-		f.last = pc
+	r.key = f.pairs.count(p.Meta.SrcVN, p.Meta.DstVN, r.key)
+	f.used = r.coarse
+	if f.inLRU {
+		r.lru.touch(f)
 	}
-	pc.pending++
 
-	// After a full disk the first packet goes to disk at once: that is what
-	// proves the space is back.
-	if len(f.buf) >= flushAt || r.full {
+	// While the store cannot write, the first packet goes to disk at once:
+	// that is what proves it can again.
+	if len(f.buf) >= flushAt || r.fault != nil {
 		if err := r.flushFile(f); err != nil {
 			// flushFile counted the packet as dropped.
-			return r.failed(r.closeBroken(f, err), clock(), 0)
+			r.fail(r.closeBroken(f, err), clock(), 0)
+			return nil
 		}
 	}
-	if r.full {
-		r.full = false
-		r.log.Info("capture disk has space again, resumed writing",
-			"dir", r.dir, "dropped", r.fullDropped)
+	if r.fault != nil {
+		r.recovered()
 	}
 	if r.o.MaxSize > 0 && f.size() >= r.o.MaxSize {
 		if err := r.closeFile(f); err != nil {
-			return r.failed(err, clock(), 0)
+			r.fail(err, clock(), 0)
 		}
 	}
 	return nil
+}
+
+// fileFor returns the open file for p, opening one or rotating as needed,
+// or nil when p is dropped for want of room (counted).
+func (r *Ring) fileFor(p *mirror.Packet, clock func() time.Time) (*file, error) {
+	split := r.o.Split != vnpair.None
+	r.key = r.key[:0]
+	if split {
+		r.key = vnpair.AppendKey(r.key, p.Meta.SrcVN, p.Meta.DstVN, r.o.Split)
+	}
+	f := r.open[string(r.key)]
+	if f, err := r.current(f, clock); f != nil || err != nil {
+		return f, err
+	}
+	if !split {
+		return r.openFile("", "", clock())
+	}
+	if r.lru.n >= r.o.MaxOpen {
+		ok, err := r.makeRoom(clock())
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return r.overflow(clock)
+		}
+	}
+	// openFile may forget the open files (a removed directory): the key
+	// is taken first.
+	key := string(r.key)
+	f, err := r.openFile(key, vnpair.Label(p.Meta.SrcVN, p.Meta.DstVN, r.o.Split, r.label), clock())
+	if err != nil {
+		return nil, err
+	}
+	f.inLRU = true
+	r.lru.pushFront(f)
+	return f, nil
+}
+
+// current returns f unless its time is up, when it is closed.
+func (r *Ring) current(f *file, clock func() time.Time) (*file, error) {
+	if f == nil || f.deadline.IsZero() || clock().Before(f.deadline) {
+		return f, nil
+	}
+	return nil, r.closeFile(f)
+}
+
+// makeRoom closes the least recently used split file if it has been idle
+// for SplitIdle, and reports whether it did.
+func (r *Ring) makeRoom(now time.Time) (bool, error) {
+	f := r.lru.tail
+	if f == nil || now.Sub(f.used) < r.o.SplitIdle {
+		return false, nil
+	}
+	r.c.splitClosed++
+	return true, r.closeFile(f)
+}
+
+// overflow handles a packet of a VN pair that finds no room among the
+// split files: it goes to the other set, or is dropped.
+func (r *Ring) overflow(clock func() time.Time) (*file, error) {
+	r.c.overflow++
+	if r.overflowLogged == 0 && r.overflowLoggedAt.IsZero() {
+		r.overflowLoggedAt = clock()
+		where := "go to the " + OtherLabel + " file set"
+		if r.o.DropOther {
+			where = "are dropped"
+		}
+		r.log.Warn("more active VN pairs than split files: packets of further pairs "+where+" (counted)",
+			"dir", r.dir, "max_open", r.o.MaxOpen, "idle", r.o.SplitIdle)
+	}
+	if r.o.DropOther {
+		r.drop(1, false)
+		return nil, nil
+	}
+	f, err := r.current(r.open[otherKey], clock)
+	if f != nil || err != nil {
+		return f, err
+	}
+	return r.openFile(otherKey, OtherLabel, clock())
 }
 
 // closeBroken closes f after a failed write, which left it cut back to its
 // last complete block; err is returned.
 func (r *Ring) closeBroken(f *file, err error) error {
-	if r.open[r.keyOf(f)] == f {
+	if f.f != nil {
 		if cerr := r.closeFile(f); cerr != nil && !isDiskFull(err) {
-			r.log.Warn("cannot close capture file", "file", f.info.Name, "err", cerr)
+			r.log.Debug("cannot close capture file", "file", f.info.Name, "err", cerr)
 		}
 	}
 	return err
-}
-
-// failed handles an error of the write path: a full disk switches the ring
-// to dropping packets, lost more of them, and is not an error for the
-// caller; anything else is returned.
-func (r *Ring) failed(err error, now time.Time, lost uint64) error {
-	if !isDiskFull(err) {
-		return err
-	}
-	r.enterFull(now, err)
-	r.drop(lost)
-	return nil
-}
-
-func (r *Ring) enterFull(now time.Time, err error) {
-	if !r.full {
-		r.full = true
-		r.fullDropped = 0
-		r.log.Warn("capture disk full, dropping packets until space is available",
-			"dir", r.dir, "err", err)
-	}
-	r.lastTry = now
-	r.closeAll()
-}
-
-func (r *Ring) drop(n uint64) {
-	r.dropped += n
-	r.fullDropped += n
-}
-
-func isDiskFull(err error) bool {
-	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
 // fileName is the name of file seq, opened at stamp (YYYYmmddHHMMSS, UTC),
@@ -368,10 +517,12 @@ func labelRoom(prefix, ext string) int {
 		len("_") - len(ext) - len(sidecarSuffix+".tmp")
 }
 
-func (r *Ring) openFile(p *mirror.Packet, now time.Time) (*file, error) {
-	label := ""
-	if r.o.Split != vnpair.None {
-		label = vnpair.Label(p.Meta.SrcVN, p.Meta.DstVN, r.o.Split, r.label)
+// openFile creates the next file, for key in r.open, labelled label. The
+// directory is checked first: a file created in a removed directory would
+// be lost.
+func (r *Ring) openFile(key, label string, now time.Time) (*file, error) {
+	if _, err := r.checkDir(); err != nil {
+		return nil, err
 	}
 	stamp := now.UTC().Format("20060102150405")
 	var fh *os.File
@@ -397,13 +548,17 @@ func (r *Ring) openFile(p *mirror.Packet, now time.Time) (*file, error) {
 	f := &file{
 		seq:   seq,
 		info:  Info{Name: name, Open: true},
+		key:   key,
 		f:     fh,
 		buf:   r.spare,
-		pairs: make(map[string]*pairCount),
+		used:  now,
+		pairs: pairTable{max: r.o.MaxPairs},
 	}
 	r.spare = nil
 	if f.buf == nil {
-		f.buf = make([]byte, 0, flushAt+16<<10)
+		// Grown as needed: most split files of a flood of spoofed pairs
+		// never hold more than a packet.
+		f.buf = make([]byte, 0, 4<<10)
 	}
 	if d := r.o.MaxDuration; d > 0 {
 		if r.o.AlignClock {
@@ -412,15 +567,82 @@ func (r *Ring) openFile(p *mirror.Packet, now time.Time) (*file, error) {
 			f.deadline = now.Add(d)
 		}
 	}
-	enc, err := r.newEnc(f)
+	// The file header.
+	r.out.f = f
+	r.enc.Reset(&r.out)
+	err := r.enc.Flush()
+	r.out.f = nil
 	if err != nil {
 		fh.Close()
 		os.Remove(f.partPath(r.dir))
 		return nil, fmt.Errorf("create %s: %w", name, err)
 	}
-	f.enc = enc
-	r.open[string(r.key)] = f
+	r.open[key] = f
 	return f, nil
+}
+
+// encode appends p's record to f's buffer. The shared encoder is in the
+// state of a new file; if p needed an interface f does not have yet, the
+// shared encoder wrote its description and now holds state of f's alone:
+// f gets an encoder of its own, which writes p again, and the shared one
+// starts over.
+func (r *Ring) encode(f *file, p *mirror.Packet) error {
+	enc := f.enc
+	if enc == nil {
+		enc = r.enc
+	}
+	start := len(f.buf)
+	r.out.f = f
+	defer func() { r.out.f = nil }()
+	if err := enc.WritePacket(p); err != nil {
+		return err
+	}
+	if err := enc.Flush(); err != nil {
+		return err
+	}
+	if enc != r.enc || r.o.Format == pcapfile.FormatPcap || !describesInterface(f.buf[start:]) {
+		return nil
+	}
+	f.buf = f.buf[:start]
+	own, err := r.takeEncoder()
+	if err != nil {
+		return err
+	}
+	f.enc = own
+	r.out.f = f
+	if err := own.WritePacket(p); err != nil {
+		return err
+	}
+	if err := own.Flush(); err != nil {
+		return err
+	}
+	r.out.f = nil
+	r.enc.Reset(&r.out)
+	return r.enc.Flush()
+}
+
+// takeEncoder returns an encoder in the state of a new file whose header
+// is already written.
+func (r *Ring) takeEncoder() (*pcapfile.Writer, error) {
+	r.out.f = nil
+	if n := len(r.spareEnc); n > 0 {
+		e := r.spareEnc[n-1]
+		r.spareEnc = r.spareEnc[:n-1]
+		e.Reset(&r.out)
+		return e, e.Flush()
+	}
+	e, err := r.newEncoder()
+	if err != nil {
+		return nil, err
+	}
+	return e, e.Flush()
+}
+
+// maxSpareEnc bounds the encoders of closed files kept for the next ones.
+const maxSpareEnc = 2
+
+func (r *Ring) newEncoder() (*pcapfile.Writer, error) {
+	return pcapfile.NewWriter(&r.out, pcapfile.Options{Format: r.o.Format, Application: "vrsniff", SnapLen: r.o.MaxRecord})
 }
 
 // flushFile writes f's buffer to the file. A failed write is cut back to
@@ -435,15 +657,12 @@ func (r *Ring) flushFile(f *file) error {
 	f.buf = f.buf[:0]
 	if err != nil {
 		if terr := f.f.Truncate(f.written); terr != nil {
-			r.log.Error("cannot cut capture file back after failed write", "file", f.info.Name, "err", terr)
+			r.log.Debug("cannot cut capture file back after failed write", "file", f.info.Name, "err", terr)
 		}
 		f.f.Seek(f.written, io.SeekStart)
-		r.packets -= f.pending
-		r.drop(f.pending)
+		r.drop(f.pending, isDiskFull(err))
 		f.pending = 0
-		for _, pc := range f.order {
-			pc.pending = 0
-		}
+		f.pairs.rollback()
 		if f.info.Packets == 0 {
 			f.info.First = time.Time{}
 		}
@@ -451,14 +670,12 @@ func (r *Ring) flushFile(f *file) error {
 	}
 	f.written += n
 	f.info.Packets += f.pending
+	r.c.packets += f.pending
 	if f.pending > 0 {
 		f.info.Last = f.pendLast
 	}
 	f.pending = 0
-	for _, pc := range f.order {
-		pc.n += pc.pending
-		pc.pending = 0
-	}
+	f.pairs.commit()
 	if r.o.MaxBytes > 0 {
 		r.retain()
 	}
@@ -466,21 +683,38 @@ func (r *Ring) flushFile(f *file) error {
 }
 
 // closeFile flushes and closes f and renames it to its final name. A file
-// that holds no packet is removed. Retention runs afterwards.
+// that holds no packet is removed. Retention runs afterwards. A file
+// already closed (or forgotten) is left alone.
 func (r *Ring) closeFile(f *file) error {
+	if f.f == nil {
+		return nil
+	}
 	err := r.flushFile(f)
-	delete(r.open, r.keyOf(f))
+	r.forget(f)
 	if cerr := f.f.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("close %s: %w", f.info.Name, cerr)
 	}
 	part := f.partPath(r.dir)
 	if f.info.Packets == 0 {
 		os.Remove(part)
+		r.release(f)
 		return err
 	}
 	if rerr := os.Rename(part, filepath.Join(r.dir, f.info.Name)); rerr != nil {
+		if errors.Is(rerr, fs.ErrNotExist) {
+			// Someone removed it while it was written. A removed
+			// directory is reported when it is found.
+			r.c.lost += f.info.Packets
+			if id, serr := statID(r.dir); serr == nil && id == r.dirID {
+				r.log.Warn("capture file removed while it was written; its packets are lost",
+					"file", f.info.Name+partSuffix, "lost", f.info.Packets)
+			}
+			r.release(f)
+			return err
+		}
 		// The data is on disk as .part; the next start recovers it.
 		r.log.Error("cannot rename closed capture file", "file", part, "err", rerr)
+		r.release(f)
 		if err == nil {
 			err = rerr
 		}
@@ -488,64 +722,49 @@ func (r *Ring) closeFile(f *file) error {
 	}
 	f.info.Open = false
 	f.info.Size = f.written
-	f.info.Pairs = f.pairList()
-	r.spare = f.buf[:0]
-	f.f, f.enc, f.buf, f.pairs, f.order, f.last = nil, nil, nil, nil, nil, nil
-	if serr := r.writeSidecar(&f.info); serr != nil {
+	f.info.Pairs, f.info.PairsOther = f.pairs.list()
+	r.release(f)
+	n, serr := r.writeSidecar(&f.info)
+	if serr != nil {
 		// Without a sidecar the file is still listed: the next start
 		// rebuilds its info from the file.
 		if !isDiskFull(serr) {
 			r.log.Warn("cannot write capture file info", "file", f.info.Name, "err", serr)
 		}
 	}
+	f.sidecar = n
 	r.closed = append(r.closed, f)
-	r.closedBytes += f.info.Size
+	r.closedBytes += f.info.Size + f.sidecar
 	r.retain()
 	return err
 }
 
-func (r *Ring) keyOf(f *file) string {
-	for k, g := range r.open {
-		if g == f {
-			return k
-		}
+// forget takes f out of the open files.
+func (r *Ring) forget(f *file) {
+	if r.open[f.key] == f {
+		delete(r.open, f.key)
 	}
-	return ""
+	if f.inLRU {
+		r.lru.remove(f)
+		f.inLRU = false
+	}
 }
 
-func (f *file) pairList() []pipeline.Pair {
-	ps := make([]pipeline.Pair, 0, len(f.order))
-	for _, pc := range f.order {
-		if n := pc.n + pc.pending; n > 0 {
-			ps = append(ps, pipeline.Pair{SrcVN: pc.src, DstVN: pc.dst, Packets: n})
-		}
+// release hands f's buffers on to the next file.
+func (r *Ring) release(f *file) {
+	r.spare = f.buf[:0]
+	if f.enc != nil && len(r.spareEnc) < maxSpareEnc {
+		r.spareEnc = append(r.spareEnc, f.enc)
 	}
-	slices.SortFunc(ps, func(a, b pipeline.Pair) int {
-		if a.Packets != b.Packets {
-			if a.Packets > b.Packets {
-				return -1
-			}
-			return 1
-		}
-		if c := strings.Compare(a.SrcVN, b.SrcVN); c != 0 {
-			return c
-		}
-		return strings.Compare(a.DstVN, b.DstVN)
-	})
-	return ps
+	f.f, f.enc, f.buf, f.pairs = nil, nil, nil, pairTable{}
 }
 
-// closeAll closes every open file. Errors other than a full disk are
-// returned; a full disk switches the ring to dropping packets.
+// closeAll closes every open file.
 func (r *Ring) closeAll() error {
 	var errs []error
 	for _, f := range r.openFiles() {
 		if err := r.closeFile(f); err != nil {
-			if !isDiskFull(err) {
-				errs = append(errs, err)
-			} else if !r.full {
-				r.enterFull(r.now(), err)
-			}
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
@@ -588,7 +807,7 @@ func (r *Ring) remove(f *file) error {
 	}
 	i := slices.Index(r.closed, f)
 	r.closed = slices.Delete(r.closed, i, i+1)
-	r.closedBytes -= f.info.Size
+	r.closedBytes -= f.info.Size + f.sidecar
 	return nil
 }
 
@@ -615,7 +834,9 @@ func (r *Ring) loop() {
 }
 
 // tick writes out buffered data and closes files whose time is up, so that
-// a quiet capture still rotates and a crash loses at most FlushEvery.
+// a quiet capture still rotates and a crash loses at most FlushEvery. It
+// also finds a directory or an open file that someone removed, so that
+// packets do not go into a file nobody can see.
 func (r *Ring) tick() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -623,7 +844,19 @@ func (r *Ring) tick() {
 		return
 	}
 	now := r.now()
+	r.coarse = now
+	if _, err := r.checkDir(); err != nil {
+		r.enterFault(faultDir, err, now)
+		return
+	}
 	for _, f := range r.openFiles() {
+		if f.f == nil {
+			continue // closed by a failure earlier in the loop
+		}
+		if removed(f.f) {
+			r.lostFile(f)
+			continue
+		}
 		var err error
 		if !f.deadline.IsZero() && !now.Before(f.deadline) {
 			err = r.closeFile(f)
@@ -631,13 +864,13 @@ func (r *Ring) tick() {
 			err = r.flushFile(f)
 		}
 		if err != nil {
-			err = r.closeBroken(f, err)
-			if isDiskFull(err) {
-				r.enterFull(now, err)
-				return
-			}
-			r.log.Warn("capture file write failed", "err", err)
+			r.fail(r.closeBroken(f, err), now, 0)
 		}
+	}
+	if r.c.overflow > r.overflowLogged && now.Sub(r.overflowLoggedAt) >= logEvery {
+		r.log.Warn("packets of VN pairs without a split file of their own", "dir", r.dir,
+			"since_last", r.c.overflow-r.overflowLogged, "total", r.c.overflow)
+		r.overflowLogged, r.overflowLoggedAt = r.c.overflow, now
 	}
 }
 
@@ -648,7 +881,14 @@ func (r *Ring) Rotate() error {
 	if r.done {
 		return ErrClosed
 	}
-	return r.closeAll()
+	err := r.closeAll()
+	if err != nil {
+		r.fail(err, r.now(), 0)
+		if isDiskFull(err) {
+			return nil
+		}
+	}
+	return err
 }
 
 // Close writes out and closes all files; every file of the store is then
@@ -661,6 +901,12 @@ func (r *Ring) Close() error {
 	}
 	r.done = true
 	err := r.closeAll()
+	if err != nil {
+		r.c.writeErrs++
+		if isDiskFull(err) {
+			err = nil
+		}
+	}
 	r.mu.Unlock()
 	close(r.stop)
 	r.wg.Wait()
@@ -671,14 +917,30 @@ func (r *Ring) Close() error {
 func (r *Ring) Stats() Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return Stats{
-		Files:     len(r.closed) + len(r.open),
-		OpenFiles: len(r.open),
-		Bytes:     r.usage(),
-		Packets:   r.packets,
-		Dropped:   r.dropped,
-		DiskFull:  r.full,
+	var pending uint64
+	for _, f := range r.open {
+		pending += f.pending
 	}
+	s := Stats{
+		Files:           len(r.closed) + len(r.open),
+		OpenFiles:       len(r.open),
+		Bytes:           r.usage(),
+		Packets:         r.c.packets,
+		Pending:         pending,
+		Dropped:         r.c.dropped,
+		DroppedDiskFull: r.c.droppedFull,
+		WriteErrors:     r.c.writeErrs,
+		Lost:            r.c.lost,
+		DirRecreated:    r.c.dirRecreated,
+		Truncated:       r.c.truncated,
+		SplitOverflow:   r.c.overflow,
+		SplitClosed:     r.c.splitClosed,
+		DiskFull:        r.fault != nil && r.faultKind == faultFull,
+	}
+	if err := r.health(); err != nil {
+		s.Problem = err.Error()
+	}
+	return s
 }
 
 func (f *file) snapshot() Info {
@@ -690,7 +952,7 @@ func (f *file) snapshot() Info {
 		if f.pending > 0 {
 			in.Last = f.pendLast
 		}
-		in.Pairs = f.pairList()
+		in.Pairs, in.PairsOther = f.pairs.list()
 	} else {
 		in.Pairs = slices.Clone(in.Pairs)
 	}
@@ -751,9 +1013,7 @@ func (r *Ring) Open(name string) (io.ReadSeekCloser, Info, error) {
 		path += partSuffix
 		if err := r.flushFile(f); err != nil {
 			// The file is closed and renamed, or removed if it was empty.
-			if err := r.failed(r.closeBroken(f, err), r.now(), 0); err != nil {
-				return nil, Info{}, err
-			}
+			r.fail(r.closeBroken(f, err), r.now(), 0)
 			return nil, Info{}, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
 		}
 	}
@@ -779,8 +1039,8 @@ func (r *Ring) Delete(name string) error {
 	return r.remove(f)
 }
 
-// DiskUsage returns the bytes used by the store's files, data still
-// buffered for open files included.
+// DiskUsage returns the bytes used by the store's files and sidecars, data
+// still buffered for open files included.
 func (r *Ring) DiskUsage() int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -1,8 +1,10 @@
 package ring
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -75,7 +77,7 @@ func (r *Ring) scan() error {
 		if f != nil {
 			f.seq = seq
 			r.closed = append(r.closed, f)
-			r.closedBytes += f.info.Size
+			r.closedBytes += f.info.Size + f.sidecar
 		}
 	}
 	slices.SortFunc(r.closed, func(a, b *file) int { return a.seq - b.seq })
@@ -89,18 +91,30 @@ func (r *Ring) load(name string) (*file, error) {
 	if err != nil {
 		return nil, err
 	}
-	if b, err := os.ReadFile(path + sidecarSuffix); err == nil {
+	if b, err := readSidecar(path + sidecarSuffix); err == nil {
 		var in Info
 		if json.Unmarshal(b, &in) == nil && in.Name == name && in.Size == st.Size() {
 			in.Open = false
-			return &file{info: in}, nil
+			if len(in.Pairs) <= r.o.MaxPairs {
+				return &file{info: in, sidecar: int64(len(b))}, nil
+			}
+			// From a version that listed every pair: the busiest are
+			// kept.
+			trimPairs(&in, r.o.MaxPairs)
+			n, err := r.writeSidecar(&in)
+			if err != nil {
+				r.log.Debug("cannot write capture file info", "file", name, "err", err)
+			}
+			return &file{info: in, sidecar: n}, nil
 		}
 	}
+	// Missing, stale or too large: rebuilt from the file.
 	in := r.rebuild(path, name, st)
-	if err := r.writeSidecar(&in); err != nil {
+	n, err := r.writeSidecar(&in)
+	if err != nil {
 		r.log.Debug("cannot write capture file info", "file", name, "err", err)
 	}
-	return &file{info: in}, nil
+	return &file{info: in, sidecar: n}, nil
 }
 
 // recover turns a ".part" file left by a crash into a closed file: it is
@@ -149,24 +163,56 @@ func (r *Ring) rebuild(path, name string, st fs.FileInfo) Info {
 	return in
 }
 
-// writeSidecar stores a closed file's Info next to it; a temporary name and
-// a rename keep a crash from leaving half a sidecar.
-func (r *Ring) writeSidecar(in *Info) error {
+// writeSidecar stores a closed file's Info next to it and returns its
+// size; a temporary name and a rename keep a crash from leaving half a
+// sidecar.
+func (r *Ring) writeSidecar(in *Info) (int64, error) {
 	b, err := json.Marshal(in)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	b = append(b, '\n')
 	tmp := filepath.Join(r.dir, "."+in.Name+sidecarSuffix+".tmp")
 	if err := os.WriteFile(tmp, b, 0o644); err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("write info of %s: %w", in.Name, err)
+		return 0, fmt.Errorf("write info of %s: %w", in.Name, err)
 	}
 	if err := os.Rename(tmp, filepath.Join(r.dir, in.Name+sidecarSuffix)); err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("write info of %s: %w", in.Name, err)
+		return 0, fmt.Errorf("write info of %s: %w", in.Name, err)
 	}
-	return nil
+	return int64(len(b)), nil
+}
+
+// trimPairs keeps the max busiest pairs of in, counting the packets of the
+// others in PairsOther.
+func trimPairs(in *Info, max int) {
+	slices.SortStableFunc(in.Pairs, func(a, b pipeline.Pair) int { return cmp.Compare(b.Packets, a.Packets) })
+	for _, p := range in.Pairs[max:] {
+		in.PairsOther += p.Packets
+	}
+	in.Pairs = slices.Clip(in.Pairs[:max])
+}
+
+// maxSidecar bounds the sidecar read back: one written by a version that
+// listed every VN pair can be huge, and is rebuilt instead.
+const maxSidecar = 1 << 20
+
+// readSidecar reads a sidecar of at most maxSidecar bytes.
+func readSidecar(path string) ([]byte, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	b, err := io.ReadAll(io.LimitReader(fh, maxSidecar+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxSidecar {
+		return nil, fmt.Errorf("%s: over %d bytes", path, maxSidecar)
+	}
+	return b, nil
 }
 
 // fileScan is what reading a capture file through tells.
