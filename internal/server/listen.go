@@ -85,7 +85,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, certFile, keyFile s
 		scheme = "https"
 	}
 	s.log.Info("serving", "url", scheme+"://"+addr.String()+"/", "auth", s.opts.Token != "",
-		"max_conns", s.opts.MaxConns, "stream_clients", s.opts.StreamClients)
+		"max_conns", s.opts.MaxConns, "max_header_bytes", s.opts.MaxHeaderBytes, "stream_clients", s.opts.StreamClients)
 	var err error
 	if certFile != "" {
 		err = srv.ServeTLS(ln, certFile, keyFile)
