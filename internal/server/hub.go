@@ -327,7 +327,7 @@ func (h *Hub) WritePacket(p *mirror.Packet) error {
 // notify wakes the waiting clients when packets were added, at most every
 // notifyEvery, until the hub is closed.
 func (h *Hub) notify() {
-	t := time.NewTimer(0)
+	t := time.NewTimer(notifyEvery)
 	defer t.Stop()
 	for {
 		select {
@@ -552,8 +552,8 @@ func (h *Hub) Dropped() uint64 {
 	return n
 }
 
-// Sent is the number of packets copied to stream clients' write buffers,
-// summed over clients so far.
+// Sent is the number of packets sent to stream clients (copied to their
+// write buffers), summed over clients so far.
 func (h *Hub) Sent() uint64 {
 	h.mu.Lock()
 	defer h.mu.Unlock()

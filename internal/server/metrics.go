@@ -42,7 +42,7 @@ func newCollector(s *Server) *collector {
 		received:       d("source_packets_received_total", "Packets the capture source saw."),
 		kernelDrops:    d("kernel_drops_total", "Packets the kernel dropped before the capture source read them."),
 		streamClients:  d("stream_clients", "Connected live stream clients."),
-		streamSent:     d("stream_packets_total", "Packets queued to live stream clients, summed over clients."),
+		streamSent:     d("stream_packets_total", "Packets sent to live stream clients, summed over clients."),
 		streamDrops:    d("stream_drops_total", "Packets lost by live stream clients that did not keep up, summed over clients."),
 		streamRejected: d("stream_rejected_total", "Live stream requests refused because the client limit was reached."),
 		pairPackets:    d("vn_pair_packets_total", "Decoded packets by source and destination VN (busiest pairs only).", "src_vn", "dst_vn"),
