@@ -319,3 +319,78 @@ func TestStreamNewInterface(t *testing.T) {
 		t.Errorf("second client's packets have link types %v", links)
 	}
 }
+
+// Clients come, read at their own pace, stall and go while packets flow
+// through a small backlog that is reused all the time: every stream is a
+// valid pcapng whose packets are whole and unaltered, and a stalled client
+// counts what it lost.
+func TestStreamChurn(t *testing.T) {
+	s, ts := newTestServer(t, Options{StreamBuffer: MinStreamBuffer, StreamClients: 64})
+	h := s.Hub()
+	var ps []*mirror.Packet
+	frames := map[string]bool{}
+	for i := range 64 {
+		fr := frame(t, i%2 == 0, uint16(i), 60+i*97%1400)
+		frames[string(fr)] = true
+		ps = append(ps, decodedPacket(fr, vnA, vnB, mirror.DirIngress, t0))
+	}
+	stop := make(chan struct{})
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = h.WritePacket(ps[i%len(ps)])
+		}
+	}()
+	var wg sync.WaitGroup
+	var lost atomic.Uint64
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for round := range 6 {
+				resp, err := http.Get(ts.URL + "/api/stream")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				ng, err := pcapgo.NewNgReader(resp.Body, pcapgo.DefaultNgReaderOptions)
+				if err != nil {
+					t.Error(err)
+					resp.Body.Close()
+					return
+				}
+				for n := range 3000 {
+					data, _, err := ng.ReadPacketData()
+					if err != nil {
+						t.Errorf("client %d round %d packet %d: %v", g, round, n, err)
+						break
+					}
+					if !frames[string(data)] {
+						t.Errorf("client %d round %d packet %d: %d bytes that were never sent", g, round, n, len(data))
+						break
+					}
+					if (g+round)%3 == 0 && n == 100 {
+						// Stall until the backlog has moved past this client.
+						before := h.Dropped()
+						waitFor(t, "the stalled client to lose packets", func() bool { return h.Dropped() > before })
+						lost.Add(1)
+					}
+				}
+				resp.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	<-writerDone
+	if lost.Load() == 0 || h.Dropped() == 0 {
+		t.Errorf("no client lost packets: %d stalls, %d dropped", lost.Load(), h.Dropped())
+	}
+	waitFor(t, "clients to leave", func() bool { return h.Clients() == 0 })
+}

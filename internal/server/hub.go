@@ -110,6 +110,7 @@ type Hub struct {
 	goneSent, goneDropped uint64 // under mu
 	unstreamable          atomic.Uint64
 	rejected              atomic.Uint64
+	shownDropped          atomic.Uint64 // see raise
 }
 
 // chunk is a piece of the backlog. Its bytes are written once by the capture
@@ -166,6 +167,23 @@ type streamClient struct {
 
 	sent    atomic.Uint64
 	dropped atomic.Uint64
+	shown   atomic.Uint64 // the highest loss reported for it
+}
+
+// raise makes a counter read at most what it said last: the loss of a
+// client is counted as it takes its references, plus, for those it has not
+// taken yet, what lost says; references taken but not yet copied are in
+// neither for a moment.
+func raise(shown *atomic.Uint64, n uint64) uint64 {
+	for {
+		old := shown.Load()
+		if n <= old {
+			return old
+		}
+		if shown.CompareAndSwap(old, n) {
+			return n
+		}
+	}
 }
 
 // newHub makes a hub whose backlog holds about buffer bytes, for at most
@@ -549,7 +567,7 @@ func (h *Hub) Dropped() uint64 {
 	for _, c := range h.clients {
 		n += c.dropped.Load() + h.lost(c)
 	}
-	return n
+	return raise(&h.shownDropped, n)
 }
 
 // Sent is the number of packets sent to stream clients (copied to their
@@ -585,7 +603,7 @@ func (h *Hub) Streams() []StreamInfo {
 	for _, c := range h.clients {
 		out = append(out, StreamInfo{
 			Remote: c.remote, Filter: c.g.key, Since: c.since,
-			Packets: c.sent.Load(), Dropped: c.dropped.Load() + h.lost(c),
+			Packets: c.sent.Load(), Dropped: raise(&c.shown, c.dropped.Load()+h.lost(c)),
 		})
 	}
 	return out
