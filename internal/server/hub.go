@@ -74,12 +74,14 @@ const (
 // number of clients: one filter decision per distinct filter (clients that
 // ask for the same filter share one), one pcapng encoding of the packet into
 // a shared backlog of fixed size, and a 16-byte reference to it appended to
-// the list of each matching filter. It never waits for a client, never
-// allocates and never writes to a socket. Each client's own goroutine
-// follows its filter's references, copies the blocks into a write buffer of
-// its own (about clientBatch bytes) and sends them. A client so far behind
-// that the backlog no longer holds its next packets loses them; the loss is
-// counted for that client and in the totals.
+// the list of each matching filter. It never writes to a socket, never waits
+// for a client's I/O (only, briefly, for one copying references out of a
+// list), and allocates only a chunk of the backlog, on the first pass
+// through it or when the chunk due for reuse is being read. Each client's
+// own goroutine follows its filter's references, copies the blocks into a
+// write buffer of its own (about clientBatch bytes) and sends them. A
+// client so far behind that the backlog no longer holds its next packets
+// loses them; the loss is counted for that client and in the totals.
 type Hub struct {
 	maxClients int
 	nrefs      int // references kept per filter, a power of two
