@@ -46,8 +46,8 @@ func (f *serverFlags) options(o server.Options) (server.Options, error) {
 		return o, fmt.Errorf("--http-write-timeout %v: want more than 0", f.writeTimeout)
 	case f.streamClients < 1:
 		return o, fmt.Errorf("--stream-clients %d: want at least 1", f.streamClients)
-	case f.streamBuffer < server.MinStreamBuffer || f.streamBuffer > 1<<40:
-		return o, fmt.Errorf("--stream-buffer %d: want at least %d", f.streamBuffer, server.MinStreamBuffer)
+	case f.streamBuffer < server.MinStreamBuffer || f.streamBuffer > 64<<30:
+		return o, fmt.Errorf("--stream-buffer %d: want 1M to 64G", f.streamBuffer)
 	}
 	o.MaxConns, o.MaxHeaderBytes, o.HeaderTimeout, o.WriteTimeout = f.maxConns, int(f.maxHeader), f.headerTimeout, f.writeTimeout
 	o.StreamClients, o.StreamBuffer = f.streamClients, int(f.streamBuffer)

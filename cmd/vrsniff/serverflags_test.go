@@ -19,7 +19,8 @@ func TestCaptureServerFlagsUsage(t *testing.T) {
 		{"--http-header-timeout", "0s", "--http-header-timeout 0s: want more than 0"},
 		{"--http-write-timeout", "-1s", "--http-write-timeout -1s: want more than 0"},
 		{"--stream-clients", "0", "--stream-clients 0: want at least 1"},
-		{"--stream-buffer", "100K", "--stream-buffer 102400: want at least 1048576"},
+		{"--stream-buffer", "100K", "--stream-buffer 102400: want 1M to 64G"},
+		{"--stream-buffer", "65G", "--stream-buffer 69793218560: want 1M to 64G"},
 	} {
 		_, stderr, code := run(t, nil, "capture", "--read", "none.pcap", c.flag, c.value)
 		if code != 2 || !strings.Contains(stderr, c.msg) {
