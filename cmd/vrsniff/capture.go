@@ -44,6 +44,7 @@ func runCapture(args []string) int {
 	var (
 		dec         decoderFlags
 		flt         filterFlags
+		srvf        serverFlags
 		rotateSize  sizeFlag
 		maxBytes    sizeFlag
 		iface       = fs.String("i", "", "capture on `interface` with AF_PACKET")
@@ -82,6 +83,7 @@ func runCapture(args []string) int {
 	fs.Var(&maxBytes, "max-bytes", "keep at most this `size` of closed files (e.g. 10G; 0: no limit)")
 	dec.register(fs)
 	flt.register(fs)
+	srvf.register(fs)
 	if path := configArg(args); path != "" {
 		if err := applyConfig(fs, path); err != nil {
 			return usageErr("capture", err.Error())
@@ -146,6 +148,10 @@ func runCapture(args []string) int {
 			return usageErr("capture", err.Error())
 		}
 	}
+	srvOpts, err := srvf.options(server.Options{Token: token, Logger: log})
+	if err != nil {
+		return usageErr("capture", err.Error())
+	}
 
 	// Source.
 	so := capture.Options{
@@ -192,13 +198,12 @@ func runCapture(args []string) int {
 			}
 		}
 	}
-	srv, err := server.New(server.Options{
-		Store: store, Stats: stats, Token: token, Logger: log,
-		Source: func() server.SourceStats {
-			s := src.Stats()
-			return server.SourceStats{Received: s.Received, KernelDrops: s.Dropped}
-		},
-	})
+	srvOpts.Store, srvOpts.Stats = store, stats
+	srvOpts.Source = func() server.SourceStats {
+		s := src.Stats()
+		return server.SourceStats{Received: s.Received, KernelDrops: s.Dropped}
+	}
+	srv, err := server.New(srvOpts)
 	if err != nil {
 		src.Close()
 		return fail("capture", err)

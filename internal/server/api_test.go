@@ -149,7 +149,7 @@ func TestPathTraversal(t *testing.T) {
 	secret := filepath.Join(filepath.Dir(st.dir), "secret")
 	for _, p := range []string{
 		"..%2fsecret", "..%2Fsecret", "%2e%2e%2fsecret", "..%5csecret", "%2e%2e",
-		url(secret), "%2F" + strings.TrimPrefix(url(secret), "%2F"), "captures%2f..%2f..%2fcaptures%2f..%2fsecret",
+		escSlashes(secret), "%2F" + strings.TrimPrefix(escSlashes(secret), "%2F"), "captures%2f..%2f..%2fcaptures%2f..%2fsecret",
 		"..", "../secret", "%00", "cap_00001.pcapng%00",
 	} {
 		for _, method := range []string{"GET", "DELETE"} {
@@ -174,8 +174,8 @@ func TestPathTraversal(t *testing.T) {
 	}
 }
 
-// url escapes every slash of an absolute path.
-func url(p string) string { return strings.ReplaceAll(p, "/", "%2F") }
+// escSlashes escapes every slash of an absolute path.
+func escSlashes(p string) string { return strings.ReplaceAll(p, "/", "%2F") }
 
 func TestAuth(t *testing.T) {
 	st := newDirStore(t)

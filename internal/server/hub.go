@@ -1,10 +1,15 @@
 package server
 
 import (
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
+	"math/bits"
+	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/vrsniff/vrsniff/internal/filter"
 	"github.com/vrsniff/vrsniff/internal/mirror"
@@ -20,169 +25,524 @@ type encoder interface {
 // newEncoderFunc starts a stream on w; it may write a header.
 type newEncoderFunc func(w io.Writer) (encoder, error)
 
-// ErrHubClosed is returned when a stream is added to a closed Hub.
-var ErrHubClosed = errors.New("stream hub closed")
+var (
+	// ErrHubClosed is returned when a stream is added to a closed Hub.
+	ErrHubClosed = errors.New("stream hub closed")
+	// ErrTooManyClients is returned when a stream would exceed the
+	// client limit.
+	ErrTooManyClients = errors.New("too many stream clients")
+)
 
-// Hub fans decoded packets out to live stream clients. WritePacket runs on
-// the capture goroutine and never waits for a client: each client has its
-// own filter and encoder, encoding goes into the client's pending buffer,
-// and the client's goroutine swaps that buffer for an empty one and sends
-// it. A client whose pending buffer is full loses packets, which are
-// counted.
+const (
+	// The backlog is cut into chunks of chunkSize bytes; a block never
+	// spans two. A chunk holds the largest block a packet can give (a
+	// 256 KiB frame and a 64 KiB comment): a larger one is not streamed.
+	chunkBits = 19
+	chunkSize = 1 << chunkBits
+
+	// MinStreamBuffer is the smallest backlog: two chunks, so that one is
+	// written while the other is read.
+	MinStreamBuffer = 2 * chunkSize
+
+	// clientBatch is about how many bytes a client copies out of the
+	// backlog and writes at once: its own buffer, whatever its speed.
+	clientBatch = 64 << 10
+	// maxTake bounds the references a client copies under its filter's
+	// lock at once.
+	maxTake = 1024
+
+	// refsPerByte sizes a filter's list of references to the backlog: one
+	// per 512 bytes, so that a slow client finds its packets whenever they
+	// average at least that size, and is told it lost them otherwise.
+	refsPerByte = 512
+
+	// notifyEvery is the longest clients sleep while packets wait: they
+	// are woken at most this often, so that a stream of small packets
+	// does not wake every client for every packet.
+	notifyEvery = 5 * time.Millisecond
+)
+
+// pcapng block types the hub tells apart.
+const (
+	blockSHB = 0x0a0d0d0a
+	blockIDB = 1
+)
+
+// Hub fans decoded packets out to live stream clients.
+//
+// WritePacket, on the capture goroutine, does the same work whatever the
+// number of clients: one filter decision per distinct filter (clients that
+// ask for the same filter share one), one pcapng encoding of the packet into
+// a shared backlog of fixed size, and a 16-byte reference to it appended to
+// the list of each matching filter. It never writes to a socket, never waits
+// for a client's I/O (only, briefly, for one copying references out of a
+// list), and allocates only a chunk of the backlog, on the first pass
+// through it or when the chunk due for reuse is being read. Each client's
+// own goroutine follows its filter's references, copies the blocks into a
+// write buffer of its own (about clientBatch bytes) and sends them. A
+// client so far behind that the backlog no longer holds its next packets
+// loses them; the loss is counted for that client and in the totals.
 type Hub struct {
-	limit  int
-	newEnc newEncoderFunc
+	maxClients int
+	nrefs      int // references kept per filter, a power of two
 
-	// clients is replaced, never modified, so that WritePacket can read it
-	// without a lock.
-	clients atomic.Pointer[[]*streamClient]
-	mu      sync.Mutex // serializes changes to clients and closed
+	// Used by the capture goroutine only.
+	enc    encoder
+	cur    *chunk // chunk being filled
+	seq    uint64 // its sequence number, from 1
+	used   int    // bytes of cur in use
+	block  ref    // the packet block the encoder just wrote
+	stored bool   // whether block is valid
+
+	slots  []atomic.Pointer[chunk] // chunk seq s lives in slots[s%len(slots)]
+	oldest atomic.Uint64           // sequence number of the oldest chunk still held
+
+	mu      sync.Mutex // guards what follows, and changes to groups
+	groups  atomic.Pointer[[]*group]
+	clients []*streamClient
+	header  []byte // section header and interface descriptions, in order
+	idbEnd  []int  // idbEnd[i] is where interface i's description ends in header
 	closed  bool
 	done    chan struct{} // closed by Close
 
-	sent    atomic.Uint64 // packets queued to clients, over all clients
-	dropped atomic.Uint64 // packets lost by slow clients, over all clients
+	gen  atomic.Pointer[chan struct{}] // closed when packets are waiting
+	kick chan struct{}                 // capacity 1: "packets were added"
+
+	// Totals of departed clients; live ones are summed at read time.
+	goneSent, goneDropped uint64 // under mu
+	unstreamable          atomic.Uint64
+	rejected              atomic.Uint64
+	shownDropped          atomic.Uint64 // see raise
 }
 
-func newHub(limit int, newEnc newEncoderFunc) *Hub {
-	h := &Hub{limit: limit, newEnc: newEnc, done: make(chan struct{})}
-	h.clients.Store(&[]*streamClient{})
-	return h
+// chunk is a piece of the backlog. Its bytes are written once by the capture
+// goroutine, before any reference to them is published, and only read
+// afterwards, until the chunk is reused for a later sequence number: seq
+// says which one it holds, users how many clients are copying out of it.
+// A chunk in use when its turn to be reused comes is left to them and a new
+// one takes its slot.
+type chunk struct {
+	seq   atomic.Uint64 // 0 while being reused
+	users atomic.Int32
+	data  []byte // chunkSize bytes, never resliced
 }
 
-// streamClient is one live stream. Its filter and encoder are used only by
-// the capture goroutine (after attach); pending and closed are shared with
-// the client goroutine under mu.
+// ref locates one packet block in the backlog.
+type ref struct {
+	pos    uint64 // chunk sequence number << chunkBits | offset
+	n      uint32 // block length
+	ifaces uint32 // interfaces described when it was encoded
+}
+
+// group is the clients that share one filter.
+type group struct {
+	key      string
+	f        *filter.Filter // used by the capture goroutine only
+	hit      bool           // capture goroutine only: f matched the current packet
+	nclients int            // under Hub.mu
+
+	mu   sync.Mutex
+	refs []ref  // ring of references, len a power of two
+	head uint64 // references appended so far
+}
+
+func (g *group) push(r ref) {
+	g.mu.Lock()
+	g.refs[g.head&uint64(len(g.refs)-1)] = r
+	g.head++
+	g.mu.Unlock()
+}
+
+// streamClient is one live stream.
 type streamClient struct {
-	f   *filter.Filter
-	enc encoder
+	g      *group
+	remote string
+	since  time.Time
 
-	mu      sync.Mutex
-	pending []byte // encoded, not yet sent
-	closed  bool
-	wake    chan struct{} // capacity 1: "pending has data"
+	// Used by the client's goroutine only.
+	ifaces uint32 // interfaces described to it so far
+	taken  []ref
+	out    []byte // next bytes to send
+
+	cursor uint64 // next reference of g to send; under g.mu
+	gone   bool   // detached; under Hub.mu
 
 	sent    atomic.Uint64
 	dropped atomic.Uint64
+	shown   atomic.Uint64 // the highest loss reported for it
 }
 
-// Write is the encoder's sink: it appends to pending. It runs with mu held.
-func (c *streamClient) Write(b []byte) (int, error) {
-	c.pending = append(c.pending, b...)
+// raise makes a counter read at most what it said last: the loss of a
+// client is counted as it takes its references, plus, for those it has not
+// taken yet, what lost says; references taken but not yet copied are in
+// neither for a moment.
+func raise(shown *atomic.Uint64, n uint64) uint64 {
+	for {
+		old := shown.Load()
+		if n <= old {
+			return old
+		}
+		if shown.CompareAndSwap(old, n) {
+			return n
+		}
+	}
+}
+
+// newHub makes a hub whose backlog holds about buffer bytes, for at most
+// maxClients clients.
+func newHub(buffer, maxClients int, newEnc newEncoderFunc) (*Hub, error) {
+	if buffer < MinStreamBuffer {
+		return nil, fmt.Errorf("stream buffer %d bytes: want at least %d", buffer, MinStreamBuffer)
+	}
+	if maxClients < 1 {
+		return nil, fmt.Errorf("stream clients %d: want at least 1", maxClients)
+	}
+	h := &Hub{
+		maxClients: maxClients,
+		nrefs:      1 << bits.Len(uint(max(buffer/refsPerByte, 1024)-1)),
+		slots:      make([]atomic.Pointer[chunk], buffer/chunkSize),
+		done:       make(chan struct{}),
+		kick:       make(chan struct{}, 1),
+	}
+	gen := make(chan struct{})
+	h.gen.Store(&gen)
+	h.groups.Store(&[]*group{})
+	// The encoder writes its header now, through Write, into h.header.
+	enc, err := newEnc(h)
+	if err == nil {
+		err = enc.Flush()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("start stream encoder: %w", err)
+	}
+	if len(h.idbEnd) == 0 {
+		return nil, errors.New("start stream encoder: no interface described")
+	}
+	h.enc = enc
+	go h.notify()
+	return h, nil
+}
+
+// Write receives the encoder's output: the header blocks go to h.header,
+// the packet block into the backlog. It never fails, since a failure
+// would stay with the encoder: a block that does not fit a chunk is left
+// out and counted.
+func (h *Hub) Write(b []byte) (int, error) {
+	for rest := b; len(rest) >= 12; {
+		typ := binary.LittleEndian.Uint32(rest)
+		n := int(binary.LittleEndian.Uint32(rest[4:]))
+		if n < 12 || n > len(rest) {
+			break // not produced by the encoder
+		}
+		blk := rest[:n]
+		rest = rest[n:]
+		switch typ {
+		case blockSHB, blockIDB:
+			h.mu.Lock()
+			h.header = append(h.header, blk...)
+			if typ == blockIDB {
+				h.idbEnd = append(h.idbEnd, len(h.header))
+			}
+			h.mu.Unlock()
+		default:
+			h.stored = h.store(blk)
+		}
+	}
 	return len(b), nil
+}
+
+// store copies a packet block into the backlog and sets h.block.
+func (h *Hub) store(b []byte) bool {
+	if len(b) > chunkSize {
+		return false
+	}
+	if h.cur == nil || h.used+len(b) > chunkSize {
+		h.advance()
+	}
+	copy(h.cur.data[h.used:], b)
+	h.block = ref{pos: h.seq<<chunkBits | uint64(h.used), n: uint32(len(b)), ifaces: uint32(len(h.idbEnd))}
+	h.used += len(b)
+	return true
+}
+
+// advance starts the next chunk, reusing the one it replaces unless a
+// client is still copying from it.
+func (h *Hub) advance() {
+	h.seq++
+	slot := &h.slots[h.seq%uint64(len(h.slots))]
+	c := slot.Load()
+	if c != nil {
+		// Mark it first: a client that starts copying from now on sees
+		// the mark, and one already copying is seen here.
+		c.seq.Store(0)
+		if c.users.Load() != 0 {
+			c = nil
+		}
+	}
+	if c == nil {
+		c = &chunk{data: make([]byte, chunkSize)}
+	}
+	c.seq.Store(h.seq)
+	slot.Store(c)
+	h.cur, h.used = c, 0
+	h.oldest.Store(h.seq - min(h.seq-1, uint64(len(h.slots)-1)))
+}
+
+// acquire returns the chunk holding sequence number seq, to be released
+// with c.users.Add(-1), or nil once it has been reused.
+func (h *Hub) acquire(seq uint64) *chunk {
+	c := h.slots[seq%uint64(len(h.slots))].Load()
+	if c == nil {
+		return nil
+	}
+	c.users.Add(1)
+	if c.seq.Load() != seq {
+		c.users.Add(-1)
+		return nil
+	}
+	return c
 }
 
 // WritePacket hands p to every client whose filter matches. It implements
 // pipeline.Sink and is meant for the single capture goroutine.
 func (h *Hub) WritePacket(p *mirror.Packet) error {
-	for _, c := range *h.clients.Load() {
-		if !c.f.Match(p) {
-			continue
-		}
-		c.mu.Lock()
-		if c.closed {
-			c.mu.Unlock()
-			continue
-		}
-		if len(c.pending) >= h.limit {
-			c.mu.Unlock()
-			c.dropped.Add(1)
-			h.dropped.Add(1)
-			continue
-		}
-		mark := len(c.pending)
-		err := c.enc.WritePacket(p)
-		if err == nil {
-			err = c.enc.Flush()
-		}
-		if err != nil {
-			// Keep the stream well formed: forget a half-written block.
-			c.pending = c.pending[:mark]
-			c.mu.Unlock()
-			c.dropped.Add(1)
-			h.dropped.Add(1)
-			continue
-		}
-		c.mu.Unlock()
-		c.sent.Add(1)
-		h.sent.Add(1)
-		if mark == 0 {
-			// Wake the client only when its buffer stops being empty: it
-			// takes everything pending at once, and waking a goroutine for
-			// every packet would cost more than encoding it.
-			select {
-			case c.wake <- struct{}{}:
-			default:
+	gs := *h.groups.Load()
+	hit := false
+	for _, g := range gs {
+		g.hit = g.f.Match(p)
+		hit = hit || g.hit
+	}
+	if !hit {
+		return nil
+	}
+	h.stored = false
+	err := h.enc.WritePacket(p)
+	if err == nil {
+		err = h.enc.Flush()
+	}
+	if err != nil || !h.stored {
+		// Not streamable (too large, or the encoder refused it): the
+		// clients that wanted it lose it.
+		h.mu.Lock()
+		for _, g := range gs {
+			if g.hit {
+				h.unstreamable.Add(uint64(g.nclients))
 			}
 		}
+		h.mu.Unlock()
+		return nil
+	}
+	for _, g := range gs {
+		if g.hit {
+			g.push(h.block)
+		}
+	}
+	select {
+	case h.kick <- struct{}{}:
+	default:
 	}
 	return nil
 }
 
-// attach creates a client with its own filter, writes the stream header into
-// its pending buffer and starts delivering packets to it.
-func (h *Hub) attach(f *filter.Filter) (*streamClient, error) {
-	c := &streamClient{
-		f:       f,
-		pending: make([]byte, 0, 64<<10),
-		wake:    make(chan struct{}, 1),
+// notify wakes the waiting clients when packets were added, at most every
+// notifyEvery, until the hub is closed.
+func (h *Hub) notify() {
+	t := time.NewTimer(notifyEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.kick:
+		case <-h.done:
+			return
+		}
+		next := make(chan struct{})
+		close(*h.gen.Swap(&next))
+		t.Reset(notifyEvery)
+		select {
+		case <-t.C:
+		case <-h.done:
+			return
+		}
 	}
-	c.mu.Lock()
-	enc, err := h.newEnc(c)
-	if err == nil {
-		err = enc.Flush()
-	}
-	c.mu.Unlock()
-	if err != nil {
-		return nil, err
-	}
-	c.enc = enc
-	c.wake <- struct{}{} // the header goes out at once
+}
 
+// wakeup returns a channel closed once packets were added after the call.
+func (h *Hub) wakeup() <-chan struct{} { return *h.gen.Load() }
+
+// attach adds a client with filter f; clients whose filters have the same
+// options share one. The client's write buffer starts with the stream
+// header.
+func (h *Hub) attach(f *filter.Filter, remote string) (*streamClient, error) {
+	key := f.Options().Query().Encode()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
 		return nil, ErrHubClosed
 	}
-	old := *h.clients.Load()
-	next := make([]*streamClient, len(old), len(old)+1)
-	copy(next, old)
-	next = append(next, c)
-	h.clients.Store(&next)
+	if len(h.clients) >= h.maxClients {
+		h.rejected.Add(1)
+		return nil, ErrTooManyClients
+	}
+	var g *group
+	old := *h.groups.Load()
+	for _, o := range old {
+		if o.key == key {
+			g = o
+		}
+	}
+	if g == nil {
+		g = &group{key: key, f: f, refs: make([]ref, h.nrefs)}
+		next := make([]*group, len(old), len(old)+1)
+		copy(next, old)
+		next = append(next, g)
+		h.groups.Store(&next)
+	}
+	g.nclients++
+	nif := len(h.idbEnd)
+	c := &streamClient{
+		g: g, remote: remote, since: time.Now(),
+		ifaces: uint32(nif),
+		taken:  make([]ref, 0, maxTake),
+		out:    append(make([]byte, 0, clientBatch+h.idbEnd[nif-1]), h.header[:h.idbEnd[nif-1]]...),
+	}
+	g.mu.Lock()
+	c.cursor = g.head
+	g.mu.Unlock()
+	h.clients = append(h.clients, c)
 	return c, nil
 }
 
-// detach stops delivery to c. The capture goroutine may still hold the old
-// client list, so c is also marked closed under its own lock.
+// detach stops delivery to c and counts what it lost.
 func (h *Hub) detach(c *streamClient) {
 	h.mu.Lock()
-	old := *h.clients.Load()
-	next := make([]*streamClient, 0, len(old))
-	for _, o := range old {
-		if o != c {
-			next = append(next, o)
+	defer h.mu.Unlock()
+	if c.gone {
+		return
+	}
+	c.gone = true
+	for i, o := range h.clients {
+		if o == c {
+			h.clients = append(h.clients[:i], h.clients[i+1:]...)
+			break
 		}
 	}
-	h.clients.Store(&next)
-	h.mu.Unlock()
-
-	c.mu.Lock()
-	c.closed = true
-	c.mu.Unlock()
+	g := c.g
+	if g.nclients--; g.nclients == 0 {
+		// The capture goroutine may still hold the old list: a departed
+		// group only costs it a filter decision.
+		old := *h.groups.Load()
+		next := make([]*group, 0, len(old))
+		for _, o := range old {
+			if o != g {
+				next = append(next, o)
+			}
+		}
+		h.groups.Store(&next)
+	}
+	c.dropped.Add(h.lost(c))
+	g.mu.Lock()
+	c.cursor = g.head // what is lost is counted
+	g.mu.Unlock()
+	h.goneSent += c.sent.Load()
+	h.goneDropped += c.dropped.Load()
 }
 
-// take swaps the pending buffer for spare (emptied) and returns what was
-// pending.
-func (c *streamClient) take(spare []byte) []byte {
-	c.mu.Lock()
-	out := c.pending
-	c.pending = spare[:0]
-	c.mu.Unlock()
-	return out
+// lost is how many of the packets c has not taken yet are no longer held:
+// their references were overwritten or their chunks reused.
+func (h *Hub) lost(c *streamClient) uint64 {
+	g := c.g
+	oldest := h.oldest.Load()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var n uint64
+	cur := c.cursor
+	if first := g.head - min(g.head, uint64(len(g.refs))); cur < first {
+		n, cur = first-cur, first
+	}
+	// References are in backlog order: find the first still held.
+	mask := uint64(len(g.refs) - 1)
+	k := sort.Search(int(g.head-cur), func(i int) bool {
+		return g.refs[(cur+uint64(i))&mask].pos>>chunkBits >= oldest
+	})
+	return n + uint64(k)
 }
 
-// Close ends every stream after what is already encoded has been sent, and
-// refuses new ones. It is safe to call more than once.
+// take copies c's next references, up to limit and about clientBatch bytes
+// of blocks, into c.taken. References already overwritten are counted lost.
+func (h *Hub) take(c *streamClient, limit uint64) {
+	g := c.g
+	c.taken = c.taken[:0]
+	g.mu.Lock()
+	end := min(g.head, limit)
+	if first := g.head - min(g.head, uint64(len(g.refs))); c.cursor < first {
+		c.dropped.Add(first - c.cursor)
+		c.cursor = first
+	}
+	mask := uint64(len(g.refs) - 1)
+	size := 0
+	for c.cursor < end && size < clientBatch && len(c.taken) < cap(c.taken) {
+		r := g.refs[c.cursor&mask]
+		c.taken = append(c.taken, r)
+		size += int(r.n)
+		c.cursor++
+	}
+	g.mu.Unlock()
+}
+
+// fill appends c's next blocks, up to limit (a count of its filter's
+// references), to c.out, preceded by any interface description they need.
+// It reports whether more are waiting.
+func (h *Hub) fill(c *streamClient, limit uint64) (more bool) {
+	h.take(c, limit)
+	var held *chunk
+	var heldSeq uint64
+	var sent, dropped uint64
+	for _, r := range c.taken {
+		seq, off := r.pos>>chunkBits, int(r.pos&(chunkSize-1))
+		if held == nil || heldSeq != seq {
+			if held != nil {
+				held.users.Add(-1)
+			}
+			held, heldSeq = h.acquire(seq), seq
+		}
+		if held == nil {
+			dropped++
+			continue
+		}
+		if r.ifaces > c.ifaces {
+			h.mu.Lock()
+			c.out = append(c.out, h.header[h.idbEnd[c.ifaces-1]:h.idbEnd[r.ifaces-1]]...)
+			h.mu.Unlock()
+			c.ifaces = r.ifaces
+		}
+		c.out = append(c.out, held.data[off:off+int(r.n)]...)
+		sent++
+	}
+	if held != nil {
+		held.users.Add(-1)
+	}
+	c.sent.Add(sent)
+	c.dropped.Add(dropped)
+	return c.pending(limit)
+}
+
+// pending reports whether references up to limit wait for c.
+func (c *streamClient) pending(limit uint64) bool {
+	c.g.mu.Lock()
+	defer c.g.mu.Unlock()
+	return c.cursor < min(c.g.head, limit)
+}
+
+// headOf returns how many references c's filter has had so far: the end of
+// what c is to send when the hub closes.
+func (c *streamClient) headOf() uint64 {
+	c.g.mu.Lock()
+	defer c.g.mu.Unlock()
+	return c.g.head
+}
+
+// Close ends every stream after what is already in the backlog has been
+// sent, and refuses new ones. It is safe to call more than once.
 func (h *Hub) Close() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -193,12 +553,60 @@ func (h *Hub) Close() {
 }
 
 // Clients is the number of connected stream clients.
-func (h *Hub) Clients() int { return len(*h.clients.Load()) }
+func (h *Hub) Clients() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.clients)
+}
 
-// Dropped is the number of packets lost by stream clients that did not keep
-// up, over all clients so far.
-func (h *Hub) Dropped() uint64 { return h.dropped.Load() }
+// Dropped is the number of packets stream clients lost because they did not
+// keep up, or because a packet was too large to stream, over all clients so
+// far, connected ones included.
+func (h *Hub) Dropped() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := h.goneDropped + h.unstreamable.Load()
+	for _, c := range h.clients {
+		n += c.dropped.Load() + h.lost(c)
+	}
+	return raise(&h.shownDropped, n)
+}
 
-// Sent is the number of packets queued to stream clients, over all clients
-// so far.
-func (h *Hub) Sent() uint64 { return h.sent.Load() }
+// Sent is the number of packets sent to stream clients (copied to their
+// write buffers), summed over clients so far.
+func (h *Hub) Sent() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := h.goneSent
+	for _, c := range h.clients {
+		n += c.sent.Load()
+	}
+	return n
+}
+
+// Rejected is the number of stream requests refused because the client
+// limit was reached.
+func (h *Hub) Rejected() uint64 { return h.rejected.Load() }
+
+// StreamInfo describes one connected stream client.
+type StreamInfo struct {
+	Remote  string    `json:"remote"`
+	Filter  string    `json:"filter"` // its filter as query parameters; "" for none
+	Since   time.Time `json:"since"`
+	Packets uint64    `json:"packets"` // packets sent to it
+	Dropped uint64    `json:"dropped"` // packets it lost by not keeping up
+}
+
+// Streams lists the connected stream clients, oldest first.
+func (h *Hub) Streams() []StreamInfo {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]StreamInfo, 0, len(h.clients))
+	for _, c := range h.clients {
+		out = append(out, StreamInfo{
+			Remote: c.remote, Filter: c.g.key, Since: c.since,
+			Packets: c.sent.Load(), Dropped: raise(&c.shown, c.dropped.Load()+h.lost(c)),
+		})
+	}
+	return out
+}

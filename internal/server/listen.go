@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"golang.org/x/net/netutil"
 )
 
 // shutdownGrace is how long a shutdown waits for requests to finish.
@@ -45,18 +47,24 @@ func (s *Server) ListenAndServe(ctx context.Context, addr, certFile, keyFile str
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
+	s.allowHost(addr)
 	return s.Serve(ctx, ln, certFile, keyFile)
 }
 
 // Serve serves on ln until ctx is done, then ends the live streams (each
-// with a complete pcapng) and shuts down. It closes ln.
+// with a complete pcapng) and shuts down. It closes ln. At most MaxConns
+// connections are open at once; the others wait to be accepted.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, certFile, keyFile string) error {
+	s.allowHost(ln.Addr().String())
 	srv := &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: s.opts.HeaderTimeout,
+		MaxHeaderBytes:    s.opts.MaxHeaderBytes,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	addr := ln.Addr()
+	ln = netutil.LimitListener(ln, s.opts.MaxConns)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stopped := make(chan error, 1)
@@ -76,7 +84,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, certFile, keyFile s
 	if certFile != "" {
 		scheme = "https"
 	}
-	s.log.Info("serving", "url", scheme+"://"+ln.Addr().String()+"/", "auth", s.opts.Token != "")
+	s.log.Info("serving", "url", scheme+"://"+addr.String()+"/", "auth", s.opts.Token != "",
+		"max_conns", s.opts.MaxConns, "max_header_bytes", s.opts.MaxHeaderBytes, "stream_clients", s.opts.StreamClients)
 	var err error
 	if certFile != "" {
 		err = srv.ServeTLS(ln, certFile, keyFile)
@@ -86,7 +95,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, certFile, keyFile s
 	if !errors.Is(err, http.ErrServerClosed) {
 		cancel()
 		<-stopped
-		return fmt.Errorf("serve on %s: %w", ln.Addr(), err)
+		return fmt.Errorf("serve on %s: %w", addr, err)
 	}
 	if err := <-stopped; err != nil {
 		return fmt.Errorf("shut down: %w", err)

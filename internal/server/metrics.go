@@ -19,9 +19,9 @@ type collector struct {
 
 	read, readBytes, merged, decoded, malformed, truncated, filtered, written, sinkErrs *prometheus.Desc
 	received, kernelDrops                                                               *prometheus.Desc
-	streamClients, streamSent, streamDrops                                              *prometheus.Desc
+	streamClients, streamSent, streamDrops, streamRejected                              *prometheus.Desc
 	pairPackets, pairs, diskUsage                                                       *prometheus.Desc
-	storeDropped, diskFull                                                              *prometheus.Desc
+	storeDropped, diskFull, storeWriting                                                *prometheus.Desc
 }
 
 func newCollector(s *Server) *collector {
@@ -29,26 +29,28 @@ func newCollector(s *Server) *collector {
 		return prometheus.NewDesc("vrsniff_"+name, help, labels, nil)
 	}
 	return &collector{
-		s:             s,
-		read:          d("packets_read_total", "Packets read from the capture source."),
-		readBytes:     d("bytes_read_total", "Captured bytes read from the capture source."),
-		merged:        d("fragments_merged_total", "Outer IP fragments merged into a reassembled datagram they did not end."),
-		decoded:       d("packets_decoded_total", "Packets decoded, by mirror encapsulation.", "mode"),
-		malformed:     d("packets_malformed_total", "Packets that could not be decoded, by reason.", "reason"),
-		truncated:     d("packets_truncated_total", "Decoded packets whose inner frame was cut by the snap length."),
-		filtered:      d("packets_filtered_total", "Decoded packets dropped by the capture filter."),
-		written:       d("packets_written_total", "Packets handed to the sinks."),
-		sinkErrs:      d("sink_errors_total", "Failed sink writes."),
-		received:      d("source_packets_received_total", "Packets the capture source saw."),
-		kernelDrops:   d("kernel_drops_total", "Packets the kernel dropped before the capture source read them."),
-		streamClients: d("stream_clients", "Connected live stream clients."),
-		streamSent:    d("stream_packets_total", "Packets queued to live stream clients, summed over clients."),
-		streamDrops:   d("stream_drops_total", "Packets lost by live stream clients that did not keep up."),
-		pairPackets:   d("vn_pair_packets_total", "Decoded packets by source and destination VN (busiest pairs only).", "src_vn", "dst_vn"),
-		pairs:         d("vn_pairs", "Distinct VN pairs seen."),
-		diskUsage:     d("store_disk_usage_bytes", "Bytes used by the capture files."),
-		storeDropped:  d("store_dropped_total", "Packets not written to the capture files because the disk was full."),
-		diskFull:      d("store_disk_full", "1 while the capture files' disk is full and writing is paused."),
+		s:              s,
+		read:           d("packets_read_total", "Packets read from the capture source."),
+		readBytes:      d("bytes_read_total", "Captured bytes read from the capture source."),
+		merged:         d("fragments_merged_total", "Outer IP fragments merged into a reassembled datagram they did not end."),
+		decoded:        d("packets_decoded_total", "Packets decoded, by mirror encapsulation.", "mode"),
+		malformed:      d("packets_malformed_total", "Packets that could not be decoded, by reason.", "reason"),
+		truncated:      d("packets_truncated_total", "Decoded packets whose inner frame was cut by the snap length."),
+		filtered:       d("packets_filtered_total", "Decoded packets dropped by the capture filter."),
+		written:        d("packets_written_total", "Packets handed to the sinks."),
+		sinkErrs:       d("sink_errors_total", "Failed sink writes."),
+		received:       d("source_packets_received_total", "Packets the capture source saw."),
+		kernelDrops:    d("kernel_drops_total", "Packets the kernel dropped before the capture source read them."),
+		streamClients:  d("stream_clients", "Connected live stream clients."),
+		streamSent:     d("stream_packets_total", "Packets sent to live stream clients, summed over clients."),
+		streamDrops:    d("stream_drops_total", "Packets lost by live stream clients that did not keep up, summed over clients."),
+		streamRejected: d("stream_rejected_total", "Live stream requests refused because the client limit was reached."),
+		pairPackets:    d("vn_pair_packets_total", "Decoded packets by source and destination VN (busiest pairs only).", "src_vn", "dst_vn"),
+		pairs:          d("vn_pairs", "Distinct VN pairs seen."),
+		diskUsage:      d("store_disk_usage_bytes", "Bytes used by the capture files."),
+		storeDropped:   d("store_dropped_total", "Packets not written to the capture files because the disk was full."),
+		diskFull:       d("store_disk_full", "1 while the capture files' disk is full and writing is paused."),
+		storeWriting:   d("store_writing", "1 while packets reach the capture files, 0 while the store cannot write."),
 	}
 }
 
@@ -86,6 +88,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.streamClients, float64(h.Clients()))
 	counter(c.streamSent, h.Sent())
 	counter(c.streamDrops, h.Dropped())
+	counter(c.streamRejected, h.Rejected())
 	pairs := st.Pairs()
 	gauge(c.pairs, float64(len(pairs)))
 	for i, p := range pairs {
@@ -96,6 +99,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.s.opts.Store != nil {
 		gauge(c.diskUsage, float64(c.s.opts.Store.DiskUsage()))
+		ok := 1.0
+		if c.s.health() != nil {
+			ok = 0
+		}
+		gauge(c.storeWriting, ok)
 	}
 	if rs, ok := c.s.opts.Store.(interface{ Stats() ring.Stats }); ok {
 		st := rs.Stats()

@@ -79,8 +79,7 @@ func TestMetrics(t *testing.T) {
 		Store: store, Stats: st,
 		Source: func() SourceStats { return SourceStats{Received: 1010, KernelDrops: 10} },
 	})
-	// Two stream clients and one dropped packet.
-	s.hub.limit = 0
+	// Two stream clients and one packet too large to stream, lost by both.
 	for range 2 {
 		resp, err := http.Get(ts.URL + "/api/stream")
 		if err != nil {
@@ -89,7 +88,7 @@ func TestMetrics(t *testing.T) {
 		defer resp.Body.Close()
 	}
 	waitFor(t, "stream clients", func() bool { return s.Hub().Clients() == 2 })
-	_ = s.Hub().WritePacket(decodedPacket(frame(t, true, 1, 100), vnA, vnB, mirror.DirIngress, t0))
+	_ = s.Hub().WritePacket(decodedPacket(make([]byte, chunkSize), vnA, vnB, mirror.DirIngress, t0))
 
 	fams := scrape(t, ts.URL+"/metrics")
 	checks := []struct {

@@ -3,17 +3,23 @@
 package server
 
 import (
+	"crypto/rand"
 	"crypto/subtle"
 	"embed"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,12 +31,31 @@ import (
 	"github.com/vrsniff/vrsniff/internal/ring"
 )
 
-// DefaultStreamBuffer is the default for Options.StreamBuffer.
-const DefaultStreamBuffer = 4 << 20
+// Defaults of the Options limits.
+const (
+	DefaultStreamBuffer   = 16 << 20
+	DefaultStreamClients  = 32
+	DefaultMaxConns       = 256
+	DefaultMaxHeaderBytes = 8 << 10
+	DefaultHeaderTimeout  = 10 * time.Second
+	DefaultWriteTimeout   = time.Minute
+)
 
-// streamWriteTimeout bounds one write to a stream client, so that a client
-// that stopped reading cannot hold its connection (and a shutdown) forever.
-const streamWriteTimeout = time.Minute
+// Limits of the API that are part of its contract.
+const (
+	// MaxRanges is the most byte ranges one download request may ask
+	// for; more are answered 416.
+	MaxRanges = 8
+	// MaxPageSize is the most files one /api/captures answer lists, and
+	// its default.
+	MaxPageSize = 1000
+	// MaxPairs is the most VN pairs listed per file on /api/captures and
+	// in /api/stats; DefaultPairs are listed unless the request asks.
+	MaxPairs     = 1000
+	DefaultPairs = 20
+	// LinkTTL is how long a signed download link stays valid.
+	LinkTTL = 10 * time.Minute
+)
 
 // SourceStats are the capture source's own counters.
 type SourceStats struct {
@@ -38,16 +63,32 @@ type SourceStats struct {
 	KernelDrops uint64 `json:"kernel_drops"` // packets the kernel dropped before the source read them
 }
 
-// Options configure a Server.
+// Options configure a Server. Zero limits take their defaults.
 type Options struct {
 	Store  ring.Store         // capture files; nil when there are none
 	Stats  *pipeline.Stats    // pipeline counters; nil reads as zero
 	Source func() SourceStats // capture source counters; may be nil
 	Token  string             // bearer token required on every request but /healthz; "" for none
 	Logger *slog.Logger       // nil discards
-	// StreamBuffer is how many encoded bytes may wait for one stream
-	// client before its packets are dropped (default DefaultStreamBuffer).
+	// StreamBuffer is the size in bytes of the backlog of encoded packets
+	// that all live stream clients share: how far behind the capture a
+	// client may fall before it loses packets. At least MinStreamBuffer.
 	StreamBuffer int
+	// StreamClients caps the live stream clients; a stream request past
+	// it is answered 503.
+	StreamClients int
+	// MaxConns caps the open HTTP connections; further ones wait in the
+	// kernel's accept queue until one closes. Live streams hold theirs.
+	MaxConns int
+	// MaxHeaderBytes caps the request line and header of a request, in
+	// bytes; a larger one is answered 431.
+	MaxHeaderBytes int
+	// HeaderTimeout is how long a client has to send its request header.
+	HeaderTimeout time.Duration
+	// WriteTimeout is the longest one write to a client may wait: a client
+	// that stops reading a download or a stream for that long is
+	// disconnected, which frees its connection and file.
+	WriteTimeout time.Duration
 }
 
 // Server is the HTTP side of a capture.
@@ -57,6 +98,10 @@ type Server struct {
 	hub     *Hub
 	reg     *prometheus.Registry
 	handler http.Handler
+	linkKey []byte                   // signs download links
+	hosts   atomic.Pointer[[]string] // Host names accepted without a token
+	now     func() time.Time         // the clock, for links
+	health  func() error             // nil while the store can write
 }
 
 //go:embed static
@@ -68,19 +113,37 @@ func New(o Options) (*Server, error) {
 }
 
 func newServer(o Options, enc newEncoderFunc) (*Server, error) {
-	if o.StreamBuffer < 0 {
-		return nil, fmt.Errorf("stream buffer %d: must not be negative", o.StreamBuffer)
+	for _, l := range []struct {
+		name string
+		v    int
+	}{{"stream buffer", o.StreamBuffer}, {"stream clients", o.StreamClients}, {"connection limit", o.MaxConns},
+		{"header limit", o.MaxHeaderBytes}, {"header timeout", int(o.HeaderTimeout)}, {"write timeout", int(o.WriteTimeout)}} {
+		if l.v < 0 {
+			return nil, fmt.Errorf("%s %d: must not be negative", l.name, l.v)
+		}
 	}
-	if o.StreamBuffer == 0 {
-		o.StreamBuffer = DefaultStreamBuffer
-	}
+	o.StreamBuffer = cmp0(o.StreamBuffer, DefaultStreamBuffer)
+	o.StreamClients = cmp0(o.StreamClients, DefaultStreamClients)
+	o.MaxConns = cmp0(o.MaxConns, DefaultMaxConns)
+	o.MaxHeaderBytes = cmp0(o.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	o.HeaderTimeout = cmp0(o.HeaderTimeout, DefaultHeaderTimeout)
+	o.WriteTimeout = cmp0(o.WriteTimeout, DefaultWriteTimeout)
 	if o.Stats == nil {
 		o.Stats = new(pipeline.Stats)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{opts: o, log: o.Logger, hub: newHub(o.StreamBuffer, enc)}
+	hub, err := newHub(o.StreamBuffer, o.StreamClients, enc)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{opts: o, log: o.Logger, hub: hub, linkKey: make([]byte, 32), now: time.Now,
+		health: storeHealth(o.Store)}
+	if _, err := rand.Read(s.linkKey); err != nil {
+		return nil, fmt.Errorf("link key: %w", err)
+	}
+	s.hosts.Store(&[]string{"localhost", "127.0.0.1", "::1"})
 
 	s.reg = prometheus.NewRegistry()
 	if err := s.reg.Register(newCollector(s)); err != nil {
@@ -97,11 +160,9 @@ func newServer(o Options, enc newEncoderFunc) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	files := http.FileServerFS(page)
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("ok\n"))
-	})
+	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /api/captures", s.listCaptures)
 	mux.HandleFunc("GET /api/captures/{name}", s.getCapture)
 	mux.HandleFunc("DELETE /api/captures/{name}", s.deleteCapture)
@@ -110,9 +171,19 @@ func newServer(o Options, enc newEncoderFunc) (*Server, error) {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}))
-	mux.Handle("GET /{$}", http.FileServerFS(page))
-	s.handler = s.logRequests(s.auth(mux))
+	mux.Handle("GET /{$}", files)
+	mux.Handle("GET /app.js", files)
+	mux.Handle("GET /style.css", files)
+	s.handler = s.logRequests(s.secure(s.checkHost(s.auth(mux))))
 	return s, nil
+}
+
+// cmp0 returns v, or def when v is zero.
+func cmp0[T int | time.Duration](v, def T) T {
+	if v == 0 {
+		return def
+	}
+	return v
 }
 
 // Handler serves the API, the stream, the metrics and the page.
@@ -124,25 +195,104 @@ func (s *Server) Hub() *Hub { return s.hub }
 // Registry holds the server's metrics.
 func (s *Server) Registry() *prometheus.Registry { return s.reg }
 
+// securityHeaders go on every answer. The page loads its script and style
+// from the server itself and talks only to the API; nothing may frame it or
+// learn its address from a Referer.
+var securityHeaders = map[string]string{
+	"Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; " +
+		"img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+	"Referrer-Policy":        "no-referrer",
+	"X-Frame-Options":        "DENY",
+	"X-Content-Type-Options": "nosniff",
+}
+
+func (s *Server) secure(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		for k, v := range securityHeaders {
+			h.Set(k, v)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// allowHost adds the host of a listen address to the names a request's Host
+// header may carry when the server has no token.
+func (s *Server) allowHost(addr string) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return
+	}
+	host = normalizeHost(host)
+	old := *s.hosts.Load()
+	if slices.Contains(old, host) {
+		return
+	}
+	next := append(slices.Clip(old), host)
+	s.hosts.Store(&next)
+}
+
+// normalizeHost lowercases a host name and drops a port, IPv6 brackets and
+// a trailing dot.
+func normalizeHost(h string) string {
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		h = host
+	}
+	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	return strings.ToLower(strings.TrimSuffix(h, "."))
+}
+
+// checkHost refuses, when there is no token, requests whose Host is not a
+// loopback name or the listen address: a web page whose name was made to
+// resolve to 127.0.0.1 (DNS rebinding) would otherwise read and delete
+// captures from the operator's browser.
+func (s *Server) checkHost(next http.Handler) http.Handler {
+	if s.opts.Token != "" {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" && !slices.Contains(*s.hosts.Load(), normalizeHost(r.Host)) {
+			http.Error(w, "host "+strconv.Quote(r.Host)+" not served without a token: use localhost",
+				http.StatusMisdirectedRequest)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// publicPaths are served without the token: the health check, and the
+// page's script and style, which the browser fetches without it (they hold
+// nothing but what the page is).
+var publicPaths = map[string]bool{"/healthz": true, "/app.js": true, "/style.css": true}
+
 // auth requires the bearer token, from the Authorization header or, on GET,
-// from the token query parameter (for links and the page).
+// from the token query parameter; a download may instead carry a signed
+// link (see downloadLink).
 func (s *Server) auth(next http.Handler) http.Handler {
 	if s.opts.Token == "" {
 		return next
 	}
 	want := []byte(s.opts.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/healthz" {
+		if publicPaths[r.URL.Path] {
 			next.ServeHTTP(w, r)
 			return
 		}
+		get := r.Method == http.MethodGet || r.Method == http.MethodHead
 		var got string
 		if h := r.Header.Get("Authorization"); h != "" {
 			if scheme, tok, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
 				got = strings.TrimSpace(tok)
 			}
-		} else if r.Method == http.MethodGet || r.Method == http.MethodHead {
-			got = r.URL.Query().Get("token")
+		} else if get {
+			q := r.URL.Query()
+			if q.Has("sig") {
+				if name, ok := strings.CutPrefix(r.URL.Path, "/api/captures/"); ok && s.checkLink(name, q.Get("expires"), q.Get("sig")) {
+					next.ServeHTTP(w, r)
+					return
+				}
+			}
+			got = q.Get("token")
 		}
 		if subtle.ConstantTimeCompare([]byte(got), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="vrsniff"`)
@@ -153,34 +303,72 @@ func (s *Server) auth(next http.Handler) http.Handler {
 	})
 }
 
-// statusWriter records the status for the request log. Unwrap lets
-// http.ResponseController reach the Flusher and deadlines underneath.
-type statusWriter struct {
+// respWriter records the status for the request log and gives every write
+// WriteTimeout to complete. Unwrap lets http.ResponseController reach the
+// Flusher and deadlines underneath.
+type respWriter struct {
 	http.ResponseWriter
-	status int
+	rc      *http.ResponseController
+	timeout time.Duration
+	status  int
 }
 
-func (w *statusWriter) WriteHeader(code int) {
+func (w *respWriter) WriteHeader(code int) {
 	if w.status == 0 {
 		w.status = code
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *respWriter) Write(b []byte) (int, error) {
+	// A deadline per write, not per response: a large download to a slow
+	// reader goes on as long as it makes progress.
+	_ = w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *respWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r)
-		if sw.status == 0 {
-			sw.status = http.StatusOK
+		rw := &respWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: s.opts.WriteTimeout}
+		next.ServeHTTP(rw, r)
+		if rw.status == 0 {
+			rw.status = http.StatusOK
 		}
 		// The path only: the query may hold the token.
-		s.log.Debug("http request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
+		s.log.Debug("http request", "method", r.Method, "path", r.URL.Path, "status", rw.status,
 			"remote", r.RemoteAddr, "duration", time.Since(start))
 	})
+}
+
+// storeHealth finds how to ask st whether it can write: a store that
+// knows reports why not (Healthy); one that does not is taken as able.
+func storeHealth(st ring.Store) func() error {
+	if h, ok := st.(writeHealth); ok {
+		return h.Healthy
+	}
+	return func() error { return nil }
+}
+
+// writeHealth is a store that says whether it can write.
+type writeHealth interface {
+	// Healthy returns nil while packets reach the files, else why they
+	// do not (a full disk, a directory removed or unwritable).
+	Healthy() error
+}
+
+// healthz answers 503 with the reason while the store cannot write.
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := s.health(); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = fmt.Fprintf(w, "store cannot write: %v\n", err)
+		return
+	}
+	_, _ = w.Write([]byte("ok\n"))
 }
 
 // validName accepts only a plain base name, whatever the store would say.
@@ -190,20 +378,73 @@ func validName(name string) bool {
 		!filepath.IsAbs(name) && filepath.Base(name) == name
 }
 
-func (s *Server) listCaptures(w http.ResponseWriter, _ *http.Request) {
-	files := []ring.Info{}
+// CaptureEntry is one file of /api/captures: its Info, with at most the
+// requested number of VN pairs (busiest first), how many it has in all, and
+// a link to download it without the token.
+type CaptureEntry struct {
+	ring.Info
+	PairsTotal int    `json:"vn_pairs_total"`
+	Download   string `json:"download"`
+}
+
+// intParam reads query parameter name as an integer in [lo, hi], def when
+// absent.
+func intParam(r *http.Request, name string, def, lo, hi int) (int, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, fmt.Errorf("%s=%q: want an integer from %d to %d", name, v, lo, hi)
+	}
+	return n, nil
+}
+
+// listCaptures answers one page of the files: offset and limit (at most
+// MaxPageSize) select it, order=newest lists the newest first, pairs caps
+// the VN pairs per file. X-Total-Count says how many files there are.
+func (s *Server) listCaptures(w http.ResponseWriter, r *http.Request) {
+	limit, err := intParam(r, "limit", MaxPageSize, 1, MaxPageSize)
+	var offset, pairs int
+	if err == nil {
+		offset, err = intParam(r, "offset", 0, 0, int(^uint(0)>>1))
+	}
+	if err == nil {
+		pairs, err = intParam(r, "pairs", DefaultPairs, 0, MaxPairs)
+	}
+	order := r.URL.Query().Get("order")
+	if err == nil && order != "" && order != "oldest" && order != "newest" {
+		err = fmt.Errorf("order=%q: want oldest or newest", order)
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	var files []ring.Info
 	if s.opts.Store != nil {
-		var err error
 		if files, err = s.opts.Store.List(); err != nil {
 			s.log.Error("list captures", "err", err)
 			http.Error(w, "cannot list captures", http.StatusInternalServerError)
 			return
 		}
-		if files == nil {
-			files = []ring.Info{}
+	}
+	if order == "newest" {
+		slices.Reverse(files)
+	}
+	total := len(files)
+	start := min(offset, total)
+	files = files[start:min(start+limit, total)]
+	out := make([]CaptureEntry, len(files))
+	for i, f := range files {
+		out[i] = CaptureEntry{Info: f, PairsTotal: len(f.Pairs), Download: s.downloadLink(f.Name)}
+		out[i].Pairs = f.Pairs[:min(pairs, len(f.Pairs))]
+		if out[i].Pairs == nil {
+			out[i].Pairs = []pipeline.Pair{}
 		}
 	}
-	writeJSON(w, files)
+	w.Header().Set("X-Total-Count", strconv.Itoa(total))
+	writeJSON(w, out)
 }
 
 // storeName reads and checks the {name} path value; it answers the request
@@ -219,6 +460,22 @@ func (s *Server) storeName(w http.ResponseWriter, r *http.Request) (string, bool
 		return "", false
 	}
 	return name, true
+}
+
+// countRanges is the number of ranges a Range header asks for, counted as
+// http.ServeContent reads them.
+func countRanges(h string) int {
+	spec, ok := strings.CutPrefix(h, "bytes=")
+	if !ok {
+		return 0
+	}
+	n := 0
+	for part := range strings.SplitSeq(spec, ",") {
+		if strings.Trim(part, " \t") != "" {
+			n++
+		}
+	}
+	return n
 }
 
 func (s *Server) getCapture(w http.ResponseWriter, r *http.Request) {
@@ -237,6 +494,15 @@ func (s *Server) getCapture(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.Close()
+	if countRanges(r.Header.Get("Range")) > MaxRanges {
+		// Each range is a part with its own header: many small ones cost
+		// far more to send than they ask for.
+		if size, err := f.Seek(0, io.SeekEnd); err == nil {
+			w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(size, 10))
+		}
+		http.Error(w, fmt.Sprintf("more than %d ranges", MaxRanges), http.StatusRequestedRangeNotSatisfiable)
+		return
+	}
 	h := w.Header()
 	h.Set("Content-Type", contentType(name))
 	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
@@ -291,22 +557,41 @@ func (s *Server) deleteCapture(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// StatsReport is the JSON of /api/stats.
+// StatsReport is the JSON of /api/stats. Pipeline.Pairs holds at most the
+// requested number of VN pairs, busiest first; PairsTotal counts them all
+// and PairsOtherPackets the packets of those left out.
 type StatsReport struct {
-	Pipeline      pipeline.Summary `json:"pipeline"`
-	Source        *SourceStats     `json:"source,omitempty"`
-	StreamClients int              `json:"stream_clients"`
-	StreamSent    uint64           `json:"stream_packets"`
-	StreamDrops   uint64           `json:"stream_drops"`
-	DiskUsage     int64            `json:"disk_usage_bytes"`
+	Pipeline          pipeline.Summary `json:"pipeline"`
+	PairsTotal        int              `json:"vn_pairs_total"`
+	PairsOtherPackets uint64           `json:"vn_pairs_other_packets"`
+	Source            *SourceStats     `json:"source,omitempty"`
+	StreamClients     int              `json:"stream_clients"`
+	StreamSent        uint64           `json:"stream_packets"`
+	StreamDrops       uint64           `json:"stream_drops"`
+	StreamRejected    uint64           `json:"stream_rejected"`
+	Streams           []StreamInfo     `json:"streams"`
+	DiskUsage         int64            `json:"disk_usage_bytes"`
 }
 
-func (s *Server) stats(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
+	pairs, err := intParam(r, "pairs", DefaultPairs, 0, MaxPairs)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
 	rep := StatsReport{
-		Pipeline:      s.opts.Stats.Summary(),
-		StreamClients: s.hub.Clients(),
-		StreamSent:    s.hub.Sent(),
-		StreamDrops:   s.hub.Dropped(),
+		Pipeline:       s.opts.Stats.Summary(),
+		StreamClients:  s.hub.Clients(),
+		StreamSent:     s.hub.Sent(),
+		StreamDrops:    s.hub.Dropped(),
+		StreamRejected: s.hub.Rejected(),
+		Streams:        s.hub.Streams(),
+	}
+	all := rep.Pipeline.Pairs
+	rep.PairsTotal = len(all)
+	rep.Pipeline.Pairs = all[:min(pairs, len(all))]
+	for _, p := range all[len(rep.Pipeline.Pairs):] {
+		rep.PairsOtherPackets += p.Packets
 	}
 	if s.opts.Source != nil {
 		src := s.opts.Source()
@@ -332,64 +617,79 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad filter: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	c, err := s.hub.attach(f)
-	if errors.Is(err, ErrHubClosed) {
+	c, err := s.hub.attach(f, r.RemoteAddr)
+	switch {
+	case errors.Is(err, ErrHubClosed):
 		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
 		return
-	}
-	if err != nil {
+	case errors.Is(err, ErrTooManyClients):
+		w.Header().Set("Retry-After", "10")
+		http.Error(w, fmt.Sprintf("too many stream clients (at most %d)", s.opts.StreamClients),
+			http.StatusServiceUnavailable)
+		return
+	case err != nil:
 		s.log.Error("start stream", "err", err)
 		http.Error(w, "cannot start stream", http.StatusInternalServerError)
 		return
 	}
 	defer s.hub.detach(c)
-	log := s.log.With("remote", r.RemoteAddr, "filter", f.Options().Query().Encode())
+	log := s.log.With("remote", r.RemoteAddr, "filter", c.g.key)
 	log.Info("stream client connected")
 
 	h := w.Header()
 	h.Set("Content-Type", "application/x-pcapng")
 	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
 
 	rc := http.NewResponseController(w)
-	spare := make([]byte, 0, 64<<10)
 	send := func() error {
-		buf := c.take(spare)
-		if len(buf) > 0 {
-			_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
-			if _, err := w.Write(buf); err != nil {
-				return err
-			}
-			if err := rc.Flush(); err != nil {
-				return err
-			}
+		if len(c.out) == 0 {
+			return nil
 		}
-		spare = buf
-		return nil
+		_, err := w.Write(c.out)
+		if err == nil {
+			err = rc.Flush()
+		}
+		if cap(c.out) > 4*clientBatch {
+			c.out = make([]byte, 0, clientBatch) // after an outsized block
+		}
+		c.out = c.out[:0]
+		return err
 	}
 	var reason string
 loop:
 	for {
+		// Take the wake-up channel before looking: packets added after
+		// the look close it.
+		wake := s.hub.wakeup()
+		more := s.hub.fill(c, ^uint64(0))
+		if err := send(); err != nil {
+			reason = err.Error()
+			break
+		}
+		if more {
+			continue
+		}
 		select {
-		case <-c.wake:
-			if err := send(); err != nil {
-				reason = err.Error()
-				break loop
-			}
+		case <-wake:
 		case <-r.Context().Done():
 			reason = "client gone"
 			break loop
 		case <-s.hub.done:
-			// Stop new packets, then send what is encoded: the stream
+			// Send what the backlog holds up to now, then end: the stream
 			// ends after a whole block and stays a valid pcapng.
-			s.hub.detach(c)
 			reason = "server shutting down"
-			if err := send(); err != nil {
-				reason = err.Error()
+			end := c.headOf()
+			for more := true; more; {
+				more = s.hub.fill(c, end)
+				if err := send(); err != nil {
+					reason = err.Error()
+					break
+				}
 			}
 			break loop
 		}
 	}
+	s.hub.detach(c)
 	log.Info("stream client left", "reason", reason, "packets", c.sent.Load(), "dropped", c.dropped.Load())
 }
