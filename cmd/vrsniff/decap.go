@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/vrsniff/vrsniff/internal/decap"
+	"github.com/vrsniff/vrsniff/internal/filter"
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
 	"github.com/vrsniff/vrsniff/internal/pipeline"
@@ -28,7 +29,8 @@ mirrored frames. IN and OUT may be "-" for standard input and output:
   vrsniff decap raw.pcap - | wireshark -k -i -
 
 With --split-by vn, OUT is a directory that gets one file per VN pair.
-Words after OUT form a tcpdump expression applied to the inner frames.
+Words after OUT form a tcpdump expression applied to the inner frames
+(the same as --bpf, with the same limits).
 
 Exit status: 0 all decoded, 1 failure (bad input file, I/O error; what was
 decoded before it is written), 2 usage, 3 done but some packets were
@@ -66,6 +68,10 @@ func runDecap(args []string) int {
 			return usageErr("decap", "give the inner filter either with --bpf or after OUT, not both")
 		}
 		flt.o.BPF = strings.Join(rest, " ")
+	}
+	// Checked before OUT is created: a bad filter must not cost the file.
+	if _, err := filter.New(flt.o); err != nil {
+		return usageErr("decap", err.Error())
 	}
 	f, err := pcapfile.ParseFormat(*format)
 	if err != nil || f == pcapfile.FormatRaw {
