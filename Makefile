@@ -2,6 +2,9 @@
 # packages that .ci/run installs.
 GO ?= go
 FUZZTIME ?= 5s
+# 0: no minimising of interesting inputs, so every target spends FUZZTIME on
+# new ones (see scripts/fuzz.sh).
+FUZZMINIMIZETIME ?= 0
 
 .PHONY: build test vet fuzz sample bench
 
@@ -16,10 +19,10 @@ test: vet
 	$(GO) test -count=1 ./...
 	$(MAKE) fuzz
 
-# Every parser's fuzz target, briefly: a regression run on the seed corpus
-# and FUZZTIME of new inputs each.
+# Every fuzz target, briefly: a regression run on the seed corpus and
+# FUZZTIME of new inputs each, then the inputs each target ran.
 fuzz:
-	./scripts/fuzz.sh $(FUZZTIME)
+	FUZZMINIMIZETIME=$(FUZZMINIMIZETIME) ./scripts/fuzz.sh $(FUZZTIME)
 
 sample: build
 	./vrsniff decap testdata/sample.pcap sample.pcapng

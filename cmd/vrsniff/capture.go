@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
 	"github.com/vrsniff/vrsniff/internal/pipeline"
 	"github.com/vrsniff/vrsniff/internal/ring"
+	"github.com/vrsniff/vrsniff/internal/secret"
 	"github.com/vrsniff/vrsniff/internal/server"
 	"github.com/vrsniff/vrsniff/internal/vnpair"
 )
@@ -64,7 +64,7 @@ func runCapture(args []string) int {
 		filePairs   = fs.Int("max-file-pairs", ring.DefaultMaxPairs, "VN pairs listed per capture file (sidecar and API), busiest first; the packets of the others are counted together")
 		keepRejects = fs.Bool("keep-rejects", false, "keep packets that fail to decode, as captured, in DIR/rejects")
 		httpAddr    = fs.String("http", "", "serve the HTTP API on `addr` (e.g. 127.0.0.1:8080)")
-		tokenFile   = fs.String("token-file", "", "bearer token `file` required by the HTTP API")
+		tokenFile   = fs.String("token-file", "", "bearer token `file` required by the HTTP API (at least 16 bytes; a file other users can read is refused)")
 		tlsCert     = fs.String("tls-cert", "", "TLS certificate `file` for the HTTP API")
 		tlsKey      = fs.String("tls-key", "", "TLS key `file` for the HTTP API")
 		snaplen     = fs.Int("snaplen", 0, "bytes kept of each captured packet (0: 262144)")
@@ -135,12 +135,8 @@ func runCapture(args []string) int {
 	}
 	token := ""
 	if *tokenFile != "" {
-		b, err := os.ReadFile(*tokenFile)
-		if err != nil {
-			return fail("capture", err)
-		}
-		if token = strings.TrimSpace(string(b)); token == "" {
-			return fail("capture", fmt.Errorf("%s: empty token", *tokenFile))
+		if token, err = secret.ReadToken(*tokenFile, secret.MinTokenLen); err != nil {
+			return fail("capture", fmt.Errorf("token file: %w", err))
 		}
 	}
 	if *httpAddr != "" {

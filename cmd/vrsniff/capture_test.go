@@ -464,7 +464,7 @@ func TestCaptureUDP(t *testing.T) {
 func TestCaptureHTTP(t *testing.T) {
 	dir := t.TempDir()
 	addr := freeAddr(t, "udp")
-	d := startCapture(t, "s3cret", "--listen", addr, "--dir", dir)
+	d := startCapture(t, "s3cret-0123456789", "--listen", addr, "--dir", dir)
 	cs := cases(t, "acl", 23, 600, 9000)
 	payloads := udpPayloads(t, cs)
 
@@ -474,7 +474,7 @@ func TestCaptureHTTP(t *testing.T) {
 			t.Errorf("list with %v: %s, want 401", h, resp.Status)
 		}
 	}
-	if resp, _ := d.request("GET", "/api/captures?token=s3cret", map[string]string{"Authorization": ""}); resp.StatusCode != http.StatusOK {
+	if resp, _ := d.request("GET", "/api/captures?token=s3cret-0123456789", map[string]string{"Authorization": ""}); resp.StatusCode != http.StatusOK {
 		t.Errorf("list with the token parameter: %s", resp.Status)
 	}
 
@@ -484,13 +484,13 @@ func TestCaptureHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stuck.Close()
-	fmt.Fprintf(stuck, "GET /api/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\n\r\n")
+	fmt.Fprintf(stuck, "GET /api/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret-0123456789\r\n\r\n")
 
 	// The live stream, decoded by tshark as it arrives.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", d.base+"/api/stream", nil)
-	req.Header.Set("Authorization", "Bearer s3cret")
+	req.Header.Set("Authorization", "Bearer s3cret-0123456789")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -675,7 +675,7 @@ func TestCaptureDiskFull(t *testing.T) {
 	dir := testkit.MountTmpfs(t, "512k")
 
 	addr := freeAddr(t, "udp")
-	d := startCapture(t, "tok", "--listen", addr, "--dir", dir, "--rotate-size", "100K")
+	d := startCapture(t, "tok-0123456789abcdef", "--listen", addr, "--dir", dir, "--rotate-size", "100K")
 	cs := cases(t, "acl", 25, 1200, 9000)
 	payloads := udpPayloads(t, cs)
 	sendUDP(t, addr, payloads[:600]) // about 1.3 MB
@@ -777,7 +777,7 @@ func TestCapturePage(t *testing.T) {
 	raw := filepath.Join(dir, "raw.pcap")
 	mustRun(t, "gen", "--profile", "acl", "--count", "300", "--seed", "28", raw)
 	capDir := filepath.Join(dir, "captures")
-	d := startCapture(t, "pagetok", "--read", raw, "--linger", "--dir", capDir, "--rotate-size", "200K")
+	d := startCapture(t, "pagetok-0123456789", "--read", raw, "--linger", "--dir", capDir, "--rotate-size", "200K")
 	d.waitWritten(300)
 	l := d.list()
 	if len(l) < 2 {
@@ -788,7 +788,7 @@ func TestCapturePage(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--user-data-dir="+t.TempDir(), "--virtual-time-budget=3000", "--dump-dom", d.base+"/?token=pagetok")
+		"--user-data-dir="+t.TempDir(), "--virtual-time-budget=3000", "--dump-dom", d.base+"/?token=pagetok-0123456789")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -32,7 +32,7 @@ mirrored frames. IN and OUT may be "-" for standard input and output:
 With --split-by vn, OUT is a directory that gets one file per VN pair (both
 directions of a conversation together; --split-by vn-direction: one file per
 source -> destination). Words after OUT form a tcpdump expression applied to
-the inner frames.
+the inner frames (the same as --bpf, with the same limits).
 
 OUT is written under a temporary name and renamed into place at the end: a
 run that fails (a write error, an interruption) leaves an existing OUT as it

@@ -98,7 +98,7 @@ func (f *filterFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.o.SrcVN, "src-vn", "", "keep packets whose source VN matches the `pattern` (as --vn)")
 	fs.StringVar(&f.o.DstVN, "dst-vn", "", "keep packets whose destination VN matches the `pattern` (as --vn)")
 	fs.StringVar(&f.o.Direction, "direction", "", "keep packets of this `direction` (ingress or egress)")
-	fs.StringVar(&f.o.BPF, "bpf", "", "tcpdump `expression` applied to the inner frame")
+	fs.StringVar(&f.o.BPF, "bpf", "", fmt.Sprintf("tcpdump `expression` applied to the inner frame (at most %d bytes and %d terms joined by and/or)", filter.MaxExprLen, filter.MaxTerms))
 }
 
 // sizeFlag is a byte count with an optional K, M, G or T suffix (powers of

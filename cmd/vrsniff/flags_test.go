@@ -64,6 +64,9 @@ func FuzzConfig(f *testing.F) {
 	f.Add([]byte("port: [8099]\nrotate-size: 1G\n"))
 	f.Add([]byte("dir: [[\n"))
 	f.Add([]byte("mirror-vlan: {a: 1}\n"))
+	// One file for every input: inputs run one at a time in each process,
+	// and a directory per input would cost more than the input itself.
+	cfg := filepath.Join(f.TempDir(), "c.yaml")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fs := flag.NewFlagSet("x", flag.ContinueOnError)
 		var dec decoderFlags
@@ -71,7 +74,6 @@ func FuzzConfig(f *testing.F) {
 		var size sizeFlag
 		fs.Var(&size, "rotate-size", "")
 		fs.String("dir", "", "")
-		cfg := filepath.Join(t.TempDir(), "c.yaml")
 		if err := os.WriteFile(cfg, data, 0o644); err != nil {
 			t.Fatal(err)
 		}

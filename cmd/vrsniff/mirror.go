@@ -49,6 +49,9 @@ func runMirror(args []string) int {
 	return exitUsage
 }
 
+// defaultAPI is the config API address on a controller node.
+const defaultAPI = "http://127.0.0.1:8082"
+
 // apiFlags are the connection flags every API sub-command takes.
 type apiFlags struct {
 	endpoint string
@@ -63,11 +66,9 @@ type apiFlags struct {
 }
 
 func (a *apiFlags) register(fs *flag.FlagSet, dryRun bool) {
-	def := os.Getenv("CONTRAIL_API")
-	if def == "" {
-		def = "http://127.0.0.1:8082"
-	}
-	fs.StringVar(&a.endpoint, "api", def, "config API URL (env CONTRAIL_API)")
+	// The default is resolved after parsing, so that -h never prints a
+	// password that CONTRAIL_API may carry.
+	fs.StringVar(&a.endpoint, "api", "", "config API URL (default $CONTRAIL_API, else "+defaultAPI+")")
 	fs.StringVar(&a.cloud, "os-cloud", os.Getenv("OS_CLOUD"), "clouds.yaml entry with the Keystone credentials (default: OS_* variables)")
 	fs.BoolVar(&a.noAuth, "no-auth", false, "send no token (API server run with --auth noauth)")
 	fs.StringVar(&a.caFile, "ca-file", "", "PEM CA bundle for https")
@@ -103,7 +104,8 @@ func (a *apiFlags) provisioner() (*provision.Provisioner, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := contrail.Config{Endpoint: a.endpoint, HTTP: hc, Logger: log}
+	endpoint := first(a.endpoint, os.Getenv("CONTRAIL_API"), defaultAPI)
+	cfg := contrail.Config{Endpoint: endpoint, HTTP: hc, Logger: log}
 	if haveCreds {
 		cfg.Auth = &contrail.Keystone{Creds: creds, HTTP: hc}
 	} else if !a.noAuth {

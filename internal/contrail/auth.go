@@ -172,7 +172,7 @@ func (k *Keystone) post(ctx context.Context, url string, body any) (*http.Respon
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
 	if err != nil {
-		return nil, fmt.Errorf("keystone: %w", err)
+		return nil, fmt.Errorf("keystone: %w", redactErr(err))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	hc := k.HTTP
@@ -181,7 +181,7 @@ func (k *Keystone) post(ctx context.Context, url string, body any) (*http.Respon
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("keystone: %w", err)
+		return nil, fmt.Errorf("keystone: %w", redactErr(err))
 	}
 	if resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()

@@ -24,6 +24,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/vrsniff/vrsniff/internal/secret"
 )
 
 // Config configures a Client.
@@ -64,7 +66,7 @@ type Client struct {
 func New(cfg Config) (*Client, error) {
 	u, err := url.Parse(strings.TrimRight(cfg.Endpoint, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("config API endpoint %q: want http(s)://host:port", cfg.Endpoint)
+		return nil, fmt.Errorf("config API endpoint %q: want http(s)://host:port", secret.RedactURL(cfg.Endpoint))
 	}
 	c := &Client{base: u, auth: cfg.Auth, http: cfg.HTTP, retries: cfg.Retries,
 		backoff: cfg.Backoff, log: cfg.Logger, dryRun: cfg.DryRun}
@@ -259,7 +261,8 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any, wri
 	}
 	if write && c.dryRun != nil {
 		var buf bytes.Buffer
-		fmt.Fprintf(&buf, "%s %s\n", method, c.base.String()+path)
+		// The URL may carry a password (https://user:pass@host).
+		fmt.Fprintf(&buf, "%s %s\n", method, secret.RedactURL(c.base.String())+path)
 		if payload != nil {
 			_ = json.Indent(&buf, payload, "", "  ")
 			buf.WriteByte('\n')
@@ -326,7 +329,7 @@ func (c *Client) send(ctx context.Context, method, path string, payload []byte, 
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, rd)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, redactErr(err)
 	}
 	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -336,8 +339,8 @@ func (c *Client) send(ctx context.Context, method, path string, payload []byte, 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		// url.Error quotes the URL only; it never carries the header.
-		return 0, nil, err
+		// url.Error quotes the URL (never the header), with its userinfo.
+		return 0, nil, redactErr(err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
@@ -349,3 +352,13 @@ func (c *Client) send(ctx context.Context, method, path string, payload []byte, 
 
 // IsNotFound reports whether err means the object does not exist.
 func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+
+// redactErr takes the userinfo out of the URL a *url.Error quotes: net/http
+// hides the password there, not a user name that is a token.
+func redactErr(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		ue.URL = secret.RedactURL(ue.URL)
+	}
+	return err
+}

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/vrsniff/vrsniff/internal/secret"
 )
 
 // Credentials are what is needed to obtain a Keystone token, as OpenStack
@@ -165,12 +167,17 @@ func CloudsPaths(getenv func(string) string) []string {
 }
 
 // LoadCloud reads the named cloud from the first clouds.yaml found in
-// CloudsPaths.
+// CloudsPaths. A clouds.yaml that other users can read is refused (see
+// secret.ReadFile): it holds passwords.
 func LoadCloud(cloud string, getenv func(string) string) (Credentials, error) {
 	for _, p := range CloudsPaths(getenv) {
-		data, err := os.ReadFile(p)
+		data, err := secret.ReadFile(p)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
+		}
+		var ee *secret.ExposedError
+		if errors.As(err, &ee) {
+			return Credentials{}, fmt.Errorf("clouds.yaml holds passwords: %w", err)
 		}
 		if err != nil {
 			return Credentials{}, fmt.Errorf("read %s: %w", p, err)

@@ -447,12 +447,12 @@ func checkComments(t *testing.T, path string, ms []mirrored) {
 
 func TestRemoteCaptureWithTshark(t *testing.T) {
 	home := wireshark(t)
-	d := startDaemon(t, "s3cret")
+	d := startDaemon(t, "s3cret-0123456789")
 	out := filepath.Join(t.TempDir(), "out.pcapng")
 	// The inner filter and the capture filter field are combined.
 	run := startTshark(t, home, "-i", Remote,
 		"-o", "extcap.vrsniff_remote.url:"+d.url,
-		"-o", "extcap.vrsniff_remote.token_file:"+tokenFile(t, "s3cret"),
+		"-o", "extcap.vrsniff_remote.token_file:"+tokenFile(t, "s3cret-0123456789"),
 		"-o", "extcap.vrsniff_remote.src_vn:*:vn-left",
 		"-o", "extcap.vrsniff_remote.direction:ingress",
 		"-o", "extcap.vrsniff_remote.bpf:tcp",
@@ -480,10 +480,10 @@ func TestRemoteCaptureWithTshark(t *testing.T) {
 
 func TestRemoteErrorsInTshark(t *testing.T) {
 	home := wireshark(t)
-	d := startDaemon(t, "s3cret")
+	d := startDaemon(t, "s3cret-0123456789")
 	for _, tc := range []struct{ url, token, want string }{
 		{d.url, "wrong", d.url + "/api/stream: 401 Unauthorized: missing or wrong bearer token (check the token)"},
-		{"http://127.0.0.1:1", "s3cret", "connect to http://127.0.0.1:1/api/stream"},
+		{"http://127.0.0.1:1", "s3cret-0123456789", "connect to http://127.0.0.1:1/api/stream"},
 	} {
 		start := time.Now()
 		run := startTshark(t, home, "-i", Remote, "-o", "extcap.vrsniff_remote.url:"+tc.url,

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/vrsniff/vrsniff/internal/filter"
+	"github.com/vrsniff/vrsniff/internal/secret"
 )
 
 // Timeouts of the remote stream request. Only the connection and the
@@ -42,13 +43,13 @@ func StreamURL(base string, f filter.Options) (*url.URL, error) {
 	}
 	u, err := url.Parse(base)
 	if err != nil {
-		return nil, fmt.Errorf("server URL %q: %w", base, err)
+		return nil, fmt.Errorf("server URL %q: %w", secret.RedactURL(base), errors.Unwrap(err))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("server URL %q: want http or https", base)
+		return nil, fmt.Errorf("server URL %q: want http or https", secret.RedactURL(base))
 	}
 	if u.Host == "" {
-		return nil, fmt.Errorf("server URL %q: no host", base)
+		return nil, fmt.Errorf("server URL %q: no host", secret.RedactURL(base))
 	}
 	if !strings.HasSuffix(u.Path, streamPath) {
 		u.Path = strings.TrimSuffix(u.Path, "/") + streamPath
@@ -104,11 +105,10 @@ func (pr *Program) captureRemote(ctx context.Context, o Options, flt filter.Opti
 	}
 	token := o.Token
 	if o.TokenFile != "" {
-		b, err := os.ReadFile(o.TokenFile)
-		if err != nil {
+		// The server decides what token is long enough.
+		if token, err = secret.ReadToken(o.TokenFile, 1); err != nil {
 			return fmt.Errorf("token file: %w", err)
 		}
-		token = strings.TrimSpace(string(b))
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)

@@ -3,11 +3,11 @@
 package filter
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 
 	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcap"
 	"golang.org/x/net/bpf"
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
@@ -39,7 +39,9 @@ type Filter struct {
 	vm           *bpf.VM
 }
 
-// New checks the options and compiles the BPF expression.
+// New checks the options and compiles the BPF expression within the
+// limits MaxExprLen, MaxTerms, MaxInstructions and CompileTimeout; an
+// expression over them gives an error wrapping ErrTooComplex.
 func New(o Options) (*Filter, error) {
 	f := &Filter{opts: o}
 	var err error
@@ -60,7 +62,9 @@ func New(o Options) (*Filter, error) {
 		f.dir = d
 	}
 	if o.BPF != "" {
-		vm, err := compile(o.BPF)
+		ctx, cancel := context.WithTimeout(context.Background(), CompileTimeout)
+		vm, err := compile(ctx, o.BPF)
+		cancel()
 		if err != nil {
 			return nil, err
 		}
@@ -122,27 +126,4 @@ func (f *Filter) Match(p *mirror.Packet) bool {
 		}
 	}
 	return true
-}
-
-// compile turns a tcpdump expression into a classic BPF program with
-// libpcap's compiler (the only complete one) and loads it into a pure-Go
-// machine, so that it runs on frames that never were on a wire of their own.
-func compile(expr string) (*bpf.VM, error) {
-	ins, err := pcap.CompileBPFFilter(layers.LinkTypeEthernet, 262144, expr)
-	if err != nil {
-		return nil, fmt.Errorf("filter %q: %w", expr, err)
-	}
-	raw := make([]bpf.RawInstruction, len(ins))
-	for i, in := range ins {
-		raw[i] = bpf.RawInstruction{Op: in.Code, Jt: in.Jt, Jf: in.Jf, K: in.K}
-	}
-	prog, ok := bpf.Disassemble(raw)
-	if !ok {
-		return nil, fmt.Errorf("filter %q: libpcap produced an instruction the BPF machine cannot run", expr)
-	}
-	vm, err := bpf.NewVM(prog)
-	if err != nil {
-		return nil, fmt.Errorf("filter %q: %w", expr, err)
-	}
-	return vm, nil
 }
