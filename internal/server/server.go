@@ -590,6 +590,7 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
 	all := rep.Pipeline.Pairs
 	rep.PairsTotal = len(all)
 	rep.Pipeline.Pairs = all[:min(pairs, len(all))]
+	rep.PairsOtherPackets = rep.Pipeline.PairsOther // pairs the table let go
 	for _, p := range all[len(rep.Pipeline.Pairs):] {
 		rep.PairsOtherPackets += p.Packets
 	}
