@@ -325,6 +325,12 @@ func logStats(log *slog.Logger, s *pipeline.Stats, ss capture.Stats, hub *server
 	args = append(args, "filtered", sum.Filtered, "malformed", sum.TotalMalformed(), "sink_errors", sum.SinkErrs,
 		"vn_pairs", len(sum.Pairs), "stream_clients", hub.Clients(), "stream_dropped", hub.Dropped())
 	log.Info("counters", args...)
+	for _, c := range sum.CandidatePorts {
+		log.Warn("UDP port carries mirror traffic that is not decoded: add it with --port (or --port auto)", "port", c.Port, "datagrams", c.Count)
+	}
+	if sum.ShortSnap > 0 {
+		log.Warn("mirror datagrams cut by the snap length inside their metadata: raise --snaplen", "datagrams", sum.ShortSnap)
+	}
 }
 
 // maxErrKinds bounds the kinds of sink failure logged one by one.

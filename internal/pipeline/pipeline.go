@@ -68,11 +68,17 @@ func (pl *Pipeline) Run(ctx context.Context) error {
 	return errors.Join(err, ferr)
 }
 
+// hintEvery is how often, in packets, the decoder's hints are copied
+// into Stats for other goroutines (a power of two).
+const hintEvery = 1 << 16
+
 // Process handles one packet from the source; a caller with its own loop
 // (e.g. a live capture with several outputs) may use it directly.
 func (pl *Pipeline) Process(p *mirror.Packet) error {
 	s := pl.Stats
-	s.Read.Add(1)
+	if s.Read.Add(1)&(hintEvery-1) == 0 {
+		s.SetHints(pl.Decoder.Hints())
+	}
 	s.ReadBytes.Add(uint64(len(p.Data)))
 	if p.TimeClamped {
 		s.TimeClamped.Add(1)
