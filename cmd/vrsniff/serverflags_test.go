@@ -34,9 +34,9 @@ func TestCaptureServerLimits(t *testing.T) {
 	dir := t.TempDir()
 	raw := filepath.Join(dir, "raw.pcap")
 	mustRun(t, "gen", "--profile", "acl", "--count", "50", "--seed", "29", raw)
-	d := startCapture(t, "limits-token", "--read", raw, "--linger", "--stream-clients", "1", "--http-max-header", "2K")
+	d := startCapture(t, "limits-token-0123456789", "--read", raw, "--linger", "--stream-clients", "1", "--http-max-header", "2K")
 	req, _ := http.NewRequest("GET", d.base+"/api/stream", nil)
-	req.Header.Set("Authorization", "Bearer limits-token")
+	req.Header.Set("Authorization", "Bearer limits-token-0123456789")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
