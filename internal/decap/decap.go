@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/vrsniff/vrsniff/internal/filter"
@@ -118,7 +119,9 @@ func RunFiles(ctx context.Context, f Files, o Options) (*pipeline.Stats, error) 
 	var outputs []*output // removed unless committed
 	defer func() {
 		for _, w := range outputs {
-			w.abort()
+			if w != nil {
+				w.abort()
+			}
 		}
 	}()
 	switch {
@@ -159,7 +162,27 @@ func RunFiles(ctx context.Context, f Files, o Options) (*pipeline.Stats, error) 
 	}
 	stats, err = RunReader(ctx, r, o)
 	if !keepOutput(err) {
-		if len(outputs) > 0 || o.Split != vnpair.None {
+		if errors.Is(err, ErrInterrupted) || o.Split != vnpair.None {
+			if len(outputs) > 0 || o.Split != vnpair.None {
+				err = fmt.Errorf("%w (no output file written; existing ones left as they were)", err)
+			}
+			return stats, err
+		}
+		// A write failed (a full disk): a file that replaces nothing is
+		// kept, cut after its last complete record, so that what was
+		// written is readable; an existing one is left as it was.
+		var kept []string
+		for i, w := range outputs {
+			if w.replace || w.tmp == "" || w.cutToLastRecord() != nil || w.commit() != nil {
+				continue
+			}
+			kept = append(kept, w.name)
+			outputs[i] = nil
+		}
+		if len(kept) > 0 {
+			return stats, fmt.Errorf("%w (%s cut after the last complete record; existing files left as they were)", err, strings.Join(kept, ", "))
+		}
+		if len(outputs) > 0 {
 			err = fmt.Errorf("%w (no output file written; existing ones left as they were)", err)
 		}
 		return stats, err

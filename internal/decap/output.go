@@ -5,10 +5,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/vrsniff/vrsniff/internal/mirror"
+	"github.com/vrsniff/vrsniff/internal/pcapfile"
 )
 
 // A SameFileError refuses a run, before anything is written, whose output
@@ -120,6 +124,37 @@ func (o *output) commit() error {
 		return fmt.Errorf("write %s: %w", o.name, err)
 	}
 	return nil
+}
+
+// cutToLastRecord cuts the file after its last complete record (pcap or
+// pcapng), for a file whose writing failed part way. It fails when not even
+// the file header is complete.
+func (o *output) cutToLastRecord() error {
+	if _, err := o.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	r, err := pcapfile.NewReader(o.File)
+	if err != nil {
+		return err
+	}
+	var p mirror.Packet
+	for {
+		err = r.Next(&p)
+		if err == nil {
+			continue
+		}
+		if err == io.EOF {
+			return nil
+		}
+		var fe *pcapfile.FormatError
+		if !errors.As(err, &fe) || fe.Offset <= 0 {
+			return err
+		}
+		if err := o.Truncate(fe.Offset); err != nil {
+			return err
+		}
+		return nil
+	}
 }
 
 // abort closes and removes the file, leaving whatever was at its name.
