@@ -213,7 +213,7 @@ func TestShippedConfigRuns(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close()
 	tokenFile := filepath.Join(dir, "token")
-	if err := os.WriteFile(tokenFile, []byte("t0ken\n"), 0o640); err != nil {
+	if err := os.WriteFile(tokenFile, []byte("t0ken-0123456789abcdef\n"), 0o640); err != nil {
 		t.Fatal(err)
 	}
 	for k, v := range map[string]any{"i": env.CaptureIf, "dir": filepath.Join(dir, "captures"), "http": addr, "token-file": tokenFile} {
@@ -246,7 +246,7 @@ func TestShippedConfigRuns(t *testing.T) {
 
 	get := func(path string) (int, []byte) {
 		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
-		req.Header.Set("Authorization", "Bearer t0ken")
+		req.Header.Set("Authorization", "Bearer t0ken-0123456789abcdef")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return 0, nil

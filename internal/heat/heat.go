@@ -19,6 +19,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/vrsniff/vrsniff/deploy"
+	"github.com/vrsniff/vrsniff/internal/secret"
 )
 
 // Modes of the generated template.
@@ -42,6 +43,7 @@ type param struct {
 	Description string `yaml:"description"`
 	Default     any    `yaml:"default,omitempty"`
 	Hidden      bool   `yaml:"hidden,omitempty"`
+	Constraints []any  `yaml:"constraints,omitempty"`
 }
 
 type resource struct {
@@ -147,8 +149,10 @@ func Template(o Options) ([]byte, error) {
 			"udp_port":               {Type: "number", Description: "UDP port of the mirrored datagrams", Default: 8099},
 			"capture_interface":      {Type: "string", Description: "the sniffer's capture interface inside the VM", Default: "eth1"},
 			"vrsniff_url":            {Type: "string", Description: "URL of the vrsniff binary (linux/amd64)", Default: opt(o.VrsniffURL)},
-			"vrsniff_token":          {Type: "string", Description: "bearer token for the sniffer's HTTP interface", Hidden: true},
-			"project_fq_name":        {Type: "string", Description: "domain:project that owns the Contrail objects", Default: o.project()},
+			"vrsniff_token": {Type: "string", Description: "bearer token for the sniffer's HTTP interface", Hidden: true,
+				// vrsniff capture refuses a shorter one (a service that would not start).
+				Constraints: []any{map[string]any{"length": map[string]int{"min": secret.MinTokenLen}, "description": fmt.Sprintf("at least %d characters", secret.MinTokenLen)}}},
+			"project_fq_name": {Type: "string", Description: "domain:project that owns the Contrail objects", Default: o.project()},
 		},
 		Resources: map[string]resource{},
 		Outputs:   map[string]output{},
