@@ -216,25 +216,33 @@ func TestUDPSource(t *testing.T) {
 	}
 }
 
-func TestUDPSnapLenAndDrops(t *testing.T) {
-	// A tiny receive buffer overflows before anything is read.
+// udpBurst listens with a tiny receive buffer, keeping 100 bytes of each
+// datagram, and sends n datagrams of d to it before anything is read: the
+// buffer overflows.
+func udpBurst(t *testing.T, n int, d []byte) (Source, *net.UDPConn) {
+	t.Helper()
 	src, err := ListenUDP("[::1]:0", Options{SnapLen: 100, ReadBuffer: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer src.Close()
+	t.Cleanup(func() { src.Close() })
 	conn, err := net.DialUDP("udp", nil, src.(*udpSource).conn.LocalAddr().(*net.UDPAddr))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	const n = 200
-	d := juniperPayload(make([]byte, 500))
+	t.Cleanup(func() { conn.Close() })
 	for range n {
 		if _, err := conn.Write(d); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return src, conn
+}
+
+func TestUDPSnapLenAndDrops(t *testing.T) {
+	const n = 200
+	d := juniperPayload(make([]byte, 500))
+	src, conn := udpBurst(t, n, d)
 	// The kernel reports the drop count on datagrams queued after a drop:
 	// once the queue has room again, a marker datagram carries it.
 	var p mirror.Packet
@@ -262,23 +270,8 @@ func TestUDPSnapLenAndDrops(t *testing.T) {
 // Drops at the end of a burst are counted without a later datagram to
 // carry SO_RXQ_OVFL.
 func TestUDPDropsAtEndOfBurst(t *testing.T) {
-	src, err := ListenUDP("[::1]:0", Options{SnapLen: 100, ReadBuffer: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	conn, err := net.DialUDP("udp", nil, src.(*udpSource).conn.LocalAddr().(*net.UDPAddr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 	const n = 200
-	d := juniperPayload(make([]byte, 500))
-	for range n {
-		if _, err := conn.Write(d); err != nil {
-			t.Fatal(err)
-		}
-	}
+	src, _ := udpBurst(t, n, juniperPayload(make([]byte, 500)))
 	// Read what was queued: the source then has nothing more to read, and
 	// only the socket's own drop count can account for the rest. Should
 	// it not, Next would wait forever: a guard closes the source.
