@@ -41,11 +41,12 @@ was. An OUT that is IN (also through a link) is refused.
 Exit status: 0 all decoded, 1 failure (bad input file, an input file that
 shrank while being read, I/O error; what was decoded before damage in the
 input is written), 2 usage (also: an output that is the input), 3 done but
-some packets were malformed (see --rejects).
+some packets were malformed (see --rejects) or mirror traffic went to a UDP
+port not configured (the summary names it).
 
 pcapng output keeps the input's interfaces: each frame is written to an
 interface named like the one it was captured on. Classic pcap output
-(--format pcap) has one interface and one link type: the frames of every
+(--format pcap) has one link type and no interfaces: the frames of every
 input interface go into it, packets passed through with another link type
 are counted as not writable and left out, and times are microseconds
 unless --nanos.
@@ -75,7 +76,7 @@ func runDecap(args []string) int {
 	}
 	if fs.NArg() < 2 {
 		fs.Usage()
-		return exitUsage
+		return usageErr("decap", "want IN and OUT")
 	}
 	inName, outName := fs.Arg(0), fs.Arg(1)
 	if rest := fs.Args()[2:]; len(rest) > 0 {
@@ -119,7 +120,8 @@ func runDecap(args []string) int {
 		return usageErr("decap", se.Error())
 	}
 	sum := stats.Summary()
-	if !*quiet {
+	// A run that failed before reading anything has no summary to give.
+	if !*quiet && (runErr == nil || sum.Read > 0) {
 		if *jsonOut {
 			w := os.Stdout
 			if outName == "-" {
@@ -138,7 +140,7 @@ func runDecap(args []string) int {
 		}
 		return fail("decap", runErr)
 	}
-	if malformed(&sum) > 0 {
+	if malformed(&sum) > 0 || len(sum.CandidatePorts) > 0 {
 		return exitPartial
 	}
 	return exitOK
@@ -161,9 +163,16 @@ func printSummary(w io.Writer, s *pipeline.Summary) {
 	fmt.Fprintln(w)
 	var dec []string
 	var total uint64
+	var onPorts uint64
+	for _, c := range s.CandidatePorts {
+		onPorts += c.Count
+	}
 	for _, m := range mirror.Modes() {
 		if n := s.Decoded[m.String()]; n > 0 {
 			d := fmt.Sprintf("%d %s", n, m)
+			if m == mirror.ModeOther && onPorts > 0 {
+				d += fmt.Sprintf(", %d of them mirror traffic on a port not decoded", onPorts)
+			}
 			if m == mirror.ModeJuniper && len(s.Overlays) > 0 {
 				var in []string
 				for _, o := range slices.Sorted(maps.Keys(s.Overlays)) {
@@ -201,7 +210,7 @@ func printSummary(w io.Writer, s *pipeline.Summary) {
 	}
 	printHints(w, s)
 	if len(s.Pairs) > 0 {
-		fmt.Fprintln(w, "top VN pairs (source -> destination):")
+		fmt.Fprintln(w, "top VN pairs decoded, before filters (source -> destination):")
 		for i, p := range s.Pairs {
 			if i == 10 {
 				fmt.Fprintf(w, "  ... %d more\n", len(s.Pairs)-10)

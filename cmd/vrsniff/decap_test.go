@@ -346,3 +346,20 @@ func TestDecapInterfaces(t *testing.T) {
 		t.Errorf("--max-interfaces 2: exit %d, %q", code, stderr)
 	}
 }
+
+// Mirror traffic to a port not configured is named, with the flag that
+// decodes it, and the run is not called a success (f02).
+func TestDecapTellsCandidatePort(t *testing.T) {
+	in := testkit.FieldCase(t, "f02_port_8888.pcap")
+	out := filepath.Join(t.TempDir(), "out.pcapng")
+	_, stderr, code := run(t, nil, "decap", in, out)
+	if code != exitPartial || !strings.Contains(stderr, "UDP port 8888 carries mirror traffic (6 datagrams): decode it with --port 8888") {
+		t.Fatalf("exit %d:\n%s", code, stderr)
+	}
+	for _, port := range []string{"8888", "auto"} {
+		_, stderr, code = run(t, nil, "decap", "--port", port, in, out)
+		if code != exitOK || !strings.Contains(stderr, "6 decoded (6 juniper)") || strings.Contains(stderr, "carries mirror traffic") {
+			t.Fatalf("--port %s: exit %d:\n%s", port, code, stderr)
+		}
+	}
+}

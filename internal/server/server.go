@@ -36,7 +36,9 @@ const (
 	DefaultStreamBuffer   = 16 << 20
 	DefaultStreamClients  = 32
 	DefaultMaxConns       = 256
-	DefaultMaxHeaderBytes = 8 << 10
+	// DefaultMaxHeaderBytes leaves room for a filter expression at its
+	// length cap (filter.MaxExprLen), percent-encoded in /api/stream?bpf=.
+	DefaultMaxHeaderBytes = 16 << 10
 	DefaultHeaderTimeout  = 10 * time.Second
 	DefaultWriteTimeout   = time.Minute
 )
