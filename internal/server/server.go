@@ -33,9 +33,9 @@ import (
 
 // Defaults of the Options limits.
 const (
-	DefaultStreamBuffer   = 16 << 20
-	DefaultStreamClients  = 32
-	DefaultMaxConns       = 256
+	DefaultStreamBuffer  = 16 << 20
+	DefaultStreamClients = 32
+	DefaultMaxConns      = 256
 	// DefaultMaxHeaderBytes leaves room for a filter expression at its
 	// length cap (filter.MaxExprLen), percent-encoded in /api/stream?bpf=.
 	DefaultMaxHeaderBytes = 16 << 10
