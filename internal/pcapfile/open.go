@@ -12,9 +12,11 @@ import (
 )
 
 // Open opens a capture file for reading. A regular file is mapped into
-// memory, privately and writable, so that packets are read where the page
-// cache holds them instead of being copied by read(2) — on a large file
-// that copy is a fifth of decap's time. Anything else (a pipe, a FIFO) is
+// memory, privately, so that packets are read where the page cache holds
+// them instead of being copied by read(2) — on a large file that copy is a
+// fifth of decap's time. Pages far behind the reader are let go of, so
+// memory does not grow with the file; nothing may write to the packets'
+// bytes (a page let go of is read back from the file). Anything else (a pipe, a FIFO) is
 // read through a buffer. Close the returned closer when done with the
 // packets.
 //

@@ -23,6 +23,7 @@ import (
 	"unsafe"
 
 	"github.com/gopacket/gopacket/layers"
+	"golang.org/x/sys/unix"
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
 )
@@ -290,7 +291,20 @@ type byteBuffer struct {
 	f      *os.File // the mapped file; nil for memory
 	shrunk error    // non-nil once the file shrank
 	touch  byte
+	// released is where the pages behind pos were last let go of.
+	released int
 }
+
+// The pages of a mapped input stay resident once read, so a large input
+// would cost its whole size in memory. Every releaseStep bytes read, the
+// pages more than releaseKeep bytes behind are let go of (MADV_DONTNEED):
+// far enough behind that a writer still holding frames by reference (see
+// Writer.Refer) is done with them, and harmless if not: nothing writes to
+// the private mapping, so a page touched again is read back from the file.
+const (
+	releaseStep = 16 << 20
+	releaseKeep = 32 << 20
+)
 
 func (b *byteBuffer) Size() int { return len(b.b) }
 
@@ -299,6 +313,10 @@ func (b *byteBuffer) probe(e int) {
 	if b.f == nil {
 		b.probed = b.end
 		return
+	}
+	if to := (b.pos - releaseKeep) &^ (pageSize - 1); to-b.released >= releaseStep {
+		_ = unix.Madvise(b.b[b.released:to], unix.MADV_DONTNEED)
+		b.released = to
 	}
 	next := (e + pageSize - 1) &^ (pageSize - 1)
 	if next < len(b.b) && b.readable(next) {
