@@ -16,6 +16,7 @@ type serverFlags struct {
 	writeTimeout  time.Duration
 	streamClients int
 	streamBuffer  sizeFlag
+	sendBuffer    sizeFlag
 }
 
 func (f *serverFlags) register(fs *flag.FlagSet) {
@@ -29,6 +30,8 @@ func (f *serverFlags) register(fs *flag.FlagSet) {
 		"a download or stream whose client reads nothing for this long is dropped")
 	fs.IntVar(&f.streamClients, "stream-clients", server.DefaultStreamClients,
 		"live stream clients at most; more get 503")
+	f.sendBuffer = server.DefaultSendBuffer
+	fs.Var(&f.sendBuffer, "http-send-buffer", "kernel send buffer of each HTTP connection, in `bytes` (K, M suffixes): what a client that stops reading can pin")
 	f.streamBuffer = server.DefaultStreamBuffer
 	fs.Var(&f.streamBuffer, "stream-buffer", "`bytes` of encoded packets kept for the live stream clients, shared (K, M, G suffixes): how far a client may fall behind before it loses packets")
 }
@@ -44,12 +47,14 @@ func (f *serverFlags) options(o server.Options) (server.Options, error) {
 		return o, fmt.Errorf("--http-header-timeout %v: want more than 0", f.headerTimeout)
 	case f.writeTimeout <= 0:
 		return o, fmt.Errorf("--http-write-timeout %v: want more than 0", f.writeTimeout)
+	case f.sendBuffer < 4<<10 || f.sendBuffer > 64<<20:
+		return o, fmt.Errorf("--http-send-buffer %d: want 4K to 64M", f.sendBuffer)
 	case f.streamClients < 1:
 		return o, fmt.Errorf("--stream-clients %d: want at least 1", f.streamClients)
 	case f.streamBuffer < server.MinStreamBuffer || f.streamBuffer > 64<<30:
 		return o, fmt.Errorf("--stream-buffer %d: want 1M to 64G", f.streamBuffer)
 	}
 	o.MaxConns, o.MaxHeaderBytes, o.HeaderTimeout, o.WriteTimeout = f.maxConns, int(f.maxHeader), f.headerTimeout, f.writeTimeout
-	o.StreamClients, o.StreamBuffer = f.streamClients, int(f.streamBuffer)
+	o.StreamClients, o.StreamBuffer, o.SendBuffer = f.streamClients, int(f.streamBuffer), int(f.sendBuffer)
 	return o, nil
 }

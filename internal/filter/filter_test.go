@@ -256,7 +256,7 @@ func FuzzGlob(f *testing.F) {
 		if (err == nil) != (perr == nil) && utf8.ValidString(pattern) {
 			t.Fatalf("pattern %q: checkGlob %v, path.Match %v", pattern, err, perr)
 		}
-		if err != nil || strings.Contains(name, "/") || !utf8.ValidString(name) {
+		if err != nil || strings.Contains(name, "/") || !utf8.ValidString(name) || !utf8.ValidString(pattern) {
 			return
 		}
 		want, _ := path.Match(pattern, name)

@@ -157,7 +157,7 @@ func plausibleRef(f []byte) bool {
 		return false
 	}
 	off := 12
-	for n := 0; n < 2 && len(f) >= off+2 && (f[off] == 0x81 || f[off] == 0x88 && f[off+1] == 0xa8); n++ {
+	for n := 0; n < 2 && len(f) >= off+2 && isTag(binary.BigEndian.Uint16(f[off:])); n++ {
 		off += 4
 	}
 	if len(f) < off+2 {
@@ -173,7 +173,7 @@ func plausibleRef(f []byte) bool {
 	case 0x0806:
 		return len(ip) >= 28
 	}
-	return et >= 0x0600 && et != 0x8100 && et != 0x88a8 && et != 0x9100
+	return et >= 0x0600 && !isTag(et)
 }
 
 // walkTLVs validates a current-format metadata block strictly and returns

@@ -133,7 +133,7 @@ func (g *Generator) fragSnap(c *Case, tlv bool) {
 	*e = Expect{Mode: mirror.ModeJuniper}
 	o := g.randOuter(g.opts.Port)
 	o.v6 = g.rng.IntN(2) == 0
-	b := g.tlvACL(g.payload[:0], e, &g.vns[g.rng.IntN(g.realVNs)], &g.vns[g.rng.IntN(g.realVNs)])
+	b := g.tlvACL(g.payload[:0], e, g.vn(), g.vn())
 	frameOff := len(b)
 	t := [...]innerType{inIPv4TCP, inIPv4UDP, inIPv6TCP, inTaggedIPv4}[g.rng.IntN(4)]
 	head := tlv || g.rng.IntN(2) == 0

@@ -6,7 +6,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
+	"golang.org/x/sys/unix"
 
 	"github.com/vrsniff/vrsniff/internal/filter"
 	"github.com/vrsniff/vrsniff/internal/mirror"
@@ -393,4 +396,64 @@ func TestStreamChurn(t *testing.T) {
 		t.Errorf("no client lost packets: %d stalls, %d dropped", lost.Load(), h.Dropped())
 	}
 	waitFor(t, "clients to leave", func() bool { return h.Clients() == 0 })
+}
+
+// A stream client that stops reading can pin only the capped kernel send
+// buffer: Linux would otherwise grow it to tcp_wmem's maximum (4 MiB).
+func TestSendBufferCapped(t *testing.T) {
+	const size = 64 << 10
+	s, err := New(Options{SendBuffer: size})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := serve(t, s, "127.0.0.1")
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /api/stream HTTP/1.1\r\nHost: localhost\r\n\r\n")
+	waitFor(t, "the client", func() bool { return s.Hub().Clients() == 1 })
+	// The server's end of the connection: a socket of this process whose
+	// local port is the server's.
+	port := portOf(t, addr)
+	inodes := map[string]bool{}
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(l)
+		if len(f) < 10 || f[3] != "01" {
+			continue
+		}
+		if _, hexPort, _ := strings.Cut(f[1], ":"); hexPort == fmt.Sprintf("%04X", port) {
+			inodes[f[9]] = true
+		}
+	}
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for _, e := range ents {
+		l, err := os.Readlink("/proc/self/fd/" + e.Name())
+		in, ok := strings.CutPrefix(l, "socket:[")
+		if err != nil || !ok || !inodes[strings.TrimSuffix(in, "]")] {
+			continue
+		}
+		fd, _ := strconv.Atoi(e.Name())
+		got, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The kernel doubles what was set, for its bookkeeping.
+		if got != 2*size {
+			t.Errorf("server socket send buffer %d bytes, want %d", got, 2*size)
+		}
+		found++
+	}
+	if found != 1 {
+		t.Fatalf("%d server sockets found", found)
+	}
 }

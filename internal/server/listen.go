@@ -64,7 +64,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, certFile, keyFile s
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	addr := ln.Addr()
-	ln = netutil.LimitListener(ln, s.opts.MaxConns)
+	ln = netutil.LimitListener(sendBufferListener{ln, s.opts.SendBuffer}, s.opts.MaxConns)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stopped := make(chan error, 1)
@@ -101,4 +101,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, certFile, keyFile s
 		return fmt.Errorf("shut down: %w", err)
 	}
 	return nil
+}
+
+// sendBufferListener caps the kernel send buffer of each accepted TCP
+// connection (Options.SendBuffer).
+type sendBufferListener struct {
+	net.Listener
+	size int
+}
+
+func (l sendBufferListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok && err == nil {
+		_ = tc.SetWriteBuffer(l.size) // a failure leaves the kernel's default
+	}
+	return c, err
 }

@@ -39,8 +39,12 @@ const (
 	// DefaultMaxHeaderBytes leaves room for a filter expression at its
 	// length cap (filter.MaxExprLen), percent-encoded in /api/stream?bpf=.
 	DefaultMaxHeaderBytes = 16 << 10
-	DefaultHeaderTimeout  = 10 * time.Second
-	DefaultWriteTimeout   = time.Minute
+	// DefaultSendBuffer caps a connection's kernel send buffer: without
+	// it Linux grows each one to net.ipv4.tcp_wmem's maximum (4 MiB), and
+	// stream clients that stop reading pin that much kernel memory each.
+	DefaultSendBuffer    = 256 << 10
+	DefaultHeaderTimeout = 10 * time.Second
+	DefaultWriteTimeout  = time.Minute
 )
 
 // Limits of the API that are part of its contract.
@@ -85,6 +89,9 @@ type Options struct {
 	// MaxHeaderBytes caps the request line and header of a request, in
 	// bytes; a larger one is answered 431.
 	MaxHeaderBytes int
+	// SendBuffer caps each connection's kernel send buffer, in bytes
+	// (SO_SNDBUF): what a client that stops reading can pin in the kernel.
+	SendBuffer int
 	// HeaderTimeout is how long a client has to send its request header.
 	HeaderTimeout time.Duration
 	// WriteTimeout is the longest one write to a client may wait: a client
@@ -118,7 +125,7 @@ func newServer(o Options, enc newEncoderFunc) (*Server, error) {
 	for _, l := range []struct {
 		name string
 		v    int
-	}{{"stream buffer", o.StreamBuffer}, {"stream clients", o.StreamClients}, {"connection limit", o.MaxConns},
+	}{{"stream buffer", o.StreamBuffer}, {"stream clients", o.StreamClients}, {"connection limit", o.MaxConns}, {"send buffer", o.SendBuffer},
 		{"header limit", o.MaxHeaderBytes}, {"header timeout", int(o.HeaderTimeout)}, {"write timeout", int(o.WriteTimeout)}} {
 		if l.v < 0 {
 			return nil, fmt.Errorf("%s %d: must not be negative", l.name, l.v)
@@ -128,6 +135,7 @@ func newServer(o Options, enc newEncoderFunc) (*Server, error) {
 	o.StreamClients = cmp0(o.StreamClients, DefaultStreamClients)
 	o.MaxConns = cmp0(o.MaxConns, DefaultMaxConns)
 	o.MaxHeaderBytes = cmp0(o.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	o.SendBuffer = cmp0(o.SendBuffer, DefaultSendBuffer)
 	o.HeaderTimeout = cmp0(o.HeaderTimeout, DefaultHeaderTimeout)
 	o.WriteTimeout = cmp0(o.WriteTimeout, DefaultWriteTimeout)
 	if o.Stats == nil {
