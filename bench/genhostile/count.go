@@ -21,10 +21,8 @@ var (
 	legitSrc = []byte{2, 0, 0, 0, 0, 2}
 )
 
-// count reads every capture file under the given directories (the
-// rejects directory and the files -exclude matches left out) and counts the genmirror frames 0..sent-1
-// found whole: its own length, not cut. A frame found twice, cut, or
-// outside the range is counted apart.
+// count prints the tally of the genmirror frames 0..sent-1 in the
+// capture files under the given directories.
 func count(args []string) error {
 	fl := flag.NewFlagSet("count", flag.ExitOnError)
 	sent := fl.Int("sent", 0, "genmirror frames sent: numbers 0 to `N`-1")
@@ -33,9 +31,28 @@ func count(args []string) error {
 	if *sent <= 0 || fl.NArg() == 0 {
 		return errors.New("need -sent and at least one directory")
 	}
-	seen := make([]bool, *sent)
-	var found, dup, cut, outside, files, other int
-	for _, dir := range fl.Args() {
+	t, err := tallyFiles(*sent, *exclude, fl.Args())
+	if err != nil {
+		return err
+	}
+	fmt.Printf("found=%d sent=%d kept_pct=%.3f duplicate=%d cut=%d outside=%d other=%d files=%d\n",
+		t.found, *sent, 100*float64(t.found)/float64(*sent), t.dup, t.cut, t.outside, t.other, t.files)
+	return nil
+}
+
+// tally counts what count found: frames found whole (each number once),
+// found again, cut, numbered past the range, other packets, and files.
+type tally struct {
+	found, dup, cut, outside, other, files int
+}
+
+// tallyFiles reads every capture file under paths (the rejects
+// directory and the files whose name matches exclude left out) and counts
+// the genmirror frames 0..sent-1 found whole: their own length, not cut.
+func tallyFiles(sent int, exclude string, paths []string) (tally, error) {
+	var t tally
+	seen := make([]bool, sent)
+	for _, dir := range paths {
 		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
@@ -50,39 +67,37 @@ func count(args []string) error {
 			if !strings.HasSuffix(name, ".pcapng") && !strings.HasSuffix(name, ".pcap") {
 				return nil
 			}
-			if ok, _ := filepath.Match(*exclude, d.Name()); ok {
+			if ok, _ := filepath.Match(exclude, d.Name()); ok {
 				return nil
 			}
-			files++
+			t.files++
 			return eachPacket(path, func(p *mirror.Packet) {
 				b := p.Data
-				if len(b) < 64 || string(b[:6]) != string(legitDst) || string(b[6:12]) != string(legitSrc) {
-					other++
+				if len(b) < 12 || string(b[:6]) != string(legitDst) || string(b[6:12]) != string(legitSrc) {
+					t.other++
 					return
 				}
-				if p.WireLen != len(b) || (len(b) != 64 && len(b) != 1514) {
-					cut++
+				if len(b) < 64 || p.WireLen != len(b) || (len(b) != 64 && len(b) != 1514) {
+					t.cut++
 					return
 				}
 				i := binary.BigEndian.Uint32(b[60:])
 				switch {
-				case int(i) >= *sent:
-					outside++
+				case int(i) >= sent:
+					t.outside++
 				case seen[i]:
-					dup++
+					t.dup++
 				default:
 					seen[i] = true
-					found++
+					t.found++
 				}
 			})
 		})
 		if err != nil {
-			return err
+			return t, err
 		}
 	}
-	fmt.Printf("found=%d sent=%d kept_pct=%.3f duplicate=%d cut=%d outside=%d other=%d files=%d\n",
-		found, *sent, 100*float64(found)/float64(*sent), dup, cut, outside, other, files)
-	return nil
+	return t, nil
 }
 
 // eachPacket calls f for every packet of a capture file.

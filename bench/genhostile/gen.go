@@ -48,12 +48,15 @@ func createPcap(name string) (*pcapWriter, error) {
 	return w, err
 }
 
-func (w *pcapWriter) write(frame []byte) error {
+func (w *pcapWriter) write(frame []byte) error { return w.writeRecord(frame, len(frame)) }
+
+// writeRecord writes a frame that was orig bytes long on the wire.
+func (w *pcapWriter) writeRecord(frame []byte, orig int) error {
 	w.t = w.t.Add(time.Microsecond)
 	binary.LittleEndian.PutUint32(w.rec[0:], uint32(w.t.Unix()))
 	binary.LittleEndian.PutUint32(w.rec[4:], uint32(w.t.Nanosecond()/1000))
 	binary.LittleEndian.PutUint32(w.rec[8:], uint32(len(frame)))
-	binary.LittleEndian.PutUint32(w.rec[12:], uint32(len(frame)))
+	binary.LittleEndian.PutUint32(w.rec[12:], uint32(orig))
 	w.w.Write(w.rec[:])
 	_, err := w.w.Write(frame)
 	return err
