@@ -6,9 +6,14 @@
 // sendmmsg(2) on AF_PACKET sockets that bypass the queueing discipline, from
 // several workers, so that the offered rate is set by the capture side and
 // not by the sender.
+//
+// With -vary-ip every frame leaves with its own outer IPv4 source address
+// and ID (a counter; the header checksum is fixed), so that a few fragments
+// in the file become an endless flood of distinct datagrams.
 package main
 
 import (
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -30,6 +35,7 @@ func main() {
 	pps := flag.Int("pps", 0, "frames per second in all (0: as fast as possible)")
 	workers := flag.Int("workers", 1, "sending threads, each with its own socket")
 	batch := flag.Int("batch", 64, "frames per sendmmsg call")
+	vary := flag.Bool("vary-ip", false, "give every IPv4 frame sent its own outer source address (in 10.128.0.0/9) and IP ID")
 	flag.Parse()
 	if *iface == "" || *file == "" || *count <= 0 || *workers <= 0 || *batch <= 0 {
 		flag.Usage()
@@ -40,7 +46,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "sendmirror:", err)
 		os.Exit(1)
 	}
-	sent, elapsed, err := send(*iface, frames, *count, *pps, *workers, *batch)
+	sent, elapsed, err := send(*iface, frames, *count, *pps, *workers, *batch, *vary)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sendmirror:", err)
 		os.Exit(1)
@@ -81,7 +87,7 @@ type mmsghdr struct {
 	_   [4]byte
 }
 
-func send(ifname string, frames [][]byte, count, pps, workers, batch int) (uint64, time.Duration, error) {
+func send(ifname string, frames [][]byte, count, pps, workers, batch int, vary bool) (uint64, time.Duration, error) {
 	ifi, err := ifindex(ifname)
 	if err != nil {
 		return 0, 0, err
@@ -100,7 +106,11 @@ func send(ifname string, frames [][]byte, count, pps, workers, batch int) (uint6
 		}
 		wg.Go(func() {
 			runtime.LockOSThread()
-			sent, err := worker(ifi, frames, w, n, float64(pps)/float64(workers), batch)
+			var v *varier
+			if vary {
+				v = &varier{next: uint64(w), step: uint64(workers)}
+			}
+			sent, err := worker(ifi, frames, w, n, float64(pps)/float64(workers), batch, v)
 			mu.Lock()
 			total += sent
 			if err != nil {
@@ -130,8 +140,9 @@ func ifindex(name string) (int, error) {
 }
 
 // worker sends n frames, starting at a different frame per worker, paced
-// at rate frames per second (0: unpaced) one batch at a time.
-func worker(ifi int, frames [][]byte, id, n int, rate float64, batch int) (uint64, error) {
+// at rate frames per second (0: unpaced) one batch at a time. With v, each
+// frame is sent from a copy that v rewrites.
+func worker(ifi int, frames [][]byte, id, n int, rate float64, batch int, v *varier) (uint64, error) {
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return 0, fmt.Errorf("packet socket: %w", err)
@@ -157,6 +168,9 @@ func worker(ifi int, frames [][]byte, id, n int, rate float64, batch int) (uint6
 		for i := range k {
 			f := frames[next%len(frames)]
 			next++
+			if v != nil {
+				f = v.vary(i, f)
+			}
 			iov[i].Base = &f[0]
 			iov[i].SetLen(len(f))
 		}
@@ -184,4 +198,44 @@ func worker(ifi int, frames [][]byte, id, n int, rate float64, batch int) (uint6
 		}
 	}
 	return sent, nil
+}
+
+// varier rewrites copies of frames so that no two it sends share an outer
+// IPv4 source address and ID: frame number c of all workers (workers take
+// c = w, w+step, ...) comes from 10.128.0.0 + c mod 2^23 with ID c / 2^23,
+// distinct for the first 2^39 frames.
+type varier struct {
+	next, step uint64
+	bufs       [][]byte // one per batch slot: the kernel reads them after the loop
+}
+
+func (v *varier) vary(slot int, f []byte) []byte {
+	for len(v.bufs) <= slot {
+		v.bufs = append(v.bufs, nil)
+	}
+	b := append(v.bufs[slot][:0], f...)
+	v.bufs[slot] = b
+	// Ethernet, then an IPv4 header; anything else leaves untouched.
+	if len(b) < 34 || b[12] != 0x08 || b[13] != 0x00 || b[14]>>4 != 4 {
+		return b
+	}
+	ihl := int(b[14]&0x0f) * 4
+	if ihl < 20 || len(b) < 14+ihl {
+		return b
+	}
+	c := v.next
+	v.next += v.step
+	ip := b[14 : 14+ihl]
+	binary.BigEndian.PutUint16(ip[4:], uint16(c>>23))
+	binary.BigEndian.PutUint32(ip[12:], 10<<24|128<<16|uint32(c&(1<<23-1)))
+	ip[10], ip[11] = 0, 0
+	var sum uint32
+	for i := 0; i < ihl; i += 2 {
+		sum += uint32(ip[i])<<8 | uint32(ip[i+1])
+	}
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
+	return b
 }
