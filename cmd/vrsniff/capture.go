@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -205,6 +206,20 @@ func runCapture(args []string) int {
 		return fail("capture", err)
 	}
 	sinks = append(sinks, srv.Hub())
+	// Listen now: a taken port or a bad certificate ends the start-up,
+	// before a packet is read.
+	var ln net.Listener
+	if *httpAddr != "" {
+		if ln, err = srv.Listen(*httpAddr, *tlsCert, *tlsKey); err != nil {
+			src.Close()
+			for _, r := range []*ring.Ring{files, rejects} {
+				if r != nil {
+					r.Close()
+				}
+			}
+			return fail("capture", err)
+		}
+	}
 
 	sinkErrs := map[string]bool{} // kinds logged; the pipeline calls SinkError from one goroutine
 	pl := &pipeline.Pipeline{
@@ -231,8 +246,8 @@ func runCapture(args []string) int {
 	httpDone := make(chan error, 1)
 	httpCtx, httpCancel := context.WithCancel(context.Background())
 	defer httpCancel()
-	if *httpAddr != "" {
-		go func() { httpDone <- srv.ListenAndServe(httpCtx, *httpAddr, *tlsCert, *tlsKey) }()
+	if ln != nil {
+		go func() { httpDone <- srv.Serve(httpCtx, ln, *tlsCert, *tlsKey) }()
 	} else {
 		httpDone <- nil
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -156,5 +157,32 @@ func TestCaptureHugeRecord(t *testing.T) {
 				t.Fatalf("%d files holding %d packets; final counters %v", len(files), packets, c)
 			}
 		})
+	}
+}
+
+// A port already taken ends the start-up with exit 1 and the reason,
+// before a packet is read; so does a certificate that does not load.
+func TestCaptureHTTPBindFails(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	in := testkit.FieldCase(t, "f01_tlv_lengths_16_and_2.pcap")
+	dir := filepath.Join(t.TempDir(), "caps")
+	_, stderr, code := run(t, nil, "capture", "--read", in, "--dir", dir, "--http", ln.Addr().String())
+	if code != exitFailure || !strings.Contains(stderr, "address already in use") {
+		t.Fatalf("port taken: exit %d\n%s", code, stderr)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("%d files written before the start-up failed", len(ents))
+	}
+	cert := filepath.Join(t.TempDir(), "cert.pem")
+	if err := os.WriteFile(cert, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code = run(t, nil, "capture", "--read", in, "--http", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", cert)
+	if code != exitFailure || !strings.Contains(stderr, "TLS") {
+		t.Fatalf("bad certificate: exit %d\n%s", code, stderr)
 	}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -34,21 +35,37 @@ func CheckListen(addr string, tokenSet bool) error {
 	return fmt.Errorf("listen address %q is not loopback: set a token to serve on it", addr)
 }
 
-// ListenAndServe checks addr with CheckListen, listens on it and serves
-// until ctx is done. With certFile and keyFile it serves HTTPS.
+// ListenAndServe listens on addr (see Listen) and serves until ctx is
+// done. With certFile and keyFile it serves HTTPS.
 func (s *Server) ListenAndServe(ctx context.Context, addr, certFile, keyFile string) error {
-	if err := CheckListen(addr, s.opts.Token != ""); err != nil {
+	ln, err := s.Listen(addr, certFile, keyFile)
+	if err != nil {
 		return err
 	}
+	return s.Serve(ctx, ln, certFile, keyFile)
+}
+
+// Listen checks addr with CheckListen and the TLS files, and listens on
+// addr, so that a daemon finds a taken port or a bad certificate when it
+// starts, before it reads a packet.
+func (s *Server) Listen(addr, certFile, keyFile string) (net.Listener, error) {
+	if err := CheckListen(addr, s.opts.Token != ""); err != nil {
+		return nil, err
+	}
 	if (certFile == "") != (keyFile == "") {
-		return errors.New("TLS needs both a certificate and a key")
+		return nil, errors.New("TLS needs both a certificate and a key")
+	}
+	if certFile != "" {
+		if _, err := tls.LoadX509KeyPair(certFile, keyFile); err != nil {
+			return nil, fmt.Errorf("TLS: %w", err)
+		}
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", addr, err)
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	s.allowHost(addr)
-	return s.Serve(ctx, ln, certFile, keyFile)
+	return ln, nil
 }
 
 // Serve serves on ln until ctx is done, then ends the live streams (each
