@@ -150,6 +150,10 @@ func runCapture(args []string) int {
 		return usageErr("capture", err.Error())
 	}
 
+	if *dir == "" && *httpAddr == "" {
+		return usageErr("capture", "nothing would be kept: give --dir (files) and/or --http (API, live stream)")
+	}
+
 	// Source.
 	so := capture.Options{
 		Ports: cfg.Ports, VXLANPorts: cfg.VXLANPorts, MirrorVLAN: cfg.MirrorVLAN, AllUDP: cfg.AutoPorts,

@@ -186,3 +186,12 @@ func TestCaptureHTTPBindFails(t *testing.T) {
 		t.Fatalf("bad certificate: exit %d\n%s", code, stderr)
 	}
 }
+
+// A capture that would keep nothing is refused instead of running silently.
+func TestCaptureNothingKept(t *testing.T) {
+	in := testkit.FieldCase(t, "f01_tlv_lengths_16_and_2.pcap")
+	_, stderr, code := run(t, nil, "capture", "--read", in)
+	if code != exitUsage || !strings.Contains(stderr, "nothing would be kept") {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+}
