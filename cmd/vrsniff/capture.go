@@ -287,6 +287,15 @@ loop:
 			if runErr != nil || !*linger || *read == "" {
 				break loop
 			}
+			// Lingering to serve a replayed file: nothing more will be
+			// written, so the files are finished and can be downloaded.
+			for _, r := range []*ring.Ring{files, rejects} {
+				if r != nil {
+					if err := r.Rotate(); err != nil {
+						log.Warn("close files at the end of the input", "err", err)
+					}
+				}
+			}
 		case <-hup:
 			if files != nil {
 				if err := files.Rotate(); err != nil {

@@ -195,3 +195,28 @@ func TestCaptureNothingKept(t *testing.T) {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
 }
+
+// A replayed file served with --linger ends with its files finished:
+// renamed from .part, listed as closed, ready to download.
+func TestCaptureLingerFinishesFiles(t *testing.T) {
+	in := testkit.FieldCase(t, "f13_long_k8s_names.pcap")
+	dir := filepath.Join(t.TempDir(), "caps")
+	d := startCapture(t, "linger-token-0123456789", "--read", in, "--linger", "--dir", dir)
+	d.waitFor("the end of the input", func() bool { return strings.Contains(d.stderr.String(), "source ended") })
+	d.waitFor("finished files", func() bool {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			return false
+		}
+		n := 0
+		for _, e := range ents {
+			if strings.HasSuffix(e.Name(), ".part") {
+				return false
+			}
+			if strings.HasSuffix(e.Name(), ".pcapng") {
+				n++
+			}
+		}
+		return n > 0
+	})
+}
