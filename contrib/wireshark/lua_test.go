@@ -162,6 +162,23 @@ func cases(t *testing.T) []testCase {
 
 func writePcap(t *testing.T, path string, cs []testCase) {
 	t.Helper()
+	recs := make([]record, len(cs))
+	for i, c := range cs {
+		recs[i] = record{c.frame, len(c.frame)}
+	}
+	writeRecords(t, path, recs)
+}
+
+// record is a captured frame and its length on the wire.
+type record struct {
+	data []byte
+	wire int
+}
+
+// writeRecords writes records as a pcap file of Ethernet frames, a
+// millisecond apart.
+func writeRecords(t *testing.T, path string, recs []record) {
+	t.Helper()
 	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
@@ -172,9 +189,9 @@ func writePcap(t *testing.T, path string, cs []testCase) {
 		t.Fatal(err)
 	}
 	ts := time.Unix(1700000000, 0)
-	for i, c := range cs {
-		ci := gopacket.CaptureInfo{Timestamp: ts.Add(time.Duration(i) * time.Millisecond), CaptureLength: len(c.frame), Length: len(c.frame)}
-		if err := w.WritePacket(ci, c.frame); err != nil {
+	for i, r := range recs {
+		ci := gopacket.CaptureInfo{Timestamp: ts.Add(time.Duration(i) * time.Millisecond), CaptureLength: len(r.data), Length: r.wire}
+		if err := w.WritePacket(ci, r.data); err != nil {
 			t.Fatal(err)
 		}
 	}

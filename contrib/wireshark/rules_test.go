@@ -4,15 +4,12 @@ import (
 	"bytes"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
@@ -33,26 +30,15 @@ type ruleCase struct {
 // writeCapture writes frames, cut to their snap length, as a pcap file.
 func writeCapture(t *testing.T, path string, cs []ruleCase) {
 	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	w := pcapgo.NewWriter(f)
-	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
-		t.Fatal(err)
-	}
-	ts := time.Unix(1700000000, 0)
+	recs := make([]record, len(cs))
 	for i, c := range cs {
 		data := c.frame
 		if c.snap > 0 {
 			data = data[:c.snap]
 		}
-		ci := gopacket.CaptureInfo{Timestamp: ts.Add(time.Duration(i) * time.Millisecond), CaptureLength: len(data), Length: len(c.frame)}
-		if err := w.WritePacket(ci, data); err != nil {
-			t.Fatal(err)
-		}
+		recs[i] = record{data, len(c.frame)}
 	}
+	writeRecords(t, path, recs)
 }
 
 func runRuleCases(t *testing.T, cs []ruleCase, args ...string) {
