@@ -19,8 +19,8 @@ import (
 
 const mirrorUsage = `usage: vrsniff mirror <create|list|delete|heat> [flags]
 
-  create   set a mirror up (--vn, --port/--vm, or --service-instance)
-  list     show the mirrors vrsniff created and their state
+  create   set a mirror up (--vn, --vn --per-port, --port/--vm, or --vn --service-instance)
+  list     show the mirrors vrsniff created and whether each works
   delete   remove a mirror and restore what it changed: vrsniff mirror delete NAME
   heat     write a Heat (HOT) template for the same setup plus the sniffer VM
 
@@ -121,6 +121,12 @@ func (a *apiFlags) provisioner() (*provision.Provisioner, error) {
 	return &provision.Provisioner{API: api, Log: log}, nil
 }
 
+// credentialsProject is the Contrail project the credentials are scoped
+// to, or nil when there are none (no authentication).
+func (a *apiFlags) credentialsProject(ctx context.Context) ([]string, error) {
+	return nil, nil
+}
+
 func first(s ...string) string {
 	for _, v := range s {
 		if v != "" {
@@ -171,19 +177,24 @@ func mirrorCreate(args []string) int {
 	var (
 		s        provision.Spec
 		si       bool
+		perPort  bool
+		wait     time.Duration
 		juniper  optBool
 		analyzer = &s.Analyzer
 		m        = &s.Match
 	)
 	fs.StringVar(&s.Name, "name", "", "mirror name (required); objects are named vrsniff-NAME")
-	fs.StringVar(&s.VN, "vn", "", "mirror this virtual network (domain:project:name) through a policy rule")
+	fs.StringVar(&s.VN, "vn", "", "mirror this virtual network (domain:project:name) through a dynamic mirror-only policy")
+	fs.BoolVar(&perPort, "per-port", false, "with --vn: mirror every port of the network instead (provider networks, ports with policy disabled)")
 	fs.StringVar(&s.Port, "port", "", "mirror this VM port (virtual-machine-interface UUID)")
 	fs.StringVar(&s.VM, "vm", "", "mirror a port of this VM (name or UUID)")
 	fs.IntVar(&s.Interface, "interface", 0, "with --vm: which port, 0 = first")
 	fs.BoolVar(&si, "service-instance", false, "mirror --vn to an analyzer service instance instead of an IP")
-	fs.StringVar(&s.TrafficDirection, "traffic-direction", "both", "port mirroring: ingress, egress or both")
+	fs.StringVar(&s.AnalyzerSI, "analyzer-si", "", "with --service-instance: mirror to this existing analyzer service instance (domain:project:name)")
+	fs.StringVar(&s.TrafficDirection, "traffic-direction", "both", "port mirroring: ingress (packets the VM sends), egress (packets delivered to it) or both")
+	fs.DurationVar(&wait, "wait", provision.DefaultWait, "how long to wait for the schema transformer to compile a policy mirror before rolling back")
 	fs.StringVar(&analyzer.IP, "analyzer-ip", "", "analyzer IP address")
-	fs.IntVar(&analyzer.UDPPort, "udp-port", provision.DefaultUDPPort, "analyzer UDP port")
+	fs.IntVar(&analyzer.UDPPort, "udp-port", 0, "analyzer UDP port (default 8099)")
 	fs.Var(&juniper, "juniper-header", "send the Juniper metadata header (true/false; 3.1+; default: server's, true)")
 	fs.StringVar(&analyzer.NHMode, "nh-mode", "", "next-hop mode: dynamic or static (3.1+)")
 	fs.StringVar(&analyzer.MAC, "analyzer-mac", "", "analyzer MAC address (3.1+)")
@@ -191,14 +202,14 @@ func mirrorCreate(args []string) int {
 	fs.StringVar(&analyzer.VTEPMAC, "vtep-mac", "", "static next hop: VTEP MAC address")
 	fs.IntVar(&analyzer.VNI, "vni", 0, "static next hop: VXLAN VNI")
 	fs.IntVar(&analyzer.NICVLAN, "nic-vlan", 0, "NIC-assisted mirroring on this VLAN (4.0+)")
-	fs.StringVar(&m.Protocol, "protocol", "any", "match: any, tcp, udp, icmp, icmp6 or a number")
-	fs.StringVar(&m.Direction, "direction", "<>", "match: <> both ways, > from the network only")
+	fs.StringVar(&m.Protocol, "protocol", "", "match: any, tcp, udp, icmp, icmp6 or a number")
+	fs.StringVar(&m.Direction, "direction", "", "match: <> both ways, > from the network only")
 	fs.StringVar(&m.SrcCIDR, "src", "", "match: source subnet instead of the whole network")
 	fs.StringVar(&m.DstCIDR, "dst", "", "match: destination subnet")
 	fs.StringVar(&m.SrcPorts, "src-port", "", "match: source port or range N-M")
 	fs.StringVar(&m.DstPorts, "dst-port", "", "match: destination port or range N-M")
 	fs.StringVar(&m.OtherVN, "other-vn", "", "match: traffic to/from this network only")
-	fs.StringVar(&s.AnalyzerVN, "analyzer-vn", "", "service instance: network of the analyzer's left interface (default --vn)")
+	fs.StringVar(&s.AnalyzerVN, "analyzer-vn", "", "the analyzer's network: of its left interface with --service-instance (default --vn); its routing instance with --juniper-header=false")
 	fs.StringVar(&s.SnifferPort, "sniffer-port", "", "service instance: link this port of the sniffer VM to the instance")
 	if err := fs.Parse(args); err != nil {
 		return usageCode(err)
@@ -211,10 +222,16 @@ func mirrorCreate(args []string) int {
 	switch {
 	case s.Name == "":
 		return usageErr("mirror", "--name is required")
-	case si && s.VN == "":
-		return usageErr("mirror", "--service-instance needs --vn")
+	case (si || perPort) && s.VN == "":
+		return usageErr("mirror", "--service-instance and --per-port need --vn")
+	case si && perPort:
+		return usageErr("mirror", "give --service-instance or --per-port, not both")
 	case si:
 		s.Kind = provision.KindServiceInstance
+	case perPort && (s.Port != "" || s.VM != ""):
+		return usageErr("mirror", "--per-port mirrors the ports of --vn: leave out --port/--vm")
+	case perPort:
+		s.Kind = provision.KindPerPort
 	case s.VN != "" && (s.Port != "" || s.VM != ""):
 		return usageErr("mirror", "give --vn or --port/--vm, not both")
 	case s.VN != "":
@@ -235,32 +252,72 @@ func mirrorCreate(args []string) int {
 	if err != nil {
 		return fail("mirror", err)
 	}
+	p.Wait = wait
 	ctx, stop := signalContext()
 	defer stop()
 	res, err := p.Create(ctx, s)
 	if err != nil {
 		return fail("mirror", fmt.Errorf("create mirror %s: %w", s.Name, err))
 	}
+	mr := res.Mirror
 	switch {
 	case a.dryRun:
 		fmt.Fprintf(os.Stderr, "dry run: nothing was changed\n")
 	case res.Created:
-		fmt.Printf("created mirror %s: %s %s -> %s\n", s.Name, res.Mirror.Kind, res.Mirror.Target, res.Mirror.Analyzer)
+		fmt.Printf("created mirror %s: %s %s -> %s (%s)\n", s.Name, mr.Mechanism, mr.Target, mr.Analyzer, mr.AnalyzerName)
 	default:
-		fmt.Printf("mirror %s already exists: %s %s -> %s\n", s.Name, res.Mirror.Kind, res.Mirror.Target, res.Mirror.Analyzer)
+		fmt.Printf("mirror %s already exists: %s %s -> %s (%s)\n", s.Name, mr.Mechanism, mr.Target, mr.Analyzer, mr.AnalyzerName)
+	}
+	for _, w := range res.Warnings {
+		fmt.Fprintf(os.Stderr, "warning: %s\n", w)
 	}
 	return exitOK
 }
 
+// scopeFlags say which projects list and delete look in.
+type scopeFlags struct{ all bool }
+
+func (f *scopeFlags) register(fs *flag.FlagSet) {
+	fs.BoolVar(&f.all, "all-projects", false, "look in every project the credentials can read (default: --project, else the credentials' project)")
+}
+
+// projects resolves the scope: --project, --all-projects, else the
+// project the credentials are scoped to; nil means every readable project.
+func (f *scopeFlags) projects(ctx context.Context, a *apiFlags) ([][]string, error) {
+	if f.all {
+		if a.project != "" {
+			return nil, fmt.Errorf("give --project or --all-projects, not both")
+		}
+		return nil, nil
+	}
+	if a.project != "" {
+		p, err := splitProject(a.project)
+		return [][]string{p}, err
+	}
+	p, err := a.credentialsProject(ctx)
+	if err != nil || p == nil {
+		return nil, err
+	}
+	return [][]string{p}, nil
+}
+
 func mirrorList(args []string) int {
 	fs := flag.NewFlagSet("vrsniff mirror list", flag.ContinueOnError)
-	var a apiFlags
+	var (
+		a      apiFlags
+		scope  scopeFlags
+		format string
+	)
 	a.register(fs, false)
+	scope.register(fs)
+	fs.StringVar(&format, "o", "table", "output: table (for people) or json (every check, for scripts)")
 	if err := fs.Parse(args); err != nil {
 		return usageCode(err)
 	}
-	project, err := splitProject(first(a.project, "default-domain:admin"))
-	if err != nil {
+	if format != "table" && format != "json" {
+		return usageErr("mirror", fmt.Sprintf("-o %q: want table or json", format))
+	}
+	if _, err := splitProject(a.project); err != nil {
 		return usageErr("mirror", err.Error())
 	}
 	p, err := a.provisioner()
@@ -269,11 +326,20 @@ func mirrorList(args []string) int {
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	ms, err := p.List(ctx, project)
+	projects, err := scope.projects(ctx, &a)
+	if err != nil {
+		return fail("mirror", err)
+	}
+	ms, err := p.List(ctx, projects)
 	if err != nil {
 		return fail("mirror", fmt.Errorf("list mirrors: %w", err))
 	}
-	if err := provision.Print(os.Stdout, ms); err != nil {
+	if format == "json" {
+		err = provision.PrintJSON(os.Stdout, ms)
+	} else {
+		err = provision.Print(os.Stdout, ms)
+	}
+	if err != nil {
 		return fail("mirror", err)
 	}
 	return exitOK
@@ -281,26 +347,40 @@ func mirrorList(args []string) int {
 
 func mirrorDelete(args []string) int {
 	fs := flag.NewFlagSet("vrsniff mirror delete", flag.ContinueOnError)
-	var a apiFlags
+	var (
+		a     apiFlags
+		scope scopeFlags
+		wait  time.Duration
+	)
 	a.register(fs, true)
+	scope.register(fs)
+	fs.DurationVar(&wait, "wait", provision.DefaultWait, "how long to wait for the schema transformer to remove a policy mirror's rules")
 	if err := fs.Parse(args); err != nil {
 		return usageCode(err)
 	}
 	if fs.NArg() != 1 {
 		return usageErr("mirror", "usage: vrsniff mirror delete [flags] NAME")
 	}
-	project, err := splitProject(first(a.project, "default-domain:admin"))
-	if err != nil {
+	if _, err := splitProject(a.project); err != nil {
 		return usageErr("mirror", err.Error())
 	}
 	p, err := a.provisioner()
 	if err != nil {
 		return fail("mirror", err)
 	}
+	p.Wait = wait
 	ctx, stop := signalContext()
 	defer stop()
+	projects, err := scope.projects(ctx, &a)
+	if err != nil {
+		return fail("mirror", err)
+	}
 	name := fs.Arg(0)
-	if err := p.Delete(ctx, project, name); err != nil {
+	notes, err := p.Delete(ctx, projects, name)
+	for _, n := range notes {
+		fmt.Fprintf(os.Stderr, "note: %s\n", n)
+	}
+	if err != nil {
 		return fail("mirror", err)
 	}
 	if !a.dryRun {

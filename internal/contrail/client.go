@@ -109,6 +109,10 @@ func HTTPClient(caFile string, insecure bool, timeout time.Duration) (*http.Clie
 	return &http.Client{Transport: tr, Timeout: timeout}, nil
 }
 
+// DryRun reports whether the client prints changes instead of sending
+// them.
+func (c *Client) DryRun() bool { return c.dryRun != nil }
+
 // Endpoint returns the config API base URL.
 func (c *Client) Endpoint() string { return c.base.String() }
 
@@ -140,6 +144,30 @@ func (c *Client) Create(ctx context.Context, typ string, obj any) (string, error
 func (c *Client) Read(ctx context.Context, typ, uuid string, out any) error {
 	var raw map[string]json.RawMessage
 	if err := c.do(ctx, http.MethodGet, "/"+typ+"/"+url.PathEscape(uuid), nil, &raw, false); err != nil {
+		return err
+	}
+	body, ok := raw[typ]
+	if !ok {
+		return fmt.Errorf("read %s %s: the answer has no %q object", typ, uuid, typ)
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("read %s %s: %w", typ, uuid, err)
+	}
+	return nil
+}
+
+// ReadFields fetches one object asking for fields by name (GET
+// /<type>/<uuid>?fields=a,b) and decodes its content into out. The server
+// then answers with those fields and the object's identity (uuid,
+// fq_name, parent) only: back references and children, which a plain read
+// may leave out, come only when named here.
+func (c *Client) ReadFields(ctx context.Context, typ, uuid string, fields []string, out any) error {
+	var raw map[string]json.RawMessage
+	path := "/" + typ + "/" + url.PathEscape(uuid)
+	if len(fields) > 0 {
+		path += "?" + url.Values{"fields": {strings.Join(fields, ",")}}.Encode()
+	}
+	if err := c.do(ctx, http.MethodGet, path, nil, &raw, false); err != nil {
 		return err
 	}
 	body, ok := raw[typ]
@@ -205,13 +233,18 @@ func (c *Client) DeleteByFQName(ctx context.Context, typ string, fqName []string
 	return c.Delete(ctx, typ, id)
 }
 
-// List returns the content of every object of type typ, with all fields
-// (detail=True); parentUUID, when set, limits the list to one parent's
-// children.
-func (c *Client) List(ctx context.Context, typ, parentUUID string) ([]json.RawMessage, error) {
+// List returns the content of every object of type typ (detail=True);
+// parentUUID, when set, limits the list to one parent's children. A
+// detail list carries properties and forward references only: back
+// references and children come only when named in fields (the real
+// server's rule, see the spec's "What the real API server does").
+func (c *Client) List(ctx context.Context, typ, parentUUID string, fields ...string) ([]json.RawMessage, error) {
 	q := url.Values{"detail": {"True"}}
 	if parentUUID != "" {
 		q.Set("parent_id", parentUUID)
+	}
+	if len(fields) > 0 {
+		q.Set("fields", strings.Join(fields, ","))
 	}
 	var out map[string][]map[string]json.RawMessage
 	if err := c.do(ctx, http.MethodGet, "/"+Plural(typ)+"?"+q.Encode(), nil, &out, false); err != nil {

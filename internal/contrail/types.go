@@ -63,7 +63,9 @@ type MirrorActionType struct {
 
 // ActionListType is a policy rule's action.
 type ActionListType struct {
-	SimpleAction string            `json:"simple_action"`
+	// SimpleAction is pass or deny; empty in a mirror-only rule, which
+	// changes nothing about what is allowed.
+	SimpleAction string            `json:"simple_action,omitempty"`
 	MirrorTo     *MirrorActionType `json:"mirror_to,omitempty"`
 	ApplyService []string          `json:"apply_service,omitempty"`
 	Log          *bool             `json:"log,omitempty"`
@@ -162,4 +164,33 @@ type Common struct {
 	ParentUUID  string         `json:"parent_uuid,omitempty"`
 	DisplayName string         `json:"display_name,omitempty"`
 	Annotations *KeyValuePairs `json:"annotations,omitempty"`
+}
+
+// MatchConditionType is what a compiled ACL rule matches: one address and
+// one port range a side, unlike a policy rule's lists.
+type MatchConditionType struct {
+	Protocol   string      `json:"protocol"`
+	SrcAddress AddressType `json:"src_address"`
+	SrcPort    PortType    `json:"src_port"`
+	DstAddress AddressType `json:"dst_address"`
+	DstPort    PortType    `json:"dst_port"`
+	Ethertype  string      `json:"ethertype,omitempty"`
+}
+
+// AclRuleType is one rule of a compiled access-control-list. RuleUUID is
+// the policy rule's rule_uuid it came from, or one of the schema
+// transformer's fixed UUIDs for its implicit rules.
+type AclRuleType struct {
+	RuleUUID       string             `json:"rule_uuid,omitempty"`
+	Direction      string             `json:"direction,omitempty"`
+	MatchCondition MatchConditionType `json:"match_condition"`
+	ActionList     ActionListType     `json:"action_list"`
+}
+
+// AclEntriesType is an access-control-list's content: the VN's static ACL
+// (Dynamic false, terminal first match) or its "dynamic" ACL (policies
+// attached with a timer, evaluated first and non-terminally).
+type AclEntriesType struct {
+	Dynamic bool          `json:"dynamic"`
+	AclRule []AclRuleType `json:"acl_rule"`
 }
