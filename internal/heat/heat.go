@@ -75,6 +75,8 @@ const (
 	// The fq_name comes first: re.match takes the first alternative that
 	// matches a prefix, and a UUID has no colon.
 	objectPattern = fqNamePattern + `|` + uuidPattern
+	// The mirror rule of a new network matches IPv4 (ethertype).
+	ipv4Pattern = `[0-9]{1,3}(\.[0-9]{1,3}){3}`
 )
 
 // matchesWhole reports whether s matches pattern the way Heat's
@@ -354,7 +356,7 @@ func (b *builder) analyzer() {
 			// would mirror again. The address is a parameter because the
 			// policy needs it before the network (and so the port) exists.
 			p["capture_address"] = param{Type: "string", Description: "the capture port's address in target_cidr (the vRouters mirror to it)",
-				Constraints: []any{map[string]any{"custom_constraint": "ip_addr"}}}
+				Constraints: append(pattern(ipv4Pattern, "an IPv4 address"), map[string]any{"custom_constraint": "ip_addr"})}
 			r["capture_port"] = resource{Type: "OS::ContrailV2::VirtualMachineInterface", Properties: map[string]any{
 				"name":                 b.obj + "-capture",
 				"project":              getParam("project_fq_name"),
@@ -501,7 +503,7 @@ func (b *builder) newNetwork() {
 	p["target_network_name"] = param{Type: "string", Description: "name of the network the stack creates and mirrors",
 		Default: b.obj + "-net"}
 	p["target_cidr"] = param{Type: "string", Description: "its IPv4 subnet, e.g. 192.168.50.0/24",
-		Constraints: []any{map[string]any{"custom_constraint": "net_cidr"}}}
+		Constraints: append(pattern(ipv4Pattern+`/[0-9]{1,2}`, "an IPv4 prefix"), map[string]any{"custom_constraint": "net_cidr"})}
 	p["network_ipam"] = param{Type: "string", Description: "IPAM of the subnet: UUID or domain:project:name",
 		Default:     "default-domain:default-project:default-network-ipam",
 		Constraints: pattern(objectPattern, "a UUID or domain:project:name")}
