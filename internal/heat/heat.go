@@ -8,7 +8,7 @@
 // Fabric Heat plugin's OS::Contrail::AttachPolicy cannot set the reference's
 // timer and puts the policy first (sequence 0.0), so what it attaches is a
 // static policy whose pass rule overrides every deny of the network
-// (docs/contrail-api.md, "How policies become ACLs" and "Heat"). For an
+// (docs/mirror.md, "Why the template does not attach the mirror itself"). For an
 // existing network the stack outputs the "vrsniff mirror create" command
 // that attaches a dynamic, mirror-only policy instead. Heat mirrors by itself
 // only objects the stack owns:
@@ -496,8 +496,11 @@ func (b *builder) workloadPort() {
 
 // newNetwork adds the mirrored network and its mirror-only policy. The
 // reference carries a timer, which makes the policy dynamic; its rule
-// names the network "local" (the network it is attached to), since the
-// policy exists before the network does.
+// names the network "local", since the policy exists before the network
+// does. Both as the schema transformer reads them (tf-controller,
+// schema_transformer/resources/virtual_network.py: a reference whose timer
+// is not None goes to the "dynamic" ACL; "local" stands for the network
+// the policy is attached to).
 func (b *builder) newNetwork() {
 	p := b.t.Parameters
 	p["target_network_name"] = param{Type: "string", Description: "name of the network the stack creates and mirrors",
