@@ -393,9 +393,12 @@ func mirrorHeat(args []string) int {
 	fs := flag.NewFlagSet("vrsniff mirror heat", flag.ContinueOnError)
 	var o heat.Options
 	var out string
-	fs.StringVar(&o.Mode, "mode", heat.ModePolicy, "policy (mirror to the sniffer's IP) or service-instance")
+	fs.StringVar(&o.Mode, "mode", heat.ModePolicy, "what the vRouters mirror to: policy (the sniffer's capture IP) or service-instance (an analyzer service instance)")
+	fs.StringVar(&o.Target, "target", heat.TargetNetwork, "what is mirrored: network (an existing one; the stack outputs the mirror create command that attaches it), "+
+		"port (a workload port the stack creates on it) or new-network (a network the stack creates)")
 	fs.StringVar(&o.Name, "name", "sniffer", "mirror name; objects are named vrsniff-NAME")
-	fs.StringVar(&o.TargetVN, "vn", "", "default for target_network_fq_name (domain:project:name)")
+	fs.StringVar(&o.TargetVN, "vn", "", "default for target_network: its UUID or domain:project:name")
+	fs.StringVar(&o.Project, "project", "", "default for project_fq_name, domain:project (default: the project of --vn)")
 	fs.StringVar(&o.Image, "image", "", "default for the image parameter")
 	fs.StringVar(&o.Flavor, "flavor", "", "default for the flavor parameter")
 	fs.StringVar(&o.VrsniffURL, "vrsniff-url", "", "default for the vrsniff_url parameter (where the VM downloads vrsniff)")
