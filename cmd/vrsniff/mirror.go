@@ -22,7 +22,7 @@ const mirrorUsage = `usage: vrsniff mirror <create|list|delete|heat> [flags]
   create   set a mirror up (--vn, --vn --per-port, --port/--vm, or --vn --service-instance)
   list     show the mirrors vrsniff created and whether each works
   delete   remove a mirror and restore what it changed: vrsniff mirror delete NAME
-  heat     write a Heat (HOT) template for the same setup plus the sniffer VM
+  heat     write a Heat (HOT) template that deploys the sniffer VM (and mirrors what it can safely)
 
 Run "vrsniff mirror <sub-command> -h" for its flags.
 `
@@ -184,7 +184,7 @@ func mirrorCreate(args []string) int {
 		m        = &s.Match
 	)
 	fs.StringVar(&s.Name, "name", "", "mirror name (required); objects are named vrsniff-NAME")
-	fs.StringVar(&s.VN, "vn", "", "mirror this virtual network (domain:project:name) through a dynamic mirror-only policy")
+	fs.StringVar(&s.VN, "vn", "", "mirror this virtual network (domain:project:name or UUID) through a dynamic mirror-only policy")
 	fs.BoolVar(&perPort, "per-port", false, "with --vn: mirror every port of the network instead (provider networks, ports with policy disabled)")
 	fs.StringVar(&s.Port, "port", "", "mirror this VM port (virtual-machine-interface UUID)")
 	fs.StringVar(&s.VM, "vm", "", "mirror a port of this VM (name or UUID)")

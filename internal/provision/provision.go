@@ -53,6 +53,18 @@ func (p *Provisioner) Create(ctx context.Context, s Spec) (Result, error) {
 	if err := s.Check(); err != nil {
 		return Result{}, err
 	}
+	if s.Kind != KindPort && isUUID(s.VN) {
+		// Names, annotations and the default project follow the
+		// network's fq_name.
+		n, err := p.readNetwork(ctx, s.VN)
+		if err != nil {
+			return Result{}, err
+		}
+		s.VN = colon(n.FQName)
+		if err := s.Check(); err != nil {
+			return Result{}, err
+		}
+	}
 	switch s.Kind {
 	case KindPort:
 		return p.createPort(ctx, &s)

@@ -145,8 +145,8 @@ func (s *Spec) Check() error {
 	}
 	switch s.Kind {
 	case KindPolicy, KindServiceInstance, KindPerPort:
-		if err := checkFQ(s.VN, 3); err != nil {
-			return fmt.Errorf("network: %w", err)
+		if err := checkFQ(s.VN, 3); err != nil && !isUUID(s.VN) {
+			return fmt.Errorf("network (a UUID or domain:project:name): %w", err)
 		}
 		if s.Kind != KindPerPort {
 			if err := s.Match.check(); err != nil {
@@ -271,6 +271,10 @@ func (s *Spec) checkAnalyzer() error {
 	}
 	return nil
 }
+
+var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+func isUUID(s string) bool { return uuidRE.MatchString(s) }
 
 func checkFQ(fq string, n int) error {
 	p := strings.Split(fq, ":")
