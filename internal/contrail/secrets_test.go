@@ -5,45 +5,12 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vrsniff/vrsniff/internal/contrail"
 )
-
-// A clouds.yaml that other users can read holds a password they can read:
-// it is refused, naming the file and the fix.
-func TestLoadCloudRefusesOpenFile(t *testing.T) {
-	name := filepath.Join(t.TempDir(), "clouds.yaml")
-	const doc = "clouds:\n  lab:\n    auth:\n      auth_url: http://keystone:5000/v3\n      username: admin\n      password: pw-in-clouds-yaml\n"
-	if err := os.WriteFile(name, []byte(doc), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	getenv := func(k string) string {
-		if k == "OS_CLIENT_CONFIG_FILE" {
-			return name
-		}
-		return ""
-	}
-	for _, mode := range []os.FileMode{0o644, 0o604} {
-		if err := os.Chmod(name, mode); err != nil {
-			t.Fatal(err)
-		}
-		_, err := contrail.LoadCloud("lab", getenv)
-		if err == nil || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "chmod 600 "+name) {
-			t.Errorf("mode %04o: %v", mode, err)
-		}
-	}
-	if err := os.Chmod(name, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if c, err := contrail.LoadCloud("lab", getenv); err != nil || string(c.Password) != "pw-in-clouds-yaml" {
-		t.Errorf("mode 0600: %+v, %v", c, err)
-	}
-}
 
 // A config API URL with userinfo is used as given (Go sends it as basic
 // authentication) but never printed: not in dry-run output, not in errors.
@@ -83,8 +50,10 @@ func TestEndpointUserinfoRedacted(t *testing.T) {
 	if err := c.Delete(context.Background(), "network-policy", "x"); err == nil || leaks(err.Error()) {
 		t.Errorf("connection error: %v", err)
 	}
-	k := &contrail.Keystone{Creds: contrail.Credentials{AuthURL: withInfo + "/v3", Username: "admin", Password: "pw"},
-		HTTP: &http.Client{Timeout: time.Second}}
+	k, err := contrail.NewKeystone(contrail.Credentials{AuthURL: withInfo + "/v3", Username: "admin", Password: "pw"}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := k.Token(context.Background(), false); err == nil || leaks(err.Error()) {
 		t.Errorf("keystone connection error: %v", err)
 	}
