@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/vrsniff/vrsniff/internal/contrail"
@@ -71,15 +72,15 @@ func (a *apiFlags) register(fs *flag.FlagSet, dryRun bool) {
 		name, help string
 	}{
 		{&c.Cloud, "os-cloud", "clouds.yaml entry with the Keystone credentials"},
-		{&c.AuthType, "os-auth-type", "password, token or v3applicationcredential (default: from the credentials given)"},
+		{&c.AuthType, "os-auth-type", "password, token or v3applicationcredential|else from the credentials given"},
 		{&c.AuthURL, "os-auth-url", "Keystone URL"},
 		{&c.Username, "os-username", "user name"},
 		{&c.UserID, "os-user-id", "user ID"},
-		{&c.UserDomainName, "os-user-domain-name", "domain of the user (default: the default domain)"},
+		{&c.UserDomainName, "os-user-domain-name", "domain of the user|else the default domain"},
 		{&c.UserDomainID, "os-user-domain-id", "domain ID of the user"},
 		{&c.ProjectName, "os-project-name", "project to scope the token to"},
 		{&c.ProjectID, "os-project-id", "project ID to scope the token to"},
-		{&c.ProjectDomainName, "os-project-domain-name", "domain of the project (default: the default domain)"},
+		{&c.ProjectDomainName, "os-project-domain-name", "domain of the project|else the default domain"},
 		{&c.ProjectDomainID, "os-project-domain-id", "domain ID of the project"},
 		{&c.ApplicationCredentialID, "os-application-credential-id", "application credential ID"},
 		{&c.ApplicationCredentialName, "os-application-credential-name", "application credential name (with the user)"},
@@ -88,18 +89,28 @@ func (a *apiFlags) register(fs *flag.FlagSet, dryRun bool) {
 		{&c.Cert, "os-cert", "PEM client certificate for Keystone"},
 		{&c.Key, "os-key", "PEM private key of --os-cert"},
 	} {
-		fs.StringVar(f.p, f.name, "", f.help+" (default $"+envName(f.name)+")")
+		fs.StringVar(f.p, f.name, "", osUsage(f.name, f.help))
 	}
 	for _, f := range []struct {
 		p          *contrail.Secret
 		name, help string
 	}{
-		{&c.Password, "os-password", "password; other users can see it in ps: prefer OS_PASSWORD or secure.yaml"},
-		{&c.ApplicationCredentialSecret, "os-application-credential-secret", "application credential secret; other users can see it in ps"},
-		{&c.Token, "os-token", "an existing Keystone token; other users can see it in ps"},
+		{&c.Password, "os-password", "`password`; other users can see it in ps: prefer OS_PASSWORD or secure.yaml"},
+		{&c.ApplicationCredentialSecret, "os-application-credential-secret", "application credential `secret`; other users can see it in ps"},
+		{&c.Token, "os-token", "an existing Keystone `token`; other users can see it in ps"},
 	} {
-		fs.Var((*secretFlag)(f.p), f.name, f.help+" (default $"+envName(f.name)+")")
+		fs.Var((*secretFlag)(f.p), f.name, osUsage(f.name, f.help))
 	}
+}
+
+// osUsage is the help of a --os-* flag: what it is, and that it defaults to
+// its variable, then to what follows a "|" in help.
+func osUsage(name, help string) string {
+	help, otherwise, ok := strings.Cut(help, "|")
+	if ok {
+		otherwise = ", " + otherwise
+	}
+	return help + " (default $" + envName(name) + otherwise + ")"
 }
 
 // envName is the variable that a --os-* flag overrides: --os-auth-url is
