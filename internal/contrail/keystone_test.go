@@ -2,7 +2,16 @@ package contrail_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"math/big"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -426,4 +435,85 @@ func TestCloudNotFound(t *testing.T) {
 	if _, err := contrail.NewKeystone(contrail.Credentials{Cloud: "lab"}, time.Second); err == nil || !strings.Contains(err.Error(), "no password") {
 		t.Errorf("no password anywhere: %v", err)
 	}
+}
+
+// TLS settings reach Keystone and, through TLSConfig, the config API: a CA
+// file (--os-cacert, or cacert in clouds.yaml), verification off, and a
+// client certificate for a Keystone that demands one.
+func TestKeystoneTLS(t *testing.T) {
+	home := isolate(t)
+	f := fakeapi.New(fakeapi.Options{Keystone: true, Username: "admin", Password: pw, Project: "admin"})
+	srv := httptest.NewUnstartedServer(f)
+	srv.TLS = &tls.Config{ClientAuth: tls.RequireAnyClientCert}
+	srv.StartTLS()
+	defer srv.Close()
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	cert, key := filepath.Join(dir, "client.pem"), filepath.Join(dir, "client.key")
+	certPEM, keyPEM := clientCert(t)
+	for name, b := range map[string][]byte{ca: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}),
+		cert: certPEM, key: keyPEM} {
+		if err := os.WriteFile(name, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	yes := true
+	base := contrail.Credentials{AuthURL: srv.URL + "/v3", Username: "admin", Password: pw, ProjectName: "admin"}
+	for _, tc := range []struct {
+		name  string
+		c     contrail.Credentials
+		cloud string
+		ok    bool
+	}{
+		{"no CA", with(base, func(c *contrail.Credentials) { c.Cert, c.Key = cert, key }), "", false},
+		{"no client certificate", with(base, func(c *contrail.Credentials) { c.CACert = ca }), "", false},
+		{"CA and client certificate", with(base, func(c *contrail.Credentials) { c.CACert, c.Cert, c.Key = ca, cert, key }), "", true},
+		{"insecure", with(base, func(c *contrail.Credentials) { c.Insecure, c.Cert, c.Key = &yes, cert, key }), "", true},
+		{"clouds.yaml", contrail.Credentials{Cloud: "tls"}, "clouds:\n  tls:\n    cacert: " + ca + "\n    cert: " + cert + "\n    key: " + key +
+			"\n    auth:\n      auth_url: " + srv.URL + "\n      username: admin\n      password: " + pw + "\n      project_name: admin\n", true},
+	} {
+		writeFiles(t, home, "", map[string]string{"HOME/.config/openstack/clouds.yaml": tc.cloud})
+		k, err := contrail.NewKeystone(tc.c, 5*time.Second)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: k.TLSConfig()}}
+		api, _ := contrail.New(contrail.Config{Endpoint: srv.URL, Auth: k, HTTP: hc, Retries: -1})
+		_, err = api.List(context.Background(), "virtual-network", "")
+		if (err == nil) != tc.ok || err != nil && strings.Contains(err.Error(), pw) {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+	if err := os.Chmod(key, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := contrail.NewKeystone(with(base, func(c *contrail.Credentials) { c.Cert, c.Key = cert, key }), time.Second); err == nil ||
+		!strings.Contains(err.Error(), "chmod 600 "+key) {
+		t.Errorf("key open to every user: %v", err)
+	}
+}
+
+func with(c contrail.Credentials, f func(*contrail.Credentials)) contrail.Credentials {
+	f(&c)
+	return c
+}
+
+// clientCert returns a self-signed client certificate and its key, in PEM.
+func clientCert(t *testing.T) (cert, key []byte) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "vrsniff"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
 }
