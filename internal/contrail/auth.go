@@ -54,11 +54,7 @@ type Keystone struct {
 // none). Errors name what is missing or which file is refused; they never
 // hold a secret.
 func NewKeystone(c Credentials, timeout time.Duration) (*Keystone, error) {
-	return newKeystone(c, timeout, os.Getenv)
-}
-
-func newKeystone(c Credentials, timeout time.Duration, getenv func(string) string) (*Keystone, error) {
-	r, err := c.resolve(getenv)
+	r, err := c.resolve(os.Getenv)
 	if err != nil {
 		return nil, err
 	}
