@@ -418,6 +418,13 @@ func TestCloudFilesRefused(t *testing.T) {
 		if f.TokensIssued() != 1 {
 			t.Errorf("%s: %d tokens issued, want 1 (after the fix)", tc.file, f.TokensIssued())
 		}
+		// Files are created in the process's group, which may read them.
+		if err := os.Chmod(name, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := use(t, srv, contrail.Credentials{Cloud: "lab"}); err != nil {
+			t.Errorf("%s mode 0640, own group: %v", tc.file, err)
+		}
 	}
 }
 
