@@ -5,14 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/vrsniff/vrsniff/internal/contrail"
 	"github.com/vrsniff/vrsniff/internal/heat"
 	"github.com/vrsniff/vrsniff/internal/provision"
 )
@@ -47,84 +45,6 @@ func runMirror(args []string) int {
 	}
 	fmt.Fprintf(os.Stderr, "vrsniff mirror: unknown sub-command %q\n%s", args[0], mirrorUsage)
 	return exitUsage
-}
-
-// defaultAPI is the config API address on a controller node.
-const defaultAPI = "http://127.0.0.1:8082"
-
-// apiFlags are the connection flags every API sub-command takes.
-type apiFlags struct {
-	endpoint string
-	cloud    string
-	noAuth   bool
-	caFile   string
-	insecure bool
-	timeout  time.Duration
-	project  string
-	dryRun   bool
-	verbose  bool
-}
-
-func (a *apiFlags) register(fs *flag.FlagSet, dryRun bool) {
-	// The default is resolved after parsing, so that -h never prints a
-	// password that CONTRAIL_API may carry.
-	fs.StringVar(&a.endpoint, "api", "", "config API URL (default $CONTRAIL_API, else "+defaultAPI+")")
-	fs.StringVar(&a.cloud, "os-cloud", os.Getenv("OS_CLOUD"), "clouds.yaml entry with the Keystone credentials (default: OS_* variables)")
-	fs.BoolVar(&a.noAuth, "no-auth", false, "send no token (API server run with --auth noauth)")
-	fs.StringVar(&a.caFile, "ca-file", "", "PEM CA bundle for https")
-	fs.BoolVar(&a.insecure, "insecure", false, "do not verify TLS certificates")
-	fs.DurationVar(&a.timeout, "timeout", 30*time.Second, "timeout of each request")
-	fs.StringVar(&a.project, "project", "", "domain:project that owns the mirror objects (default: the network's, or default-domain:admin)")
-	fs.BoolVar(&a.verbose, "v", false, "log every request")
-	if dryRun {
-		fs.BoolVar(&a.dryRun, "dry-run", false, "print the requests that would change something instead of sending them")
-	}
-}
-
-func (a *apiFlags) provisioner() (*provision.Provisioner, error) {
-	level := slog.LevelInfo
-	if a.verbose {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	var creds contrail.Credentials
-	var haveCreds bool
-	switch {
-	case a.noAuth:
-	case a.cloud != "":
-		c, err := contrail.LoadCloud(a.cloud, os.Getenv)
-		if err != nil {
-			return nil, err
-		}
-		creds, haveCreds = c, true
-	default:
-		creds, haveCreds = contrail.CredentialsFromEnv(os.Getenv)
-	}
-	hc, err := contrail.HTTPClient(first(a.caFile, creds.CACert), a.insecure || creds.Insecure, a.timeout)
-	if err != nil {
-		return nil, err
-	}
-	endpoint := first(a.endpoint, os.Getenv("CONTRAIL_API"), defaultAPI)
-	cfg := contrail.Config{Endpoint: endpoint, HTTP: hc, Logger: log}
-	if haveCreds {
-		cfg.Auth = &contrail.Keystone{Creds: creds, HTTP: hc}
-	} else if !a.noAuth {
-		log.Warn("no credentials (--os-cloud or OS_AUTH_URL): sending requests without a token")
-	}
-	if a.dryRun {
-		cfg.DryRun = os.Stdout
-	}
-	api, err := contrail.New(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return &provision.Provisioner{API: api, Log: log}, nil
-}
-
-// credentialsProject is the Contrail project the credentials are scoped
-// to, or nil when there are none (no authentication).
-func (a *apiFlags) credentialsProject(ctx context.Context) ([]string, error) {
-	return nil, nil
 }
 
 func first(s ...string) string {

@@ -1,14 +1,21 @@
 package contrail
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
+	"crypto/tls"
+	"errors"
 	"fmt"
-	"io"
 	"net/http"
+	"net/url"
+	"os"
 	"strings"
 	"sync"
+	"time"
+
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack"
+	tokens2 "github.com/gophercloud/gophercloud/v2/openstack/identity/v2/tokens"
+	tokens3 "github.com/gophercloud/gophercloud/v2/openstack/identity/v3/tokens"
 )
 
 // An Authenticator supplies the X-Auth-Token for config API requests.
@@ -25,168 +32,189 @@ type NoAuth struct{}
 // Token implements Authenticator.
 func (NoAuth) Token(context.Context, bool) (Secret, error) { return "", nil }
 
-// Keystone obtains tokens from Keystone v3 or v2.0 with a password.
+// Keystone obtains tokens from Keystone v3 (password, application
+// credential or token method) or v2.0 (password or token) through a
+// gophercloud ProviderClient. It authenticates on the first Token call and
+// again when asked to refresh. It is safe for concurrent use.
 type Keystone struct {
-	Creds Credentials
-	HTTP  *http.Client // nil means http.DefaultClient
+	opts    gophercloud.AuthOptions
+	v2      bool
+	tls     *tls.Config
+	http    *http.Client
+	secrets []string // what errors must never show
 
-	mu    sync.Mutex
-	token Secret
+	mu sync.Mutex
+	pc *gophercloud.ProviderClient
 }
+
+// NewKeystone resolves c — its clouds.yaml entry, found in the standard
+// places and checked like every secret file (see secret.ReadFile), with the
+// fields of c overriding it — and returns a Keystone that sends no request
+// until Token is called. timeout bounds each Keystone request (0 means
+// none). Errors name what is missing or which file is refused; they never
+// hold a secret.
+func NewKeystone(c Credentials, timeout time.Duration) (*Keystone, error) {
+	r, err := c.resolve(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = r.tls
+	k := &Keystone{opts: r.opts, v2: r.v2, tls: r.tls, http: &http.Client{Transport: tr, Timeout: timeout}}
+	for _, s := range []string{r.opts.Password, r.opts.ApplicationCredentialSecret, r.opts.TokenID} {
+		if s != "" {
+			k.secrets = append(k.secrets, s)
+		}
+	}
+	return k, nil
+}
+
+// TLSConfig returns a copy of the TLS settings of the credentials (CA,
+// client certificate, verification), for clients of the services
+// Keystone vouches for.
+func (k *Keystone) TLSConfig() *tls.Config { return k.tls.Clone() }
 
 // Token implements Authenticator.
 func (k *Keystone) Token(ctx context.Context, refresh bool) (Secret, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.token != "" && !refresh {
-		return k.token, nil
-	}
-	var (
-		t   Secret
-		err error
-	)
-	if k.Creds.Version() == "2.0" {
-		t, err = k.v2(ctx)
-	} else {
-		t, err = k.v3(ctx)
-	}
-	if err != nil {
-		return "", err
-	}
-	k.token = t
-	return t, nil
-}
-
-type keystoneName struct {
-	Name string `json:"name"`
-}
-
-type v3Request struct {
-	Auth struct {
-		Identity struct {
-			Methods  []string `json:"methods"`
-			Password struct {
-				User struct {
-					Name     string       `json:"name"`
-					Domain   keystoneName `json:"domain"`
-					Password string       `json:"password"`
-				} `json:"user"`
-			} `json:"password"`
-		} `json:"identity"`
-		Scope *struct {
-			Project struct {
-				ID     string        `json:"id,omitempty"`
-				Name   string        `json:"name,omitempty"`
-				Domain *keystoneName `json:"domain,omitempty"`
-			} `json:"project"`
-		} `json:"scope,omitempty"`
-	} `json:"auth"`
-}
-
-func (k *Keystone) v3(ctx context.Context) (Secret, error) {
-	c := &k.Creds
-	var r v3Request
-	r.Auth.Identity.Methods = []string{"password"}
-	u := &r.Auth.Identity.Password.User
-	u.Name, u.Password = c.Username, string(c.Password)
-	u.Domain.Name = first(c.UserDomainName, "Default")
-	if c.ProjectID != "" || c.ProjectName != "" {
-		r.Auth.Scope = new(struct {
-			Project struct {
-				ID     string        `json:"id,omitempty"`
-				Name   string        `json:"name,omitempty"`
-				Domain *keystoneName `json:"domain,omitempty"`
-			} `json:"project"`
-		})
-		p := &r.Auth.Scope.Project
-		if c.ProjectID != "" {
-			p.ID = c.ProjectID
-		} else {
-			p.Name = c.ProjectName
-			p.Domain = &keystoneName{first(c.ProjectDomainName, "Default")}
+	switch {
+	case k.pc == nil:
+		if err := k.authenticate(ctx); err != nil {
+			return "", err
+		}
+	case refresh && k.pc.ReauthFunc == nil:
+		// A token used as it is cannot be renewed: check it again, so that
+		// an expired one is reported as such.
+		if err := k.authenticate(ctx); err != nil {
+			return "", fmt.Errorf("the token was refused, and a token used as it is cannot be renewed: %w", err)
+		}
+	case refresh:
+		if err := k.pc.Reauthenticate(ctx, k.pc.Token()); err != nil {
+			return "", k.fail(err)
 		}
 	}
-	resp, err := k.post(ctx, keystoneURL(c.AuthURL, "v3")+"/auth/tokens", r)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	t := resp.Header.Get("X-Subject-Token")
-	if t == "" {
-		return "", fmt.Errorf("keystone v3: no X-Subject-Token in the answer")
-	}
-	return Secret(t), nil
+	return Secret(k.pc.Token()), nil
 }
 
-func (k *Keystone) v2(ctx context.Context) (Secret, error) {
-	c := &k.Creds
-	type pw struct {
-		Username string `json:"username"`
-		Password string `json:"password"`
-	}
-	var r struct {
-		Auth struct {
-			PasswordCredentials pw     `json:"passwordCredentials"`
-			TenantName          string `json:"tenantName,omitempty"`
-			TenantID            string `json:"tenantId,omitempty"`
-		} `json:"auth"`
-	}
-	r.Auth.PasswordCredentials = pw{c.Username, string(c.Password)}
-	r.Auth.TenantName, r.Auth.TenantID = c.ProjectName, c.ProjectID
-	resp, err := k.post(ctx, keystoneURL(c.AuthURL, "v2.0")+"/tokens", r)
+func (k *Keystone) authenticate(ctx context.Context) error {
+	pc, err := openstack.NewClient(k.opts.IdentityEndpoint)
 	if err != nil {
-		return "", err
+		return fmt.Errorf("keystone auth URL %q: %w", redactText(k.opts.IdentityEndpoint), k.fail(err))
 	}
-	defer resp.Body.Close()
-	var v struct {
-		Access struct {
-			Token struct {
-				ID string `json:"id"`
-			} `json:"token"`
-		} `json:"access"`
+	pc.HTTPClient = *k.http
+	opts := k.opts // gophercloud fills in defaults
+	if k.v2 {
+		err = openstack.AuthenticateV2(ctx, pc, opts, gophercloud.EndpointOpts{})
+	} else {
+		err = openstack.AuthenticateV3(ctx, pc, &opts, gophercloud.EndpointOpts{})
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&v); err != nil {
-		return "", fmt.Errorf("keystone v2.0: decode token answer: %w", err)
+	if err != nil {
+		return k.fail(err)
 	}
-	if v.Access.Token.ID == "" {
-		return "", fmt.Errorf("keystone v2.0: no access.token.id in the answer")
-	}
-	return Secret(v.Access.Token.ID), nil
+	k.pc = pc
+	return nil
 }
 
-// keystoneURL makes sure the auth URL ends in the version path: clouds.yaml
-// files carry both "http://ks:5000" and "http://ks:5000/v3".
-func keystoneURL(base, version string) string {
-	base = strings.TrimRight(base, "/")
-	if strings.HasSuffix(base, "/"+version) {
-		return base
-	}
-	return base + "/" + version
-}
-
-func (k *Keystone) post(ctx context.Context, url string, body any) (*http.Response, error) {
-	b, err := json.Marshal(body)
-	if err != nil {
+// Project returns the Contrail fq_name, [domain, project], of the project
+// the token is scoped to, authenticating first if needed. Keystone's
+// default domain (ID "default", name "Default") is Contrail's
+// "default-domain"; another domain keeps its name, as Contrail's Keystone
+// sync names them. Keystone v2.0 has no domains: its tenant is in
+// "default-domain". An unscoped token is an error.
+func (k *Keystone) Project(ctx context.Context) ([]string, error) {
+	if _, err := k.Token(ctx, false); err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
+	k.mu.Lock()
+	res := k.pc.GetAuthResult()
+	k.mu.Unlock()
+	var p *tokens3.Project
+	var err error
+	switch r := res.(type) {
+	case tokens3.CreateResult:
+		p, err = r.ExtractProject()
+	case tokens3.GetResult:
+		p, err = r.ExtractProject()
+	case tokens2.CreateResult:
+		var t *tokens2.Token
+		if t, err = r.ExtractToken(); err == nil && t.Tenant.Name != "" {
+			p = &tokens3.Project{Name: t.Tenant.Name, Domain: tokens3.Domain{ID: defaultDomain}}
+		}
+	default:
+		return nil, fmt.Errorf("keystone: unexpected answer type %T", res)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("keystone: %w", redactErr(err))
+		return nil, fmt.Errorf("keystone: read the token's project: %w", k.fail(err))
 	}
-	req.Header.Set("Content-Type", "application/json")
-	hc := k.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
+	if p == nil || p.Name == "" {
+		return nil, errors.New("keystone: the token is not scoped to a project (set project_name, OS_PROJECT_NAME or --os-project-name)")
 	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("keystone: %w", redactErr(err))
+	return ProjectFQName(p.Domain.ID, p.Domain.Name, p.Name), nil
+}
+
+// ProjectFQName returns the Contrail fq_name of a Keystone project in the
+// domain with the given ID and name: Keystone's default domain is
+// "default-domain".
+func ProjectFQName(domainID, domainName, project string) []string {
+	d := domainName
+	if domainID == defaultDomain || domainName == "Default" || d == "" {
+		d = "default-domain"
 	}
-	if resp.StatusCode/100 != 2 {
-		defer resp.Body.Close()
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		return nil, &APIError{Method: req.Method, Path: req.URL.Path, Status: resp.StatusCode, Message: ParseErrorBody(msg)}
+	return []string{d, project}
+}
+
+// fail turns a gophercloud error into an *APIError for an answer of
+// Keystone, or an error that reads the same with every secret taken out.
+func (k *Keystone) fail(err error) error {
+	var ue gophercloud.ErrUnexpectedResponseCode
+	if errors.As(err, &ue) {
+		path := ue.URL
+		if u, perr := url.Parse(ue.URL); perr == nil {
+			path = u.Path
+		}
+		return fmt.Errorf("keystone: %w", &APIError{Method: ue.Method, Path: path, Status: ue.Actual,
+			Message: redactText(ParseErrorBody(ue.Body), k.secrets...)})
 	}
-	return resp, nil
+	return &redactedError{msg: "keystone: " + redactText(err.Error(), k.secrets...), err: err}
+}
+
+// redactedError reads as msg, a scrubbed copy of err's text, and still
+// matches what err matches (context.Canceled, ...).
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// redactText replaces every secret and the userinfo of every URL in s with
+// "[REDACTED]".
+func redactText(s string, secrets ...string) string {
+	for _, v := range secrets {
+		if v != "" {
+			s = strings.ReplaceAll(s, v, redacted)
+		}
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "://")
+		if i < 0 {
+			break
+		}
+		rest := s[i+3:]
+		end := strings.IndexAny(rest, "/?# \t\n\"'")
+		if end < 0 {
+			end = len(rest)
+		}
+		b.WriteString(s[:i+3])
+		if at := strings.LastIndexByte(rest[:end], '@'); at >= 0 {
+			b.WriteString(redacted)
+			rest = rest[at:]
+		}
+		s = rest
+	}
+	b.WriteString(s)
+	return b.String()
 }

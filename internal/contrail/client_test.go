@@ -37,12 +37,21 @@ func newClient(t *testing.T, url, version string, log *slog.Logger) *contrail.Cl
 		authURL = url + "/v2.0"
 	}
 	c, err := contrail.New(contrail.Config{Endpoint: url, Retries: 2, Backoff: time.Millisecond, Logger: log,
-		Auth: &contrail.Keystone{Creds: contrail.Credentials{AuthURL: authURL, Username: "admin", Password: pw,
-			ProjectName: "admin", UserDomainName: "Default", ProjectDomainName: "Default"}}})
+		Auth: newKeystone(t, contrail.Credentials{AuthURL: authURL, Username: "admin", Password: pw,
+			ProjectName: "admin", UserDomainName: "Default", ProjectDomainName: "Default"})})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
+}
+
+func newKeystone(t *testing.T, c contrail.Credentials) *contrail.Keystone {
+	t.Helper()
+	k, err := contrail.NewKeystone(c, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
 
 func TestCRUD(t *testing.T) {
@@ -207,7 +216,7 @@ func TestBadCredentials(t *testing.T) {
 	var logs bytes.Buffer
 	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	creds := contrail.Credentials{AuthURL: srv.URL, Username: "admin", Password: "not-" + pw, ProjectName: "admin"}
-	c, _ := contrail.New(contrail.Config{Endpoint: srv.URL, Logger: log, Auth: &contrail.Keystone{Creds: creds}})
+	c, _ := contrail.New(contrail.Config{Endpoint: srv.URL, Logger: log, Auth: newKeystone(t, creds)})
 	_, err := c.FQNameToID(context.Background(), "project", []string{"default-domain", "admin"})
 	if !errors.Is(err, contrail.ErrUnauthorized) || !strings.Contains(err.Error(), "check the credentials") {
 		t.Fatalf("err = %v", err)

@@ -3,47 +3,19 @@ package contrail_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vrsniff/vrsniff/internal/contrail"
 )
-
-// A clouds.yaml that other users can read holds a password they can read:
-// it is refused, naming the file and the fix.
-func TestLoadCloudRefusesOpenFile(t *testing.T) {
-	name := filepath.Join(t.TempDir(), "clouds.yaml")
-	const doc = "clouds:\n  lab:\n    auth:\n      auth_url: http://keystone:5000/v3\n      username: admin\n      password: pw-in-clouds-yaml\n"
-	if err := os.WriteFile(name, []byte(doc), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	getenv := func(k string) string {
-		if k == "OS_CLIENT_CONFIG_FILE" {
-			return name
-		}
-		return ""
-	}
-	for _, mode := range []os.FileMode{0o644, 0o604} {
-		if err := os.Chmod(name, mode); err != nil {
-			t.Fatal(err)
-		}
-		_, err := contrail.LoadCloud("lab", getenv)
-		if err == nil || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "chmod 600 "+name) {
-			t.Errorf("mode %04o: %v", mode, err)
-		}
-	}
-	if err := os.Chmod(name, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if c, err := contrail.LoadCloud("lab", getenv); err != nil || string(c.Password) != "pw-in-clouds-yaml" {
-		t.Errorf("mode 0600: %+v, %v", c, err)
-	}
-}
 
 // A config API URL with userinfo is used as given (Go sends it as basic
 // authentication) but never printed: not in dry-run output, not in errors.
@@ -83,12 +55,79 @@ func TestEndpointUserinfoRedacted(t *testing.T) {
 	if err := c.Delete(context.Background(), "network-policy", "x"); err == nil || leaks(err.Error()) {
 		t.Errorf("connection error: %v", err)
 	}
-	k := &contrail.Keystone{Creds: contrail.Credentials{AuthURL: withInfo + "/v3", Username: "admin", Password: "pw"},
-		HTTP: &http.Client{Timeout: time.Second}}
+	k, err := contrail.NewKeystone(contrail.Credentials{AuthURL: withInfo + "/v3", Username: "admin", Password: "pw"}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := k.Token(context.Background(), false); err == nil || leaks(err.Error()) {
 		t.Errorf("keystone connection error: %v", err)
 	}
 	if _, err := contrail.New(contrail.Config{Endpoint: "http://" + user + ":" + pass + "@host:port"}); err == nil || leaks(err.Error()) {
 		t.Errorf("bad endpoint: %v", err)
+	}
+}
+
+// Passwords, application credential secrets and tokens appear in no error
+// and no log line, whatever the method, even when Keystone quotes the
+// request back (as a broken proxy or a debug build may) and names the
+// token it could not find (as Keystone does).
+func TestSecretsNeverShown(t *testing.T) {
+	isolate(t)
+	_, good := eng(t)
+	tok := aliceToken(t, good)
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		msg := string(b) + " X-Auth-Token: " + r.Header.Get("X-Auth-Token") + " Could not find token: " + r.Header.Get("X-Subject-Token")
+		_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{"code": 401, "message": msg}})
+	}))
+	defer echo.Close()
+	secrets := []string{alicePW, acSecret, string(tok)}
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	for _, c := range []contrail.Credentials{
+		{UserID: "u-alice", Password: alicePW, ProjectID: "p-web"},
+		{Username: "alice", UserDomainName: "eng", Password: alicePW},
+		{ApplicationCredentialID: "ac-1", ApplicationCredentialSecret: acSecret},
+		{ApplicationCredentialName: "mirror", UserID: "u-alice", ApplicationCredentialSecret: acSecret},
+		{Token: tok},
+		{Token: tok, ProjectName: "web", ProjectDomainID: "d-eng"},
+	} {
+		for _, srv := range []*httptest.Server{good, echo} {
+			c.AuthURL = srv.URL + "/v3"
+			k, err := contrail.NewKeystone(c, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			api, _ := contrail.New(contrail.Config{Endpoint: good.URL, Auth: k, Logger: log, Retries: -1})
+			_, err = api.List(context.Background(), "virtual-network", "")
+			if srv == good && err != nil {
+				t.Fatalf("%+v: %v", c, err)
+			}
+			if srv == echo && !errors.Is(err, contrail.ErrUnauthorized) {
+				t.Errorf("%+v against the echo: %v, want 401", c, err)
+			}
+			var out string
+			if err != nil {
+				out = err.Error()
+			}
+			b, _ := json.Marshal(c)
+			out += fmt.Sprintf(" %v %+v %#v %s", c, c, c, b)
+			log.Info("credentials", "creds", c)
+			for _, s := range secrets {
+				if strings.Contains(out, s) {
+					t.Errorf("%+v: secret %q shown: %s", c, s, out)
+				}
+			}
+		}
+	}
+	if !strings.Contains(logs.String(), "[REDACTED]") {
+		t.Errorf("the log does not show the placeholder: %s", logs.String())
+	}
+	for _, s := range secrets {
+		if strings.Contains(logs.String(), s) {
+			t.Errorf("secret %q logged:\n%s", s, logs.String())
+		}
 	}
 }

@@ -37,6 +37,15 @@ type env struct {
 	vnUUID string
 }
 
+func keystone(t *testing.T, c contrail.Credentials) *contrail.Keystone {
+	t.Helper()
+	k, err := contrail.NewKeystone(c, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
 func newEnv(t *testing.T, opts fakeapi.Options) *env {
 	t.Helper()
 	opts.Keystone, opts.Username, opts.Password, opts.Project = true, "admin", password, "admin"
@@ -47,8 +56,8 @@ func newEnv(t *testing.T, opts fakeapi.Options) *env {
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	api, err := contrail.New(contrail.Config{
 		Endpoint: srv.URL,
-		Auth: &contrail.Keystone{Creds: contrail.Credentials{AuthURL: srv.URL + "/v3", Username: "admin",
-			Password: password, ProjectName: "admin", UserDomainName: "Default", ProjectDomainName: "Default"}},
+		Auth: keystone(t, contrail.Credentials{AuthURL: srv.URL + "/v3", Username: "admin",
+			Password: password, ProjectName: "admin", UserDomainName: "Default", ProjectDomainName: "Default"}),
 		Retries: 2, Backoff: time.Millisecond, Logger: log,
 	})
 	if err != nil {
@@ -432,7 +441,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 		}
 	}
 	// A wrong password: the error names the failure, never the password.
-	bad := &contrail.Keystone{Creds: contrail.Credentials{AuthURL: e.p.API.Endpoint() + "/v3", Username: "admin", Password: "wrong-" + password, ProjectName: "admin"}}
+	bad := keystone(t, contrail.Credentials{AuthURL: e.p.API.Endpoint() + "/v3", Username: "admin", Password: "wrong-" + password, ProjectName: "admin"})
 	_, err := bad.Token(ctx, false)
 	if !errors.Is(err, contrail.ErrUnauthorized) || strings.Contains(err.Error(), password) {
 		t.Errorf("bad password: err = %v", err)
@@ -444,8 +453,8 @@ func TestDryRunChangesNothing(t *testing.T) {
 	before := e.fake.Snapshot()
 	var out bytes.Buffer
 	api, err := contrail.New(contrail.Config{Endpoint: e.p.API.Endpoint(), DryRun: &out, Retries: -1,
-		Auth: &contrail.Keystone{Creds: contrail.Credentials{AuthURL: e.p.API.Endpoint() + "/v3", Username: "admin",
-			Password: password, ProjectName: "admin"}}})
+		Auth: keystone(t, contrail.Credentials{AuthURL: e.p.API.Endpoint() + "/v3", Username: "admin",
+			Password: password, ProjectName: "admin"})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -516,7 +525,7 @@ func TestRetriedCreateAdoptsItsObject(t *testing.T) {
 	}))
 	defer proxy.Close()
 	api, err := contrail.New(contrail.Config{Endpoint: proxy.URL, Retries: 2, Backoff: time.Millisecond,
-		Auth: &contrail.Keystone{Creds: contrail.Credentials{AuthURL: proxy.URL, Username: "admin", Password: password, ProjectName: "admin"}}})
+		Auth: keystone(t, contrail.Credentials{AuthURL: proxy.URL, Username: "admin", Password: password, ProjectName: "admin"})})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,6 +50,7 @@ type Server struct {
 	log     []string
 	nextID  int
 	issued  int
+	ks      keystone // see keystone.go
 }
 
 type object struct {
