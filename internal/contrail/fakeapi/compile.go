@@ -388,7 +388,7 @@ func (s *Server) policyToACL(vn string, prule map[string]any, dynamic bool) *rul
 						for _, b := range s.addressToACL(da) {
 							out.append(Rule{RuleUUID: getStr(prule, "rule_uuid"), Direction: getStr(prule, "direction"),
 								Action: copyAction(action),
-								Match: Match{Protocol: proto, Src: a, SrcPort: policyPorts(sp), Dst: b, DstPort: policyPorts(dp)}})
+								Match:  Match{Protocol: proto, Src: a, SrcPort: policyPorts(sp), Dst: b, DstPort: policyPorts(dp)}})
 						}
 					}
 				}

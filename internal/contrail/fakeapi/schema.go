@@ -23,12 +23,12 @@ import (
 type kind int
 
 const (
-	kStr   kind = iota // xsd:string, maybe an enumeration
-	kInt               // xsd:integer, maybe a range
-	kBool              // xsd:boolean
-	kSIT               // ServiceInterfaceType: management|left|right|other*
-	kObj               // a complex type
-	kAny               // not validated (types vrsniff never sends)
+	kStr  kind = iota // xsd:string, maybe an enumeration
+	kInt              // xsd:integer, maybe a range
+	kBool             // xsd:boolean
+	kSIT              // ServiceInterfaceType: management|left|right|other*
+	kObj              // a complex type
+	kAny              // not validated (types vrsniff never sends)
 )
 
 // shape is a field's type.
@@ -48,14 +48,14 @@ type field struct {
 	since31 bool // added in 3.1: a 3.0 server does not know it
 }
 
-func str(enum ...string) *shape     { return &shape{k: kStr, enum: enum} }
-func integer() *shape               { return &shape{k: kInt} }
-func intRange(lo, hi int64) *shape  { return &shape{k: kInt, lo: lo, hi: hi} }
-func boolean() *shape               { return &shape{k: kBool} }
-func anyv() *shape                  { return &shape{k: kAny} }
-func one(sh *shape) *field          { return &field{sh: sh} }
-func many(sh *shape) *field         { return &field{sh: sh, array: true} }
-func v31(f *field) *field           { c := *f; c.since31 = true; return &c }
+func str(enum ...string) *shape    { return &shape{k: kStr, enum: enum} }
+func integer() *shape              { return &shape{k: kInt} }
+func intRange(lo, hi int64) *shape { return &shape{k: kInt, lo: lo, hi: hi} }
+func boolean() *shape              { return &shape{k: kBool} }
+func anyv() *shape                 { return &shape{k: kAny} }
+func one(sh *shape) *field         { return &field{sh: sh} }
+func many(sh *shape) *field        { return &field{sh: sh, array: true} }
+func v31(f *field) *field          { c := *f; c.since31 = true; return &c }
 func complexType(name string, f map[string]*field) *shape {
 	return &shape{k: kObj, name: name, fields: f}
 }

@@ -105,7 +105,7 @@ type Server struct {
 	fail     func(method, path string) int
 	expireN  int
 	log      []string
-	clock    int    // counts creations and changes: order and timestamps
+	clock    int // counts creations and changes: order and timestamps
 	issued   int
 	uuidHigh uint32 // first 32 bits of the next UUID
 	hashSeed uint64 // this server's "process": ACL hashes differ per server
@@ -1199,7 +1199,7 @@ func (s *Server) propCollectionUpdate(q request) error {
 	updates, _ := v["updates"].([]any)
 	type change struct {
 		field, op, pos string
-		val           map[string]any
+		val            map[string]any
 	}
 	var changes []change
 	for _, u := range updates {
