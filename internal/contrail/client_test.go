@@ -25,6 +25,7 @@ func newFake(t *testing.T, opts fakeapi.Options) (*fakeapi.Server, *httptest.Ser
 	t.Helper()
 	opts.Keystone, opts.Username, opts.Password, opts.Project = true, "admin", pw, "admin"
 	f := fakeapi.New(opts)
+	f.Seed("project", map[string]any{"fq_name": []string{"default-domain", "admin"}, "parent_type": "domain"}) // not in a fresh installation
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	return f, srv
@@ -225,6 +226,7 @@ func TestBadCredentials(t *testing.T) {
 
 func TestNoAuthServerAndAPIToken(t *testing.T) {
 	f := fakeapi.New(fakeapi.Options{})
+	f.Seed("project", map[string]any{"fq_name": []string{"default-domain", "admin"}, "parent_type": "domain"}) // not in a fresh installation
 	srv := httptest.NewServer(f)
 	defer srv.Close()
 	c, _ := contrail.New(contrail.Config{Endpoint: srv.URL})
@@ -241,6 +243,7 @@ func TestNoAuthServerAndAPIToken(t *testing.T) {
 
 func TestTLS(t *testing.T) {
 	f := fakeapi.New(fakeapi.Options{})
+	f.Seed("project", map[string]any{"fq_name": []string{"default-domain", "admin"}, "parent_type": "domain"}) // not in a fresh installation
 	srv := httptest.NewTLSServer(f)
 	defer srv.Close()
 	ctx := context.Background()
