@@ -1,128 +1,13 @@
 package fakeapi
 
 import (
-	"encoding/json"
 	"fmt"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
-	"github.com/vrsniff/vrsniff/internal/testkit"
+	"github.com/vrsniff/vrsniff/internal/contrail/fakeapi/transcript"
 )
-
-// transcript is one scenario of shared/contrail-real/acl-transcripts.json:
-// the requests sent to the real control plane and the ACLs its schema
-// transformer compiled.
-type transcript struct {
-	ID          string `json:"id"`
-	Description string `json:"description"`
-	Server      struct {
-		SvcMonitor     bool `json:"svc_monitor"`
-		LogicalRouters bool `json:"logical_routers_enabled"`
-	} `json:"server"`
-	Requests []struct {
-		Method   string          `json:"method"`
-		Path     string          `json:"path"`
-		Body     json.RawMessage `json:"body"`
-		Status   int             `json:"status"`
-		Response json.RawMessage `json:"response"`
-	} `json:"requests"`
-	Compiled []struct {
-		Label string `json:"label"`
-		After int    `json:"after_request_index"`
-		VNs   map[string]struct {
-			ACLs []recordedACL `json:"access_control_lists"`
-		} `json:"vns"`
-		IIPs []map[string]any `json:"sniffer_port_instance_ips"`
-	} `json:"compiled"`
-}
-
-type recordedACL struct {
-	Name    string           `json:"name"`
-	UUID    string           `json:"uuid"`
-	Dynamic bool             `json:"dynamic"`
-	Hash    json.Number      `json:"access_control_list_hash"`
-	Rules   []map[string]any `json:"acl_rule"`
-}
-
-func loadTranscripts(t *testing.T) []transcript {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testkit.SharedDir(t), "contrail-real", "acl-transcripts.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ts []transcript
-	if err := json.Unmarshal(b, &ts); err != nil {
-		t.Fatal(err)
-	}
-	return ts
-}
-
-const recordedHost = "http://127.0.0.1:18086/"
-
-// replay sends a scenario's requests to s up to and including request
-// last, starting at next, checking each answer against the recorded one
-// once the recorded UUIDs are translated to the fake's (uuids: recorded →
-// fake, filled from the answers).
-func replay(t *testing.T, s *Server, tr transcript, next, last int, uuids map[string]string) {
-	t.Helper()
-	for i := next; i <= last; i++ {
-		rq := tr.Requests[i]
-		tr := func(b string) string {
-			for r, f := range uuids {
-				b = strings.ReplaceAll(b, r, f)
-			}
-			return b
-		}
-		body := ""
-		if len(rq.Body) > 0 && string(rq.Body) != "null" {
-			body = tr(string(rq.Body))
-		}
-		w := httptest.NewRecorder()
-		s.ServeHTTP(w, httptest.NewRequest(rq.Method, tr(rq.Path), strings.NewReader(body)))
-		if w.Code != rq.Status {
-			t.Fatalf("request %d %s %s: %d %s, recorded %d", i, rq.Method, rq.Path, w.Code, w.Body.String(), rq.Status)
-		}
-		var got, want any
-		if w.Body.Len() == 0 {
-			got = "" // the recording keeps an empty answer as ""
-		} else {
-			if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
-				t.Fatalf("request %d: %v: %s", i, err, w.Body.String())
-			}
-		}
-		_ = json.Unmarshal(rq.Response, &want)
-		// The answer names the new object's UUID (and its parent's): learn them.
-		learn(want, got, uuids)
-		wantText := strings.ReplaceAll(tr(string(rq.Response)), recordedHost, "http://example.com/")
-		_ = json.Unmarshal([]byte(wantText), &want)
-		if !reflect.DeepEqual(got, want) {
-			t.Errorf("request %d %s %s: answer %s, recorded %s", i, rq.Method, rq.Path, w.Body.String(), wantText)
-		}
-	}
-}
-
-// learn maps the UUIDs of a recorded answer to those of the fake's.
-func learn(recorded, got any, uuids map[string]string) {
-	r, ok1 := recorded.(map[string]any)
-	g, ok2 := got.(map[string]any)
-	if !ok1 || !ok2 {
-		return
-	}
-	for k, rv := range r {
-		switch rv := rv.(type) {
-		case string:
-			if gv, ok := g[k].(string); ok && isUUID(rv) && isUUID(gv) {
-				uuids[rv] = gv
-			}
-		case map[string]any:
-			learn(rv, g[k], uuids)
-		}
-	}
-}
 
 // TestTranscripts replays each recorded scenario and compares every
 // compiled snapshot with the real schema transformer's ACLs: which ACLs
@@ -131,17 +16,15 @@ func learn(recorded, got any, uuids map[string]string) {
 // (the implicit rules' fixed ones), and an ACL keeps its uuid, and its
 // hash, between snapshots exactly when the real one did.
 func TestTranscripts(t *testing.T) {
-	for _, tr := range loadTranscripts(t) {
+	for _, tr := range transcript.Load(t) {
 		t.Run(tr.ID, func(t *testing.T) {
 			s := New(Options{SvcMonitor: tr.Server.SvcMonitor, LogicalRoutersDisabled: !tr.Server.LogicalRouters})
-			uuids := map[string]string{}
+			p := transcript.NewPlayer(s, tr)
 			// (VN, ACL name) → recorded and fake uuid and hash, last snapshot.
 			type seen struct{ ruuid, rhash, fuuid, fhash string }
 			prev := map[string]seen{}
-			next := 0
 			for _, snap := range tr.Compiled {
-				replay(t, s, tr, next, snap.After, uuids)
-				next = snap.After + 1
+				p.PlayTo(t, snap.After)
 				cur := map[string]seen{}
 				for vnName, vn := range snap.VNs {
 					vnID := s.Lookup("virtual-network", "default-domain", "demo", vnName)
@@ -173,7 +56,7 @@ func TestTranscripts(t *testing.T) {
 				}
 				prev = cur
 				if snap.IIPs != nil {
-					compareIIPs(t, s, snap.Label, snap.IIPs, uuids)
+					compareIIPs(t, s, snap.Label, snap.IIPs, p)
 				}
 			}
 		})
@@ -249,7 +132,7 @@ func ruleUUIDOf(s *Server, ruleOf string) string {
 
 // compareIIPs compares the instance-ips on the sniffer port with the
 // recorded ones (svc-monitor's shared service IPs, when it ran).
-func compareIIPs(t *testing.T, s *Server, label string, want []map[string]any, uuids map[string]string) {
+func compareIIPs(t *testing.T, s *Server, label string, want []map[string]any, p *transcript.Player) {
 	t.Helper()
 	port := s.Lookup("virtual-machine-interface", "default-domain", "demo", "sniffer-port")
 	got := map[string]map[string]any{}
@@ -261,10 +144,7 @@ func compareIIPs(t *testing.T, s *Server, label string, want []map[string]any, u
 		t.Errorf("%s: the sniffer port has instance-ips %v, recorded %d", label, keysOf(got), len(want))
 	}
 	for _, w := range want {
-		name := w["name"].(string)
-		for r, f := range uuids {
-			name = strings.ReplaceAll(name, r, f)
-		}
+		name := p.Translate(w["name"].(string))
 		o := got[name]
 		if o == nil {
 			t.Errorf("%s: no instance-ip %s on the sniffer port", label, name)
