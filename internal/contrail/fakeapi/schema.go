@@ -350,6 +350,14 @@ func (ts *typeSchema) propNames() []string {
 	return l
 }
 
+// pyError is an error message as the real server words it (Python's
+// messages start with capitals and quote values).
+type pyError string
+
+func (e pyError) Error() string { return string(e) }
+
+func pyErrorf(format string, a ...any) error { return pyError(fmt.Sprintf(format, a...)) }
+
 // truthy is Python's truth value of a decoded JSON value.
 func truthy(v any) bool {
 	switch v := v.(type) {
@@ -438,12 +446,12 @@ func validateComplex(sh *shape, body any, v30 bool) error {
 	}
 	m, ok := body.(map[string]any)
 	if !ok {
-		return fmt.Errorf("'%s' object has no attribute 'items'", pyTypeName(body))
+		return pyErrorf("'%s' object has no attribute 'items'", pyTypeName(body))
 	}
 	for _, k := range sortedKeys(m) {
 		f, ok := sh.fields[k]
 		if !ok || (v30 && f.since31) {
-			return fmt.Errorf("class %s does not have field %s", className(sh.name), k)
+			return pyErrorf("class %s does not have field %s", className(sh.name), k)
 		}
 		val := m[k]
 		if !truthy(val) {
@@ -453,7 +461,7 @@ func validateComplex(sh *shape, body any, v30 bool) error {
 		if f.array {
 			l, ok := val.([]any)
 			if !ok {
-				return fmt.Errorf("Field %s must be a list. Received value: %s", k, pyStr(val))
+				return pyErrorf("Field %s must be a list. Received value: %s", k, pyStr(val))
 			}
 			values = l
 		}
@@ -489,20 +497,20 @@ func validateComplex(sh *shape, body any, v30 bool) error {
 func validateSubnet(item any) error {
 	m, ok := item.(map[string]any)
 	if !ok {
-		return fmt.Errorf("Subnet type is invalid")
+		return pyErrorf("Subnet type is invalid")
 	}
 	p, ok1 := m["ip_prefix"]
 	l, ok2 := m["ip_prefix_len"]
 	if !ok1 {
-		return fmt.Errorf("'ip_prefix'")
+		return pyErrorf("'ip_prefix'")
 	}
 	if !ok2 {
-		return fmt.Errorf("'ip_prefix_len'")
+		return pyErrorf("'ip_prefix_len'")
 	}
 	cidr := pyStr(p) + "/" + pyStr(l)
 	pfx, err := netip.ParsePrefix(cidr)
 	if err != nil {
-		return fmt.Errorf("Subnet type '%s' is invalid", cidr)
+		return pyErrorf("Subnet type '%s' is invalid", cidr)
 	}
 	m["ip_prefix"] = pfx.Masked().Addr().String()
 	m["ip_prefix_len"] = json.Number(strconv.Itoa(pfx.Bits()))
@@ -518,10 +526,10 @@ func validateSimple(name string, sh *shape, v any) (any, error) {
 	case kInt:
 		n, ok := pyInt(v)
 		if !ok {
-			return nil, fmt.Errorf("%s: integer value expected instead of %s", name, pyStr(v))
+			return nil, pyErrorf("%s: integer value expected instead of %s", name, pyStr(v))
 		}
 		if sh.lo < sh.hi && (n < sh.lo || n > sh.hi) {
-			return nil, fmt.Errorf("%s: value must be between %d and %d", name, sh.lo, sh.hi)
+			return nil, pyErrorf("%s: value must be between %d and %d", name, sh.lo, sh.hi)
 		}
 		if b, ok := v.(bool); ok {
 			return b, nil // Python's bool is an int: kept as it came
@@ -529,23 +537,23 @@ func validateSimple(name string, sh *shape, v any) (any, error) {
 		return json.Number(strconv.FormatInt(n, 10)), nil
 	case kBool:
 		if _, ok := v.(bool); !ok {
-			return nil, fmt.Errorf("%s: true/false expected instead of %s", name, pyStr(v))
+			return nil, pyErrorf("%s: true/false expected instead of %s", name, pyStr(v))
 		}
 	case kSIT:
 		s, ok := v.(string)
 		if !ok {
-			return nil, fmt.Errorf("expected string or bytes-like object")
+			return nil, pyErrorf("expected string or bytes-like object")
 		}
 		if !contains([]string{"management", "left", "right"}, s) && !strings.HasPrefix(s, "other") {
-			return nil, fmt.Errorf("Invalid service interface type %s. Valid values are: management|left|right|other[0-9]*", s)
+			return nil, pyErrorf("Invalid service interface type %s. Valid values are: management|left|right|other[0-9]*", s)
 		}
 	case kStr:
 		s, ok := v.(string)
 		if !ok {
-			return nil, fmt.Errorf("%s: string value expected instead of %s", name, pyStr(v))
+			return nil, pyErrorf("%s: string value expected instead of %s", name, pyStr(v))
 		}
 		if len(sh.enum) > 0 && !contains(sh.enum, s) {
-			return nil, fmt.Errorf("%s: value must be one of %s", name, pyRepr(toAnyList(sh.enum)))
+			return nil, pyErrorf("%s: value must be one of %s", name, pyRepr(toAnyList(sh.enum)))
 		}
 	}
 	return v, nil
