@@ -399,6 +399,10 @@ func FuzzServer(f *testing.F) {
 	f.Add("PUT", "/project/x", `{"project": {"display_name": null}}`)
 	f.Add("POST", "/prop-collection-update", `{"uuid": "x", "updates": [{"field": "annotations", "operation": "set", "value": {"key": "k", "value": "v"}}]}`)
 	f.Add("GET", "/virtual-networks?detail=True&fields=network_policy_back_refs", "")
+	// VN stands for the UUID of a seeded VN.
+	f.Add("PUT", "/virtual-network/VN", `{"virtual-network": {"network_policy_refs": [{"to": ["default-domain", "admin", "vn"], "attr": {"sequence": {"major": 0}}}], "annotations": null}}`)
+	f.Add("POST", "/ref-update", `{"operation": "add", "type": "virtual_network", "uuid": "VN", "ref-type": "network_policy", "ref-fq-name": ["default-domain", "admin", "p"], "attr": {"timer": {}}}`)
+	f.Add("POST", "/network-policys", `{"network-policy": {"fq_name": ["default-domain", "admin", "p"], "network_policy_entries": {"policy_rule": [{"protocol": "6", "src_addresses": [{"network_policy": "default-domain:admin:p"}], "dst_addresses": [{"subnet": {"ip_prefix": "10.0.0.0", "ip_prefix_len": "8"}}], "src_ports": [{}], "dst_ports": [{"start_port": "80"}], "action_list": {"mirror_to": {"analyzer_name": "default-domain:admin:si"}}}]}}}`)
 	f.Fuzz(func(t *testing.T, method, path, body string) {
 		if u, err := url.ParseRequestURI(path); err != nil || u.Path != strings.SplitN(path, "?", 2)[0] {
 			return
