@@ -522,6 +522,16 @@ func (s *Server) create(typ string, v map[string]any, raw omap) (string, error) 
 	if err := s.preWrite(typ, v); err != nil {
 		return "", err
 	}
+	if typ == "virtual-machine-interface" {
+		// The port hook reads its VN first: a port without one is a
+		// Python KeyError.
+		if l, _ := v["virtual_network_refs"].([]any); len(l) == 0 {
+			return "", internalError
+		}
+		if tag, _ := pyInt(getMap(getMap(v, "virtual_machine_interface_properties"), "sub_interface_vlan_tag")); tag < 0 || tag > 4094 {
+			return "", errf(400, "Invalid sub-interface VLAN tag ID: %d", tag)
+		}
+	}
 	id, _ := v["uuid"].(string)
 	if id == "" {
 		id = s.newUUID()
@@ -549,6 +559,12 @@ func (s *Server) create(typ string, v map[string]any, raw omap) (string, error) 
 		"global_access": json.Number("0"), "share": []any{}}, o.Props["perms2"])
 	if dn, _ := o.Props["display_name"].(string); dn == "" {
 		o.Props["display_name"] = fq[len(fq)-1]
+	}
+	if _, ok := o.Props["virtual_machine_interface_mac_addresses"]; !ok && typ == "virtual-machine-interface" {
+		// The server allocates a MAC from the port's UUID.
+		h := strings.ReplaceAll(id, "-", "")
+		o.Props["virtual_machine_interface_mac_addresses"] = map[string]any{
+			"mac_address": []any{"02:" + h[:2] + ":" + h[2:4] + ":" + h[4:6] + ":" + h[6:8] + ":" + h[8:10]}}
 	}
 	if typ == "virtual-network" {
 		s.vnID++

@@ -195,7 +195,9 @@ func TestRules(t *testing.T) {
 
 func TestPutReplacesFieldWhole(t *testing.T) {
 	s := newAdmin(Options{})
+	s.Seed("virtual-network", map[string]any{"fq_name": []string{"default-domain", "admin", "vn"}, "parent_type": "project"})
 	id := s.Seed("virtual-machine-interface", map[string]any{"fq_name": []string{"default-domain", "admin", "port"}, "parent_type": "project",
+		"virtual_network_refs":                 []any{map[string]any{"to": []string{"default-domain", "admin", "vn"}}},
 		"virtual_machine_interface_properties": map[string]any{"max_flows": 10, "local_preference": 5}})
 	if st, b := do(t, s, "PUT", "/virtual-machine-interface/"+id,
 		`{"virtual-machine-interface": {"virtual_machine_interface_properties": {"max_flows": 20}}}`); st != 200 {
