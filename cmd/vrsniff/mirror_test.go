@@ -14,6 +14,7 @@ import (
 
 func TestMirrorCommand(t *testing.T) {
 	f := fakeapi.New(fakeapi.Options{Keystone: true, Username: "admin", Password: "pw", Project: "admin"})
+	f.Seed("project", map[string]any{"fq_name": []string{"default-domain", "admin"}, "parent_type": "domain"}) // not in a fresh installation
 	srv := httptest.NewServer(f)
 	defer srv.Close()
 	f.Seed("virtual-network", map[string]any{"fq_name": []string{"default-domain", "admin", "vn1"}, "parent_type": "project"})

@@ -44,6 +44,7 @@ func TestCaptureTokenFile(t *testing.T) {
 // in the help that shows the default from CONTRAIL_API.
 func TestMirrorRedactsAPIURL(t *testing.T) {
 	f := fakeapi.New(fakeapi.Options{})
+	f.Seed("project", map[string]any{"fq_name": []string{"default-domain", "admin"}, "parent_type": "domain"}) // not in a fresh installation
 	srv := httptest.NewServer(f)
 	defer srv.Close()
 	f.Seed("virtual-network", map[string]any{"fq_name": []string{"default-domain", "admin", "vn1"}, "parent_type": "project"})

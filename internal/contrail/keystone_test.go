@@ -336,12 +336,12 @@ func TestReauthAfterExpiry(t *testing.T) {
 			}
 			api, _ := contrail.New(contrail.Config{Endpoint: srv.URL, Auth: k, Retries: -1})
 			ctx := context.Background()
-			if _, err := api.FQNameToID(ctx, "project", []string{"default-domain", "admin"}); err != nil {
+			if _, err := api.FQNameToID(ctx, "project", []string{"default-domain", "default-project"}); err != nil {
 				t.Fatal(err)
 			}
 			issued := f.TokensIssued()
 			f.ExpireTokensAfter(1) // the next request finds its token expired
-			_, err = api.FQNameToID(ctx, "project", []string{"default-domain", "admin"})
+			_, err = api.FQNameToID(ctx, "project", []string{"default-domain", "default-project"})
 			if !tc.renews {
 				if !errors.Is(err, contrail.ErrUnauthorized) || strings.Contains(err.Error(), string(c.Token)) {
 					t.Errorf("renewed with an expired token: %v", err)

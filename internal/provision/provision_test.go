@@ -50,6 +50,7 @@ func newEnv(t *testing.T, opts fakeapi.Options) *env {
 	t.Helper()
 	opts.Keystone, opts.Username, opts.Password, opts.Project = true, "admin", password, "admin"
 	f := fakeapi.New(opts)
+	f.Seed("project", map[string]any{"fq_name": []string{"default-domain", "admin"}, "parent_type": "domain"}) // not in a fresh installation
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	e := &env{fake: f, logs: &bytes.Buffer{}}
