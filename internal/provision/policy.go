@@ -317,7 +317,8 @@ func (p *Provisioner) waitCompiled(ctx context.Context, s *Spec, vnID, snap stri
 		for _, id := range rules {
 			r, _ := c.Dynamic.find(id)
 			if r == nil {
-				return false, "the dynamic ACL of " + s.VN + " does not hold the mirror rule yet (is the schema transformer running?)", nil
+				return false, "the dynamic ACL of " + s.VN + " does not hold the mirror rule (is the schema transformer running? " +
+					"does this release know dynamic policies, the timer of a reference?)", nil
 			}
 			if why := destinationProblem(s, r.ActionList.MirrorTo); why != "" {
 				return false, why, nil

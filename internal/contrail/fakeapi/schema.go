@@ -266,6 +266,7 @@ var schemas = map[string]*typeSchema{
 			"virtual_network_properties": vnProperties, "virtual_network_network_id": integer(),
 			"router_external": boolean(), "is_shared": boolean(), "is_provider_network": boolean(),
 			"fabric_snat": boolean(), "route_target_list": anyv(),
+			"mirror_destination": boolean(), "provider_properties": anyv(),
 		},
 		refs:    map[string]*shape{"network-policy": vnPolicyAttr, "network-ipam": vnSubnets, "virtual-network": nil},
 		derived: []string{"access-control-list"},
