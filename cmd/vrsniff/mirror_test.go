@@ -35,6 +35,13 @@ func TestMirrorCommand(t *testing.T) {
 		{[]string{"create", api, "--name", "m", "--vn", "default-domain:admin:vn1", "--analyzer-ip", "10.0.0"}, exitUsage},
 		{[]string{"create", api, "--name", "m", "--vn", "default-domain:admin:nope", "--analyzer-ip", "10.0.0.5"}, exitFailure},
 		{[]string{"create", api, "--dry-run", "--name", "m", "--vn", "default-domain:admin:vn1", "--analyzer-ip", "10.0.0.5"}, exitOK},
+		// Header-less with a dynamic next hop would program a discard.
+		{[]string{"create", api, "--name", "m", "--vn", "default-domain:admin:vn1", "--analyzer-ip", "10.0.0.5", "--juniper-header=false"}, exitUsage},
+		{[]string{"create", api, "--name", "m", "--vn", "default-domain:admin:vn1", "--per-port", "--protocol", "tcp", "--analyzer-ip", "10.0.0.5"}, exitUsage},
+		{[]string{"create", api, "--name", "m", "--vn", "default-domain:admin:vn1", "--service-instance"}, exitUsage},
+		{[]string{"create", api, "--name", "m", "--vn", "default-domain:admin:vn1", "--nh-mode", "static", "--vtep", "2001:db8::1", "--vni", "5"}, exitUsage},
+		{[]string{"list", api, "-o", "yaml"}, exitUsage},
+		{[]string{"list", api, "--all-projects", "--project", "default-domain:admin"}, exitFailure},
 	} {
 		if got := runMirror(tc.args); got != tc.code {
 			t.Errorf("mirror %q = %d, want %d", tc.args, got, tc.code)
@@ -44,15 +51,17 @@ func TestMirrorCommand(t *testing.T) {
 		t.Fatal("dry run or failed create changed the server")
 	}
 	if got := runMirror([]string{"create", api, "--name", "m", "--vn", "default-domain:admin:vn1", "--analyzer-ip", "10.0.0.5",
-		"--juniper-header=false", "--nh-mode", "dynamic", "--protocol", "udp", "--dst-port", "53"}); got != exitOK {
+		"--nh-mode", "static", "--vtep", "172.16.0.9", "--vni", "5000", "--protocol", "udp", "--dst-port", "53"}); got != exitOK {
 		t.Fatalf("create = %d", got)
 	}
 	id := f.Lookup("network-policy", "default-domain", "admin", "vrsniff-m")
 	if id == "" || !strings.Contains(jsonOf(f.Object(id)), `"juniper_header":false`) {
 		t.Errorf("policy = %s", jsonOf(f.Object(id)))
 	}
-	if got := runMirror([]string{"list", api}); got != exitOK {
-		t.Errorf("list = %d", got)
+	for _, args := range [][]string{{"list", api}, {"list", api, "-o", "json"}, {"list", api, "--all-projects"}} {
+		if got := runMirror(args); got != exitOK {
+			t.Errorf("%q = %d", args, got)
+		}
 	}
 	if got := runMirror([]string{"delete", api, "m"}); got != exitOK {
 		t.Errorf("delete = %d", got)

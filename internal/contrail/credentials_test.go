@@ -312,13 +312,25 @@ func TestProjectFQName(t *testing.T) {
 	}
 }
 
+// The config API puts the refused value in the middle of a 400 and the
+// reason, naming the field, at the end: both ends survive shortening.
+func TestParseErrorBodyKeepsReason(t *testing.T) {
+	body := "Bad property in create: Error validating property network_policy_entries value " +
+		strings.Repeat("{'a': 1}, ", 100) + "juniper_header: bool value expected"
+	got := ParseErrorBody([]byte(body))
+	if !strings.HasPrefix(got, "Bad property in create: Error validating property network_policy_entries") ||
+		!strings.HasSuffix(got, "juniper_header: bool value expected") || !strings.Contains(got, " ... ") || len(got) > maxMessage+5 {
+		t.Errorf("ParseErrorBody = %q", got)
+	}
+}
+
 func TestParseErrorBody(t *testing.T) {
 	for in, want := range map[string]string{
 		"Bad property udp_port\n": "Bad property udp_port",
 		`{"error": {"message": "The request you have made requires authentication.", "code": 401}}`: "The request you have made requires authentication.",
 		`{"message": "quota"}`:    "quota",
 		"line1\r\n\tline2\x00":    "line1 line2",
-		strings.Repeat("x", 1000): strings.Repeat("x", maxMessage) + "...",
+		strings.Repeat("x", 1000): strings.Repeat("x", maxMessage/3) + " ... " + strings.Repeat("x", maxMessage-maxMessage/3),
 		"":                        "",
 	} {
 		if got := ParseErrorBody([]byte(in)); got != want {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Sentinel errors that an *APIError matches with errors.Is, so that callers
@@ -109,13 +110,28 @@ func ParseErrorBody(body []byte) string {
 			b.WriteByte(' ')
 		}
 		space = false
-		if b.Len() >= maxMessage {
-			b.WriteString("...")
-			break
-		}
 		b.WriteRune(r)
 	}
-	return b.String()
+	return shorten(b.String())
+}
+
+// shorten keeps the head and the tail of a long message: the config API
+// puts the whole value it refused in the middle ("Bad property in create:
+// Error validating property network_policy_entries value {...}") and the
+// reason, which names the field, at the end.
+func shorten(s string) string {
+	if len(s) <= maxMessage {
+		return s
+	}
+	head, tail := maxMessage/3, maxMessage-maxMessage/3
+	for head > 0 && !utf8.RuneStart(s[head]) {
+		head--
+	}
+	t := len(s) - tail
+	for t < len(s) && !utf8.RuneStart(s[t]) {
+		t++
+	}
+	return s[:head] + " ... " + s[t:]
 }
 
 const utf8RuneError = '\uFFFD'
