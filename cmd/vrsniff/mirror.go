@@ -47,15 +47,6 @@ func runMirror(args []string) int {
 	return exitUsage
 }
 
-func first(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
-}
-
 func splitProject(p string) ([]string, error) {
 	if p == "" {
 		return nil, nil

@@ -140,20 +140,10 @@ func (c *Client) Create(ctx context.Context, typ string, obj any) (string, error
 	return id, nil
 }
 
-// Read fetches one object and decodes its content into out.
+// Read fetches one object, with everything a plain read holds, and
+// decodes its content into out.
 func (c *Client) Read(ctx context.Context, typ, uuid string, out any) error {
-	var raw map[string]json.RawMessage
-	if err := c.do(ctx, http.MethodGet, "/"+typ+"/"+url.PathEscape(uuid), nil, &raw, false); err != nil {
-		return err
-	}
-	body, ok := raw[typ]
-	if !ok {
-		return fmt.Errorf("read %s %s: the answer has no %q object", typ, uuid, typ)
-	}
-	if err := json.Unmarshal(body, out); err != nil {
-		return fmt.Errorf("read %s %s: %w", typ, uuid, err)
-	}
-	return nil
+	return c.ReadFields(ctx, typ, uuid, nil, out)
 }
 
 // ReadFields fetches one object asking for fields by name (GET
