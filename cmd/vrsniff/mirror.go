@@ -130,6 +130,7 @@ func mirrorCreate(args []string) int {
 		return exitUsage
 	}
 	analyzer.JuniperHeader = juniper.v
+	si = si || s.AnalyzerSI != "" // an analyzer instance implies the mode
 	switch {
 	case s.Name == "":
 		return usageErr("mirror", "--name is required")
@@ -175,9 +176,13 @@ func mirrorCreate(args []string) int {
 	case a.dryRun:
 		fmt.Fprintf(os.Stderr, "dry run: nothing was changed\n")
 	case res.Created:
-		fmt.Printf("created mirror %s: %s %s -> %s (%s)\n", s.Name, mr.Mechanism, mr.Target, mr.Analyzer, mr.AnalyzerName)
+		fmt.Printf("created mirror %s in project %s: %s %s -> %s (%s)\n", s.Name, mr.Project, mr.Mechanism, mr.Target, mr.Analyzer, mr.AnalyzerName)
 	default:
-		fmt.Printf("mirror %s already exists: %s %s -> %s (%s)\n", s.Name, mr.Mechanism, mr.Target, mr.Analyzer, mr.AnalyzerName)
+		fmt.Printf("mirror %s already exists in project %s: %s %s -> %s (%s)\n", s.Name, mr.Project, mr.Mechanism, mr.Target, mr.Analyzer, mr.AnalyzerName)
+	}
+	if own, err := a.credentialsProject(ctx); err == nil && own != nil && strings.Join(own, ":") != mr.Project && !a.dryRun {
+		fmt.Fprintf(os.Stderr, "note: the mirror is in project %s, not the credentials' %s: list and delete it with --project %s\n",
+			mr.Project, strings.Join(own, ":"), mr.Project)
 	}
 	for _, w := range res.Warnings {
 		fmt.Fprintf(os.Stderr, "warning: %s\n", w)
@@ -231,6 +236,9 @@ func mirrorList(args []string) int {
 	if _, err := splitProject(a.project); err != nil {
 		return usageErr("mirror", err.Error())
 	}
+	if scope.all && a.project != "" {
+		return usageErr("mirror", "give --project or --all-projects, not both")
+	}
 	p, err := a.provisioner()
 	if err != nil {
 		return fail("mirror", err)
@@ -269,11 +277,24 @@ func mirrorDelete(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return usageCode(err)
 	}
-	if fs.NArg() != 1 {
+	// Flags may follow the name too, as operators type them.
+	if fs.NArg() >= 1 {
+		name := fs.Arg(0)
+		if err := fs.Parse(fs.Args()[1:]); err != nil {
+			return usageCode(err)
+		}
+		if fs.NArg() != 0 {
+			return usageErr("mirror", "usage: vrsniff mirror delete [flags] NAME")
+		}
+		args = []string{name}
+	} else {
 		return usageErr("mirror", "usage: vrsniff mirror delete [flags] NAME")
 	}
 	if _, err := splitProject(a.project); err != nil {
 		return usageErr("mirror", err.Error())
+	}
+	if scope.all && a.project != "" {
+		return usageErr("mirror", "give --project or --all-projects, not both")
 	}
 	p, err := a.provisioner()
 	if err != nil {
@@ -286,7 +307,7 @@ func mirrorDelete(args []string) int {
 	if err != nil {
 		return fail("mirror", err)
 	}
-	name := fs.Arg(0)
+	name := args[0]
 	notes, err := p.Delete(ctx, projects, name)
 	for _, n := range notes {
 		fmt.Fprintf(os.Stderr, "note: %s\n", n)

@@ -41,7 +41,13 @@ func TestMirrorCommand(t *testing.T) {
 		{[]string{"create", api, "--name", "m", "--vn", "default-domain:admin:vn1", "--service-instance"}, exitUsage},
 		{[]string{"create", api, "--name", "m", "--vn", "default-domain:admin:vn1", "--nh-mode", "static", "--vtep", "2001:db8::1", "--vni", "5"}, exitUsage},
 		{[]string{"list", api, "-o", "yaml"}, exitUsage},
-		{[]string{"list", api, "--all-projects", "--project", "default-domain:admin"}, exitFailure},
+		{[]string{"list", api, "--all-projects", "--project", "default-domain:admin"}, exitUsage},
+		// Flags after the name, as operators type them: not found, not a usage error.
+		{[]string{"delete", api, "nosuch", "--project", "default-domain:admin"}, exitFailure},
+		{[]string{"delete", api, "nosuch", "extra"}, exitUsage},
+		// Match flags do not narrow port mirroring: refused, not ignored.
+		{[]string{"create", api, "--name", "m", "--port", "6c1f3a52-0d6e-4e0f-9d59-8f8e0f2a9b11", "--protocol", "tcp", "--analyzer-ip", "10.0.0.5"}, exitUsage},
+		{[]string{"create", api, "--name", "m", "--vn", "default-domain:admin:vn1"}, exitUsage},
 	} {
 		if got := runMirror(tc.args); got != tc.code {
 			t.Errorf("mirror %q = %d, want %d", tc.args, got, tc.code)

@@ -3,6 +3,7 @@ package provision
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/vrsniff/vrsniff/internal/contrail"
@@ -18,6 +19,7 @@ type found struct {
 		typ string
 		fq  []string
 	}
+	notes []string
 }
 
 func (f *found) any() bool { return f.pol != nil || len(f.ports) > 0 || len(f.objs) > 0 }
@@ -67,7 +69,7 @@ func (p *Provisioner) Delete(ctx context.Context, projects [][]string, name stri
 	}
 	f := hits[0]
 	s := Spec{Name: name, Project: f.prj.fq}
-	var notes []string
+	notes := f.notes
 	// Deletion is not rolled back: each step is safe to repeat, so a
 	// failed delete is finished by running it again.
 	if f.pol != nil {
@@ -119,12 +121,16 @@ func (p *Provisioner) find(ctx context.Context, prj projectRef, name string) (*f
 		return nil, err
 	}
 	seen := map[string]bool{}
+	var sniffers []string
 	for _, port := range ports {
 		if n, _ := port.Annotations.Get(KeyMirror); n != name {
 			continue
 		}
 		seen[port.UUID] = true
 		f.ports = append(f.ports, port.UUID)
+		if k, _ := port.Annotations.Get(KeyKind); k == string(KindServiceInstance) {
+			sniffers = append(sniffers, port.UUID)
+		}
 		for _, r := range port.TupleRefs {
 			if colon(r.To) == colon(s.tupleFQ()) {
 				f.tuple = append(f.tuple, port.UUID)
@@ -152,6 +158,22 @@ func (p *Provisioner) find(ctx context.Context, prj projectRef, name string) (*f
 				}
 			}
 		}
+	}
+	// An analyzer instance that other mirrors still send to stays, with
+	// its port: deleting it would leave them mirroring to nowhere.
+	if others, err := p.siUsers(ctx, &s); err != nil {
+		return nil, err
+	} else if len(others) > 0 {
+		f.notes = append(f.notes, fmt.Sprintf("kept service instance %s and its port: %s still mirror to it", colon(s.siFQ()), strings.Join(others, ", ")))
+		f.tuple = nil
+		var keep []string
+		for _, id := range f.ports {
+			if !slices.Contains(sniffers, id) {
+				keep = append(keep, id)
+			}
+		}
+		f.ports = keep
+		return f, nil
 	}
 	for _, o := range []struct {
 		typ string
@@ -181,4 +203,25 @@ func (p *Provisioner) find(ctx context.Context, prj projectRef, name string) (*f
 		}{o.typ, o.fq})
 	}
 	return f, nil
+}
+
+// siUsers lists the policies other than the mirror's own that mirror to the
+// service instance the mirror created.
+func (p *Provisioner) siUsers(ctx context.Context, s *Spec) ([]string, error) {
+	if _, err := p.API.FQNameToID(ctx, "service-instance", s.siFQ()); contrail.IsNotFound(err) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	users, err := p.analyzerNameUsers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, u := range users[colon(s.siFQ())] {
+		if u.what != "network-policy "+colon(s.policyFQ()) {
+			out = append(out, u.what)
+		}
+	}
+	return out, nil
 }

@@ -319,7 +319,9 @@ func (p *Provisioner) policyMirror(ctx context.Context, prj []string, pol marked
 	if k := c.Dynamic.mirrorRules(ids) + c.Static.mirrorRules(ids); k >= 2 {
 		m.Notes = append(m.Notes, fmt.Sprintf("%s has %d other mirror rules: a flow that more than two analyzers match is mirrored to two only", m.Target, k))
 	}
-	if m.Kind == KindServiceInstance {
+	if _, err := p.API.FQNameToID(ctx, "service-instance", split(m.AnalyzerName)); m.Kind == KindServiceInstance && contrail.IsNotFound(err) {
+		m.check("analyzer", false, "service instance "+m.AnalyzerName+" does not exist")
+	} else if m.Kind == KindServiceInstance {
 		ok, detail := false, "the instance has no address yet (svc-monitor, and the sniffer port linked to the port tuple?)"
 		for _, id := range ids {
 			if r, _ := c.Dynamic.find(id); r != nil && r.ActionList.MirrorTo != nil && r.ActionList.MirrorTo.AnalyzerIPAddress != "" {
@@ -443,6 +445,7 @@ func (p *Provisioner) checkAnalyzer(ctx context.Context, m *Mirror, mt *contrail
 // portMirrors groups the project's marked ports by mirror.
 func (p *Provisioner) portMirrors(ctx context.Context, prj []string, ports []marked, users map[string][]nameUser) ([]Mirror, error) {
 	byName := map[string]*Mirror{}
+	analyzerIP := map[string]string{}
 	var order []string
 	covered := map[string]map[string]bool{}
 	for _, port := range ports {
@@ -473,6 +476,7 @@ func (p *Provisioner) portMirrors(ctx context.Context, prj []string, ports []mar
 		}
 		if m.AnalyzerName == "" {
 			m.AnalyzerName = im.MirrorTo.AnalyzerName
+			analyzerIP[name] = im.MirrorTo.AnalyzerIPAddress
 			p.checkAnalyzer(ctx, m, &im.MirrorTo, nil)
 			checkUnique(m, &im.MirrorTo, users)
 			m.Notes = append(m.Notes, "traffic direction "+im.TrafficDirection+" (ingress: packets the VM sends; egress: packets delivered to it)")
@@ -485,7 +489,7 @@ func (p *Provisioner) portMirrors(ctx context.Context, prj []string, ports []mar
 		m := byName[name]
 		m.check("allow-neutral", true, "port mirroring does not touch ACLs")
 		if m.Kind == KindPerPort {
-			if err := p.checkCoverage(ctx, m, covered[name]); err != nil {
+			if err := p.checkCoverage(ctx, m, covered[name], analyzerIP[name]); err != nil {
 				return nil, err
 			}
 		}
@@ -496,7 +500,7 @@ func (p *Provisioner) portMirrors(ctx context.Context, prj []string, ports []mar
 
 // checkCoverage reports the ports of a per-port mirror's network that it
 // does not mirror (added since, or skipped).
-func (p *Provisioner) checkCoverage(ctx context.Context, m *Mirror, covered map[string]bool) error {
+func (p *Provisioner) checkCoverage(ctx context.Context, m *Mirror, covered map[string]bool, analyzerIP string) error {
 	n, err := p.networkByFQ(ctx, m.Target)
 	if contrail.IsNotFound(err) {
 		m.check("coverage", false, "network "+m.Target+" is gone")
@@ -505,16 +509,25 @@ func (p *Provisioner) checkCoverage(ctx context.Context, m *Mirror, covered map[
 		return err
 	}
 	var missing []string
+	own := 0
 	for _, r := range n.Ports {
-		if !covered[r.UUID] {
-			missing = append(missing, r.UUID)
+		if covered[r.UUID] {
+			continue
 		}
+		// The analyzer's own port is left out on purpose.
+		if v, err := p.readPort(ctx, r.UUID); err == nil {
+			if addrs, err := p.addresses(ctx, v); err == nil && slices.Contains(addrs, analyzerIP) {
+				own++
+				continue
+			}
+		}
+		missing = append(missing, r.UUID)
 	}
 	if len(missing) > 0 {
-		m.check("coverage", false, fmt.Sprintf("%d of %d ports of %s not mirrored (new, the analyzer's own, or mirrored by someone else): %s",
+		m.check("coverage", false, fmt.Sprintf("%d of %d ports of %s not mirrored (new, or mirrored by someone else): %s",
 			len(missing), len(n.Ports), m.Target, strings.Join(missing, ", ")))
 	} else {
-		m.check("coverage", true, fmt.Sprintf("all %d ports of %s", len(n.Ports), m.Target))
+		m.check("coverage", true, fmt.Sprintf("all %d ports of %s but the analyzer's own (%d)", len(n.Ports)-own, m.Target, own))
 	}
 	return nil
 }

@@ -222,8 +222,10 @@ func (p *Provisioner) createPolicy(ctx context.Context, s *Spec) (Result, error)
 	if err := p.checkAnalyzerName(ctx, s); err != nil {
 		return Result{}, err
 	}
-	for _, w := range res.Warnings {
-		p.log().Warn(w)
+	if s.AnalyzerSI != "" {
+		if _, err := api.FQNameToID(ctx, "service-instance", s.siFQ()); err != nil {
+			return Result{}, fmt.Errorf("analyzer service instance %s: %w", s.AnalyzerSI, err)
+		}
 	}
 	snap := c.snapshot()
 	attach := step{

@@ -208,9 +208,6 @@ func (p *Provisioner) createPort(ctx context.Context, s *Spec) (Result, error) {
 	if res.Warnings, err = p.headerlessCheck(ctx, s); err != nil {
 		return Result{}, err
 	}
-	for _, w := range res.Warnings {
-		p.log().Warn(w)
-	}
 	st, err := p.portStep(s, v, id)
 	if err != nil {
 		return Result{}, err
@@ -275,9 +272,6 @@ func (p *Provisioner) createPerPort(ctx context.Context, s *Spec) (Result, error
 	}
 	if len(steps) == 0 && mine == 0 {
 		return Result{}, fmt.Errorf("network %s has no port to mirror", s.VN)
-	}
-	for _, w := range res.Warnings {
-		p.log().Warn(w)
 	}
 	if err := run(ctx, p.log(), steps); err != nil {
 		return Result{}, err

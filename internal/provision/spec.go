@@ -159,6 +159,12 @@ func (s *Spec) Check() error {
 		if (s.Port == "") == (s.VM == "") {
 			return fmt.Errorf("port mirroring needs exactly one of a port UUID or a VM name")
 		}
+		if s.Port != "" && s.Interface != 0 {
+			return fmt.Errorf("--interface picks a port of --vm; with --port it means nothing")
+		}
+		if s.Match != (Match{}) {
+			return fmt.Errorf("port mirroring copies every packet of a port: the match flags apply to policy mirrors only")
+		}
 	default:
 		return fmt.Errorf("unknown mirror kind %q", s.Kind)
 	}
@@ -265,6 +271,9 @@ func (s *Spec) checkAnalyzer() error {
 	}
 	if a.NICVLAN < 0 || a.NICVLAN > 4094 {
 		return fmt.Errorf("NIC-assisted mirroring VLAN %d out of range 1..4094", a.NICVLAN)
+	}
+	if a.IP == "" {
+		return fmt.Errorf("say where mirrored traffic goes: --analyzer-ip, --nh-mode static with --vtep and --vni, or --service-instance")
 	}
 	if _, err := netip.ParseAddr(a.IP); err != nil {
 		return fmt.Errorf("analyzer IP address %q: %w", a.IP, err)
