@@ -319,7 +319,7 @@ func (p *Provisioner) policyMirror(ctx context.Context, prj []string, pol marked
 	if k := c.Dynamic.mirrorRules(ids) + c.Static.mirrorRules(ids); k >= 2 {
 		m.Notes = append(m.Notes, fmt.Sprintf("%s has %d other mirror rules: a flow that more than two analyzers match is mirrored to two only", m.Target, k))
 	}
-	if _, err := p.API.FQNameToID(ctx, "service-instance", split(m.AnalyzerName)); m.Kind == KindServiceInstance && contrail.IsNotFound(err) {
+	if m.Kind == KindServiceInstance && !p.exists(ctx, "service-instance", m.AnalyzerName) {
 		m.check("analyzer", false, "service instance "+m.AnalyzerName+" does not exist")
 	} else if m.Kind == KindServiceInstance {
 		ok, detail := false, "the instance has no address yet (svc-monitor, and the sniffer port linked to the port tuple?)"
@@ -690,4 +690,11 @@ func PrintJSON(w io.Writer, ms []Mirror) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(ms)
+}
+
+// exists reports whether the object fq (colon-separated) is there; an
+// answer other than "not found" counts as there.
+func (p *Provisioner) exists(ctx context.Context, typ, fq string) bool {
+	_, err := p.API.FQNameToID(ctx, typ, split(fq))
+	return !contrail.IsNotFound(err)
 }
