@@ -167,13 +167,19 @@ func plausibleRef(f []byte) bool {
 	ip := f[off+2:]
 	switch et {
 	case 0x0800:
-		return len(ip) >= 20 && (int(binary.BigEndian.Uint16(ip[2:])) == len(ip) || len(f) == 60)
+		return len(ip) >= 20 && paddedRef(f, ip, int(binary.BigEndian.Uint16(ip[2:])))
 	case 0x86dd:
-		return len(ip) >= 40 && (40+int(binary.BigEndian.Uint16(ip[4:])) == len(ip) || len(f) == 60)
+		return len(ip) >= 40 && paddedRef(f, ip, 40+int(binary.BigEndian.Uint16(ip[4:])))
 	case 0x0806:
 		return len(ip) >= 28
 	}
 	return et >= 0x0600 && !isTag(et)
+}
+
+// paddedRef reports whether an IP length of l matches ip, the bytes after
+// the EtherType of f: exactly, or shorter when f is padded to 60 bytes.
+func paddedRef(f, ip []byte, l int) bool {
+	return l == len(ip) || l < len(ip) && len(f) == 60
 }
 
 // walkTLVs validates a current-format metadata block strictly and returns
