@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vrsniff/vrsniff/internal/capture"
+	"github.com/vrsniff/vrsniff/internal/source"
 	"github.com/vrsniff/vrsniff/internal/filter"
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
@@ -155,19 +155,19 @@ func runCapture(args []string) int {
 	}
 
 	// Source.
-	so := capture.Options{
+	so := source.Options{
 		Ports: cfg.Ports, VXLANPorts: cfg.VXLANPorts, MirrorVLAN: cfg.MirrorVLAN, AllUDP: cfg.AutoPorts,
 		SnapLen: *snaplen, Promisc: *promisc, Fanout: uint16(*fanout),
 		RingBlockSize: 1 << 20, RingBlocks: max(*ringMB, 4),
 	}
-	var src capture.Source
+	var src source.Source
 	switch {
 	case *iface != "":
-		src, err = capture.OpenAFPacket(*iface, so)
+		src, err = source.OpenAFPacket(*iface, so)
 	case *listen != "":
-		src, err = capture.ListenUDP(*listen, so)
+		src, err = source.ListenUDP(*listen, so)
 	default:
-		src, err = capture.OpenFile(*read, *realtime)
+		src, err = source.OpenFile(*read, *realtime)
 	}
 	if err != nil {
 		return fail("capture", err)
@@ -280,7 +280,7 @@ loop:
 			break loop
 		case runErr = <-runDone:
 			sourceEnded = true
-			if errors.Is(runErr, capture.ErrClosed) {
+			if errors.Is(runErr, source.ErrClosed) {
 				runErr = nil
 			}
 			log.Info("source ended", "err", runErr)
@@ -316,7 +316,7 @@ loop:
 			httpDone = nil
 		}
 	}
-	if errors.Is(runErr, capture.ErrClosed) {
+	if errors.Is(runErr, source.ErrClosed) {
 		runErr = nil
 	}
 	src.Close()
@@ -338,7 +338,7 @@ loop:
 
 // logStats logs the counters. written is what is on disk in the capture
 // files (kept: what passed the filters); store_dropped what the files lost.
-func logStats(log *slog.Logger, s *pipeline.Stats, ss capture.Stats, hub *server.Hub, files, rejects *ring.Ring) {
+func logStats(log *slog.Logger, s *pipeline.Stats, ss source.Stats, hub *server.Hub, files, rejects *ring.Ring) {
 	sum := s.Summary()
 	args := []any{"read", sum.Read, "kernel_dropped", ss.Dropped, "kept", sum.Written}
 	if files != nil {

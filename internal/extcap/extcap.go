@@ -31,7 +31,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/vrsniff/vrsniff/internal/capture"
+	"github.com/vrsniff/vrsniff/internal/source"
 	"github.com/vrsniff/vrsniff/internal/filter"
 	"github.com/vrsniff/vrsniff/internal/mirror"
 )
@@ -54,8 +54,8 @@ type Program struct {
 	// options (timeouts, CA file).
 	Client *http.Client
 	// OpenLocal opens the local capture source; nil means
-	// capture.OpenAFPacket.
-	OpenLocal func(iface string, o capture.Options) (capture.Source, error)
+	// source.OpenAFPacket.
+	OpenLocal func(iface string, o source.Options) (source.Source, error)
 	// Interfaces lists the local interfaces offered in the dialog; nil
 	// means net.Interfaces.
 	Interfaces func() ([]net.Interface, error)

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/vrsniff/vrsniff/internal/capture"
+	"github.com/vrsniff/vrsniff/internal/source"
 	"github.com/vrsniff/vrsniff/internal/filter"
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
@@ -57,9 +57,9 @@ func (pr *Program) captureLocal(ctx context.Context, o Options, flt filter.Optio
 	defer fifo.Close()
 	open := pr.OpenLocal
 	if open == nil {
-		open = capture.OpenAFPacket
+		open = source.OpenAFPacket
 	}
-	src, err := open(o.Iface, capture.Options{
+	src, err := open(o.Iface, source.Options{
 		Ports: ports, VXLANPorts: vxlan, MirrorVLAN: uint16(o.MirrorVLAN), Promisc: o.Promisc,
 	})
 	if err != nil {
@@ -96,7 +96,7 @@ func (pr *Program) captureLocal(ctx context.Context, o Options, flt filter.Optio
 		Stats:   new(pipeline.Stats),
 	}
 	err = pl.Run(ctx)
-	if err == nil || errors.Is(err, capture.ErrClosed) || stopped(ctx, err) {
+	if err == nil || errors.Is(err, source.ErrClosed) || stopped(ctx, err) {
 		return nil
 	}
 	return fmt.Errorf("capture on %s: %w", o.Iface, err)

@@ -1,11 +1,11 @@
-// Package capture provides the live packet sources of vrsniff: an AF_PACKET
+// Package source provides the live packet sources of vrsniff: an AF_PACKET
 // TPACKET_V3 ring that captures mirror traffic at layer 2 on an interface
 // that may have no IP address, and a UDP socket for hosts where the analyzer
 // address is local.
 //
 // A Source fills only the source fields of a mirror.Packet (Timestamp,
 // LinkType, Data, WireLen, Interface); decoding happens downstream.
-package capture
+package source
 
 import (
 	"errors"
