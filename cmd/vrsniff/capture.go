@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vrsniff/vrsniff/internal/source"
 	"github.com/vrsniff/vrsniff/internal/filter"
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
@@ -21,6 +20,7 @@ import (
 	"github.com/vrsniff/vrsniff/internal/ring"
 	"github.com/vrsniff/vrsniff/internal/secret"
 	"github.com/vrsniff/vrsniff/internal/server"
+	"github.com/vrsniff/vrsniff/internal/source"
 	"github.com/vrsniff/vrsniff/internal/vnpair"
 )
 

@@ -31,9 +31,9 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/vrsniff/vrsniff/internal/source"
 	"github.com/vrsniff/vrsniff/internal/filter"
 	"github.com/vrsniff/vrsniff/internal/mirror"
+	"github.com/vrsniff/vrsniff/internal/source"
 )
 
 // Interface names as Wireshark lists them.

@@ -7,11 +7,11 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/vrsniff/vrsniff/internal/source"
 	"github.com/vrsniff/vrsniff/internal/filter"
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
 	"github.com/vrsniff/vrsniff/internal/pipeline"
+	"github.com/vrsniff/vrsniff/internal/source"
 )
 
 func parsePorts(name, s string) ([]uint16, error) {
