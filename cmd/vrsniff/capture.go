@@ -2,21 +2,17 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
+	"github.com/vrsniff/vrsniff/internal/capture"
 	"github.com/vrsniff/vrsniff/internal/filter"
-	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
-	"github.com/vrsniff/vrsniff/internal/pipeline"
 	"github.com/vrsniff/vrsniff/internal/ring"
 	"github.com/vrsniff/vrsniff/internal/secret"
 	"github.com/vrsniff/vrsniff/internal/server"
@@ -145,7 +141,7 @@ func runCapture(args []string) int {
 			return usageErr("capture", err.Error())
 		}
 	}
-	srvOpts, err := srvf.options(server.Options{Token: token, Logger: log})
+	srvOpts, err := srvf.options(server.Options{Token: token})
 	if err != nil {
 		return usageErr("capture", err.Error())
 	}
@@ -154,226 +150,40 @@ func runCapture(args []string) int {
 		return usageErr("capture", "nothing would be kept: give --dir (files) and/or --http (API, live stream)")
 	}
 
-	// Source.
-	so := source.Options{
-		Ports: cfg.Ports, VXLANPorts: cfg.VXLANPorts, MirrorVLAN: cfg.MirrorVLAN, AllUDP: cfg.AutoPorts,
-		SnapLen: *snaplen, Promisc: *promisc, Fanout: uint16(*fanout),
-		RingBlockSize: 1 << 20, RingBlocks: max(*ringMB, 4),
-	}
-	var src source.Source
-	switch {
-	case *iface != "":
-		src, err = source.OpenAFPacket(*iface, so)
-	case *listen != "":
-		src, err = source.ListenUDP(*listen, so)
-	default:
-		src, err = source.OpenFile(*read, *realtime)
-	}
-	if err != nil {
-		return fail("capture", err)
-	}
-
-	// Sinks.
-	stats := &pipeline.Stats{}
-	var sinks []pipeline.Sink
-	var store ring.Store
-	var files, rejects *ring.Ring
-	if *dir != "" {
-		ro := ring.Options{
+	svc, err := capture.New(capture.Config{
+		Interface: *iface, Listen: *listen, Read: *read, Realtime: *realtime, Linger: *linger,
+		Source: source.Options{
+			SnapLen: *snaplen, Promisc: *promisc, Fanout: uint16(*fanout),
+			RingBlockSize: 1 << 20, RingBlocks: max(*ringMB, 4),
+		},
+		Decoder: cfg, Filter: flt2,
+		Dir: *dir, KeepRejects: *keepRejects,
+		Files: ring.Options{
 			Format: ff, MaxSize: int64(rotateSize), MaxDuration: *rotateEvery, AlignClock: *align,
-			MaxFiles: *maxFiles, MaxBytes: int64(maxBytes), Split: split, Logger: log,
+			MaxFiles: *maxFiles, MaxBytes: int64(maxBytes), Split: split,
 			MaxOpen: *splitOpen, SplitIdle: *splitIdle, DropOther: !*splitOther,
 			MaxPairs: *filePairs, MaxRecord: int(maxRecord),
-		}
-		if files, err = ring.New(*dir, ro); err != nil {
-			src.Close()
-			return fail("capture", err)
-		}
-		store = files
-		sinks = append(sinks, files)
-		if *keepRejects {
-			ro.Format, ro.Split, ro.Prefix = pcapfile.FormatRaw, vnpair.None, "rejects"
-			if rejects, err = ring.New(filepath.Join(*dir, "rejects"), ro); err != nil {
-				src.Close()
-				return fail("capture", err)
-			}
-		}
-	}
-	srvOpts.Store, srvOpts.Stats = store, stats
-	srvOpts.Source = func() server.SourceStats {
-		s := src.Stats()
-		return server.SourceStats{Received: s.Received, KernelDrops: s.Dropped}
-	}
-	srv, err := server.New(srvOpts)
+		},
+		HTTP: *httpAddr, TLSCert: *tlsCert, TLSKey: *tlsKey, Server: srvOpts,
+		StatsEvery: *statsEvery, Logger: log,
+	})
 	if err != nil {
-		src.Close()
 		return fail("capture", err)
 	}
-	sinks = append(sinks, srv.Hub())
-	// Listen now: a taken port or a bad certificate ends the start-up,
-	// before a packet is read.
-	var ln net.Listener
-	if *httpAddr != "" {
-		if ln, err = srv.Listen(*httpAddr, *tlsCert, *tlsKey); err != nil {
-			src.Close()
-			for _, r := range []*ring.Ring{files, rejects} {
-				if r != nil {
-					r.Close()
-				}
-			}
-			return fail("capture", err)
-		}
-	}
-
-	sinkErrs := map[string]bool{} // kinds logged; the pipeline calls SinkError from one goroutine
-	pl := &pipeline.Pipeline{
-		Source: src, Decoder: mirror.NewDecoder(decoderConfig(cfg, *keepRejects)), Filter: flt2, Sinks: sinks, Stats: stats,
-		// A capture never stops for a sink: count, log each kind once.
-		SinkError: func(err error) error {
-			if k := errKind(err); !sinkErrs[k] && len(sinkErrs) < maxErrKinds {
-				sinkErrs[k] = true
-				log.Warn("write failed; counting further failures of this kind silently", "err", err)
-			}
-			return nil
-		},
-	}
-	if rejects != nil {
-		pl.Rejects = rejects
-	}
-
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-
-	httpDone := make(chan error, 1)
-	httpCtx, httpCancel := context.WithCancel(context.Background())
-	defer httpCancel()
-	if ln != nil {
-		go func() { httpDone <- srv.Serve(httpCtx, ln, *tlsCert, *tlsKey) }()
-	} else {
-		httpDone <- nil
-	}
-
-	log.Info("capturing", "interface", *iface, "listen", *listen, "read", *read, "dir", *dir, "http", *httpAddr,
-		"ports", dec.ports.String(), "vxlan_ports", dec.vxlan.String(), "mirror_vlan", cfg.MirrorVLAN)
-	runDone := make(chan error, 1)
-	go func() { runDone <- pl.Run(ctx) }()
-
-	var tick <-chan time.Time
-	if *statsEvery > 0 {
-		t := time.NewTicker(*statsEvery)
-		defer t.Stop()
-		tick = t.C
-	}
-	var runErr error
-	sourceEnded := false
-loop:
-	for {
-		select {
-		case <-ctx.Done():
-			src.Close()
-			if !sourceEnded {
-				runErr = <-runDone
-			}
-			break loop
-		case runErr = <-runDone:
-			sourceEnded = true
-			if errors.Is(runErr, source.ErrClosed) {
-				runErr = nil
-			}
-			log.Info("source ended", "err", runErr)
-			if runErr != nil || !*linger || *read == "" {
-				break loop
-			}
-			// Lingering to serve a replayed file: nothing more will be
-			// written, so the files are finished and can be downloaded.
-			for _, r := range []*ring.Ring{files, rejects} {
-				if r != nil {
-					if err := r.Rotate(); err != nil {
-						log.Warn("close files at the end of the input", "err", err)
-					}
-				}
-			}
-		case <-hup:
-			if files != nil {
-				if err := files.Rotate(); err != nil {
-					log.Warn("rotate", "err", err)
-				} else {
-					log.Info("rotated on SIGHUP")
-				}
-			}
-		case <-tick:
-			logStats(log, stats, src.Stats(), srv.Hub(), files, rejects)
-		case err := <-httpDone:
-			if err != nil {
-				log.Error("http server", "err", err)
-				src.Close()
-				runErr = errors.Join(err, <-runDone)
-				break loop
-			}
-			httpDone = nil
+	go func() {
+		for range hup {
+			_ = svc.Rotate() // logged by Rotate
 		}
-	}
-	if errors.Is(runErr, source.ErrClosed) {
-		runErr = nil
-	}
-	src.Close()
-	httpCancel()
-	var closeErr error
-	if files != nil {
-		closeErr = files.Close()
-	}
-	if rejects != nil {
-		closeErr = errors.Join(closeErr, rejects.Close())
-	}
-	logStats(log, stats, src.Stats(), srv.Hub(), files, rejects)
-	if err := errors.Join(runErr, closeErr); err != nil {
-		log.Error("capture ended", "err", err)
-		return exitFailure
+	}()
+	if err := svc.Run(ctx); err != nil {
+		return exitFailure // logged by Run
 	}
 	return exitOK
-}
-
-// logStats logs the counters. written is what is on disk in the capture
-// files (kept: what passed the filters); store_dropped what the files lost.
-func logStats(log *slog.Logger, s *pipeline.Stats, ss source.Stats, hub *server.Hub, files, rejects *ring.Ring) {
-	sum := s.Summary()
-	args := []any{"read", sum.Read, "kernel_dropped", ss.Dropped, "kept", sum.Written}
-	if files != nil {
-		st := files.Stats()
-		args = append(args, "written", st.Packets, "store_dropped", st.Dropped, "store_lost", st.Lost,
-			"store_write_errors", st.WriteErrors, "record_cut", st.Truncated, "split_overflow", st.SplitOverflow)
-	}
-	if rejects != nil {
-		st := rejects.Stats()
-		args = append(args, "rejects_written", st.Packets, "rejects_dropped", st.Dropped)
-	}
-	args = append(args, "filtered", sum.Filtered, "malformed", sum.TotalMalformed(), "sink_errors", sum.SinkErrs,
-		"vn_pairs", len(sum.Pairs), "stream_clients", hub.Clients(), "stream_dropped", hub.Dropped())
-	log.Info("counters", args...)
-	for _, c := range sum.CandidatePorts {
-		log.Warn("UDP port carries mirror traffic that is not decoded: add it with --port (or --port auto)", "port", c.Port, "datagrams", c.Count)
-	}
-	if sum.ShortSnap > 0 {
-		log.Warn("mirror datagrams cut by the snap length inside their metadata: raise --snaplen", "datagrams", sum.ShortSnap)
-	}
-}
-
-// maxErrKinds bounds the kinds of sink failure logged one by one.
-const maxErrKinds = 32
-
-// errKind names a failure for logging once per kind: its innermost cause,
-// without the file names that wrapping adds.
-func errKind(err error) string {
-	for {
-		u := errors.Unwrap(err)
-		if u == nil {
-			return err.Error()
-		}
-		err = u
-	}
 }
 
 func newLogger(level, format string) (*slog.Logger, error) {
@@ -389,11 +199,4 @@ func newLogger(level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(os.Stderr, o)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
-}
-
-// decoderConfig keeps copies of held fragments only where a datagram that
-// cannot be completed has somewhere to go.
-func decoderConfig(c mirror.Config, keepRejects bool) mirror.Config {
-	c.Reassembly.DiscardRaw = !keepRejects
-	return c
 }

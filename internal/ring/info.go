@@ -3,13 +3,12 @@
 package ring
 
 import (
-	"io"
 	"time"
 
 	"github.com/vrsniff/vrsniff/internal/pipeline"
 )
 
-// Info describes one capture file.
+// Info describes one capture file, as its sidecar records it.
 type Info struct {
 	Name    string    `json:"name"` // base name, no directory
 	Size    int64     `json:"size"`
@@ -22,19 +21,4 @@ type Info struct {
 	Pairs      []pipeline.Pair `json:"vn_pairs"`
 	PairsOther uint64          `json:"vn_pairs_other_packets,omitempty"`
 	Open       bool            `json:"open"` // still being written (name ends in .part)
-}
-
-// Store is what the HTTP server needs of a capture directory.
-type Store interface {
-	// List returns the files, oldest first.
-	List() ([]Info, error)
-	// Open opens a file by base name for reading. Names that are not a
-	// plain file of the store (separators, "..", unknown) give an error
-	// satisfying errors.Is(err, fs.ErrNotExist).
-	Open(name string) (io.ReadSeekCloser, Info, error)
-	// Delete removes a closed file; deleting the file being written is
-	// refused.
-	Delete(name string) error
-	// DiskUsage is the bytes used by the store's files.
-	DiskUsage() int64
 }

@@ -162,10 +162,7 @@ type Stats struct {
 	Problem string `json:"problem,omitempty"`
 }
 
-var (
-	_ Store         = (*Ring)(nil)
-	_ pipeline.Sink = (*Ring)(nil)
-)
+var _ pipeline.Sink = (*Ring)(nil)
 
 // Ring writes packets into a directory of rotating capture files. A file is
 // named like dumpcap's ring buffer files,

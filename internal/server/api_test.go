@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,8 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/vrsniff/vrsniff/internal/ring"
 )
 
 func newTestServer(t *testing.T, o Options) (*Server, *httptest.Server) {
@@ -58,7 +57,7 @@ func TestCapturesList(t *testing.T) {
 	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("content type %q", ct)
 	}
-	var got []ring.Info
+	var got []FileInfo
 	if err := json.Unmarshal(body, &got); err != nil {
 		t.Fatalf("%v in %s", err, body)
 	}
@@ -141,6 +140,29 @@ func TestCaptureDelete(t *testing.T) {
 	}
 	resp, _ = do(t, "DELETE", ts.URL+"/api/captures/unknown.pcap", nil)
 	mustStatus(t, resp.StatusCode, 404, "delete unknown")
+}
+
+// listFails is a store that cannot list its files.
+type listFails struct{ *dirStore }
+
+func (listFails) List() ([]FileInfo, error) { return nil, errors.New("listing is broken") }
+
+// DELETE asks the store's Delete alone, so that its answer (409 for the
+// file being written, 404 for an unknown one) cannot be overtaken by a
+// rotation between a look and the deletion.
+func TestCaptureDeleteWithoutList(t *testing.T) {
+	st := listFails{newDirStore(t)}
+	_, ts := newTestServer(t, Options{Store: st})
+	for _, c := range []struct {
+		name string
+		code int
+	}{{"cap_00003.pcapng.part", 409}, {"unknown.pcap", 404}, {"cap_00001.pcapng", 204}} {
+		resp, _ := do(t, "DELETE", ts.URL+"/api/captures/"+c.name, nil)
+		mustStatus(t, resp.StatusCode, c.code, "delete "+c.name)
+	}
+	if _, err := os.Stat(filepath.Join(st.dir, "cap_00001.pcapng")); !os.IsNotExist(err) {
+		t.Errorf("deleted file still there: %v", err)
+	}
 }
 
 func TestPathTraversal(t *testing.T) {

@@ -1,7 +1,7 @@
 package server
 
 import (
-	"errors"
+	"fmt"
 	"net/netip"
 
 	"io"
@@ -19,21 +19,20 @@ import (
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pipeline"
-	"github.com/vrsniff/vrsniff/internal/ring"
 )
 
-// dirStore is a ring.Store over a plain directory, with fixed metadata.
+// dirStore is a Store over a plain directory, with fixed metadata.
 type dirStore struct {
 	dir   string
-	infos map[string]ring.Info
+	infos map[string]FileInfo
 }
 
-func (s *dirStore) List() ([]ring.Info, error) {
+func (s *dirStore) List() ([]FileInfo, error) {
 	ents, err := os.ReadDir(s.dir)
 	if err != nil {
 		return nil, err
 	}
-	var out []ring.Info
+	var out []FileInfo
 	for _, e := range ents {
 		fi, err := e.Info()
 		if err != nil {
@@ -47,20 +46,20 @@ func (s *dirStore) List() ([]ring.Info, error) {
 	return out, nil
 }
 
-func (s *dirStore) Open(name string) (io.ReadSeekCloser, ring.Info, error) {
+func (s *dirStore) Open(name string) (io.ReadSeekCloser, FileInfo, error) {
 	if name != filepath.Base(name) || name == ".." || name == "." {
-		return nil, ring.Info{}, fs.ErrNotExist
+		return nil, FileInfo{}, fs.ErrNotExist
 	}
 	f, err := os.Open(filepath.Join(s.dir, name))
 	if err != nil {
-		return nil, ring.Info{}, err
+		return nil, FileInfo{}, err
 	}
 	return f, s.infos[name], nil
 }
 
 func (s *dirStore) Delete(name string) error {
 	if s.infos[name].Open {
-		return errors.New("file is being written")
+		return fmt.Errorf("delete %s: %w", name, ErrBusy)
 	}
 	if name != filepath.Base(name) {
 		return fs.ErrNotExist
@@ -102,7 +101,7 @@ func newDirStore(t *testing.T) *dirStore {
 		}
 	}
 	pairs := []pipeline.Pair{{SrcVN: "default-domain:admin:vn-a", DstVN: "default-domain:admin:vn-b", Packets: 7}}
-	return &dirStore{dir: dir, infos: map[string]ring.Info{
+	return &dirStore{dir: dir, infos: map[string]FileInfo{
 		"cap_00001.pcapng":      {First: t0, Last: t0.Add(time.Minute), Packets: 7, Pairs: pairs},
 		"cap_00002.pcap":        {First: t0.Add(time.Minute), Last: t0.Add(2 * time.Minute), Packets: 3},
 		"cap_00003.pcapng.part": {First: t0.Add(2 * time.Minute), Packets: 1, Open: true},

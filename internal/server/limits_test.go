@@ -24,7 +24,6 @@ import (
 	"time"
 
 	"github.com/vrsniff/vrsniff/internal/pipeline"
-	"github.com/vrsniff/vrsniff/internal/ring"
 )
 
 // serve runs s on a fresh loopback port until the end of the test and
@@ -263,7 +262,7 @@ func (f countedFile) Close() error {
 	return f.File.Close()
 }
 
-func (s *countingStore) Open(name string) (io.ReadSeekCloser, ring.Info, error) {
+func (s *countingStore) Open(name string) (io.ReadSeekCloser, FileInfo, error) {
 	f, in, err := s.dirStore.Open(name)
 	if err != nil {
 		return nil, in, err
@@ -387,7 +386,7 @@ func TestRangeCap(t *testing.T) {
 func manyStore(t *testing.T, n, pairs int) *dirStore {
 	t.Helper()
 	dir := t.TempDir()
-	st := &dirStore{dir: dir, infos: map[string]ring.Info{}}
+	st := &dirStore{dir: dir, infos: map[string]FileInfo{}}
 	ps := make([]pipeline.Pair, pairs)
 	for i := range ps {
 		ps[i] = pipeline.Pair{SrcVN: fmt.Sprintf("default-domain:spoof:vn-%06d", i), DstVN: vnB, Packets: uint64(pairs - i)}
@@ -397,7 +396,7 @@ func manyStore(t *testing.T, n, pairs int) *dirStore {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte{byte(i)}, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		st.infos[name] = ring.Info{First: t0.Add(time.Duration(i) * time.Minute), Packets: uint64(pairs), Pairs: ps}
+		st.infos[name] = FileInfo{First: t0.Add(time.Duration(i) * time.Minute), Packets: uint64(pairs), Pairs: ps}
 	}
 	return st
 }
@@ -655,7 +654,7 @@ type fullStore struct {
 	full bool
 }
 
-func (s *fullStore) Stats() ring.Stats { return ring.Stats{DiskFull: s.full, Dropped: 5} }
+func (s *fullStore) StoreStats() StoreStats { return StoreStats{DiskFull: s.full, Dropped: 5} }
 
 func (s *fullStore) Healthy() error {
 	if s.full {

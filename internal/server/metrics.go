@@ -4,7 +4,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
-	"github.com/vrsniff/vrsniff/internal/ring"
 )
 
 // maxPairSeries caps the VN pair series on /metrics: the busiest pairs are
@@ -105,8 +104,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(c.storeWriting, ok)
 	}
-	if rs, ok := c.s.opts.Store.(interface{ Stats() ring.Stats }); ok {
-		st := rs.Stats()
+	if sc, ok := c.s.opts.Store.(StoreCounters); ok {
+		st := sc.StoreStats()
 		counter(c.storeDropped, st.Dropped)
 		full := 0.0
 		if st.DiskFull {

@@ -28,7 +28,6 @@ import (
 
 	"github.com/vrsniff/vrsniff/internal/filter"
 	"github.com/vrsniff/vrsniff/internal/pipeline"
-	"github.com/vrsniff/vrsniff/internal/ring"
 )
 
 // Defaults of the Options limits.
@@ -71,7 +70,7 @@ type SourceStats struct {
 
 // Options configure a Server. Zero limits take their defaults.
 type Options struct {
-	Store  ring.Store         // capture files; nil when there are none
+	Store  Store              // capture files; nil when there are none
 	Stats  *pipeline.Stats    // pipeline counters; nil reads as zero
 	Source func() SourceStats // capture source counters; may be nil
 	Token  string             // bearer token required on every request but /healthz; "" for none
@@ -354,19 +353,12 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 }
 
 // storeHealth finds how to ask st whether it can write: a store that
-// knows reports why not (Healthy); one that does not is taken as able.
-func storeHealth(st ring.Store) func() error {
-	if h, ok := st.(writeHealth); ok {
+// knows reports why not (StoreHealth); one that does not is taken as able.
+func storeHealth(st Store) func() error {
+	if h, ok := st.(StoreHealth); ok {
 		return h.Healthy
 	}
 	return func() error { return nil }
-}
-
-// writeHealth is a store that says whether it can write.
-type writeHealth interface {
-	// Healthy returns nil while packets reach the files, else why they
-	// do not (a full disk, a directory removed or unwritable).
-	Healthy() error
 }
 
 // healthz answers 503 with the reason while the store cannot write.
@@ -388,11 +380,11 @@ func validName(name string) bool {
 		!filepath.IsAbs(name) && filepath.Base(name) == name
 }
 
-// CaptureEntry is one file of /api/captures: its Info, with at most the
+// CaptureEntry is one file of /api/captures: its FileInfo, with at most the
 // requested number of VN pairs (busiest first), how many it has in all, and
 // a link to download it without the token.
 type CaptureEntry struct {
-	ring.Info
+	FileInfo
 	PairsTotal int    `json:"vn_pairs_total"`
 	Download   string `json:"download"`
 }
@@ -431,7 +423,7 @@ func (s *Server) listCaptures(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	var files []ring.Info
+	var files []FileInfo
 	if s.opts.Store != nil {
 		if files, err = s.opts.Store.List(); err != nil {
 			s.log.Error("list captures", "err", err)
@@ -447,7 +439,7 @@ func (s *Server) listCaptures(w http.ResponseWriter, r *http.Request) {
 	files = files[start:min(start+limit, total)]
 	out := make([]CaptureEntry, len(files))
 	for i, f := range files {
-		out[i] = CaptureEntry{Info: f, PairsTotal: len(f.Pairs), Download: s.downloadLink(f.Name)}
+		out[i] = CaptureEntry{FileInfo: f, PairsTotal: len(f.Pairs), Download: s.downloadLink(f.Name)}
 		out[i].Pairs = f.Pairs[:min(pairs, len(f.Pairs))]
 		if out[i].Pairs == nil {
 			out[i].Pairs = []pipeline.Pair{}
@@ -532,35 +524,18 @@ func (s *Server) deleteCapture(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	// The store refuses the open file but does not say so with a typed
-	// error, so look first.
-	files, err := s.opts.Store.List()
-	if err != nil {
-		s.log.Error("list captures", "err", err)
-		http.Error(w, "cannot list captures", http.StatusInternalServerError)
+	// Delete alone decides: a file listed a moment ago may be gone, or
+	// have become the one being written, by the time it is asked.
+	switch err := s.opts.Store.Delete(name); {
+	case errors.Is(err, ErrBusy):
+		http.Error(w, "capture is still being written", http.StatusConflict)
 		return
-	}
-	found := false
-	for _, fi := range files {
-		if fi.Name == name {
-			if fi.Open {
-				http.Error(w, "capture is still being written", http.StatusConflict)
-				return
-			}
-			found = true
-		}
-	}
-	if !found {
+	case errors.Is(err, fs.ErrNotExist):
 		http.Error(w, "no such capture", http.StatusNotFound)
 		return
-	}
-	if err := s.opts.Store.Delete(name); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			http.Error(w, "no such capture", http.StatusNotFound)
-			return
-		}
+	case err != nil:
 		s.log.Error("delete capture", "name", name, "err", err)
-		http.Error(w, "cannot delete capture: "+err.Error(), http.StatusConflict)
+		http.Error(w, "cannot delete capture", http.StatusInternalServerError)
 		return
 	}
 	s.log.Info("capture deleted", "name", name, "remote", r.RemoteAddr)

@@ -1,0 +1,405 @@
+// Package capture is the `vrsniff capture` service: it reads a live source
+// (an interface, a UDP socket or a replayed file), decodes and filters the
+// mirror traffic, keeps it in rotating capture files and serves them, the
+// live stream and the counters over HTTP, and shuts all of it down in an
+// order that leaves every file complete. docs/capture.md describes it.
+package capture
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"time"
+
+	"github.com/vrsniff/vrsniff/internal/filter"
+	"github.com/vrsniff/vrsniff/internal/mirror"
+	"github.com/vrsniff/vrsniff/internal/pcapfile"
+	"github.com/vrsniff/vrsniff/internal/pipeline"
+	"github.com/vrsniff/vrsniff/internal/ring"
+	"github.com/vrsniff/vrsniff/internal/server"
+	"github.com/vrsniff/vrsniff/internal/source"
+	"github.com/vrsniff/vrsniff/internal/vnpair"
+)
+
+// Config is everything the service needs. Exactly one of Interface,
+// Listen and Read names the source; at least one of Dir and HTTP says
+// where the packets go.
+type Config struct {
+	Interface string // capture on this interface with AF_PACKET
+	Listen    string // receive mirror datagrams on this UDP address (host:port)
+	Read      string // replay this capture file
+	Realtime  bool   // with Read: at the pace of its timestamps
+	// Linger, with Read, keeps serving after the file ends, until Run's
+	// context is done; the files are finished (closed and renamed) at the
+	// end of the input.
+	Linger bool
+	// Source holds the AF_PACKET and socket settings (snap length,
+	// promiscuous mode, fanout, ring size); the traffic fields (ports,
+	// VXLAN ports, mirror VLAN, every UDP port) are taken from Decoder.
+	Source source.Options
+
+	Decoder mirror.Config  // what is mirror traffic; the reassembly limits
+	Filter  *filter.Filter // nil keeps every decoded packet
+
+	// Dir holds the rotating capture files, written with Files; "" for
+	// none. Files.Logger is set from Logger.
+	Dir   string
+	Files ring.Options
+	// KeepRejects keeps the packets that fail to decode, as captured, in
+	// Dir/rejects: Files' rotation and retention, raw format, no split.
+	KeepRejects bool
+
+	// HTTP is the API's listen address; "" for none. TLSCert and TLSKey,
+	// together, make it HTTPS.
+	HTTP            string
+	TLSCert, TLSKey string
+	// Server holds the API's token and limits; its Store, Stats, Source
+	// and Logger are set by New.
+	Server server.Options
+
+	StatsEvery time.Duration // log the counters this often; 0 never
+	Logger     *slog.Logger  // nil discards
+}
+
+// Service is one capture, from New to the end of Run.
+type Service struct {
+	c       Config
+	log     *slog.Logger
+	src     source.Source
+	files   *ring.Ring // nil without Dir
+	rejects *ring.Ring // nil without KeepRejects
+	srv     *server.Server
+	ln      net.Listener // nil without HTTP
+	pl      *pipeline.Pipeline
+	stats   *pipeline.Stats
+	ran     bool
+}
+
+// Stats is a snapshot of the service's counters.
+type Stats struct {
+	Pipeline pipeline.Summary
+	Source   source.Stats
+	Files    ring.Stats // zero without Dir
+	Rejects  ring.Stats // zero without KeepRejects
+	// StreamClients is the live stream clients connected now;
+	// StreamDropped the packets they lost, summed over clients.
+	StreamClients int
+	StreamDropped uint64
+}
+
+// New checks c and does every start-up step that can fail: it opens the
+// source and the capture files, loads the TLS files and binds the HTTP
+// listener, so that a taken port or a bad certificate is an error here,
+// before a packet is read. Run starts the capture; Close releases what New
+// opened when Run is not called.
+func New(c Config) (_ *Service, err error) {
+	n := 0
+	for _, v := range []string{c.Interface, c.Listen, c.Read} {
+		if v != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		return nil, errors.New("give exactly one source: an interface, a UDP address or a file")
+	}
+	if c.Dir == "" && c.HTTP == "" {
+		return nil, errors.New("nothing would be kept: give a directory (files) and/or an HTTP address (API, live stream)")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Service{c: c, log: c.Logger, stats: &pipeline.Stats{}}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+
+	so := sourceOptions(c)
+	switch {
+	case c.Interface != "":
+		s.src, err = source.OpenAFPacket(c.Interface, so)
+	case c.Listen != "":
+		s.src, err = source.ListenUDP(c.Listen, so)
+	default:
+		s.src, err = source.OpenFile(c.Read, c.Realtime)
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	var sinks []pipeline.Sink
+	if c.Dir != "" {
+		ro := c.Files
+		ro.Logger = s.log
+		if s.files, err = ring.New(c.Dir, ro); err != nil {
+			return nil, err
+		}
+		sinks = append(sinks, s.files)
+		c.Server.Store = store{s.files}
+		if c.KeepRejects {
+			ro.Format, ro.Split, ro.Prefix = pcapfile.FormatRaw, vnpair.None, "rejects"
+			if s.rejects, err = ring.New(filepath.Join(c.Dir, "rejects"), ro); err != nil {
+				return nil, err
+			}
+		}
+	}
+	c.Server.Stats, c.Server.Logger = s.stats, s.log
+	c.Server.Source = func() server.SourceStats {
+		st := s.src.Stats()
+		return server.SourceStats{Received: st.Received, KernelDrops: st.Dropped}
+	}
+	if s.srv, err = server.New(c.Server); err != nil {
+		return nil, err
+	}
+	sinks = append(sinks, s.srv.Hub())
+	if c.HTTP != "" {
+		if s.ln, err = s.srv.Listen(c.HTTP, c.TLSCert, c.TLSKey); err != nil {
+			return nil, err
+		}
+	}
+	var rejects pipeline.Sink
+	if s.rejects != nil {
+		rejects = s.rejects
+	}
+	s.pl = newPipeline(c, s.src, sinks, rejects, s.stats, s.sinkError())
+	return s, nil
+}
+
+// Addr is the address the HTTP API listens on, nil without one: the port
+// chosen when the configured one is 0.
+func (s *Service) Addr() net.Addr {
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Run captures until ctx is done, the source ends (unless lingering over a
+// replayed file) or the HTTP server fails. It then closes the source,
+// stops the HTTP server (each live stream ends with a complete pcapng),
+// closes the files, logs the final counters and returns what went wrong:
+// nil for a capture that ended as asked. Run is called once.
+func (s *Service) Run(ctx context.Context) error {
+	if s.ran {
+		return errors.New("capture: Run called twice")
+	}
+	s.ran = true
+	c := s.c
+	httpDone := make(chan error, 1)
+	httpCtx, httpCancel := context.WithCancel(context.Background())
+	defer httpCancel()
+	if s.ln != nil {
+		go func() { httpDone <- s.srv.Serve(httpCtx, s.ln, c.TLSCert, c.TLSKey) }()
+	} else {
+		httpDone <- nil
+	}
+	s.log.Info("capturing", "interface", c.Interface, "listen", c.Listen, "read", c.Read, "dir", c.Dir, "http", c.HTTP,
+		"ports", portList(c.Decoder.Ports, c.Decoder.AutoPorts), "vxlan_ports", portList(c.Decoder.VXLANPorts, false),
+		"mirror_vlan", c.Decoder.MirrorVLAN)
+	runDone := make(chan error, 1)
+	go func() { runDone <- s.pl.Run(ctx) }()
+
+	var tick <-chan time.Time
+	if c.StatsEvery > 0 {
+		t := time.NewTicker(c.StatsEvery)
+		defer t.Stop()
+		tick = t.C
+	}
+	var runErr error
+	sourceEnded, httpEnded := false, false
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			s.src.Close()
+			if !sourceEnded {
+				runErr = <-runDone
+			}
+			break loop
+		case runErr = <-runDone:
+			sourceEnded = true
+			if errors.Is(runErr, source.ErrClosed) {
+				runErr = nil
+			}
+			s.log.Info("source ended", "err", runErr)
+			if runErr != nil || !c.Linger || c.Read == "" {
+				break loop
+			}
+			// Lingering to serve a replayed file: nothing more will be
+			// written, so the files are finished and can be downloaded.
+			for _, r := range s.rings() {
+				if err := r.Rotate(); err != nil {
+					s.log.Warn("close files at the end of the input", "err", err)
+				}
+			}
+		case <-tick:
+			s.logStats()
+		case err := <-httpDone:
+			httpEnded = true
+			if err != nil {
+				s.log.Error("http server", "err", err)
+				s.src.Close()
+				runErr = err
+				if !sourceEnded {
+					runErr = errors.Join(err, <-runDone)
+				}
+				break loop
+			}
+			httpDone = nil
+		}
+	}
+	if errors.Is(runErr, source.ErrClosed) {
+		runErr = nil
+	}
+	s.src.Close()
+	httpCancel()
+	var closeErr error
+	for _, r := range s.rings() {
+		closeErr = errors.Join(closeErr, r.Close())
+	}
+	s.logStats()
+	if !httpEnded {
+		// The files are safe; now wait for the HTTP server to end its
+		// streams, so that nothing of the service outlives Run.
+		if err := <-httpDone; err != nil {
+			s.log.Error("http server", "err", err)
+		}
+	}
+	if err := errors.Join(runErr, closeErr); err != nil {
+		s.log.Error("capture ended", "err", err)
+		return err
+	}
+	return nil
+}
+
+// Rotate closes the capture files being written and starts new ones, as
+// SIGHUP asks; without Dir it does nothing. It may be called from any
+// goroutine while Run runs.
+func (s *Service) Rotate() error {
+	if s.files == nil {
+		return nil
+	}
+	if err := s.files.Rotate(); err != nil {
+		s.log.Warn("rotate", "err", err)
+		return err
+	}
+	s.log.Info("rotated on SIGHUP")
+	return nil
+}
+
+// Close releases what New opened: the source, the listener and the files.
+// Run closes them itself; Close after Run does nothing more.
+func (s *Service) Close() error {
+	var err error
+	if s.src != nil {
+		err = s.src.Close()
+	}
+	if s.ln != nil && !s.ran {
+		err = errors.Join(err, s.ln.Close())
+	}
+	for _, r := range s.rings() {
+		err = errors.Join(err, r.Close())
+	}
+	return err
+}
+
+// Stats returns the counters; it may be called at any time.
+func (s *Service) Stats() Stats {
+	st := Stats{Pipeline: s.stats.Summary(), Source: s.src.Stats()}
+	if s.files != nil {
+		st.Files = s.files.Stats()
+	}
+	if s.rejects != nil {
+		st.Rejects = s.rejects.Stats()
+	}
+	if s.srv != nil {
+		st.StreamClients, st.StreamDropped = s.srv.Hub().Clients(), s.srv.Hub().Dropped()
+	}
+	return st
+}
+
+// rings returns the rings the service writes.
+func (s *Service) rings() []*ring.Ring {
+	var rs []*ring.Ring
+	for _, r := range []*ring.Ring{s.files, s.rejects} {
+		if r != nil {
+			rs = append(rs, r)
+		}
+	}
+	return rs
+}
+
+// sinkError makes the pipeline's SinkError: a capture never stops for a
+// sink; each kind of failure is logged once and the rest counted.
+func (s *Service) sinkError() func(error) error {
+	kinds := map[string]bool{} // the pipeline calls SinkError from one goroutine
+	return func(err error) error {
+		if k := errKind(err); !kinds[k] && len(kinds) < maxErrKinds {
+			kinds[k] = true
+			s.log.Warn("write failed; counting further failures of this kind silently", "err", err)
+		}
+		return nil
+	}
+}
+
+// maxErrKinds bounds the kinds of sink failure logged one by one.
+const maxErrKinds = 32
+
+// errKind names a failure for logging once per kind: its innermost cause,
+// without the file names that wrapping adds.
+func errKind(err error) string {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err.Error()
+		}
+		err = u
+	}
+}
+
+// logStats logs the counters. written is what is on disk in the capture
+// files (kept: what passed the filters); store_dropped what the files lost.
+func (s *Service) logStats() {
+	st := s.Stats()
+	sum := st.Pipeline
+	args := []any{"read", sum.Read, "kernel_dropped", st.Source.Dropped, "kept", sum.Written}
+	if s.files != nil {
+		f := st.Files
+		args = append(args, "written", f.Packets, "store_dropped", f.Dropped, "store_lost", f.Lost,
+			"store_write_errors", f.WriteErrors, "record_cut", f.Truncated, "split_overflow", f.SplitOverflow)
+	}
+	if s.rejects != nil {
+		args = append(args, "rejects_written", st.Rejects.Packets, "rejects_dropped", st.Rejects.Dropped)
+	}
+	args = append(args, "filtered", sum.Filtered, "malformed", sum.TotalMalformed(), "sink_errors", sum.SinkErrs,
+		"vn_pairs", len(sum.Pairs), "stream_clients", st.StreamClients, "stream_dropped", st.StreamDropped)
+	s.log.Info("counters", args...)
+	for _, c := range sum.CandidatePorts {
+		s.log.Warn("UDP port carries mirror traffic that is not decoded: add it with --port (or --port auto)", "port", c.Port, "datagrams", c.Count)
+	}
+	if sum.ShortSnap > 0 {
+		s.log.Warn("mirror datagrams cut by the snap length inside their metadata: raise --snaplen", "datagrams", sum.ShortSnap)
+	}
+}
+
+// portList writes ports as the --port flag takes them.
+func portList(ports []uint16, auto bool) string {
+	var b []byte
+	for i, p := range ports {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = fmt.Appendf(b, "%d", p)
+	}
+	if auto {
+		if len(b) > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, "auto"...)
+	}
+	return string(b)
+}

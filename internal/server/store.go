@@ -1,0 +1,63 @@
+package server
+
+import (
+	"errors"
+	"io"
+	"time"
+
+	"github.com/vrsniff/vrsniff/internal/pipeline"
+)
+
+// Store is what the server needs of the capture files.
+type Store interface {
+	// List returns the files, oldest first.
+	List() ([]FileInfo, error)
+	// Open opens a file by base name for reading. Names that are not a
+	// plain file of the store (separators, "..", unknown) give an error
+	// satisfying errors.Is(err, fs.ErrNotExist).
+	Open(name string) (io.ReadSeekCloser, FileInfo, error)
+	// Delete removes a closed file. The file being written is refused
+	// with an error satisfying errors.Is(err, ErrBusy), an unknown one
+	// with one satisfying errors.Is(err, fs.ErrNotExist).
+	Delete(name string) error
+	// DiskUsage is the bytes used by the store's files.
+	DiskUsage() int64
+}
+
+// ErrBusy is what a Store's Delete wraps when it refuses to delete the
+// file being written; the API answers 409.
+var ErrBusy = errors.New("capture is still being written")
+
+// FileInfo describes one capture file as GET /api/captures lists it.
+type FileInfo struct {
+	Name    string    `json:"name"` // base name, no directory
+	Size    int64     `json:"size"` // bytes
+	First   time.Time `json:"first_packet,omitzero"`
+	Last    time.Time `json:"last_packet,omitzero"`
+	Packets uint64    `json:"packets"`
+	// Pairs lists the busiest VN pairs of the file, most packets first;
+	// PairsOther counts the packets of the others.
+	Pairs      []pipeline.Pair `json:"vn_pairs"`
+	PairsOther uint64          `json:"vn_pairs_other_packets,omitempty"`
+	Open       bool            `json:"open"` // still being written (name ends in .part)
+}
+
+// StoreHealth is a Store that says whether it can write; /healthz and
+// vrsniff_store_writing report it. A Store without it is taken as able.
+type StoreHealth interface {
+	// Healthy returns nil while packets reach the files, else why they
+	// do not (a full disk, a directory removed or unwritable).
+	Healthy() error
+}
+
+// StoreCounters is a Store that counts the packets it lost;
+// vrsniff_store_dropped_total and vrsniff_store_disk_full report them.
+type StoreCounters interface {
+	StoreStats() StoreStats
+}
+
+// StoreStats are the counters of a StoreCounters.
+type StoreStats struct {
+	Dropped  uint64 // packets not written, whatever the reason
+	DiskFull bool   // writing is paused until space is available
+}
