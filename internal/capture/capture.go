@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/vrsniff/vrsniff/internal/filter"
@@ -76,6 +77,7 @@ type Service struct {
 	pl      *pipeline.Pipeline
 	stats   *pipeline.Stats
 	ran     bool
+	ended   atomic.Bool // the input ended and the files are finished
 }
 
 // Stats is a snapshot of the service's counters.
@@ -88,6 +90,9 @@ type Stats struct {
 	// StreamDropped the packets they lost, summed over clients.
 	StreamClients int
 	StreamDropped uint64
+	// Ended says that the input ended and the files are finished: a
+	// replayed file served with Linger, or a Run that returned.
+	Ended bool
 }
 
 // New checks c and does every start-up step that can fail: it opens the
@@ -236,6 +241,7 @@ loop:
 					s.log.Warn("close files at the end of the input", "err", err)
 				}
 			}
+			s.ended.Store(true)
 		case <-tick:
 			s.logStats()
 		case err := <-httpDone:
@@ -261,6 +267,7 @@ loop:
 	for _, r := range s.rings() {
 		closeErr = errors.Join(closeErr, r.Close())
 	}
+	s.ended.Store(true)
 	s.logStats()
 	if !httpEnded {
 		// The files are safe; now wait for the HTTP server to end its
@@ -309,7 +316,7 @@ func (s *Service) Close() error {
 
 // Stats returns the counters; it may be called at any time.
 func (s *Service) Stats() Stats {
-	st := Stats{Pipeline: s.stats.Summary(), Source: s.src.Stats()}
+	st := Stats{Pipeline: s.stats.Summary(), Source: s.src.Stats(), Ended: s.ended.Load()}
 	if s.files != nil {
 		st.Files = s.files.Stats()
 	}

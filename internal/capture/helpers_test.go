@@ -1,0 +1,377 @@
+package capture
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+
+	"github.com/vrsniff/vrsniff/internal/gen"
+	"github.com/vrsniff/vrsniff/internal/mirror"
+	"github.com/vrsniff/vrsniff/internal/pcapfile"
+	"github.com/vrsniff/vrsniff/internal/ring"
+	"github.com/vrsniff/vrsniff/internal/server"
+	"github.com/vrsniff/vrsniff/internal/source"
+	"github.com/vrsniff/vrsniff/internal/testkit"
+)
+
+// config is the configuration `vrsniff capture` runs with by default,
+// writing into dir ("" for no files) and serving the API on a free
+// loopback port.
+func config(dir string) Config {
+	return Config{
+		Source:  source.Options{Promisc: true, RingBlockSize: 1 << 20, RingBlocks: 4},
+		Decoder: mirror.Config{PassThrough: true},
+		Dir:     dir,
+		Files:   ring.Options{MaxSize: 100 << 20, AlignClock: true},
+		HTTP:    "127.0.0.1:0",
+	}
+}
+
+// running is a Service whose Run goes on in the background.
+type running struct {
+	t     *testing.T
+	svc   *Service
+	log   *logBuffer
+	warns atomic.Int64 // warnings logged
+	stop  context.CancelFunc
+	done  chan struct{}
+	err   error // of Run, once done is closed
+	base  string
+	token string
+}
+
+// logBuffer keeps the service's log for a failing test.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// warnCounter counts the warnings logged through it.
+type warnCounter struct {
+	slog.Handler
+	n *atomic.Int64
+}
+
+func (h warnCounter) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level == slog.LevelWarn {
+		h.n.Add(1)
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h warnCounter) WithAttrs(as []slog.Attr) slog.Handler {
+	return warnCounter{h.Handler.WithAttrs(as), h.n}
+}
+
+func (h warnCounter) WithGroup(name string) slog.Handler {
+	return warnCounter{h.Handler.WithGroup(name), h.n}
+}
+
+// start creates the service of c and runs it until the test ends (or
+// finish). With HTTP it waits until the API answers.
+func start(t *testing.T, c Config) *running {
+	t.Helper()
+	r := &running{t: t, log: &logBuffer{}, done: make(chan struct{}), token: c.Server.Token}
+	c.Logger = slog.New(warnCounter{slog.NewTextHandler(r.log, nil), &r.warns})
+	svc, err := New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.svc = svc
+	ctx, stop := context.WithCancel(context.Background())
+	r.stop = stop
+	go func() { r.err = svc.Run(ctx); close(r.done) }()
+	t.Cleanup(func() {
+		stop()
+		<-r.done
+		if t.Failed() {
+			t.Logf("capture log:\n%s", r.log)
+		}
+	})
+	if a := svc.Addr(); a != nil {
+		r.base = "http://" + a.String()
+		r.waitFor("the API", func() bool {
+			resp, err := http.Get(r.base + "/healthz")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK
+		})
+	}
+	return r
+}
+
+// waitFor polls cond for up to 30 s; it fails the test if Run ends or the
+// time runs out.
+func (r *running) waitFor(what string, cond func() bool) {
+	r.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		select {
+		case <-r.done:
+			r.t.Fatalf("waiting for %s: Run ended (%v)", what, r.err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("timed out waiting for %s; counters %+v", what, r.svc.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// finish ends the capture as SIGTERM does and returns Run's error.
+func (r *running) finish() error {
+	r.t.Helper()
+	r.stop()
+	select {
+	case <-r.done:
+	case <-time.After(30 * time.Second):
+		r.t.Fatal("Run did not end")
+	}
+	return r.err
+}
+
+// waitWritten waits until n packets are on disk in the capture files.
+func (r *running) waitWritten(n uint64) {
+	r.t.Helper()
+	r.waitFor(fmt.Sprintf("%d packets written", n), func() bool { return r.svc.Stats().Files.Packets >= n })
+}
+
+func (r *running) request(method, path string, hdr map[string]string) (*http.Response, []byte) {
+	r.t.Helper()
+	req, err := http.NewRequest(method, r.base+path, nil)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if r.token != "" {
+		req.Header.Set("Authorization", "Bearer "+r.token)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		r.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		r.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return resp, body
+}
+
+// list is GET /api/captures.
+func (r *running) list() []server.CaptureEntry {
+	r.t.Helper()
+	resp, body := r.request("GET", "/api/captures", nil)
+	if resp.StatusCode != http.StatusOK {
+		r.t.Fatalf("list: %s", resp.Status)
+	}
+	var l []server.CaptureEntry
+	if err := json.Unmarshal(body, &l); err != nil {
+		r.t.Fatalf("list: %v: %s", err, body)
+	}
+	return l
+}
+
+// cases returns n generated mirror cases, each with its own copy of the data.
+func cases(t *testing.T, profile string, seed uint64, n, mtu int) []*gen.Case {
+	t.Helper()
+	g, err := gen.New(gen.Options{Seed: seed, Mix: gen.Profiles[profile], MTU: mtu, LinkType: layers.LinkTypeEthernet,
+		MaxFrame: 2000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := make([]*gen.Case, n)
+	for i := range cs {
+		cs[i] = g.Next().Clone()
+	}
+	return cs
+}
+
+// writeCases writes the cases' outer frames into a pcap file.
+func writeCases(t *testing.T, name string, cs []*gen.Case) {
+	t.Helper()
+	f, err := os.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w, err := gen.NewWriter(f, gen.FormatPcap, 65535, layers.LinkTypeEthernet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if err := w.WriteCase(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func outerFrames(cs []*gen.Case) [][]byte {
+	var fs [][]byte
+	for _, c := range cs {
+		for _, w := range c.Packets {
+			fs = append(fs, w.Data)
+		}
+	}
+	return fs
+}
+
+// comment is the pcapng comment a decoded case must carry.
+func comment(c *gen.Case) string {
+	p := mirror.Packet{Mode: c.Mode, Meta: c.Meta()}
+	return string(mirror.AppendComment(nil, &p))
+}
+
+// udpPayloads returns the UDP payloads of the cases' outer frames, as a
+// vRouter sends them to an analyzer address.
+func udpPayloads(t *testing.T, cs []*gen.Case) [][]byte {
+	t.Helper()
+	var ps [][]byte
+	for _, c := range cs {
+		if len(c.Packets) != 1 {
+			t.Fatalf("case %d is fragmented", c.Index)
+		}
+		pkt := gopacket.NewPacket(c.Packets[0].Data, layers.LayerTypeEthernet, gopacket.Default)
+		udp, ok := pkt.Layer(layers.LayerTypeUDP).(*layers.UDP)
+		if !ok {
+			t.Fatalf("case %d: no UDP layer", c.Index)
+		}
+		ps = append(ps, udp.Payload)
+	}
+	return ps
+}
+
+func sendUDP(t *testing.T, addr string, payloads [][]byte) {
+	t.Helper()
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i, p := range payloads {
+		if _, err := c.Write(p); err != nil {
+			t.Fatalf("send datagram %d: %v", i, err)
+		}
+		if i%32 == 31 {
+			// Loopback has no flow control: let the receiver keep up.
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+// freeUDP returns a loopback UDP address that was free a moment ago.
+func freeUDP(t *testing.T) string {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().String()
+}
+
+// captureFiles lists the capture files in dir (no sidecars), in the
+// order they were written.
+func captureFiles(t *testing.T, dir string) (closed []string, parts []string) {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		switch n := e.Name(); {
+		case strings.HasSuffix(n, ".part"):
+			parts = append(parts, n)
+		case strings.HasSuffix(n, ".pcapng"), strings.HasSuffix(n, ".pcap"):
+			closed = append(closed, n)
+		}
+	}
+	slices.Sort(closed)
+	return closed, parts
+}
+
+// tshark returns the rows of `tshark -T fields` for the given fields.
+func tshark(t *testing.T, file string, fields ...string) [][]string {
+	t.Helper()
+	args := []string{"-n", "-r", file, "-T", "fields", "-E", "separator=\t"}
+	for _, f := range fields {
+		args = append(args, "-e", f)
+	}
+	return testkit.Tshark(t, args...)
+}
+
+// checkFiles checks that the closed files of dir hold exactly the inner
+// frames of cs, in order, each with its metadata comment, that tshark reads
+// every file completely and that every file has its sidecar.
+func checkFiles(t *testing.T, dir string, cs []*gen.Case) {
+	t.Helper()
+	closed, parts := captureFiles(t, dir)
+	if len(parts) != 0 || len(closed) < 2 {
+		t.Fatalf("want several closed files and no .part: %v %v", closed, parts)
+	}
+	var got [][]string
+	i := 0
+	for _, n := range closed {
+		name := filepath.Join(dir, n)
+		ps, err := pcapfile.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range ps {
+			if i >= len(cs) {
+				t.Fatalf("%s: more packets than were sent", n)
+			}
+			if !bytes.Equal(p.Data, cs[i].Frame) {
+				t.Fatalf("%s: packet %d is not inner frame %d", n, len(got), i)
+			}
+			i++
+		}
+		got = append(got, tshark(t, name, "frame.comment")...)
+		if _, err := os.Stat(name + ".json"); err != nil {
+			t.Errorf("sidecar: %v", err)
+		}
+	}
+	if i != len(cs) || len(got) != len(cs) {
+		t.Fatalf("files hold %d packets (tshark reads %d), %d were sent", i, len(got), len(cs))
+	}
+	for i, c := range cs {
+		if want := comment(c); got[i][0] != want {
+			t.Fatalf("packet %d: tshark reads comment %q, want %q", i, got[i][0], want)
+		}
+	}
+}
