@@ -514,3 +514,31 @@ func TestHugeRecord(t *testing.T) {
 		})
 	}
 }
+
+// Close without Run releases the source, the listener and the files.
+func TestCloseWithoutRun(t *testing.T) {
+	dir := t.TempDir()
+	c := config(dir)
+	c.Listen = freeUDP(t)
+	svc, err := New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := svc.Addr().String()
+	if err := svc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	pc, err := net.ListenPacket("udp", c.Listen)
+	if err != nil {
+		t.Fatalf("UDP socket not released: %v", err)
+	}
+	pc.Close()
+	ln, err := net.Listen("tcp", api)
+	if err != nil {
+		t.Fatalf("HTTP listener not released: %v", err)
+	}
+	ln.Close()
+	if closed, parts := captureFiles(t, dir); len(closed)+len(parts) != 0 {
+		t.Errorf("files of a capture that never ran: %v %v", closed, parts)
+	}
+}
