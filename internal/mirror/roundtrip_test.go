@@ -68,7 +68,7 @@ func TestRoundTripStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := mirror.NewDecoder(mirror.Config{MirrorVLAN: 999, PassThrough: true})
+	d := mirror.NewDecoder(mirror.Config{Traffic: mirror.Traffic{MirrorVLAN: 999}, PassThrough: true})
 	var cases []*gen.Case
 	for range 3000 {
 		c := g.Next()
@@ -234,12 +234,12 @@ func checkCase(c *gen.Case) error {
 	var a account
 	back := handedBack{}
 	collect := back.collector(&a)
-	cfg := mirror.Config{MirrorVLAN: 999, PassThrough: true}
+	cfg := mirror.Config{Traffic: mirror.Traffic{MirrorVLAN: 999}, PassThrough: true}
 	if c.Port != 0 {
 		if err := checkUnconfiguredPort(c, cfg); err != nil {
 			return fmt.Errorf("without port %d: %w", c.Port, err)
 		}
-		cfg.Ports = []uint16{mirror.DefaultPort, c.Port}
+		cfg.Traffic.Ports = []uint16{mirror.DefaultPort, c.Port}
 	}
 	d := mirror.NewDecoder(cfg)
 	if err := decodeCase(d, c, &a, collect); err != nil {
