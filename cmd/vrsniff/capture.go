@@ -156,8 +156,7 @@ func runCapture(args []string) int {
 
 	// Source.
 	so := source.Options{
-		Ports: cfg.Ports, VXLANPorts: cfg.VXLANPorts, MirrorVLAN: cfg.MirrorVLAN, AllUDP: cfg.AutoPorts,
-		SnapLen: *snaplen, Promisc: *promisc, Fanout: uint16(*fanout),
+		Traffic: cfg.Traffic, SnapLen: *snaplen, Promisc: *promisc, Fanout: uint16(*fanout),
 		RingBlockSize: 1 << 20, RingBlocks: max(*ringMB, 4),
 	}
 	var src source.Source
@@ -226,8 +225,8 @@ func runCapture(args []string) int {
 	}
 
 	sinkErrs := map[string]bool{} // kinds logged; the pipeline calls SinkError from one goroutine
-	pl := &pipeline.Pipeline{
-		Source: src, Decoder: mirror.NewDecoder(decoderConfig(cfg, *keepRejects)), Filter: flt2, Sinks: sinks, Stats: stats,
+	pc := pipeline.Config{
+		Source: src, Decoder: cfg, Filter: flt2, Sinks: sinks, Stats: stats,
 		// A capture never stops for a sink: count, log each kind once.
 		SinkError: func(err error) error {
 			if k := errKind(err); !sinkErrs[k] && len(sinkErrs) < maxErrKinds {
@@ -237,8 +236,23 @@ func runCapture(args []string) int {
 			return nil
 		},
 	}
+	// Only a rejects ring (--keep-rejects with --dir) makes the decoder
+	// keep copies of the fragments it holds.
 	if rejects != nil {
-		pl.Rejects = rejects
+		pc.Rejects = rejects
+	}
+	pl, err := pipeline.New(pc)
+	if err != nil {
+		src.Close()
+		if ln != nil {
+			ln.Close()
+		}
+		for _, r := range []*ring.Ring{files, rejects} {
+			if r != nil {
+				r.Close()
+			}
+		}
+		return fail("capture", err)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -257,7 +271,8 @@ func runCapture(args []string) int {
 	}
 
 	log.Info("capturing", "interface", *iface, "listen", *listen, "read", *read, "dir", *dir, "http", *httpAddr,
-		"ports", dec.ports.String(), "vxlan_ports", dec.vxlan.String(), "mirror_vlan", cfg.MirrorVLAN)
+		"ports", mirror.FormatPorts(cfg.Traffic.Ports, cfg.Traffic.AutoPorts), "vxlan_ports", mirror.FormatPorts(cfg.Traffic.VXLANPorts, false), "mirror_vlan", cfg.Traffic.MirrorVLAN,
+		"fragment_copies", pl.FragmentCopies())
 	runDone := make(chan error, 1)
 	go func() { runDone <- pl.Run(ctx) }()
 
@@ -389,11 +404,4 @@ func newLogger(level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(os.Stderr, o)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
-}
-
-// decoderConfig keeps copies of held fragments only where a datagram that
-// cannot be completed has somewhere to go.
-func decoderConfig(c mirror.Config, keepRejects bool) mirror.Config {
-	c.Reassembly.DiscardRaw = !keepRejects
-	return c
 }
