@@ -223,8 +223,8 @@ type Options struct {
 	// port and its one VXLAN port (defaults mirror.DefaultPort and
 	// mirror.DefaultVXLANPort), NIC-assisted cases on its mirror VLAN
 	// (default DefaultMirrorVLAN). It must be valid (mirror.Traffic.Validate)
-	// and without AutoPorts. A decoder configured with it decodes the
-	// capture.
+	// and without AutoPorts. A decoder configured with it decodes every
+	// case but those sent to a port of their own (Case.Port).
 	Traffic mirror.Traffic
 	// LinkType fixes the outer link type of every record (Ethernet, Linux
 	// SLL, SLL2 or raw IP). Zero mixes them, which classic pcap cannot hold.
