@@ -15,79 +15,55 @@ import (
 	"github.com/vrsniff/vrsniff/internal/mirror"
 )
 
-// portList is a comma-separated list of UDP ports; with allowAuto, the
-// word "auto" may stand among them.
-type portList struct {
-	ports     []uint16
-	auto      bool
-	allowAuto bool
-}
-
-func (l *portList) String() string {
-	s := make([]string, 0, len(l.ports)+1)
-	for _, p := range l.ports {
-		s = append(s, strconv.Itoa(int(p)))
-	}
-	if l.auto {
-		s = append(s, "auto")
-	}
-	return strings.Join(s, ",")
-}
-
-func (l *portList) Set(v string) error {
-	l.ports, l.auto = l.ports[:0], false
-	for _, f := range strings.Split(v, ",") {
-		f = strings.TrimSpace(f)
-		if f == "auto" && l.allowAuto {
-			l.auto = true
-			continue
-		}
-		n, err := strconv.ParseUint(f, 10, 16)
-		if err != nil || n == 0 {
-			return fmt.Errorf("bad port %q", f)
-		}
-		l.ports = append(l.ports, uint16(n))
-	}
-	if len(l.ports) == 0 && l.auto {
-		l.ports = []uint16{mirror.DefaultPort}
-	}
-	return nil
-}
-
 // decoderFlags are the flags that say what is mirror traffic.
 type decoderFlags struct {
-	ports, vxlan portList
-	vlan         uint
-	dropOther    bool
-	frag         mirror.ReassemblyConfig
-	fragBytes    sizeFlag
+	traffic   trafficFlags
+	dropOther bool
+	frag      mirror.ReassemblyConfig
+	fragBytes sizeFlag
+}
+
+// trafficFlags are the flags of mirror.Traffic, kept as given: they are
+// parsed together (mirror.Flags.Parse), after the command line and any
+// configuration file.
+type trafficFlags struct{ ports, vxlan, vlan string }
+
+func (t *trafficFlags) register(fs *flag.FlagSet, defaultVLAN uint16, usage [3]string) {
+	fs.StringVar(&t.ports, "port", strconv.Itoa(mirror.DefaultPort), usage[0])
+	fs.StringVar(&t.vxlan, "vxlan-port", strconv.Itoa(mirror.DefaultVXLANPort), usage[1])
+	fs.StringVar(&t.vlan, "mirror-vlan", strconv.Itoa(int(defaultVLAN)), usage[2])
+}
+
+func (t *trafficFlags) parse() (mirror.Traffic, error) {
+	return mirror.Flags.Parse(t.ports, t.vxlan, t.vlan)
 }
 
 func (d *decoderFlags) register(fs *flag.FlagSet) {
-	d.ports = portList{ports: []uint16{mirror.DefaultPort}, allowAuto: true}
-	d.vxlan = portList{ports: []uint16{mirror.DefaultVXLANPort}}
-	fs.Var(&d.ports, "port", "UDP destination `ports` of Juniper-header mirroring, comma separated; \"auto\" adds any port whose datagrams parse as mirror metadata")
+	d.traffic.register(fs, 0, [3]string{
+		"UDP destination `ports` of Juniper-header mirroring, comma separated; \"auto\" adds any port whose datagrams parse as mirror metadata",
+		"UDP destination `ports` of VXLAN mirroring, comma separated",
+		"`VLAN` ID of NIC-assisted mirroring, 1-4094, stripped from the frames (0: none)",
+	})
 	fs.IntVar(&d.frag.MaxDatagrams, "frag-max-datagrams", 4096, "incomplete outer IP datagrams held for reassembly at once")
 	d.fragBytes = 64 << 20
 	fs.Var(&d.fragBytes, "frag-max-bytes", "`bytes` held for outer IP reassembly (K, M, G suffixes)")
 	fs.DurationVar(&d.frag.Timeout, "frag-timeout", 30*time.Second, "packet time an outer IP datagram may take to complete")
 	fs.IntVar(&d.frag.MaxDist, "frag-max-dist", 4, "later packets from the same source after which an incomplete datagram is given up (-1: no limit)")
 	fs.IntVar(&d.frag.MaxFragments, "frag-max-fragments", 64, "fragments one outer IP datagram may have")
-	fs.Var(&d.vxlan, "vxlan-port", "UDP destination `ports` of VXLAN mirroring, comma separated")
-	fs.UintVar(&d.vlan, "mirror-vlan", 0, "`VLAN` of NIC-assisted mirroring, stripped from the frames (0: none)")
 	fs.BoolVar(&d.dropOther, "drop-other", false, "drop traffic that is not mirror traffic instead of passing it through")
 }
 
 func (d *decoderFlags) config() (mirror.Config, error) {
-	if d.vlan > 4094 {
-		return mirror.Config{}, fmt.Errorf("--mirror-vlan %d: want 1-4094", d.vlan)
+	t, err := d.traffic.parse()
+	if err != nil {
+		return mirror.Config{}, err
 	}
 	if d.frag.MaxDatagrams < 1 || d.fragBytes < 1 || d.frag.Timeout <= 0 || d.frag.MaxDist == 0 || d.frag.MaxFragments < 2 {
 		return mirror.Config{}, errors.New("--frag-max-datagrams, --frag-max-bytes, --frag-timeout and --frag-max-fragments (at least 2) must be positive, --frag-max-dist positive or -1")
 	}
 	frag := d.frag
 	frag.MaxBytes = int(min(int64(d.fragBytes), 1<<40))
-	return mirror.Config{Ports: d.ports.ports, AutoPorts: d.ports.auto, VXLANPorts: d.vxlan.ports, MirrorVLAN: uint16(d.vlan), PassThrough: !d.dropOther, Reassembly: frag}, nil
+	return mirror.Config{Traffic: t, PassThrough: !d.dropOther, Reassembly: frag}, nil
 }
 
 // filterFlags select packets by metadata and inner frame.

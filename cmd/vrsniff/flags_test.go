@@ -4,11 +4,15 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/vrsniff/vrsniff/internal/mirror"
 )
 
-func TestSizeAndPorts(t *testing.T) {
+func TestSize(t *testing.T) {
 	for in, want := range map[string]int64{"0": 0, "100": 100, "4K": 4096, "100M": 100 << 20, "2g": 2 << 30, "1TB": 1 << 40} {
 		var s sizeFlag
 		if err := s.Set(in); err != nil || int64(s) != want {
@@ -21,13 +25,47 @@ func TestSizeAndPorts(t *testing.T) {
 			t.Errorf("size %q accepted", bad)
 		}
 	}
-	var p portList
-	if err := p.Set("8099, 8100"); err != nil || p.String() != "8099,8100" {
-		t.Errorf("ports: %v %v", p, err)
+}
+
+// The decoder flags make a mirror.Config; a bad value is refused naming
+// its flag.
+func TestDecoderFlags(t *testing.T) {
+	cfg := func(args ...string) (mirror.Config, error) {
+		fs := flag.NewFlagSet("x", flag.ContinueOnError)
+		var dec decoderFlags
+		dec.register(fs)
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		return dec.config()
 	}
-	for _, bad := range []string{"0", "65536", "a", "1,,2"} {
-		if p.Set(bad) == nil {
-			t.Errorf("ports %q accepted", bad)
+	c, err := cfg()
+	if err != nil || !slices.Equal(c.Traffic.Ports, []uint16{8099}) || !slices.Equal(c.Traffic.VXLANPorts, []uint16{4789}) ||
+		c.Traffic.MirrorVLAN != 0 || c.Traffic.AutoPorts || !c.PassThrough {
+		t.Errorf("defaults: %+v, %v", c, err)
+	}
+	c, err = cfg("--port", "8099, 8100,auto", "--vxlan-port", "4790", "--mirror-vlan", "999", "--drop-other")
+	if err != nil || !slices.Equal(c.Traffic.Ports, []uint16{8099, 8100}) || !c.Traffic.AutoPorts ||
+		!slices.Equal(c.Traffic.VXLANPorts, []uint16{4790}) || c.Traffic.MirrorVLAN != 999 || c.PassThrough {
+		t.Errorf("set: %+v, %v", c, err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--port", "0"}, `--port "0": bad port "0"`},
+		{[]string{"--port", "65536"}, `--port "65536": bad port "65536"`},
+		{[]string{"--port", "1,,2"}, `--port "1,,2": bad port ""`},
+		{[]string{"--port", "9000,9000"}, "--port: port 9000 given twice"},
+		{[]string{"--vxlan-port", "a"}, `--vxlan-port "a": bad port "a"`},
+		{[]string{"--vxlan-port", "auto"}, `--vxlan-port "auto": bad port "auto"`},
+		{[]string{"--vxlan-port", "8099"}, "--port and --vxlan-port both have port 8099"},
+		{[]string{"--mirror-vlan", "4095"}, "--mirror-vlan 4095: want a VLAN ID, 1-4094"},
+		{[]string{"--mirror-vlan", "x"}, `--mirror-vlan "x": want a VLAN ID`},
+		{[]string{"--frag-max-fragments", "1"}, "--frag-max-fragments"},
+	} {
+		if _, err := cfg(tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.args, err, tc.want)
 		}
 	}
 }
@@ -51,8 +89,9 @@ func TestConfigFile(t *testing.T) {
 	if err := fs.Parse(args); err != nil {
 		t.Fatal(err)
 	}
-	if dec.ports.String() != "8099,9000" || size != 10<<20 || *every != 5*time.Minute || *dir != "/tmp/y" || dec.vlan != 7 {
-		t.Fatalf("ports %v size %d every %v dir %s vlan %d", dec.ports, size, *every, *dir, dec.vlan)
+	tr, err := dec.traffic.parse()
+	if err != nil || !slices.Equal(tr.Ports, []uint16{8099, 9000}) || size != 10<<20 || *every != 5*time.Minute || *dir != "/tmp/y" || tr.MirrorVLAN != 7 {
+		t.Fatalf("traffic %+v (%v) size %d every %v dir %s", tr, err, size, *every, *dir)
 	}
 	os.WriteFile(cfg, []byte("no-such-flag: 1\n"), 0o644)
 	if err := applyConfig(fs, cfg); err == nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/vrsniff/vrsniff/internal/gen"
+	"github.com/vrsniff/vrsniff/internal/mirror"
 )
 
 var linkTypes = map[string]layers.LinkType{
@@ -29,6 +30,7 @@ func runGen(args []string) int {
 			strings.Join(gen.ProfileNames(), ", "), kindList())
 		fs.PrintDefaults()
 	}
+	var traffic trafficFlags
 	var (
 		seed      = fs.Uint64("seed", 1, "random seed")
 		count     = fs.Int("count", 1000, "number of cases (mirrored frames) to write")
@@ -38,9 +40,6 @@ func runGen(args []string) int {
 		nanos     = fs.Bool("nanos", false, "nanosecond timestamps in classic pcap")
 		snaplen   = fs.Int("snaplen", 262144, "capture snap length")
 		mtu       = fs.Int("mtu", 1500, "outer MTU; larger datagrams are IP fragmented")
-		port      = fs.Uint("port", 8099, "UDP port of the Juniper-header mirror datagrams")
-		vxlanPort = fs.Uint("vxlan-port", 4789, "VXLAN UDP port")
-		vlan      = fs.Uint("mirror-vlan", 999, "NIC-assisted mirror VLAN")
 		malformed = fs.Float64("malformed", 0, "fraction of cases (0..1) replaced by malformed ones")
 		truth     = fs.String("truth", "", "write the expected decode results to this file, one JSON object per line")
 		linktype  = fs.String("linktype", "", "outer link type: ether, sll, sll2, raw or mixed (default ether for pcap, mixed for pcapng)")
@@ -50,6 +49,11 @@ func runGen(args []string) int {
 		varyNames = fs.Bool("vary-seed-names", false, "seed114 cases use varied VN names (54 bytes together)")
 		maxDist   = fs.Int("max-dist", 4, "reassembly distance the id-reuse and dup-fragment cases are built around (1..64)")
 	)
+	traffic.register(fs, gen.DefaultMirrorVLAN, [3]string{
+		"UDP `port` of the Juniper-header mirror datagrams",
+		"VXLAN UDP `port`",
+		"NIC-assisted mirror `VLAN` ID, 1-4094",
+	})
 	if err := fs.Parse(args); err != nil {
 		return usageCode(err)
 	}
@@ -87,11 +91,12 @@ func runGen(args []string) int {
 	if ltv == 0 && f != gen.FormatPcapNG {
 		return usageErr("a classic pcap file holds one link type: -linktype mixed needs -format pcapng")
 	}
-	if *port == 0 || *port > 65535 || *vxlanPort == 0 || *vxlanPort > 65535 {
-		return usageErr("ports must be 1..65535")
+	t, err := traffic.parse()
+	if err != nil {
+		return usageErr("%v", err)
 	}
-	if *vlan == 0 || *vlan > 4094 {
-		return usageErr("mirror VLAN must be 1..4094")
+	if t.MirrorVLAN == 0 {
+		return usageErr("%s 0: the VLAN cases need a VLAN ID, 1-4094", mirror.Flags.MirrorVLAN)
 	}
 	if *count < 0 {
 		return usageErr("negative count")
@@ -104,14 +109,13 @@ func runGen(args []string) int {
 		return usageErr("unknown profile %q (known: %s)", *profile, strings.Join(gen.ProfileNames(), ", "))
 	}
 	if *mix != "" {
-		var err error
 		if m, err = gen.ParseMix(*mix); err != nil {
 			return usageErr("%v", err)
 		}
 	}
 	g, err := gen.New(gen.Options{
 		Seed: *seed, Mix: m, Malformed: *malformed, Snaplen: *snaplen, MTU: *mtu,
-		Port: uint16(*port), VXLANPort: uint16(*vxlanPort), MirrorVLAN: uint16(*vlan), LinkType: ltv,
+		Traffic: t, LinkType: ltv,
 		MinFrame: *minFrame, MaxFrame: *maxFrame, MaxVN: *maxVN, VarySeedNames: *varyNames, MaxDist: *maxDist,
 	})
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vrsniff/vrsniff/internal/heat"
+	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/provision"
 )
 
@@ -105,7 +106,7 @@ func mirrorCreate(args []string) int {
 	fs.StringVar(&s.TrafficDirection, "traffic-direction", "both", "port mirroring: ingress (packets the VM sends), egress (packets delivered to it) or both")
 	fs.DurationVar(&wait, "wait", provision.DefaultWait, "how long to wait for the schema transformer to compile a policy mirror before rolling back")
 	fs.StringVar(&analyzer.IP, "analyzer-ip", "", "analyzer IP address")
-	fs.IntVar(&analyzer.UDPPort, "udp-port", 0, "analyzer UDP port (default 8099)")
+	fs.IntVar(&analyzer.UDPPort, "udp-port", 0, fmt.Sprintf("analyzer UDP port (default %d)", mirror.DefaultPort))
 	fs.Var(&juniper, "juniper-header", "send the Juniper metadata header (true/false; 3.1+; default: server's, true)")
 	fs.StringVar(&analyzer.NHMode, "nh-mode", "", "next-hop mode: dynamic or static (3.1+)")
 	fs.StringVar(&analyzer.MAC, "analyzer-mac", "", "analyzer MAC address (3.1+)")

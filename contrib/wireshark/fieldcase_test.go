@@ -393,7 +393,7 @@ func runDecap(t *testing.T, capture string, port uint16) (decoded, rejected []*d
 	var out, rej bytes.Buffer
 	if _, err := decap.Run(context.Background(), bytes.NewReader(in), decap.Options{
 		Format:  pcapfile.FormatPcapNG,
-		Decoder: mirror.Config{Ports: []uint16{port}, PassThrough: true},
+		Decoder: mirror.Config{Traffic: mirror.Traffic{Ports: []uint16{port}}, PassThrough: true},
 		Out:     &out, Rejects: &rej,
 	}); err != nil {
 		t.Fatalf("decap %s: %v", capture, err)

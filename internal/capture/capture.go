@@ -8,7 +8,6 @@ package capture
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -113,6 +112,9 @@ func New(c Config) (_ *Service, err error) {
 	if c.Dir == "" && c.HTTP == "" {
 		return nil, errors.New("nothing would be kept: give a directory (files) and/or an HTTP address (API, live stream)")
 	}
+	if err := c.Decoder.Traffic.Validate(); err != nil {
+		return nil, err
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -170,7 +172,9 @@ func New(c Config) (_ *Service, err error) {
 	if s.rejects != nil {
 		rejects = s.rejects
 	}
-	s.pl = newPipeline(c, s.src, sinks, rejects, s.stats, s.sinkError())
+	if s.pl, err = newPipeline(c, s.src, sinks, rejects, s.stats, s.sinkError()); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -203,8 +207,9 @@ func (s *Service) Run(ctx context.Context) error {
 		httpDone <- nil
 	}
 	s.log.Info("capturing", "interface", c.Interface, "listen", c.Listen, "read", c.Read, "dir", c.Dir, "http", c.HTTP,
-		"ports", portList(c.Decoder.Ports, c.Decoder.AutoPorts), "vxlan_ports", portList(c.Decoder.VXLANPorts, false),
-		"mirror_vlan", c.Decoder.MirrorVLAN)
+		"ports", mirror.FormatPorts(c.Decoder.Traffic.Ports, c.Decoder.Traffic.AutoPorts),
+		"vxlan_ports", mirror.FormatPorts(c.Decoder.Traffic.VXLANPorts, false),
+		"mirror_vlan", c.Decoder.Traffic.MirrorVLAN, "fragment_copies", s.pl.FragmentCopies())
 	runDone := make(chan error, 1)
 	go func() { runDone <- s.pl.Run(ctx) }()
 
@@ -393,20 +398,3 @@ func (s *Service) logStats() {
 	}
 }
 
-// portList writes ports as the --port flag takes them.
-func portList(ports []uint16, auto bool) string {
-	var b []byte
-	for i, p := range ports {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = fmt.Appendf(b, "%d", p)
-	}
-	if auto {
-		if len(b) > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, "auto"...)
-	}
-	return string(b)
-}

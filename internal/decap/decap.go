@@ -227,6 +227,10 @@ var ErrInterrupted = errors.New("interrupted")
 // damaged input, removed after any other error.
 func RunReader(ctx context.Context, r *pcapfile.Reader, o Options) (*pipeline.Stats, error) {
 	stats := &pipeline.Stats{}
+	// Refused before an output exists.
+	if err := o.Decoder.Traffic.Validate(); err != nil {
+		return stats, err
+	}
 	if o.MaxInterfaces > 0 {
 		r.MaxInterfaces = o.MaxInterfaces
 	}
@@ -256,23 +260,6 @@ func RunReader(ctx context.Context, r *pcapfile.Reader, o Options) (*pipeline.St
 		single = flushCloser{w, aw}
 		out = single
 	}
-	dc := o.Decoder
-	dc.Reassembly.DiscardRaw = o.Rejects == nil
-	pl := &pipeline.Pipeline{
-		Source:  r,
-		Decoder: mirror.NewDecoder(dc),
-		Filter:  o.Filter,
-		Sinks:   []pipeline.Sink{out},
-		Stats:   stats,
-		SinkError: func(err error) error {
-			// Pass-through packets of another link type cannot go into a
-			// classic pcap file; they are counted, the rest goes on.
-			if errors.Is(err, pcapfile.ErrLinkType) {
-				return nil
-			}
-			return err
-		},
-	}
 	var rejects *pcapfile.Writer
 	if o.Rejects != nil {
 		var err error
@@ -283,7 +270,13 @@ func RunReader(ctx context.Context, r *pcapfile.Reader, o Options) (*pipeline.St
 			}
 			return stats, err
 		}
-		pl.Rejects = rejects
+	}
+	pl, err := newPipeline(r, o, out, rejects, stats)
+	if err != nil {
+		if split != nil {
+			split.finish(false)
+		}
+		return stats, err
 	}
 	stop := progress(o.Progress, stats, o.Size)
 	// A mapped input that shrinks under the run ends it with an error, not
@@ -302,11 +295,35 @@ func RunReader(ctx context.Context, r *pcapfile.Reader, o Options) (*pipeline.St
 	if rejects != nil {
 		closeErr = errors.Join(closeErr, rejects.Flush())
 	}
-	err := errors.Join(runErr, closeErr)
+	err = errors.Join(runErr, closeErr)
 	if split != nil {
 		err = errors.Join(err, split.finish(keepOutput(err)))
 	}
 	return stats, err
+}
+
+// newPipeline connects r to out and, if not nil, to rejects: only then
+// does the decoder keep copies of the fragments it holds.
+func newPipeline(r *pcapfile.Reader, o Options, out pipeline.Sink, rejects *pcapfile.Writer, stats *pipeline.Stats) (*pipeline.Pipeline, error) {
+	c := pipeline.Config{
+		Source:  r,
+		Decoder: o.Decoder,
+		Filter:  o.Filter,
+		Sinks:   []pipeline.Sink{out},
+		Stats:   stats,
+		SinkError: func(err error) error {
+			// Pass-through packets of another link type cannot go into a
+			// classic pcap file; they are counted, the rest goes on.
+			if errors.Is(err, pcapfile.ErrLinkType) {
+				return nil
+			}
+			return err
+		},
+	}
+	if rejects != nil {
+		c.Rejects = rejects
+	}
+	return pipeline.New(c)
 }
 
 type flushCloser struct {

@@ -18,12 +18,14 @@ import (
 	"github.com/vrsniff/vrsniff/internal/gen"
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
+	"github.com/vrsniff/vrsniff/internal/pipeline"
 	"github.com/vrsniff/vrsniff/internal/testkit"
 	"github.com/vrsniff/vrsniff/internal/vnpair"
 )
 
 var defaults = Options{Decoder: mirror.Config{
-	Ports: []uint16{mirror.DefaultPort}, VXLANPorts: []uint16{mirror.DefaultVXLANPort}, MirrorVLAN: 999, PassThrough: true,
+	Traffic:     mirror.Traffic{Ports: []uint16{mirror.DefaultPort}, VXLANPorts: []uint16{mirror.DefaultVXLANPort}, MirrorVLAN: 999},
+	PassThrough: true,
 }}
 
 // genCapture writes n generated cases of a profile (with a share of
@@ -514,5 +516,30 @@ func TestRunMatchesRunFiles(t *testing.T) {
 	want, _ := os.ReadFile(out)
 	if !bytes.Equal(b.Bytes(), want) {
 		t.Errorf("Run wrote %d bytes, RunFiles %d", b.Len(), len(want))
+	}
+}
+
+// The decoder keeps copies of the fragments it holds only where a rejects
+// file gets them.
+func TestFragmentCopiesWithRejects(t *testing.T) {
+	r, c, err := pcapfile.Open(genCapture(t, t.TempDir(), "acl", 1, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, rejects := range []bool{false, true} {
+		var rw *pcapfile.Writer
+		if rejects {
+			if rw, err = pcapfile.NewWriter(io.Discard, pcapfile.Options{Format: pcapfile.FormatRaw}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		pl, err := newPipeline(r, defaults, nil, rw, &pipeline.Stats{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pl.FragmentCopies() != rejects {
+			t.Errorf("with a rejects file %v: fragment copies %v", rejects, pl.FragmentCopies())
+		}
 	}
 }

@@ -38,7 +38,7 @@ func decapFile(t *testing.T, in string, o Options) (out, rejects string, err err
 	}
 	defer fr.Close()
 	o.Out, o.Rejects = fo, fr
-	if o.Decoder.Ports == nil {
+	if o.Decoder.Traffic.Ports == nil {
 		o.Decoder = mirror.Config{PassThrough: true}
 	}
 	r, c, ferr := pcapfile.Open(in)
@@ -115,7 +115,7 @@ func TestDecapKeepsComments(t *testing.T) {
 	if len(ps) != 4 || len(ps[0].Comments) != 1 {
 		t.Fatalf("editcap's file: %d packets, comments %q", len(ps), ps[0].Comments)
 	}
-	out, _, err := decapFile(t, in, Options{Format: pcapfile.FormatPcapNG, Decoder: mirror.Config{Ports: []uint16{8099}}})
+	out, _, err := decapFile(t, in, Options{Format: pcapfile.FormatPcapNG, Decoder: mirror.Config{Traffic: mirror.Traffic{Ports: []uint16{8099}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestDecapKeepsComments(t *testing.T) {
 
 	// Not mirror traffic on another port, dropped: the rejects keep the
 	// comments too.
-	_, rejects, err := decapFile(t, in, Options{Format: pcapfile.FormatPcapNG, Decoder: mirror.Config{Ports: []uint16{9999}, VXLANPorts: []uint16{9998}}})
+	_, rejects, err := decapFile(t, in, Options{Format: pcapfile.FormatPcapNG, Decoder: mirror.Config{Traffic: mirror.Traffic{Ports: []uint16{9999}, VXLANPorts: []uint16{9998}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +244,7 @@ func TestDecapShrinkingInput(t *testing.T) {
 	if err := os.Truncate(in, int64(cut)); err != nil {
 		t.Fatal(err)
 	}
-	stats, err := RunReader(context.Background(), r, Options{Out: fo, Decoder: mirror.Config{Ports: []uint16{8159}}})
+	stats, err := RunReader(context.Background(), r, Options{Out: fo, Decoder: mirror.Config{Traffic: mirror.Traffic{Ports: []uint16{8159}}}})
 	var fe *pcapfile.FormatError
 	if !errors.As(err, &fe) || !errors.Is(err, pcapfile.ErrShrunk) || fe.Offset != int64(ends[2000]) {
 		t.Fatalf("%v, want ErrShrunk at offset %d", err, ends[2000])

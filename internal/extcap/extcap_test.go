@@ -10,10 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/vrsniff/vrsniff/internal/filter"
+	"github.com/vrsniff/vrsniff/internal/mirror"
+	"github.com/vrsniff/vrsniff/internal/pcapfile"
 )
 
 func TestParseArgsWiresharkForms(t *testing.T) {
@@ -150,6 +153,7 @@ func TestRunErrors(t *testing.T) {
 		{[]string{"--extcap-interface", Local, "--capture", "--fifo", "/nonexistent/f"}, "no capture interface"},
 		{[]string{"--extcap-interface", Local, "--capture", "--fifo", "/nonexistent/f", "--iface", "x", "--port", "8099,0"}, `bad port "0"`},
 		{[]string{"--extcap-interface", Local, "--capture", "--fifo", "/nonexistent/f", "--iface", "x", "--mirror_vlan", "5000"}, "mirror_vlan 5000"},
+		{[]string{"--extcap-interface", Local, "--capture", "--fifo", "/nonexistent/f", "--iface", "x", "--vxlan_port", "8099"}, "--port and --vxlan_port both have port 8099"},
 		{[]string{"--extcap-interface", Local, "--capture", "--fifo", "/nonexistent/f", "--iface", "x"}, "open fifo"},
 		{[]string{"--extcap-interface", Remote, "--capture", "--fifo", "/nonexistent/f", "--url", "http://x"}, "open fifo"},
 		{[]string{"--extcap-interface", Local, "--capture", "--fifo", file, "--iface", "no-such-if0"}, "no-such-if0"},
@@ -283,3 +287,31 @@ func TestInstall(t *testing.T) {
 		t.Errorf("over a regular file: %v", err)
 	}
 }
+
+// Wireshark gets no rejects: the local interface's decoder keeps no copies
+// of the fragments it holds.
+func TestLocalPipelineKeepsNoFragmentCopies(t *testing.T) {
+	o, err := ParseArgs([]string{"--extcap-interface", Local, "--port", "8099,9000", "--vxlan_port", "4790", "--mirror_vlan", "7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := o.traffic()
+	if err != nil || !slices.Equal(tr.Ports, []uint16{8099, 9000}) || !slices.Equal(tr.VXLANPorts, []uint16{4790}) || tr.MirrorVLAN != 7 {
+		t.Fatalf("traffic %+v, %v", tr, err)
+	}
+	w, err := pcapfile.NewWriter(io.Discard, pcapfile.Options{Format: pcapfile.FormatPcapNG})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, err := localPipeline(emptySource{}, tr, nil, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pl.FragmentCopies() {
+		t.Error("the local interface keeps fragment copies")
+	}
+}
+
+type emptySource struct{}
+
+func (emptySource) Next(*mirror.Packet) error { return io.EOF }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/vrsniff/vrsniff/internal/filter"
 	"github.com/vrsniff/vrsniff/internal/mirror"
@@ -14,19 +13,13 @@ import (
 	"github.com/vrsniff/vrsniff/internal/source"
 )
 
-func parsePorts(name, s string) ([]uint16, error) {
-	if strings.TrimSpace(s) == "" {
-		return nil, nil
-	}
-	var ps []uint16
-	for _, f := range strings.Split(s, ",") {
-		n, err := strconv.ParseUint(strings.TrimSpace(f), 10, 16)
-		if err != nil || n == 0 {
-			return nil, fmt.Errorf("%s: bad port %q", name, f)
-		}
-		ps = append(ps, uint16(n))
-	}
-	return ps, nil
+// trafficFlags are the names Wireshark's dialog gives the settings of
+// mirror.Traffic.
+var trafficFlags = mirror.TrafficFlags{Ports: "--port", VXLANPorts: "--vxlan_port", MirrorVLAN: "--mirror_vlan"}
+
+// traffic is the mirror traffic the options select.
+func (o Options) traffic() (mirror.Traffic, error) {
+	return trafficFlags.Parse(o.Ports, o.VXLANPorts, strconv.FormatUint(uint64(o.MirrorVLAN), 10))
 }
 
 // captureLocal captures on a local interface, decodes, filters and writes
@@ -35,16 +28,9 @@ func (pr *Program) captureLocal(ctx context.Context, o Options, flt filter.Optio
 	if o.Iface == "" {
 		return errors.New("no capture interface given (option iface)")
 	}
-	ports, err := parsePorts("port", o.Ports)
+	traffic, err := o.traffic()
 	if err != nil {
 		return err
-	}
-	vxlan, err := parsePorts("vxlan_port", o.VXLANPorts)
-	if err != nil {
-		return err
-	}
-	if o.MirrorVLAN > 4094 {
-		return fmt.Errorf("mirror_vlan %d: want 0-4094", o.MirrorVLAN)
 	}
 	f, err := filter.New(flt)
 	if err != nil {
@@ -59,9 +45,7 @@ func (pr *Program) captureLocal(ctx context.Context, o Options, flt filter.Optio
 	if open == nil {
 		open = source.OpenAFPacket
 	}
-	src, err := open(o.Iface, source.Options{
-		Ports: ports, VXLANPorts: vxlan, MirrorVLAN: uint16(o.MirrorVLAN), Promisc: o.Promisc,
-	})
+	src, err := open(o.Iface, source.Options{Traffic: traffic, Promisc: o.Promisc})
 	if err != nil {
 		return err
 	}
@@ -88,18 +72,26 @@ func (pr *Program) captureLocal(ctx context.Context, o Options, flt filter.Optio
 		}
 	}()
 
-	pl := &pipeline.Pipeline{
-		Source:  src,
-		Decoder: mirror.NewDecoder(mirror.Config{Ports: ports, VXLANPorts: vxlan, MirrorVLAN: uint16(o.MirrorVLAN)}),
-		Filter:  f,
-		Sinks:   []pipeline.Sink{flushingSink{w}},
-		Stats:   new(pipeline.Stats),
+	pl, err := localPipeline(src, traffic, f, w)
+	if err != nil {
+		return err
 	}
 	err = pl.Run(ctx)
 	if err == nil || errors.Is(err, source.ErrClosed) || stopped(ctx, err) {
 		return nil
 	}
 	return fmt.Errorf("capture on %s: %w", o.Iface, err)
+}
+
+// localPipeline decodes src into w. Wireshark gets no rejects, so the
+// decoder keeps no copies of the fragments it holds.
+func localPipeline(src pipeline.Source, t mirror.Traffic, f *filter.Filter, w *pcapfile.Writer) (*pipeline.Pipeline, error) {
+	return pipeline.New(pipeline.Config{
+		Source:  src,
+		Decoder: mirror.Config{Traffic: t},
+		Filter:  f,
+		Sinks:   []pipeline.Sink{flushingSink{w}},
+	})
 }
 
 // flushingSink hands every packet to Wireshark at once: a live view must

@@ -254,7 +254,7 @@ func (g *Generator) tlvOdd(b []byte, e *Expect) []byte {
 func (g *Generator) juniper(c *Case, k Kind) {
 	e := &c.Expect
 	e.Mode = mirror.ModeJuniper
-	o := g.randOuter(g.opts.Port)
+	o := g.randOuter(g.port)
 	t := g.pickInner()
 	b := g.payload[:0]
 
@@ -267,7 +267,7 @@ func (g *Generator) juniper(c *Case, k Kind) {
 	case KindBadIP:
 		o.v6 = false
 	case KindPadding, KindSeed114:
-		o = outer{lt: layers.LinkTypeEthernet, dst: g.opts.Port, src: o.src}
+		o = outer{lt: layers.LinkTypeEthernet, dst: g.port, src: o.src}
 	case KindDPDKIPv6:
 		t = [...]innerType{inIPv6TCP, inIPv6UDP, inIPv6ICMP}[g.rng.IntN(3)]
 	case KindDPDKTagged:
@@ -432,7 +432,7 @@ func (g *Generator) otherPort() uint16 {
 			p = uint16(1024 + g.rng.IntN(64512))
 		}
 		switch p {
-		case g.opts.Port, g.opts.VXLANPort, mirror.DefaultPort, mirror.DefaultVXLANPort, mplsUDPPort, mplsUDPPortOld:
+		case g.port, g.vxlanPort, mirror.DefaultPort, mirror.DefaultVXLANPort, mplsUDPPort, mplsUDPPortOld:
 			continue
 		}
 		return p
@@ -500,7 +500,7 @@ func (g *Generator) badTLV(c *Case, o *outer) {
 // plain ACL metadata.
 func (g *Generator) wrapped(c *Case, bad bool) {
 	e := &c.Expect
-	o := g.randOuter(g.opts.Port)
+	o := g.randOuter(g.port)
 	for range 200 {
 		*e = Expect{Mode: mirror.ModeJuniper}
 		b := g.payload[:0]
@@ -594,7 +594,7 @@ func (g *Generator) longVN() *string {
 // vxlan builds a static next-hop VXLAN case, or a malformed one.
 func (g *Generator) vxlan(c *Case, bad bool) {
 	e := &c.Expect
-	o := g.randOuter(g.opts.VXLANPort)
+	o := g.randOuter(g.vxlanPort)
 	frame := g.innerFrame(g.pickInner(), g.pickSize())
 	e.Mode = mirror.ModeVXLAN
 	e.VNI, e.HasVNI = uint32(1+g.rng.IntN(1<<24-1)), true
@@ -620,10 +620,10 @@ func (g *Generator) vlan(c *Case) {
 	frame := g.innerFrame(t, max(g.pickSize(), 60))
 	b := grow(g.pkt[:0], len(frame)+4)
 	b = append(b, frame[:12]...)
-	b = append(b, 0x81, 0x00, byte(g.opts.MirrorVLAN>>8), byte(g.opts.MirrorVLAN))
+	b = append(b, 0x81, 0x00, byte(g.mirrorVLAN>>8), byte(g.mirrorVLAN))
 	b = append(b, frame[12:]...)
 	g.pkt = b
-	c.Mode, c.VLAN = mirror.ModeVLAN, g.opts.MirrorVLAN
+	c.Mode, c.VLAN = mirror.ModeVLAN, g.mirrorVLAN
 	g.single(layers.LinkTypeEthernet, b)
 	expectFrame(&c.Expect, frame, 4, len(g.wires[len(g.wires)-1].Data))
 	g.steps[len(g.steps)-1] = Step{Status: status(&c.Expect)}

@@ -75,7 +75,7 @@ func (g *Generator) randMAC(b []byte) {
 func (g *Generator) randVLAN() uint16 {
 	for {
 		v := uint16(2 + g.rng.IntN(4093))
-		if v != g.opts.MirrorVLAN {
+		if v != g.mirrorVLAN {
 			return v
 		}
 	}
@@ -86,7 +86,7 @@ func (g *Generator) randPort() uint16 {
 	ports := [...]uint16{22, 53, 80, 123, 443, 3306, 5201, 8080}
 	for {
 		p := ports[g.rng.IntN(len(ports))]
-		if p != g.opts.Port && p != g.opts.VXLANPort {
+		if p != g.port && p != g.vxlanPort {
 			return p
 		}
 	}
@@ -168,7 +168,7 @@ func (g *Generator) l4(b []byte, proto byte, size int) []byte {
 	start := len(b)
 	sport := uint16(1024 + g.rng.IntN(64512))
 	dport := g.randPort()
-	for sport == g.opts.Port || sport == g.opts.VXLANPort || sport == mplsUDPPort || sport == mplsUDPPortOld {
+	for sport == g.port || sport == g.vxlanPort || sport == mplsUDPPort || sport == mplsUDPPortOld {
 		sport++ // a port the decoder reads as a mirror or a tunnel
 	}
 	if g.rng.IntN(2) == 0 {

@@ -203,6 +203,10 @@ func ProfileNames() []string {
 	return ns
 }
 
+// DefaultMirrorVLAN is the VLAN of NIC-assisted cases when Options.Traffic
+// has none.
+const DefaultMirrorVLAN = 999
+
 // Options configure a Generator. The zero value of a field selects its default.
 type Options struct {
 	Seed uint64
@@ -215,12 +219,13 @@ type Options struct {
 	Snaplen int
 	// MTU is the outer IP MTU; larger datagrams are fragmented (default 1500).
 	MTU int
-	// Port is the Juniper-mode UDP destination port (default 8099).
-	Port uint16
-	// VXLANPort is the VXLAN UDP destination port (default 4789).
-	VXLANPort uint16
-	// MirrorVLAN is the NIC-assisted mirror VLAN (default 999).
-	MirrorVLAN uint16
+	// Traffic is where the mirror datagrams go: to its one Juniper-header
+	// port and its one VXLAN port (defaults mirror.DefaultPort and
+	// mirror.DefaultVXLANPort), NIC-assisted cases on its mirror VLAN
+	// (default DefaultMirrorVLAN). It must be valid (mirror.Traffic.Validate)
+	// and without AutoPorts. A decoder configured with it decodes every
+	// case but those sent to a port of their own (Case.Port).
+	Traffic mirror.Traffic
 	// LinkType fixes the outer link type of every record (Ethernet, Linux
 	// SLL, SLL2 or raw IP). Zero mixes them, which classic pcap cannot hold.
 	LinkType layers.LinkType
@@ -389,12 +394,14 @@ func (c *Case) Result(s Step) *Expect {
 
 // Generator produces cases. It is not safe for concurrent use.
 type Generator struct {
-	opts    Options
-	rng     *rand.Rand
-	kinds   []Kind // cumulative weight table
-	weights []int
-	total   int
-	bad     []Kind
+	opts Options
+	// The destinations of opts.Traffic.
+	port, vxlanPort, mirrorVLAN uint16
+	rng                         *rand.Rand
+	kinds                       []Kind // cumulative weight table
+	weights                     []int
+	total                       int
+	bad                         []Kind
 
 	vns       []string    // VN name pool: realistic names first, then extremes
 	realVNs   int         // how many of vns are realistic
@@ -431,14 +438,16 @@ func New(opts Options) (*Generator, error) {
 	if opts.MTU == 0 {
 		opts.MTU = 1500
 	}
-	if opts.Port == 0 {
-		opts.Port = 8099
+	opts.Traffic = opts.Traffic.WithDefaults()
+	if opts.Traffic.MirrorVLAN == 0 {
+		opts.Traffic.MirrorVLAN = DefaultMirrorVLAN
 	}
-	if opts.VXLANPort == 0 {
-		opts.VXLANPort = 4789
+	if err := opts.Traffic.Validate(); err != nil {
+		return nil, err
 	}
-	if opts.MirrorVLAN == 0 {
-		opts.MirrorVLAN = 999
+	if t := opts.Traffic; len(t.Ports) != 1 || len(t.VXLANPorts) != 1 || t.AutoPorts {
+		return nil, fmt.Errorf("%s %s, %s %s: the generator sends to one port of each", mirror.Flags.Ports,
+			mirror.FormatPorts(t.Ports, t.AutoPorts), mirror.Flags.VXLANPorts, mirror.FormatPorts(t.VXLANPorts, false))
 	}
 	if opts.MinFrame == 0 {
 		opts.MinFrame = 64
@@ -466,10 +475,6 @@ func New(opts Options) (*Generator, error) {
 		return nil, fmt.Errorf("VN length %d: outside 1..255", opts.MaxVN)
 	case opts.Malformed < 0 || opts.Malformed > 1:
 		return nil, fmt.Errorf("malformed fraction %g: outside 0..1", opts.Malformed)
-	case opts.Port == opts.VXLANPort:
-		return nil, fmt.Errorf("mirror port and VXLAN port are both %d", opts.Port)
-	case opts.MirrorVLAN > 4094:
-		return nil, fmt.Errorf("mirror VLAN %d: outside 1..4094", opts.MirrorVLAN)
 	case opts.MaxDist < 1 || opts.MaxDist > 64:
 		return nil, fmt.Errorf("reassembly distance %d: outside 1..64", opts.MaxDist)
 	}
@@ -478,7 +483,8 @@ func New(opts Options) (*Generator, error) {
 	default:
 		return nil, fmt.Errorf("outer link type %d: want Ethernet, Linux SLL, SLL2 or raw IP", opts.LinkType)
 	}
-	g := &Generator{opts: opts, rng: rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)), now: opts.Start}
+	g := &Generator{opts: opts, rng: rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)), now: opts.Start,
+		port: opts.Traffic.Ports[0], vxlanPort: opts.Traffic.VXLANPorts[0], mirrorVLAN: opts.Traffic.MirrorVLAN}
 	for _, k := range Kinds() {
 		w := opts.Mix[k]
 		if w <= 0 || !g.possible(k) {

@@ -347,7 +347,7 @@ func TestLegacy(t *testing.T) {
 func TestJuniperPayload(t *testing.T) {
 	mix := Mix{KindACL: 1, KindPort: 1, KindEndOnly: 1, KindUnknownTLV: 1, KindDPDKIPv6: 1}
 	unknown := 0
-	for _, c := range cases(t, Options{Seed: 14, Mix: mix, MaxFrame: 1200, Port: 9000}, 500) {
+	for _, c := range cases(t, Options{Seed: 14, Mix: mix, MaxFrame: 1200, Traffic: mirror.Traffic{Ports: []uint16{9000}}}, 500) {
 		port, p := udpPayload(t, c.Packets[0])
 		if port != 9000 || c.Mode != mirror.ModeJuniper {
 			t.Fatalf("case %d: port %d mode %s", c.Index, port, c.Mode)
@@ -652,7 +652,7 @@ func checkMalformed(t *testing.T, c *Case) error {
 }
 
 func TestVLANAndVXLAN(t *testing.T) {
-	for _, c := range cases(t, Options{Seed: 20, Mix: Mix{KindVLAN: 1, KindVXLAN: 1}, MirrorVLAN: 42, VXLANPort: 4790}, 200) {
+	for _, c := range cases(t, Options{Seed: 20, Mix: Mix{KindVLAN: 1, KindVXLAN: 1}, Traffic: mirror.Traffic{MirrorVLAN: 42, VXLANPorts: []uint16{4790}}}, 200) {
 		w := c.Packets[len(c.Packets)-1]
 		switch c.Mode {
 		case mirror.ModeVLAN:
@@ -679,7 +679,9 @@ func TestVLANAndVXLAN(t *testing.T) {
 func TestOptionErrors(t *testing.T) {
 	for _, o := range []Options{
 		{Snaplen: 10}, {MTU: 100}, {MinFrame: 10}, {MaxFrame: 9001}, {MaxVN: 256}, {Malformed: 2},
-		{Port: 4789}, {MirrorVLAN: 4095}, {LinkType: layers.LinkTypeIEEE802_11},
+		{Traffic: mirror.Traffic{Ports: []uint16{4789}}}, {Traffic: mirror.Traffic{MirrorVLAN: 4095}},
+		{Traffic: mirror.Traffic{Ports: []uint16{8099, 9000}}}, {Traffic: mirror.Traffic{AutoPorts: true}},
+		{Traffic: mirror.Traffic{VXLANPorts: []uint16{4789, 4790}}}, {LinkType: layers.LinkTypeIEEE802_11},
 		{Mix: Mix{KindBadLinkType: 1}, LinkType: layers.LinkTypeEthernet},
 	} {
 		if _, err := New(o); err == nil {

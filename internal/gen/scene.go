@@ -80,7 +80,7 @@ func (g *Generator) fillers(o *outer, n int) {
 // the same analyzer reuses A's IP ID, whole or fragmented. B must decode
 // exactly; A's fragments come back as incomplete, never joined with B's.
 func (g *Generator) idReuse(c *Case) {
-	o := g.randOuter(g.opts.Port)
+	o := g.randOuter(g.port)
 	o.id, o.haveID = g.rng.Uint32(), true
 	var a Expect
 	g.mirrorDatagram(&a, 0, &o, max(g.pickSize(), g.opts.MTU), capture{dropFirst: true})
@@ -100,7 +100,7 @@ func (g *Generator) idReuse(c *Case) {
 // (fewer than MaxDist other datagrams from its source later). The repeat
 // is counted as a duplicate, not an error, and changes nothing else.
 func (g *Generator) dupFragment(c *Case) {
-	o := g.randOuter(g.opts.Port)
+	o := g.randOuter(g.port)
 	g.mirrorDatagram(&c.Expect, 0, &o, max(g.pickSize(), g.opts.MTU), capture{})
 	n := len(g.wires)
 	j := g.rng.IntN(n) // the fragment repeated, by arrival
@@ -131,7 +131,7 @@ func (g *Generator) dupFragment(c *Case) {
 func (g *Generator) fragSnap(c *Case, tlv bool) {
 	e := &c.Expect
 	*e = Expect{Mode: mirror.ModeJuniper}
-	o := g.randOuter(g.opts.Port)
+	o := g.randOuter(g.port)
 	o.v6 = g.rng.IntN(2) == 0
 	b := g.tlvACL(g.payload[:0], e, g.vn(), g.vn())
 	frameOff := len(b)
@@ -185,7 +185,7 @@ func (g *Generator) overlay(c *Case) {
 	*e = Expect{Mode: mirror.ModeJuniper}
 
 	// The mirror datagram as the sending vRouter built it.
-	in := outer{lt: layers.LinkTypeRaw, dst: g.opts.Port, src: uint16(49152 + g.rng.IntN(16384)), v6: g.rng.IntN(4) == 0}
+	in := outer{lt: layers.LinkTypeRaw, dst: g.port, src: uint16(49152 + g.rng.IntN(16384)), v6: g.rng.IntN(4) == 0}
 	b := g.tlvAny(g.payload[:0], e)
 	frameOff := len(b)
 	limit := g.opts.MTU - 200 - len(b)
@@ -217,7 +217,7 @@ func (g *Generator) overlay(c *Case) {
 		t = g.mpls(t, in.v6)
 	default:
 		e.Overlay = mirror.OverlayVXLAN
-		o = g.randOuter(g.opts.VXLANPort)
+		o = g.randOuter(g.vxlanPort)
 		vni := uint32(1 + g.rng.IntN(1<<24-1))
 		t = append(t, 0x08, 0, 0, 0, byte(vni>>16), byte(vni>>8), byte(vni), 0)
 		t = g.ethernet(t, in.v6)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/gopacket/gopacket/layers"
+
+	"github.com/vrsniff/vrsniff/internal/mirror"
 )
 
 // Wireshark's own dissectors are the independent oracle for the encoder:
@@ -203,7 +205,7 @@ func TestTsharkVXLAN(t *testing.T) {
 }
 
 func TestTsharkVLAN(t *testing.T) {
-	file, cases := generate(t, Options{Seed: 4, Mix: Mix{KindVLAN: 1}, MirrorVLAN: 1234}, 200)
+	file, cases := generate(t, Options{Seed: 4, Mix: Mix{KindVLAN: 1}, Traffic: mirror.Traffic{MirrorVLAN: 1234}}, 200)
 	rows := tshark(t, file, nil, "vlan.id", "eth.src", "eth.dst", "frame.len")
 	for _, c := range cases {
 		row := rows[lastRecord(c)]

@@ -39,6 +39,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/vrsniff/vrsniff/deploy"
+	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/provision"
 	"github.com/vrsniff/vrsniff/internal/secret"
 )
@@ -218,9 +219,9 @@ func cloudConfig() (string, error) {
 	}
 	s := "#cloud-config\n" + string(out)
 	for old, placeholder := range map[string]string{
-		deploy.DefaultURL:       phURL,
-		deploy.DefaultInterface: "i: " + phIface,
-		fmt.Sprintf("port: [%d]", provision.DefaultUDPPort): "port: [" + phUDPPort + "]",
+		deploy.DefaultURL:                             phURL,
+		deploy.DefaultInterface:                       "i: " + phIface,
+		fmt.Sprintf("port: [%d]", mirror.DefaultPort): "port: [" + phUDPPort + "]",
 	} {
 		if !strings.Contains(s, old) {
 			return "", fmt.Errorf("deploy/cloud-init.yaml: %q not found", old)
@@ -278,7 +279,7 @@ func Template(o Options) ([]byte, error) {
 	}
 	if o.Mode == ModePolicy {
 		b.t.Parameters["udp_port"] = param{Type: "number", Description: "UDP port of the mirrored datagrams",
-			Default:     provision.DefaultUDPPort,
+			Default:     mirror.DefaultPort,
 			Constraints: []any{map[string]any{"range": map[string]int{"min": 1, "max": 65535}}}}
 	}
 
@@ -580,7 +581,7 @@ func (b *builder) sniffer() error {
 	if err != nil {
 		return err
 	}
-	var udpPort any = provision.DefaultUDPPort // the port the vRouters use for a service instance
+	var udpPort any = mirror.DefaultPort // the port the vRouters use for a service instance
 	if o.Mode == ModePolicy {
 		udpPort = getParam("udp_port")
 	}

@@ -32,15 +32,10 @@ const (
 	MPLSoUDPPortOld = 51234
 )
 
-// Config says what the Decoder treats as mirror traffic.
+// Config configures a Decoder.
 type Config struct {
-	Ports []uint16 // Juniper-header UDP destination ports; nil = 8099
-	// AutoPorts also decodes datagrams to other UDP ports whose payload
-	// parses as mirror metadata followed by a plausible Ethernet frame.
-	AutoPorts   bool
-	VXLANPorts  []uint16 // VXLAN UDP destination ports; nil = 4789
-	MirrorVLAN  uint16   // NIC-assisted mirror VLAN; 0 = none
-	PassThrough bool     // keep non-mirror traffic as ModeOther rather than failing it
+	Traffic     Traffic // what is mirror traffic; valid (Traffic.Validate)
+	PassThrough bool    // keep non-mirror traffic as ModeOther rather than failing it
 	Reassembly  ReassemblyConfig
 }
 
@@ -146,10 +141,7 @@ type portSet [1024]uint64
 
 func (s *portSet) add(p uint16)      { s[p>>6] |= 1 << (p & 63) }
 func (s *portSet) has(p uint16) bool { return s[p>>6]&(1<<(p&63)) != 0 }
-func newPortSet(ps []uint16, def uint16) (s portSet) {
-	if ps == nil {
-		ps = []uint16{def}
-	}
+func newPortSet(ps []uint16) (s portSet) {
 	for _, p := range ps {
 		s.add(p)
 	}
@@ -158,12 +150,13 @@ func newPortSet(ps []uint16, def uint16) (s portSet) {
 
 // NewDecoder returns a Decoder for the configuration.
 func NewDecoder(c Config) *Decoder {
+	t := c.Traffic.WithDefaults()
 	d := &Decoder{
-		ports:       newPortSet(c.Ports, DefaultPort),
-		vxlan:       newPortSet(c.VXLANPorts, DefaultVXLANPort),
-		vlan:        c.MirrorVLAN,
+		ports:       newPortSet(t.Ports),
+		vxlan:       newPortSet(t.VXLANPorts),
+		vlan:        t.MirrorVLAN,
 		passThrough: c.PassThrough,
-		autoPorts:   c.AutoPorts,
+		autoPorts:   t.AutoPorts,
 	}
 	d.frag.init(c.Reassembly)
 	return d

@@ -197,7 +197,7 @@ func TestDecodeVXLANAndVLAN(t *testing.T) {
 		t.Fatalf("vxlan: %v %v %+v", st, p.Err, p.Meta)
 	}
 	tagged := append(append(append([]byte(nil), inner[:12]...), 0x81, 0, 0x03, 0xe7), inner[12:]...)
-	p, st = decodeOne(t, NewDecoder(Config{MirrorVLAN: 999}), layers.LinkTypeEthernet, tagged)
+	p, st = decodeOne(t, NewDecoder(Config{Traffic: Traffic{MirrorVLAN: 999}}), layers.LinkTypeEthernet, tagged)
 	if st != Decoded || p.Mode != ModeVLAN || p.Meta.VLAN != 999 || !bytes.Equal(p.Frame, inner) {
 		t.Fatalf("vlan: %v %v %+v % x", st, p.Err, p.Meta, p.Frame[:16])
 	}

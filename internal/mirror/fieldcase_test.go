@@ -135,7 +135,7 @@ func TestFieldNonDefaultPort(t *testing.T) {
 	if want := []mirror.PortCount{{Port: 8888, Count: 6}}; len(o.hints.CandidatePorts) != 1 || o.hints.CandidatePorts[0] != want[0] {
 		t.Errorf("without --port: candidate ports %v, want %v", o.hints.CandidatePorts, want)
 	}
-	for _, c := range []mirror.Config{{Ports: []uint16{8888}}, {AutoPorts: true}} {
+	for _, c := range []mirror.Config{{Traffic: mirror.Traffic{Ports: []uint16{8888}}}, {Traffic: mirror.Traffic{AutoPorts: true}}} {
 		o = decodeField(t, file, c)
 		o.wantNoFailures(t)
 		o.wantFrames(t, 6)
@@ -160,7 +160,7 @@ func TestFieldNonDefaultPort(t *testing.T) {
 }
 
 func TestFieldACLOnPort8159(t *testing.T) {
-	o := decodeField(t, "f03_port_8159_acl.pcap", mirror.Config{Ports: []uint16{8159}})
+	o := decodeField(t, "f03_port_8159_acl.pcap", mirror.Config{Traffic: mirror.Traffic{Ports: []uint16{8159}}})
 	o.wantNoFailures(t)
 	o.wantFrames(t, 4)
 	for i, f := range o.frames {

@@ -55,7 +55,7 @@ func FuzzDecode(f *testing.F) {
 	seed(3, acl[14:])
 	seed(4, acl[42:])
 	f.Fuzz(func(t *testing.T, lt byte, vlan uint16, data []byte) {
-		d := NewDecoder(Config{MirrorVLAN: vlan & 0x0fff, PassThrough: lt&0x80 != 0, Reassembly: ReassemblyConfig{MaxDatagrams: 4, MaxBytes: 1 << 16}})
+		d := NewDecoder(Config{Traffic: Traffic{MirrorVLAN: vlan & 0x0fff}, PassThrough: lt&0x80 != 0, Reassembly: ReassemblyConfig{MaxDatagrams: 4, MaxBytes: 1 << 16}})
 		held, absorbed, returned := 0, 0, 0
 		back := func(p *Packet) {
 			if p.Err != ErrFragment {

@@ -33,7 +33,7 @@ func TestRoundTrip(t *testing.T) {
 			t.Parallel()
 			made := 0
 			for _, seed := range []uint64{1, 2} {
-				g, err := gen.New(gen.Options{Seed: seed, Mix: gen.Mix{k: 1}, MirrorVLAN: 999})
+				g, err := gen.New(gen.Options{Seed: seed, Mix: gen.Mix{k: 1}, Traffic: mirror.Traffic{MirrorVLAN: 999}})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -64,11 +64,11 @@ func TestRoundTrip(t *testing.T) {
 // reassembler's memory of recent datagrams and its distance counters
 // carry from case to case, and must not change any case's result.
 func TestRoundTripStream(t *testing.T) {
-	g, err := gen.New(gen.Options{Seed: 4, Mix: gen.Profiles["all"], MirrorVLAN: 999})
+	g, err := gen.New(gen.Options{Seed: 4, Mix: gen.Profiles["all"], Traffic: mirror.Traffic{MirrorVLAN: 999}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := mirror.NewDecoder(mirror.Config{MirrorVLAN: 999, PassThrough: true})
+	d := mirror.NewDecoder(mirror.Config{Traffic: mirror.Traffic{MirrorVLAN: 999}, PassThrough: true})
 	var cases []*gen.Case
 	for range 3000 {
 		c := g.Next()
@@ -122,7 +122,7 @@ func FuzzRoundTrip(f *testing.F) {
 	lts := []layers.LinkType{0, layers.LinkTypeEthernet, layers.LinkTypeLinuxSLL, layers.LinkTypeLinuxSLL2, layers.LinkTypeRaw}
 	f.Fuzz(func(t *testing.T, kind uint8, seed uint64, mtu uint16, lt uint8) {
 		k := gen.Kind(int(kind) % len(gen.Kinds()))
-		g, err := gen.New(gen.Options{Seed: seed, Mix: gen.Mix{k: 1}, MTU: int(mtu), LinkType: lts[int(lt)%len(lts)], MirrorVLAN: 999})
+		g, err := gen.New(gen.Options{Seed: seed, Mix: gen.Mix{k: 1}, MTU: int(mtu), LinkType: lts[int(lt)%len(lts)], Traffic: mirror.Traffic{MirrorVLAN: 999}})
 		if err != nil {
 			return
 		}
@@ -146,7 +146,7 @@ func TestFuzzCorpus(t *testing.T) {
 		if k == gen.KindBadLinkType {
 			continue // FuzzDecode draws link types from its own list
 		}
-		g, err := gen.New(gen.Options{Seed: 1, Mix: gen.Mix{k: 1}, LinkType: layers.LinkTypeEthernet, MTU: 1000, MaxFrame: 1600, MirrorVLAN: 999})
+		g, err := gen.New(gen.Options{Seed: 1, Mix: gen.Mix{k: 1}, LinkType: layers.LinkTypeEthernet, MTU: 1000, MaxFrame: 1600, Traffic: mirror.Traffic{MirrorVLAN: 999}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -234,12 +234,12 @@ func checkCase(c *gen.Case) error {
 	var a account
 	back := handedBack{}
 	collect := back.collector(&a)
-	cfg := mirror.Config{MirrorVLAN: 999, PassThrough: true}
+	cfg := mirror.Config{Traffic: mirror.Traffic{MirrorVLAN: 999}, PassThrough: true}
 	if c.Port != 0 {
 		if err := checkUnconfiguredPort(c, cfg); err != nil {
 			return fmt.Errorf("without port %d: %w", c.Port, err)
 		}
-		cfg.Ports = []uint16{mirror.DefaultPort, c.Port}
+		cfg.Traffic.Ports = []uint16{mirror.DefaultPort, c.Port}
 	}
 	d := mirror.NewDecoder(cfg)
 	if err := decodeCase(d, c, &a, collect); err != nil {

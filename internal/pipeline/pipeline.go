@@ -1,6 +1,8 @@
 // Package pipeline moves packets from a source through the decoder and the
 // filter to the sinks, counting everything on the way. It is the one loop
-// behind both the offline decoder and the live capture.
+// behind the offline decoder (decap), the live capture and Wireshark's
+// local interface (extcap), and New the one place that builds their
+// decoder.
 package pipeline
 
 import (
@@ -25,21 +27,69 @@ type Sink interface {
 	WritePacket(p *mirror.Packet) error
 }
 
-// Pipeline wires a source to sinks.
-type Pipeline struct {
+// Config says what a Pipeline connects.
+type Config struct {
 	Source  Source
-	Decoder *mirror.Decoder
+	Decoder mirror.Config  // Reassembly.DiscardRaw is New's to set
 	Filter  *filter.Filter // nil keeps everything
 	Sinks   []Sink         // decoded packets that passed the filter
-	Rejects Sink           // packets that failed to decode, with their original bytes; may be nil
-	Stats   *Stats
+	// Rejects receives the packets that failed to decode, with their
+	// original bytes; nil drops them (they are counted). A nil pointer
+	// of a concrete type is not nil here: leave the field unset instead.
+	Rejects Sink
+	Stats   *Stats // the counters; nil: new ones (see Pipeline.Stats)
 	// SinkError decides what a sink's error means: return nil to count it
 	// and go on, or an error to stop. Nil stops on every error.
 	SinkError func(error) error
 }
 
+// Pipeline wires a source through a decoder and a filter to sinks. Build
+// it with New.
+type Pipeline struct {
+	src       Source
+	dec       *mirror.Decoder
+	filter    *filter.Filter
+	sinks     []Sink
+	rejects   Sink
+	stats     *Stats
+	onSinkErr func(error) error
+}
+
+// New builds a Pipeline and its decoder. The decoder keeps a copy of each
+// outer IP fragment it holds for reassembly if and only if c.Rejects is
+// set: the fragments of a datagram that never completes are handed to
+// Rejects with their bytes, and without Rejects nothing would read them
+// (mirror.ReassemblyConfig.DiscardRaw). The error is c.Decoder's traffic
+// being invalid (mirror.Traffic.Validate) or a missing source.
+func New(c Config) (*Pipeline, error) {
+	if c.Source == nil {
+		return nil, errors.New("pipeline: no source")
+	}
+	if err := c.Decoder.Traffic.Validate(); err != nil {
+		return nil, err
+	}
+	if c.Stats == nil {
+		c.Stats = &Stats{}
+	}
+	dc := c.Decoder
+	dc.Reassembly.DiscardRaw = c.Rejects == nil
+	return &Pipeline{
+		src: c.Source, dec: mirror.NewDecoder(dc), filter: c.Filter, sinks: c.Sinks, rejects: c.Rejects,
+		stats: c.Stats, onSinkErr: c.SinkError,
+	}, nil
+}
+
+// Stats returns the pipeline's counters; other goroutines may read them
+// while it runs.
+func (pl *Pipeline) Stats() *Stats { return pl.stats }
+
+// FragmentCopies reports whether the decoder keeps copies of the outer
+// fragments it holds, that is whether the pipeline has a rejects sink.
+func (pl *Pipeline) FragmentCopies() bool { return pl.rejects != nil }
+
 // Run reads the source until it ends, the context is done or a sink fails
-// for good. Fragments still held at the end are handed to Rejects. It
+// for good. Fragments still held at the end are handed to the rejects
+// sink. It
 // returns nil at the end of the input.
 func (pl *Pipeline) Run(ctx context.Context) error {
 	var p mirror.Packet
@@ -48,10 +98,10 @@ func (pl *Pipeline) Run(ctx context.Context) error {
 		if n&1023 == 0 && ctx.Err() != nil {
 			break
 		}
-		if err = pl.Source.Next(&p); err != nil {
+		if err = pl.src.Next(&p); err != nil {
 			break
 		}
-		if err = pl.Process(&p); err != nil {
+		if err = pl.process(&p); err != nil {
 			break
 		}
 	}
@@ -59,12 +109,12 @@ func (pl *Pipeline) Run(ctx context.Context) error {
 		err = nil
 	}
 	var ferr error
-	pl.Decoder.Flush(func(f *mirror.Packet) {
+	pl.dec.Flush(func(f *mirror.Packet) {
 		if e := pl.reject(f); e != nil && ferr == nil {
 			ferr = e
 		}
 	})
-	pl.Stats.SetHints(pl.Decoder.Hints())
+	pl.stats.SetHints(pl.dec.Hints())
 	return errors.Join(err, ferr)
 }
 
@@ -72,19 +122,18 @@ func (pl *Pipeline) Run(ctx context.Context) error {
 // into Stats for other goroutines (a power of two).
 const hintEvery = 1 << 16
 
-// Process handles one packet from the source; a caller with its own loop
-// (e.g. a live capture with several outputs) may use it directly.
-func (pl *Pipeline) Process(p *mirror.Packet) error {
-	s := pl.Stats
+// process handles one packet from the source.
+func (pl *Pipeline) process(p *mirror.Packet) error {
+	s := pl.stats
 	if s.Read.Add(1)&(hintEvery-1) == 0 {
-		s.SetHints(pl.Decoder.Hints())
+		s.SetHints(pl.dec.Hints())
 	}
 	s.ReadBytes.Add(uint64(len(p.Data)))
 	if p.TimeClamped {
 		s.TimeClamped.Add(1)
 	}
 	var err error
-	switch pl.Decoder.Decode(p) {
+	switch pl.dec.Decode(p) {
 	case mirror.Held:
 	case mirror.Merged:
 		s.Merged.Add(1)
@@ -97,7 +146,7 @@ func (pl *Pipeline) Process(p *mirror.Packet) error {
 		pl.merged(p)
 		err = pl.deliver(p)
 	}
-	pl.Decoder.Expire(p.Timestamp, func(f *mirror.Packet) {
+	pl.dec.Expire(p.Timestamp, func(f *mirror.Packet) {
 		if e := pl.reject(f); e != nil && err == nil {
 			err = e
 		}
@@ -107,12 +156,12 @@ func (pl *Pipeline) Process(p *mirror.Packet) error {
 
 func (pl *Pipeline) merged(p *mirror.Packet) {
 	if p.Fragments > 1 {
-		pl.Stats.Merged.Add(uint64(p.Fragments - 1))
+		pl.stats.Merged.Add(uint64(p.Fragments - 1))
 	}
 }
 
 func (pl *Pipeline) deliver(p *mirror.Packet) error {
-	s := pl.Stats
+	s := pl.stats
 	s.Decoded[p.Mode].Add(1)
 	if p.Meta.Overlay != mirror.OverlayNone {
 		s.Overlays[p.Meta.Overlay].Add(1)
@@ -123,12 +172,12 @@ func (pl *Pipeline) deliver(p *mirror.Packet) error {
 	if m := &p.Meta; m.SrcVN != nil || m.DstVN != nil {
 		s.CountPair(m.SrcVN, m.DstVN)
 	}
-	if !pl.Filter.Match(p) {
+	if !pl.filter.Match(p) {
 		s.Filtered.Add(1)
 		return nil
 	}
 	s.Written.Add(1)
-	for _, k := range pl.Sinks {
+	for _, k := range pl.sinks {
 		if err := k.WritePacket(p); err != nil {
 			if err = pl.sinkError(err); err != nil {
 				return err
@@ -139,20 +188,20 @@ func (pl *Pipeline) deliver(p *mirror.Packet) error {
 }
 
 func (pl *Pipeline) reject(p *mirror.Packet) error {
-	pl.Stats.Malformed[p.Err].Add(1)
-	if pl.Rejects == nil {
+	pl.stats.Malformed[p.Err].Add(1)
+	if pl.rejects == nil {
 		return nil
 	}
-	if err := pl.Rejects.WritePacket(p); err != nil {
+	if err := pl.rejects.WritePacket(p); err != nil {
 		return pl.sinkError(fmt.Errorf("rejects: %w", err))
 	}
 	return nil
 }
 
 func (pl *Pipeline) sinkError(err error) error {
-	pl.Stats.SinkErrs.Add(1)
-	if pl.SinkError == nil {
+	pl.stats.SinkErrs.Add(1)
+	if pl.onSinkErr == nil {
 		return err
 	}
-	return pl.SinkError(err)
+	return pl.onSinkErr(err)
 }

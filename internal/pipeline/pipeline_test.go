@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/gopacket/gopacket/layers"
@@ -61,6 +62,15 @@ func (c *collect) WritePacket(p *mirror.Packet) error {
 	return nil
 }
 
+func mustNew(t testing.TB, c Config) *Pipeline {
+	t.Helper()
+	pl, err := New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pl
+}
+
 type failing struct{ err error }
 
 func (f failing) WritePacket(*mirror.Packet) error { return f.err }
@@ -69,10 +79,10 @@ func TestRunCountsEverything(t *testing.T) {
 	ws, cases := generated(t, "mixed", 2000, 0.2)
 	var good, rejected collect
 	st := &Stats{}
-	pl := &Pipeline{
-		Source: &memSource{pkts: ws}, Decoder: mirror.NewDecoder(mirror.Config{MirrorVLAN: 999}),
+	pl := mustNew(t, Config{
+		Source: &memSource{pkts: ws}, Decoder: mirror.Config{Traffic: mirror.Traffic{MirrorVLAN: 999}},
 		Sinks: []Sink{&good}, Rejects: &rejected, Stats: st,
-	}
+	})
 	if err := pl.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +118,7 @@ func TestTimeClampedCounted(t *testing.T) {
 	ws, _ := generated(t, "acl", 10, 0)
 	src := &clamping{memSource: memSource{pkts: ws}}
 	st := &Stats{}
-	pl := &Pipeline{Source: src, Decoder: mirror.NewDecoder(mirror.Config{}), Stats: st}
+	pl := mustNew(t, Config{Source: src, Stats: st})
 	if err := pl.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -135,13 +145,13 @@ func TestSinkErrors(t *testing.T) {
 	ws, _ := generated(t, "acl", 50, 0)
 	boom := errors.New("boom")
 	st := &Stats{}
-	pl := &Pipeline{Source: &memSource{pkts: ws}, Decoder: mirror.NewDecoder(mirror.Config{}), Sinks: []Sink{failing{boom}}, Stats: st}
+	pl := mustNew(t, Config{Source: &memSource{pkts: ws}, Sinks: []Sink{failing{boom}}, Stats: st})
 	if err := pl.Run(context.Background()); !errors.Is(err, boom) || st.Read.Load() != 1 {
 		t.Fatalf("a failing sink: %v after %d packets", err, st.Read.Load())
 	}
 	st = &Stats{}
-	pl = &Pipeline{Source: &memSource{pkts: ws}, Decoder: mirror.NewDecoder(mirror.Config{}), Sinks: []Sink{failing{boom}}, Stats: st,
-		SinkError: func(error) error { return nil }}
+	pl = mustNew(t, Config{Source: &memSource{pkts: ws}, Sinks: []Sink{failing{boom}}, Stats: st,
+		SinkError: func(error) error { return nil }})
 	if err := pl.Run(context.Background()); err != nil || st.SinkErrs.Load() != st.Written.Load() || st.Read.Load() != uint64(len(ws)) {
 		t.Fatalf("a tolerated sink error: %v, %d errors, %d read", err, st.SinkErrs.Load(), st.Read.Load())
 	}
@@ -160,17 +170,17 @@ func BenchmarkPipeline(b *testing.B) {
 		b.Fatal(err)
 	}
 	src := &memSource{pkts: ws, loops: true}
-	pl := &Pipeline{Source: src, Decoder: mirror.NewDecoder(mirror.Config{}), Filter: f, Sinks: []Sink{w}, Stats: &Stats{}}
+	pl := mustNew(b, Config{Source: src, Filter: f, Sinks: []Sink{w}})
 	var p mirror.Packet
 	for range len(ws) { // warm up: pairs and buffers
 		src.Next(&p)
-		pl.Process(&p)
+		pl.process(&p)
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		src.Next(&p)
-		if err := pl.Process(&p); err != nil {
+		if err := pl.process(&p); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -194,5 +204,61 @@ func TestCountPairKeepsNamesApart(t *testing.T) {
 		if i < 0 || g.Packets != uint64(i+1) {
 			t.Errorf("%+v", g)
 		}
+	}
+}
+
+// The decoder keeps copies of the fragments it holds exactly when a
+// rejects sink gets them: a datagram that never completes comes back to
+// it fragment by fragment, as captured; without one nothing is copied.
+func TestFragmentCopies(t *testing.T) {
+	g, err := gen.New(gen.Options{Seed: 7, Mix: gen.Mix{gen.KindFragMissing: 1}, LinkType: layers.LinkTypeEthernet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := g.Next().Clone()
+	var rejected collectRaw
+	pl := mustNew(t, Config{Source: &memSource{pkts: c.Packets}, Rejects: &rejected})
+	if !pl.FragmentCopies() {
+		t.Error("a pipeline with rejects keeps no fragment copies")
+	}
+	if err := pl.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(rejected.data) != len(c.Packets) {
+		t.Fatalf("%d rejects of %d fragments", len(rejected.data), len(c.Packets))
+	}
+	for i, w := range c.Packets {
+		if !bytes.Equal(rejected.data[i], w.Data) {
+			t.Errorf("reject %d is not fragment %d as captured", i, i)
+		}
+	}
+
+	st := &Stats{}
+	pl = mustNew(t, Config{Source: &memSource{pkts: c.Packets}, Stats: st})
+	if pl.FragmentCopies() {
+		t.Error("a pipeline without rejects keeps fragment copies")
+	}
+	if err := pl.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s := st.Summary(); s.TotalMalformed() != uint64(len(c.Packets)) {
+		t.Errorf("%d fragments counted as not decoded, want %d", s.TotalMalformed(), len(c.Packets))
+	}
+}
+
+type collectRaw struct{ data [][]byte }
+
+func (c *collectRaw) WritePacket(p *mirror.Packet) error {
+	c.data = append(c.data, bytes.Clone(p.Data))
+	return nil
+}
+
+func TestNewRefuses(t *testing.T) {
+	if _, err := New(Config{}); err == nil {
+		t.Error("New without a source: no error")
+	}
+	_, err := New(Config{Source: &memSource{}, Decoder: mirror.Config{Traffic: mirror.Traffic{MirrorVLAN: 4095}}})
+	if err == nil || !strings.Contains(err.Error(), "--mirror-vlan 4095") {
+		t.Errorf("New with VLAN 4095: %v", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/vrsniff/vrsniff/internal/contrail"
+	"github.com/vrsniff/vrsniff/internal/mirror"
 )
 
 // Mechanisms, as List reports them.
@@ -566,7 +567,7 @@ type nameUser struct {
 func destination(m *contrail.MirrorActionType) string {
 	d := fmt.Sprintf("%s udp/%d", m.AnalyzerIPAddress, m.UDPPort)
 	if m.UDPPort == 0 {
-		d = fmt.Sprintf("%s udp/%d", m.AnalyzerIPAddress, DefaultUDPPort)
+		d = fmt.Sprintf("%s udp/%d", m.AnalyzerIPAddress, mirror.DefaultPort)
 	}
 	if m.NhMode == "static" && m.StaticNhHeader != nil {
 		d = fmt.Sprintf("vxlan %s vni %d", m.StaticNhHeader.VtepDstIPAddress, m.StaticNhHeader.VNI)

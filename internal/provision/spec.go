@@ -34,6 +34,7 @@ import (
 	"strings"
 
 	"github.com/vrsniff/vrsniff/internal/contrail"
+	"github.com/vrsniff/vrsniff/internal/mirror"
 )
 
 // Marker: every object vrsniff creates is named Prefix + mirror name and
@@ -54,9 +55,6 @@ const (
 	KeyStaticACL = "vrsniff.static-acl"
 )
 
-// DefaultUDPPort is the analyzer UDP port the vRouter uses when none is set.
-const DefaultUDPPort = 8099
-
 // Kind is the way a mirror is set up.
 type Kind string
 
@@ -71,7 +69,7 @@ const (
 // Analyzer is the destination of mirrored traffic.
 type Analyzer struct {
 	IP            string // analyzer IP address (required except for KindServiceInstance)
-	UDPPort       int    // 0 means DefaultUDPPort
+	UDPPort       int    // 0 means mirror.DefaultPort, the vRouter's
 	JuniperHeader *bool  // nil: server default (true); 3.1+
 	NHMode        string // "", "dynamic" or "static"; 3.1+
 	MAC           string // analyzer MAC; 3.1+
@@ -209,7 +207,7 @@ func (s *Spec) checkServiceInstance() error {
 			return fmt.Errorf("a service-instance mirror needs the sniffer VM's port on the analyzer network (--sniffer-port), or an existing instance (--analyzer-si)")
 		}
 	}
-	if s.Analyzer != (Analyzer{UDPPort: s.Analyzer.UDPPort}) || (s.Analyzer.UDPPort != 0 && s.Analyzer.UDPPort != DefaultUDPPort) {
+	if s.Analyzer != (Analyzer{UDPPort: s.Analyzer.UDPPort}) || (s.Analyzer.UDPPort != 0 && s.Analyzer.UDPPort != mirror.DefaultPort) {
 		return fmt.Errorf("a service-instance mirror takes its destination from the instance: leave out the analyzer flags")
 	}
 	s.Analyzer.UDPPort = 0
@@ -219,7 +217,7 @@ func (s *Spec) checkServiceInstance() error {
 func (s *Spec) checkAnalyzer() error {
 	a := &s.Analyzer
 	if a.UDPPort == 0 {
-		a.UDPPort = DefaultUDPPort
+		a.UDPPort = mirror.DefaultPort
 	}
 	if a.UDPPort < 1 || a.UDPPort > 65535 {
 		return fmt.Errorf("analyzer UDP port %d out of range", a.UDPPort)

@@ -21,7 +21,7 @@ func decodeFile(t *testing.T, path string) []*mirror.Packet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := mirror.NewDecoder(mirror.Config{Ports: []uint16{mirror.DefaultPort}, VXLANPorts: []uint16{mirror.DefaultVXLANPort}})
+	d := mirror.NewDecoder(mirror.Config{Traffic: mirror.Traffic{Ports: []uint16{mirror.DefaultPort}, VXLANPorts: []uint16{mirror.DefaultVXLANPort}}})
 	var ps []*mirror.Packet
 	for i := range raw {
 		p := &raw[i]

@@ -18,21 +18,22 @@ const maxIPv6Ext = 4
 
 // KernelFilter returns the classic BPF program OpenAFPacket attaches to its
 // socket, so that only mirror traffic reaches user space. It keeps
-//   - IPv4 or IPv6 UDP datagrams to one of o.Ports, o.VXLANPorts or
-//     o.OverlayPorts, or any with o.AllUDP (IPv6:
+//   - IPv4 or IPv6 UDP datagrams to one of the ports of o.Traffic or
+//     o.OverlayPorts, or any with o.Traffic.AutoPorts (IPv6:
 //     behind up to maxIPv6Ext hop-by-hop, routing or destination options
 //     headers),
 //   - every IPv4 fragment (MF set or a non-zero offset) and every IPv6
 //     packet with a fragment header (after those same headers): mirror
 //     datagrams of full-size frames exceed the MTU, and fragments after the
 //     first carry no UDP header to match,
-//   - frames whose first 802.1Q VID is o.MirrorVLAN (when non-zero),
+//   - frames whose first 802.1Q VID is o.Traffic.MirrorVLAN (when non-zero),
 //
 // with 0, 1 or 2 VLAN tags before the IP header. On receive, Linux moves
 // the first tag out of the frame into the packet's metadata before packet
 // sockets see it; the program reads it through the kernel's VLAN
 // extensions and also handles tags still in the frame (sent packets,
-// stacked tags). Kept packets are cut to o.SnapLen bytes.
+// stacked tags). Kept packets are cut to o.SnapLen bytes. An invalid
+// o.Traffic (mirror.Traffic.Validate) is an error.
 func KernelFilter(o Options) ([]bpf.RawInstruction, error) {
 	ins, err := filterProgram(o.withDefaults())
 	if err != nil {
@@ -47,11 +48,12 @@ func KernelFilter(o Options) ([]bpf.RawInstruction, error) {
 
 // filterProgram builds the program of KernelFilter (o has its defaults).
 func filterProgram(o Options) ([]bpf.Instruction, error) {
-	if n := len(o.Ports) + len(o.VXLANPorts) + len(o.OverlayPorts); n > maxFilterPorts {
-		return nil, fmt.Errorf("kernel filter: %d ports, at most %d", n, maxFilterPorts)
+	t := o.Traffic
+	if err := t.Validate(); err != nil {
+		return nil, fmt.Errorf("kernel filter: %w", err)
 	}
-	if o.MirrorVLAN > 0xfff {
-		return nil, fmt.Errorf("kernel filter: mirror VLAN %d out of range 1-4095", o.MirrorVLAN)
+	if n := len(t.Ports) + len(t.VXLANPorts) + len(o.OverlayPorts); n > maxFilterPorts {
+		return nil, fmt.Errorf("kernel filter: %d ports, at most %d", n, maxFilterPorts)
 	}
 	var a asm
 	isTPID := func(yes string) {
@@ -60,9 +62,9 @@ func filterProgram(o Options) ([]bpf.Instruction, error) {
 		}
 	}
 	matchVID := func() {
-		if o.MirrorVLAN != 0 {
+		if t.MirrorVLAN != 0 {
 			a.add(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0xfff})
-			a.jeq(uint32(o.MirrorVLAN), "accept")
+			a.jeq(uint32(t.MirrorVLAN), "accept")
 		}
 	}
 
@@ -155,10 +157,10 @@ func filterProgram(o Options) ([]bpf.Instruction, error) {
 	a.add(bpf.LoadIndirect{Off: 14 + 2, Size: 2})
 
 	a.label("ports")
-	if o.AllUDP {
+	if t.AutoPorts {
 		a.add(bpf.RetConstant{Val: uint32(o.SnapLen)})
 	}
-	for _, ps := range [][]uint16{o.Ports, o.VXLANPorts, o.OverlayPorts} {
+	for _, ps := range [][]uint16{t.Ports, t.VXLANPorts, o.OverlayPorts} {
 		for _, p := range ps {
 			a.jeq(uint32(p), "accept")
 		}

@@ -2,9 +2,12 @@ package source
 
 import (
 	"encoding/binary"
+	"strings"
 	"testing"
 
 	"golang.org/x/net/bpf"
+
+	"github.com/vrsniff/vrsniff/internal/mirror"
 )
 
 // runFilter runs the kernel filter over a frame as the kernel does. With
@@ -49,7 +52,7 @@ func runFilter(t testing.TB, o Options, frame []byte, offload bool) int {
 func isVLAN(t uint16) bool { return t == 0x8100 || t == 0x88a8 || t == 0x9100 }
 
 func TestKernelFilter(t *testing.T) {
-	o := Options{MirrorVLAN: 100}
+	o := Options{Traffic: mirror.Traffic{MirrorVLAN: 100}}
 	for _, c := range filterCases() {
 		for _, offload := range []bool{false, true} {
 			n := runFilter(t, o, c.frame, offload)
@@ -67,7 +70,7 @@ func TestKernelFilterOptions(t *testing.T) {
 	jun := juniperPayload(innerFrame(1))
 	to := func(port uint16) []byte { return ether(nil, 0x0800, ipv4(17, 0, nil, udp(1, port, jun))) }
 	vlan100 := ether([]tag{{0x8100, 100}}, 0x0806, arp()[14:])
-	o := Options{Ports: []uint16{9000, 9001}, VXLANPorts: []uint16{4790}, SnapLen: 96}
+	o := Options{Traffic: mirror.Traffic{Ports: []uint16{9000, 9001}, VXLANPorts: []uint16{4790}}, SnapLen: 96}
 	for _, c := range []struct {
 		frame []byte
 		want  int
@@ -80,15 +83,23 @@ func TestKernelFilterOptions(t *testing.T) {
 		}
 	}
 
-	many := make([]uint16, maxFilterPorts+1)
-	if _, err := KernelFilter(Options{Ports: many}); err == nil {
+	ports := func(n int) []uint16 {
+		ps := make([]uint16, n)
+		for i := range ps {
+			ps[i] = uint16(10000 + i)
+		}
+		return ps
+	}
+	if _, err := KernelFilter(Options{Traffic: mirror.Traffic{Ports: ports(maxFilterPorts + 1)}}); err == nil {
 		t.Error("KernelFilter accepted too many ports")
 	}
-	if _, err := KernelFilter(Options{MirrorVLAN: 4096}); err == nil {
-		t.Error("KernelFilter accepted VLAN 4096")
+	for _, bad := range []mirror.Traffic{{MirrorVLAN: 4095}, {MirrorVLAN: 4096}, {Ports: []uint16{9000, 9000}}, {VXLANPorts: []uint16{mirror.DefaultPort}}} {
+		if _, err := KernelFilter(Options{Traffic: bad}); err == nil || !strings.HasPrefix(err.Error(), "kernel filter: --") {
+			t.Errorf("KernelFilter(%+v): %v, want the Traffic refused", bad, err)
+		}
 	}
 	// The most ports: the Juniper ones beside the default VXLAN and overlay ports.
-	raw, err := KernelFilter(Options{Ports: make([]uint16, maxFilterPorts-3), MirrorVLAN: 4095})
+	raw, err := KernelFilter(Options{Traffic: mirror.Traffic{Ports: ports(maxFilterPorts - 3), MirrorVLAN: 4094}})
 	if err != nil || len(raw) == 0 {
 		t.Errorf("KernelFilter with the most ports: %v", err)
 	}
@@ -112,7 +123,7 @@ func keepRef(o Options, frame []byte, offloaded bool, tci uint16) bool {
 		off += 4
 		tags++
 	}
-	if o.MirrorVLAN != 0 && hasFirst && first == o.MirrorVLAN {
+	if v := o.Traffic.MirrorVLAN; v != 0 && hasFirst && first == v {
 		return true
 	}
 	if len(frame) < off+2 {
@@ -157,7 +168,7 @@ func keepRef(o Options, frame []byte, offloaded bool, tci uint16) bool {
 		return false
 	}
 	dport := binary.BigEndian.Uint16(l4[2:])
-	for _, p := range append(append(o.Ports, o.VXLANPorts...), o.OverlayPorts...) {
+	for _, p := range append(append(o.Traffic.Ports, o.Traffic.VXLANPorts...), o.OverlayPorts...) {
 		if p == dport {
 			return true
 		}
@@ -172,7 +183,7 @@ func FuzzKernelFilter(f *testing.F) {
 		f.Add(c.frame, false)
 		f.Add(c.frame, true)
 	}
-	o := Options{MirrorVLAN: 100}
+	o := Options{Traffic: mirror.Traffic{MirrorVLAN: 100}}
 	f.Fuzz(func(t *testing.T, frame []byte, offload bool) {
 		n := runFilter(t, o, frame, offload)
 		offloaded, tci := false, uint16(0)

@@ -134,7 +134,7 @@ type filterCase struct {
 }
 
 // filterCases are frames with what the filter must do with them, under
-// Options{MirrorVLAN: 100} (ports 8099 and 4789).
+// Options{Traffic: mirror.Traffic{MirrorVLAN: 100}} (ports 8099 and 4789).
 func filterCases() []filterCase {
 	jun := juniperPayload(innerFrame(1))
 	q := func(vid uint16) tag { return tag{0x8100, vid} }

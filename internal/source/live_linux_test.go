@@ -35,7 +35,7 @@ func collect(src Source) (<-chan []byte, <-chan error) {
 
 func TestAFPacketKeepsOnlyMirrorTraffic(t *testing.T) {
 	e := netnstest.New(t)
-	src, err := OpenAFPacket(e.CaptureIf, Options{MirrorVLAN: 100, Promisc: true})
+	src, err := OpenAFPacket(e.CaptureIf, Options{Traffic: mirror.Traffic{MirrorVLAN: 100}, Promisc: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,22 +56,14 @@ const (
 
 // Options configure a Source. The zero value selects the defaults.
 type Options struct {
-	// Ports are the UDP destination ports of Juniper-header mirror
-	// datagrams (default 8099).
-	Ports []uint16
-	// VXLANPorts are the UDP destination ports of static next-hop VXLAN
-	// mirroring (default 4789).
-	VXLANPorts []uint16
+	// Traffic is the mirror traffic the kernel filter keeps (see
+	// KernelFilter): its ports, every UDP datagram with AutoPorts, and
+	// frames tagged with its mirror VLAN.
+	Traffic mirror.Traffic
 	// OverlayPorts are UDP destination ports of fabric tunnels that may
 	// carry mirror datagrams (default 6635 and 51234, MPLSoUDP). MPLSoGRE
 	// is not kept by the kernel filter.
 	OverlayPorts []uint16
-	// AllUDP keeps every UDP datagram, for a decoder that finds mirror
-	// traffic on any port (--port auto).
-	AllUDP bool
-	// MirrorVLAN is the VLAN of NIC-assisted mirroring; frames whose first
-	// 802.1Q VID equals it are kept. 0 means none.
-	MirrorVLAN uint16
 	// SnapLen caps the bytes kept of each packet (default 262144).
 	SnapLen int
 	// RingBlockSize and RingBlocks size the TPACKET_V3 ring (defaults
@@ -96,14 +88,9 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
-	if len(o.Ports) == 0 {
-		o.Ports = []uint16{mirror.DefaultPort}
-	}
+	o.Traffic = o.Traffic.WithDefaults()
 	if len(o.OverlayPorts) == 0 {
 		o.OverlayPorts = []uint16{mirror.MPLSoUDPPort, mirror.MPLSoUDPPortOld}
-	}
-	if len(o.VXLANPorts) == 0 {
-		o.VXLANPorts = []uint16{mirror.DefaultVXLANPort}
 	}
 	if o.SnapLen <= 0 {
 		o.SnapLen = DefaultSnapLen
