@@ -4,11 +4,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/vrsniff/vrsniff/internal/heat"
@@ -45,17 +43,6 @@ func runMirror(args []string) int {
 	}
 	fmt.Fprintf(os.Stderr, "vrsniff mirror: unknown sub-command %q\n%s", args[0], mirrorUsage)
 	return exitUsage
-}
-
-func splitProject(p string) ([]string, error) {
-	if p == "" {
-		return nil, nil
-	}
-	l := strings.Split(p, ":")
-	if len(l) != 2 || l[0] == "" || l[1] == "" {
-		return nil, fmt.Errorf("--project %q: want domain:project", p)
-	}
-	return l, nil
 }
 
 func signalContext() (context.Context, context.CancelFunc) {
@@ -130,31 +117,14 @@ func mirrorCreate(args []string) int {
 		return exitUsage
 	}
 	analyzer.JuniperHeader = juniper.v
-	si = si || s.AnalyzerSI != "" // an analyzer instance implies the mode
-	switch {
-	case s.Name == "":
+	if s.Name == "" {
 		return usageErr("mirror", "--name is required")
-	case (si || perPort) && s.VN == "":
-		return usageErr("mirror", "--service-instance and --per-port need --vn")
-	case si && perPort:
-		return usageErr("mirror", "give --service-instance or --per-port, not both")
-	case si:
-		s.Kind = provision.KindServiceInstance
-	case perPort && (s.Port != "" || s.VM != ""):
-		return usageErr("mirror", "--per-port mirrors the ports of --vn: leave out --port/--vm")
-	case perPort:
-		s.Kind = provision.KindPerPort
-	case s.VN != "" && (s.Port != "" || s.VM != ""):
-		return usageErr("mirror", "give --vn or --port/--vm, not both")
-	case s.VN != "":
-		s.Kind = provision.KindPolicy
-	case s.Port != "" || s.VM != "":
-		s.Kind = provision.KindPort
-	default:
-		return usageErr("mirror", "say what to mirror: --vn, --port or --vm")
+	}
+	if err := s.ChooseKind(si, perPort); err != nil {
+		return usageErr("mirror", err.Error())
 	}
 	var err error
-	if s.Project, err = splitProject(a.project); err != nil {
+	if s.Project, err = provision.ParseProject(a.project); err != nil {
 		return usageErr("mirror", err.Error())
 	}
 	if err := s.Check(); err != nil {
@@ -171,22 +141,8 @@ func mirrorCreate(args []string) int {
 	if err != nil {
 		return fail("mirror", fmt.Errorf("create mirror %s: %w", s.Name, err))
 	}
-	mr := res.Mirror
-	switch {
-	case a.dryRun:
-		fmt.Fprintf(os.Stderr, "dry run: nothing was changed\n")
-	case res.Created:
-		fmt.Printf("created mirror %s in project %s: %s %s -> %s (%s)\n", s.Name, mr.Project, mr.Mechanism, mr.Target, mr.Analyzer, mr.AnalyzerName)
-	default:
-		fmt.Printf("mirror %s already exists in project %s: %s %s -> %s (%s)\n", s.Name, mr.Project, mr.Mechanism, mr.Target, mr.Analyzer, mr.AnalyzerName)
-	}
-	if own, err := a.credentialsProject(ctx); err == nil && own != nil && strings.Join(own, ":") != mr.Project && !a.dryRun {
-		fmt.Fprintf(os.Stderr, "note: the mirror is in project %s, not the credentials' %s: list and delete it with --project %s\n",
-			mr.Project, strings.Join(own, ":"), mr.Project)
-	}
-	for _, w := range res.Warnings {
-		fmt.Fprintf(os.Stderr, "warning: %s\n", w)
-	}
+	own, _ := a.credentialsProject(ctx) // only for a note
+	provision.PrintCreated(os.Stdout, os.Stderr, s.Name, res, own, a.dryRun)
 	return exitOK
 }
 
@@ -207,7 +163,7 @@ func (f *scopeFlags) projects(ctx context.Context, a *apiFlags) ([][]string, err
 		return nil, nil
 	}
 	if a.project != "" {
-		p, err := splitProject(a.project)
+		p, err := provision.ParseProject(a.project)
 		return [][]string{p}, err
 	}
 	p, err := a.credentialsProject(ctx)
@@ -233,7 +189,7 @@ func mirrorList(args []string) int {
 	if format != "table" && format != "json" {
 		return usageErr("mirror", fmt.Sprintf("-o %q: want table or json", format))
 	}
-	if _, err := splitProject(a.project); err != nil {
+	if _, err := provision.ParseProject(a.project); err != nil {
 		return usageErr("mirror", err.Error())
 	}
 	if scope.all && a.project != "" {
@@ -290,7 +246,7 @@ func mirrorDelete(args []string) int {
 	} else {
 		return usageErr("mirror", "usage: vrsniff mirror delete [flags] NAME")
 	}
-	if _, err := splitProject(a.project); err != nil {
+	if _, err := provision.ParseProject(a.project); err != nil {
 		return usageErr("mirror", err.Error())
 	}
 	if scope.all && a.project != "" {
@@ -323,14 +279,17 @@ func mirrorDelete(args []string) int {
 
 func mirrorHeat(args []string) int {
 	fs := flag.NewFlagSet("vrsniff mirror heat", flag.ContinueOnError)
-	var o heat.Options
-	var out string
-	fs.StringVar(&o.Mode, "mode", heat.ModePolicy, "what the vRouters mirror to: policy (the sniffer's capture IP) or service-instance (an analyzer service instance)")
+	var (
+		o       heat.Options
+		out     string
+		project string
+	)
+	fs.StringVar((*string)(&o.Mirror.Kind), "mode", string(provision.KindPolicy), "what the vRouters mirror to: policy (the sniffer's capture IP) or service-instance (an analyzer service instance)")
 	fs.StringVar(&o.Target, "target", heat.TargetNetwork, "what is mirrored: network (an existing one; the stack outputs the mirror create command that attaches it), "+
 		"port (a workload port the stack creates on it) or new-network (a network the stack creates)")
-	fs.StringVar(&o.Name, "name", "sniffer", "mirror name; objects are named vrsniff-NAME")
-	fs.StringVar(&o.TargetVN, "vn", "", "default for target_network: its UUID or domain:project:name")
-	fs.StringVar(&o.Project, "project", "", "default for project_fq_name, domain:project (default: the project of --vn)")
+	fs.StringVar(&o.Mirror.Name, "name", "sniffer", "mirror name; objects are named vrsniff-NAME")
+	fs.StringVar(&o.Mirror.VN, "vn", "", "default for target_network: its UUID or domain:project:name")
+	fs.StringVar(&project, "project", "", "default for project_fq_name, domain:project (default: the project of --vn)")
 	fs.StringVar(&o.Image, "image", "", "default for the image parameter")
 	fs.StringVar(&o.Flavor, "flavor", "", "default for the flavor parameter")
 	fs.StringVar(&o.VrsniffURL, "vrsniff-url", "", "default for the vrsniff_url parameter (where the VM downloads vrsniff)")
@@ -338,18 +297,20 @@ func mirrorHeat(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return usageCode(err)
 	}
+	var err error
+	if o.Mirror.Project, err = provision.ParseProject(project); err != nil {
+		return usageErr("mirror", err.Error())
+	}
 	b, err := heat.Template(o)
 	if err != nil {
 		return usageErr("mirror", err.Error())
 	}
-	var w io.Writer = os.Stdout
-	if out != "-" {
-		if err := os.WriteFile(out, b, 0o644); err != nil {
-			return fail("mirror", fmt.Errorf("write %s: %w", out, err))
-		}
-		return exitOK
+	if out == "-" {
+		_, err = os.Stdout.Write(b)
+	} else if err = os.WriteFile(out, b, 0o644); err != nil {
+		err = fmt.Errorf("write %s: %w", out, err)
 	}
-	if _, err := w.Write(b); err != nil {
+	if err != nil {
 		return fail("mirror", err)
 	}
 	return exitOK
