@@ -146,42 +146,21 @@ func mirrorCreate(args []string) int {
 	return exitOK
 }
 
-// scopeFlags say which projects list and delete look in.
-type scopeFlags struct{ all bool }
-
-func (f *scopeFlags) register(fs *flag.FlagSet) {
-	fs.BoolVar(&f.all, "all-projects", false, "look in every project the credentials can read (default: --project, else the credentials' project)")
-}
-
-// projects resolves the scope: --project, --all-projects, else the
-// project the credentials are scoped to; nil means every readable project.
-func (f *scopeFlags) projects(ctx context.Context, a *apiFlags) ([][]string, error) {
-	if f.all {
-		if a.project != "" {
-			return nil, fmt.Errorf("give --project or --all-projects, not both")
-		}
-		return nil, nil
-	}
-	if a.project != "" {
-		p, err := provision.ParseProject(a.project)
-		return [][]string{p}, err
-	}
-	p, err := a.credentialsProject(ctx)
-	if err != nil || p == nil {
-		return nil, err
-	}
-	return [][]string{p}, nil
+// registerScope declares the flag that widens list and delete to every
+// project; --project is an API flag.
+func registerScope(fs *flag.FlagSet, s *provision.Scope) {
+	fs.BoolVar(&s.All, "all-projects", false, "look in every project the credentials can read (default: --project, else the credentials' project)")
 }
 
 func mirrorList(args []string) int {
 	fs := flag.NewFlagSet("vrsniff mirror list", flag.ContinueOnError)
 	var (
 		a      apiFlags
-		scope  scopeFlags
+		scope  provision.Scope
 		format string
 	)
 	a.register(fs, false)
-	scope.register(fs)
+	registerScope(fs, &scope)
 	fs.StringVar(&format, "o", "table", "output: table (for people) or json (every check, for scripts)")
 	if err := fs.Parse(args); err != nil {
 		return usageCode(err)
@@ -189,11 +168,9 @@ func mirrorList(args []string) int {
 	if format != "table" && format != "json" {
 		return usageErr("mirror", fmt.Sprintf("-o %q: want table or json", format))
 	}
-	if _, err := provision.ParseProject(a.project); err != nil {
+	scope.Project = a.project
+	if err := scope.Check(); err != nil {
 		return usageErr("mirror", err.Error())
-	}
-	if scope.all && a.project != "" {
-		return usageErr("mirror", "give --project or --all-projects, not both")
 	}
 	p, err := a.provisioner()
 	if err != nil {
@@ -201,7 +178,7 @@ func mirrorList(args []string) int {
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	projects, err := scope.projects(ctx, &a)
+	projects, err := scope.Projects(ctx, a.credentialsProject)
 	if err != nil {
 		return fail("mirror", err)
 	}
@@ -209,12 +186,11 @@ func mirrorList(args []string) int {
 	if err != nil {
 		return fail("mirror", fmt.Errorf("list mirrors: %w", err))
 	}
+	print := provision.Print
 	if format == "json" {
-		err = provision.PrintJSON(os.Stdout, ms)
-	} else {
-		err = provision.Print(os.Stdout, ms)
+		print = provision.PrintJSON
 	}
-	if err != nil {
+	if err := print(os.Stdout, ms); err != nil {
 		return fail("mirror", err)
 	}
 	return exitOK
@@ -224,33 +200,29 @@ func mirrorDelete(args []string) int {
 	fs := flag.NewFlagSet("vrsniff mirror delete", flag.ContinueOnError)
 	var (
 		a     apiFlags
-		scope scopeFlags
+		scope provision.Scope
 		wait  time.Duration
 	)
 	a.register(fs, true)
-	scope.register(fs)
+	registerScope(fs, &scope)
 	fs.DurationVar(&wait, "wait", provision.DefaultWait, "how long to wait for the schema transformer to remove a policy mirror's rules")
 	if err := fs.Parse(args); err != nil {
 		return usageCode(err)
 	}
-	// Flags may follow the name too, as operators type them.
-	if fs.NArg() >= 1 {
-		name := fs.Arg(0)
-		if err := fs.Parse(fs.Args()[1:]); err != nil {
-			return usageCode(err)
-		}
-		if fs.NArg() != 0 {
-			return usageErr("mirror", "usage: vrsniff mirror delete [flags] NAME")
-		}
-		args = []string{name}
-	} else {
+	if fs.NArg() < 1 {
 		return usageErr("mirror", "usage: vrsniff mirror delete [flags] NAME")
 	}
-	if _, err := provision.ParseProject(a.project); err != nil {
-		return usageErr("mirror", err.Error())
+	// Flags may follow the name too, as operators type them.
+	name := fs.Arg(0)
+	if err := fs.Parse(fs.Args()[1:]); err != nil {
+		return usageCode(err)
 	}
-	if scope.all && a.project != "" {
-		return usageErr("mirror", "give --project or --all-projects, not both")
+	if fs.NArg() != 0 {
+		return usageErr("mirror", "usage: vrsniff mirror delete [flags] NAME")
+	}
+	scope.Project = a.project
+	if err := scope.Check(); err != nil {
+		return usageErr("mirror", err.Error())
 	}
 	p, err := a.provisioner()
 	if err != nil {
@@ -259,11 +231,10 @@ func mirrorDelete(args []string) int {
 	p.Wait = wait
 	ctx, stop := signalContext()
 	defer stop()
-	projects, err := scope.projects(ctx, &a)
+	projects, err := scope.Projects(ctx, a.credentialsProject)
 	if err != nil {
 		return fail("mirror", err)
 	}
-	name := args[0]
 	notes, err := p.Delete(ctx, projects, name)
 	for _, n := range notes {
 		fmt.Fprintf(os.Stderr, "note: %s\n", n)

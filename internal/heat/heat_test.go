@@ -832,6 +832,11 @@ func TestTemplateRejects(t *testing.T) {
 		{Mirror: provision.Spec{VN: "default-domain:demo:vn web"}},
 		{Target: TargetNewNetwork, Mirror: provision.Spec{VN: "default-domain:demo:vn-web"}},
 		{Mirror: provision.Spec{Project: []string{"demo"}}},
+		{Mirror: provision.Spec{Project: []string{"default-domain", "de mo"}}},
+		// The stack decides where traffic goes, and mirrors by policy.
+		{Mirror: provision.Spec{Kind: provision.KindPort}},
+		{Mirror: provision.Spec{Analyzer: provision.Analyzer{IP: "10.0.0.5"}}},
+		{Mirror: provision.Spec{Match: provision.Match{Protocol: "tcp"}}},
 	} {
 		if _, err := Template(o); err == nil {
 			t.Errorf("Template(%+v) accepted", o)

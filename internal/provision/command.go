@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -58,4 +59,44 @@ func PrintCreated(w, notes io.Writer, name string, res Result, own []string, dry
 	for _, m := range res.Warnings {
 		fmt.Fprintf(notes, "warning: %s\n", m)
 	}
+}
+
+// Scope says which projects List and Delete look in: Project
+// (domain:project), every project the credentials can read (All), or
+// else the project the credentials are scoped to.
+type Scope struct {
+	Project string
+	All     bool
+}
+
+// Check checks the scope as the command line gives it.
+func (s Scope) Check() error {
+	if _, err := ParseProject(s.Project); err != nil {
+		return err
+	}
+	if s.All && s.Project != "" {
+		return errors.New("give --project or --all-projects, not both")
+	}
+	return nil
+}
+
+// Projects resolves the scope into List's and Delete's projects; nil means
+// every readable project. own returns the credentials' project, nil when
+// none is known (contrail.Session.Project).
+func (s Scope) Projects(ctx context.Context, own func(context.Context) ([]string, error)) ([][]string, error) {
+	if err := s.Check(); err != nil {
+		return nil, err
+	}
+	if s.All {
+		return nil, nil
+	}
+	if s.Project != "" {
+		p, err := ParseProject(s.Project)
+		return [][]string{p}, err
+	}
+	p, err := own(ctx)
+	if err != nil || p == nil {
+		return nil, err
+	}
+	return [][]string{p}, nil
 }
