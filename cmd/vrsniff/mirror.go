@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vrsniff/vrsniff/internal/heat"
@@ -268,9 +269,8 @@ func mirrorHeat(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return usageCode(err)
 	}
-	var err error
-	if o.Mirror.Project, err = provision.ParseProject(project); err != nil {
-		return usageErr("mirror", err.Error())
+	if project != "" {
+		o.Mirror.Project = strings.Split(project, ":") // checked by Template
 	}
 	b, err := heat.Template(o)
 	if err != nil {
