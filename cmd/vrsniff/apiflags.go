@@ -1,11 +1,9 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"flag"
 	"log/slog"
-	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -13,9 +11,6 @@ import (
 	"github.com/vrsniff/vrsniff/internal/contrail"
 	"github.com/vrsniff/vrsniff/internal/provision"
 )
-
-// defaultAPI is the config API address on a controller node.
-const defaultAPI = "http://127.0.0.1:8082"
 
 // apiFlags are the connection flags every API sub-command takes: the
 // config API, and the Keystone credentials under the names the OpenStack
@@ -33,9 +28,9 @@ type apiFlags struct {
 	verbose  bool
 
 	// Set by connect.
-	log      *slog.Logger
-	api      *contrail.Client
-	keystone *contrail.Keystone // nil without credentials
+	log     *slog.Logger
+	api     *contrail.Client
+	session *contrail.Session
 }
 
 // secretFlag is a flag whose value -h and error messages never show.
@@ -56,7 +51,7 @@ func (s *secretFlag) Set(v string) error {
 func (a *apiFlags) register(fs *flag.FlagSet, dryRun bool) {
 	// Defaults are resolved after parsing, so that -h never prints a
 	// password that CONTRAIL_API or an OS_* variable may carry.
-	fs.StringVar(&a.endpoint, "api", "", "config API URL (default $CONTRAIL_API, else "+defaultAPI+")")
+	fs.StringVar(&a.endpoint, "api", "", "config API URL (default $CONTRAIL_API, else "+contrail.DefaultEndpoint+")")
 	fs.BoolVar(&a.noAuth, "no-auth", false, "send no token (API server run with --auth noauth)")
 	fs.StringVar(&a.caFile, "ca-file", "", "PEM CA bundle for the config API (default: --os-cacert)")
 	fs.BoolVar(&a.insecure, "insecure", false, "do not verify TLS certificates (Keystone and the config API)")
@@ -128,62 +123,38 @@ func envName(flag string) string {
 	return string(b)
 }
 
-// credentials merges the --os-* flags over the OS_* variables.
-func (a *apiFlags) credentials() contrail.Credentials {
-	c := contrail.CredentialsFromEnv(os.Getenv).Override(a.os)
-	if a.insecure {
-		c.Insecure = &a.insecure
-	}
-	return c
-}
-
-// connect builds the config API client, and the Keystone authenticator
-// when there are credentials, once.
-func (a *apiFlags) connect() error {
-	if a.api != nil {
-		return nil
-	}
+// connection is the config API connection the flags ask for.
+func (a *apiFlags) connection() contrail.Connection {
 	level := slog.LevelInfo
 	if a.verbose {
 		level = slog.LevelDebug
 	}
-	a.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	creds := a.credentials()
-	var auth contrail.Authenticator
-	switch {
-	case a.noAuth:
-	case creds.Configured():
-		k, err := contrail.NewKeystone(creds, a.timeout)
-		if err != nil {
-			return err
-		}
-		a.keystone, auth = k, k
-	default:
-		a.log.Warn("no credentials (--os-cloud, OS_CLOUD, --os-auth-url or OS_AUTH_URL): sending requests without a token")
-	}
-	var hc *http.Client
-	if a.keystone != nil && a.caFile == "" {
-		// The config API sits behind the same PKI as Keystone.
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.TLSClientConfig = a.keystone.TLSConfig()
-		hc = &http.Client{Transport: tr, Timeout: a.timeout}
-	} else {
-		var err error
-		insecure := creds.Insecure != nil && *creds.Insecure
-		if hc, err = contrail.HTTPClient(cmp.Or(a.caFile, creds.CACert), insecure, a.timeout); err != nil {
-			return err
-		}
-	}
-	cfg := contrail.Config{Endpoint: cmp.Or(a.endpoint, os.Getenv("CONTRAIL_API"), defaultAPI),
-		Auth: auth, HTTP: hc, Logger: a.log}
+	c := contrail.Connection{Endpoint: a.endpoint, Credentials: a.os, Insecure: a.insecure, NoAuth: a.noAuth,
+		CAFile: a.caFile, Timeout: a.timeout,
+		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))}
 	if a.dryRun {
-		cfg.DryRun = os.Stdout
+		c.DryRun = os.Stdout
 	}
-	api, err := contrail.New(cfg)
+	return c
+}
+
+// credentials merges the --os-* flags over the OS_* variables.
+func (a *apiFlags) credentials() contrail.Credentials {
+	c := a.connection()
+	return c.ResolvedCredentials()
+}
+
+// connect opens the session once.
+func (a *apiFlags) connect() error {
+	if a.api != nil {
+		return nil
+	}
+	c := a.connection()
+	s, err := contrail.Connect(c)
 	if err != nil {
 		return err
 	}
-	a.api = api
+	a.log, a.api, a.session = c.Log, s.API, s
 	return nil
 }
 
@@ -194,16 +165,11 @@ func (a *apiFlags) provisioner() (*provision.Provisioner, error) {
 	return &provision.Provisioner{API: a.api, Log: a.log}, nil
 }
 
-// credentialsProject returns the Contrail fq_name ([domain, project]) of
-// the project the Keystone token is scoped to, authenticating if needed
-// (see contrail.Keystone.Project), or nil when no credentials are used
-// (--no-auth, or none given).
+// credentialsProject returns the project the credentials are scoped to,
+// or nil without credentials (contrail.Session.Project).
 func (a *apiFlags) credentialsProject(ctx context.Context) ([]string, error) {
 	if err := a.connect(); err != nil {
 		return nil, err
 	}
-	if a.keystone == nil {
-		return nil, nil
-	}
-	return a.keystone.Project(ctx)
+	return a.session.Project(ctx)
 }

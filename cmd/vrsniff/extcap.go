@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 
 	"github.com/vrsniff/vrsniff/internal/extcap"
@@ -59,28 +58,8 @@ func runExtcapInstall(args []string) int {
 	if fs.NArg() > 0 {
 		return usageErr("extcap install", fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
 	}
-	exe, err := os.Executable()
-	if err == nil {
-		exe, err = filepath.EvalSymlinks(exe)
-	}
-	if err != nil {
-		return fail("extcap install", fmt.Errorf("find the vrsniff binary: %w", err))
-	}
-	dirs := []string{*dir}
-	if *dir == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return fail("extcap install", err)
-		}
-		dirs = extcap.PersonalDirs(extcap.WiresharkVersion(), home, os.Getenv("XDG_CONFIG_HOME"))
-	}
-	links, err := extcap.Install(exe, dirs)
-	for _, l := range links {
-		fmt.Printf("%s -> %s\n", l, exe)
-	}
-	if err != nil {
+	if err := extcap.InstallSelf(*dir, os.Stdout); err != nil {
 		return fail("extcap install", err)
 	}
-	fmt.Println("restart Wireshark to see the vrsniff-remote and vrsniff-local interfaces")
 	return exitOK
 }

@@ -3,23 +3,12 @@ package main
 import (
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"strings"
-
-	"github.com/gopacket/gopacket/layers"
 
 	"github.com/vrsniff/vrsniff/internal/gen"
 	"github.com/vrsniff/vrsniff/internal/mirror"
 )
-
-var linkTypes = map[string]layers.LinkType{
-	"ether": layers.LinkTypeEthernet,
-	"sll":   layers.LinkTypeLinuxSLL,
-	"sll2":  layers.LinkTypeLinuxSLL2,
-	"raw":   layers.LinkTypeRaw,
-	"mixed": 0,
-}
 
 func runGen(args []string) int {
 	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
@@ -27,7 +16,7 @@ func runGen(args []string) int {
 		fmt.Fprintf(fs.Output(), "usage: vrsniff gen [flags] OUT   (OUT - is stdout)\n\n"+
 			"Writes a synthetic vRouter mirror capture and, with -truth, what a decoder must make of\n"+
 			"every packet (docs/gen.md). Profiles: %s.\nCase kinds for -mix: %s.\n\nflags:\n",
-			strings.Join(gen.ProfileNames(), ", "), kindList())
+			strings.Join(gen.ProfileNames(), ", "), gen.KindList())
 		fs.PrintDefaults()
 	}
 	var traffic trafficFlags
@@ -65,32 +54,6 @@ func runGen(args []string) int {
 		fmt.Fprintf(os.Stderr, "vrsniff gen: "+format+"\n", a...)
 		return exitUsage
 	}
-	var f gen.Format
-	switch *format {
-	case "pcap":
-		f = gen.FormatPcap
-		if *nanos {
-			f = gen.FormatPcapNanos
-		}
-	case "pcapng":
-		f = gen.FormatPcapNG
-	default:
-		return usageErr("unknown format %q: want pcap or pcapng", *format)
-	}
-	lt := *linktype
-	if lt == "" {
-		lt = "mixed"
-		if f != gen.FormatPcapNG {
-			lt = "ether"
-		}
-	}
-	ltv, ok := linkTypes[lt]
-	if !ok {
-		return usageErr("unknown link type %q: want ether, sll, sll2, raw or mixed", lt)
-	}
-	if ltv == 0 && f != gen.FormatPcapNG {
-		return usageErr("a classic pcap file holds one link type: -linktype mixed needs -format pcapng")
-	}
 	t, err := traffic.parse()
 	if err != nil {
 		return usageErr("%v", err)
@@ -98,71 +61,24 @@ func runGen(args []string) int {
 	if t.MirrorVLAN == 0 {
 		return usageErr("%s 0: the VLAN cases need a VLAN ID, 1-4094", mirror.Flags.MirrorVLAN)
 	}
-	if *count < 0 {
-		return usageErr("negative count")
+	c := gen.Command{
+		Options: gen.Options{
+			Seed: *seed, Malformed: *malformed, Snaplen: *snaplen, MTU: *mtu,
+			Traffic:  t,
+			MinFrame: *minFrame, MaxFrame: *maxFrame, MaxVN: *maxVN, VarySeedNames: *varyNames, MaxDist: *maxDist,
+		},
+		Count: *count, Profile: *profile, MixSpec: *mix, Format: *format, Nanos: *nanos, LinkTypeName: *linktype,
+		Out: fs.Arg(0), Truth: *truth,
 	}
-	if *maxDist < 1 {
-		return usageErr("reassembly distance %d: want 1..64", *maxDist)
-	}
-	m, ok := gen.Profiles[*profile]
-	if !ok {
-		return usageErr("unknown profile %q (known: %s)", *profile, strings.Join(gen.ProfileNames(), ", "))
-	}
-	if *mix != "" {
-		if m, err = gen.ParseMix(*mix); err != nil {
-			return usageErr("%v", err)
-		}
-	}
-	g, err := gen.New(gen.Options{
-		Seed: *seed, Mix: m, Malformed: *malformed, Snaplen: *snaplen, MTU: *mtu,
-		Traffic: t, LinkType: ltv,
-		MinFrame: *minFrame, MaxFrame: *maxFrame, MaxVN: *maxVN, VarySeedNames: *varyNames, MaxDist: *maxDist,
-	})
+	g, f, err := c.Prepare()
 	if err != nil {
 		return usageErr("%v", err)
 	}
-
-	out := fs.Arg(0)
-	var w io.Writer = os.Stdout
-	var file *os.File
-	if out != "-" {
-		if file, err = os.Create(out); err != nil {
-			fmt.Fprintf(os.Stderr, "vrsniff gen: %v\n", err)
-			return exitFailure
-		}
-		defer file.Close()
-		w = file
-	}
-	var tw io.Writer
-	var tf *os.File
-	if *truth != "" {
-		if tf, err = os.Create(*truth); err != nil {
-			fmt.Fprintf(os.Stderr, "vrsniff gen: %v\n", err)
-			return exitFailure
-		}
-		defer tf.Close()
-		tw = tf
-	}
-	st, err := gen.Write(w, tw, g, *count, f)
-	if err == nil && file != nil {
-		err = file.Close()
-	}
-	if err == nil && tf != nil {
-		err = tf.Close()
-	}
+	summary, err := c.Write(g, f, os.Stdout)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "vrsniff gen: %s: %v\n", out, err)
+		fmt.Fprintf(os.Stderr, "vrsniff gen: %v\n", err)
 		return exitFailure
 	}
-	fmt.Fprintf(os.Stderr, "vrsniff gen: %s: %d cases, %d packets (%d fragmented datagrams, %d malformed), profile %s, seed %d, %s\n",
-		out, st.Cases, st.Packets, st.Fragmented, st.Malformed, *profile, *seed, f)
+	fmt.Fprintf(os.Stderr, "vrsniff gen: %s\n", summary)
 	return exitOK
-}
-
-func kindList() string {
-	var ks []string
-	for _, k := range gen.Kinds() {
-		ks = append(ks, k.String())
-	}
-	return strings.Join(ks, ", ")
 }

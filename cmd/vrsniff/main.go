@@ -70,3 +70,18 @@ func runVersion([]string) int {
 	fmt.Println("vrsniff", version)
 	return exitOK
 }
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func usageErr(cmd, msg string) int {
+	fmt.Fprintf(os.Stderr, "vrsniff %s: %s\n", cmd, msg)
+	return exitUsage
+}
+
+func fail(cmd string, err error) int {
+	fmt.Fprintf(os.Stderr, "vrsniff %s: %v\n", cmd, err)
+	return exitFailure
+}

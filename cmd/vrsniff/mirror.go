@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"strconv"
@@ -46,17 +45,6 @@ func runMirror(args []string) int {
 	}
 	fmt.Fprintf(os.Stderr, "vrsniff mirror: unknown sub-command %q\n%s", args[0], mirrorUsage)
 	return exitUsage
-}
-
-func splitProject(p string) ([]string, error) {
-	if p == "" {
-		return nil, nil
-	}
-	l := strings.Split(p, ":")
-	if len(l) != 2 || l[0] == "" || l[1] == "" {
-		return nil, fmt.Errorf("--project %q: want domain:project", p)
-	}
-	return l, nil
 }
 
 func signalContext() (context.Context, context.CancelFunc) {
@@ -131,31 +119,14 @@ func mirrorCreate(args []string) int {
 		return exitUsage
 	}
 	analyzer.JuniperHeader = juniper.v
-	si = si || s.AnalyzerSI != "" // an analyzer instance implies the mode
-	switch {
-	case s.Name == "":
+	if s.Name == "" {
 		return usageErr("mirror", "--name is required")
-	case (si || perPort) && s.VN == "":
-		return usageErr("mirror", "--service-instance and --per-port need --vn")
-	case si && perPort:
-		return usageErr("mirror", "give --service-instance or --per-port, not both")
-	case si:
-		s.Kind = provision.KindServiceInstance
-	case perPort && (s.Port != "" || s.VM != ""):
-		return usageErr("mirror", "--per-port mirrors the ports of --vn: leave out --port/--vm")
-	case perPort:
-		s.Kind = provision.KindPerPort
-	case s.VN != "" && (s.Port != "" || s.VM != ""):
-		return usageErr("mirror", "give --vn or --port/--vm, not both")
-	case s.VN != "":
-		s.Kind = provision.KindPolicy
-	case s.Port != "" || s.VM != "":
-		s.Kind = provision.KindPort
-	default:
-		return usageErr("mirror", "say what to mirror: --vn, --port or --vm")
+	}
+	if err := s.ChooseKind(si, perPort); err != nil {
+		return usageErr("mirror", err.Error())
 	}
 	var err error
-	if s.Project, err = splitProject(a.project); err != nil {
+	if s.Project, err = provision.ParseProject(a.project); err != nil {
 		return usageErr("mirror", err.Error())
 	}
 	if err := s.Check(); err != nil {
@@ -172,61 +143,26 @@ func mirrorCreate(args []string) int {
 	if err != nil {
 		return fail("mirror", fmt.Errorf("create mirror %s: %w", s.Name, err))
 	}
-	mr := res.Mirror
-	switch {
-	case a.dryRun:
-		fmt.Fprintf(os.Stderr, "dry run: nothing was changed\n")
-	case res.Created:
-		fmt.Printf("created mirror %s in project %s: %s %s -> %s (%s)\n", s.Name, mr.Project, mr.Mechanism, mr.Target, mr.Analyzer, mr.AnalyzerName)
-	default:
-		fmt.Printf("mirror %s already exists in project %s: %s %s -> %s (%s)\n", s.Name, mr.Project, mr.Mechanism, mr.Target, mr.Analyzer, mr.AnalyzerName)
-	}
-	if own, err := a.credentialsProject(ctx); err == nil && own != nil && strings.Join(own, ":") != mr.Project && !a.dryRun {
-		fmt.Fprintf(os.Stderr, "note: the mirror is in project %s, not the credentials' %s: list and delete it with --project %s\n",
-			mr.Project, strings.Join(own, ":"), mr.Project)
-	}
-	for _, w := range res.Warnings {
-		fmt.Fprintf(os.Stderr, "warning: %s\n", w)
-	}
+	own, _ := a.credentialsProject(ctx) // only for a note
+	provision.PrintCreated(os.Stdout, os.Stderr, s.Name, res, own, a.dryRun)
 	return exitOK
 }
 
-// scopeFlags say which projects list and delete look in.
-type scopeFlags struct{ all bool }
-
-func (f *scopeFlags) register(fs *flag.FlagSet) {
-	fs.BoolVar(&f.all, "all-projects", false, "look in every project the credentials can read (default: --project, else the credentials' project)")
-}
-
-// projects resolves the scope: --project, --all-projects, else the
-// project the credentials are scoped to; nil means every readable project.
-func (f *scopeFlags) projects(ctx context.Context, a *apiFlags) ([][]string, error) {
-	if f.all {
-		if a.project != "" {
-			return nil, fmt.Errorf("give --project or --all-projects, not both")
-		}
-		return nil, nil
-	}
-	if a.project != "" {
-		p, err := splitProject(a.project)
-		return [][]string{p}, err
-	}
-	p, err := a.credentialsProject(ctx)
-	if err != nil || p == nil {
-		return nil, err
-	}
-	return [][]string{p}, nil
+// registerScope declares the flag that widens list and delete to every
+// project; --project is an API flag.
+func registerScope(fs *flag.FlagSet, s *provision.Scope) {
+	fs.BoolVar(&s.All, "all-projects", false, "look in every project the credentials can read (default: --project, else the credentials' project)")
 }
 
 func mirrorList(args []string) int {
 	fs := flag.NewFlagSet("vrsniff mirror list", flag.ContinueOnError)
 	var (
 		a      apiFlags
-		scope  scopeFlags
+		scope  provision.Scope
 		format string
 	)
 	a.register(fs, false)
-	scope.register(fs)
+	registerScope(fs, &scope)
 	fs.StringVar(&format, "o", "table", "output: table (for people) or json (every check, for scripts)")
 	if err := fs.Parse(args); err != nil {
 		return usageCode(err)
@@ -234,11 +170,9 @@ func mirrorList(args []string) int {
 	if format != "table" && format != "json" {
 		return usageErr("mirror", fmt.Sprintf("-o %q: want table or json", format))
 	}
-	if _, err := splitProject(a.project); err != nil {
+	scope.Project = a.project
+	if err := scope.Check(); err != nil {
 		return usageErr("mirror", err.Error())
-	}
-	if scope.all && a.project != "" {
-		return usageErr("mirror", "give --project or --all-projects, not both")
 	}
 	p, err := a.provisioner()
 	if err != nil {
@@ -246,7 +180,7 @@ func mirrorList(args []string) int {
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	projects, err := scope.projects(ctx, &a)
+	projects, err := scope.Projects(ctx, a.credentialsProject)
 	if err != nil {
 		return fail("mirror", err)
 	}
@@ -254,12 +188,11 @@ func mirrorList(args []string) int {
 	if err != nil {
 		return fail("mirror", fmt.Errorf("list mirrors: %w", err))
 	}
+	print := provision.Print
 	if format == "json" {
-		err = provision.PrintJSON(os.Stdout, ms)
-	} else {
-		err = provision.Print(os.Stdout, ms)
+		print = provision.PrintJSON
 	}
-	if err != nil {
+	if err := print(os.Stdout, ms); err != nil {
 		return fail("mirror", err)
 	}
 	return exitOK
@@ -269,33 +202,29 @@ func mirrorDelete(args []string) int {
 	fs := flag.NewFlagSet("vrsniff mirror delete", flag.ContinueOnError)
 	var (
 		a     apiFlags
-		scope scopeFlags
+		scope provision.Scope
 		wait  time.Duration
 	)
 	a.register(fs, true)
-	scope.register(fs)
+	registerScope(fs, &scope)
 	fs.DurationVar(&wait, "wait", provision.DefaultWait, "how long to wait for the schema transformer to remove a policy mirror's rules")
 	if err := fs.Parse(args); err != nil {
 		return usageCode(err)
 	}
-	// Flags may follow the name too, as operators type them.
-	if fs.NArg() >= 1 {
-		name := fs.Arg(0)
-		if err := fs.Parse(fs.Args()[1:]); err != nil {
-			return usageCode(err)
-		}
-		if fs.NArg() != 0 {
-			return usageErr("mirror", "usage: vrsniff mirror delete [flags] NAME")
-		}
-		args = []string{name}
-	} else {
+	if fs.NArg() < 1 {
 		return usageErr("mirror", "usage: vrsniff mirror delete [flags] NAME")
 	}
-	if _, err := splitProject(a.project); err != nil {
-		return usageErr("mirror", err.Error())
+	// Flags may follow the name too, as operators type them.
+	name := fs.Arg(0)
+	if err := fs.Parse(fs.Args()[1:]); err != nil {
+		return usageCode(err)
 	}
-	if scope.all && a.project != "" {
-		return usageErr("mirror", "give --project or --all-projects, not both")
+	if fs.NArg() != 0 {
+		return usageErr("mirror", "usage: vrsniff mirror delete [flags] NAME")
+	}
+	scope.Project = a.project
+	if err := scope.Check(); err != nil {
+		return usageErr("mirror", err.Error())
 	}
 	p, err := a.provisioner()
 	if err != nil {
@@ -304,11 +233,10 @@ func mirrorDelete(args []string) int {
 	p.Wait = wait
 	ctx, stop := signalContext()
 	defer stop()
-	projects, err := scope.projects(ctx, &a)
+	projects, err := scope.Projects(ctx, a.credentialsProject)
 	if err != nil {
 		return fail("mirror", err)
 	}
-	name := args[0]
 	notes, err := p.Delete(ctx, projects, name)
 	for _, n := range notes {
 		fmt.Fprintf(os.Stderr, "note: %s\n", n)
@@ -324,14 +252,17 @@ func mirrorDelete(args []string) int {
 
 func mirrorHeat(args []string) int {
 	fs := flag.NewFlagSet("vrsniff mirror heat", flag.ContinueOnError)
-	var o heat.Options
-	var out string
-	fs.StringVar(&o.Mode, "mode", heat.ModePolicy, "what the vRouters mirror to: policy (the sniffer's capture IP) or service-instance (an analyzer service instance)")
+	var (
+		o       heat.Options
+		out     string
+		project string
+	)
+	fs.StringVar((*string)(&o.Mirror.Kind), "mode", string(provision.KindPolicy), "what the vRouters mirror to: policy (the sniffer's capture IP) or service-instance (an analyzer service instance)")
 	fs.StringVar(&o.Target, "target", heat.TargetNetwork, "what is mirrored: network (an existing one; the stack outputs the mirror create command that attaches it), "+
 		"port (a workload port the stack creates on it) or new-network (a network the stack creates)")
-	fs.StringVar(&o.Name, "name", "sniffer", "mirror name; objects are named vrsniff-NAME")
-	fs.StringVar(&o.TargetVN, "vn", "", "default for target_network: its UUID or domain:project:name")
-	fs.StringVar(&o.Project, "project", "", "default for project_fq_name, domain:project (default: the project of --vn)")
+	fs.StringVar(&o.Mirror.Name, "name", "sniffer", "mirror name; objects are named vrsniff-NAME")
+	fs.StringVar(&o.Mirror.VN, "vn", "", "default for target_network: its UUID or domain:project:name")
+	fs.StringVar(&project, "project", "", "default for project_fq_name, domain:project (default: the project of --vn)")
 	fs.StringVar(&o.Image, "image", "", "default for the image parameter")
 	fs.StringVar(&o.Flavor, "flavor", "", "default for the flavor parameter")
 	fs.StringVar(&o.VrsniffURL, "vrsniff-url", "", "default for the vrsniff_url parameter (where the VM downloads vrsniff)")
@@ -339,18 +270,19 @@ func mirrorHeat(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return usageCode(err)
 	}
+	if project != "" {
+		o.Mirror.Project = strings.Split(project, ":") // checked by Template
+	}
 	b, err := heat.Template(o)
 	if err != nil {
 		return usageErr("mirror", err.Error())
 	}
-	var w io.Writer = os.Stdout
-	if out != "-" {
-		if err := os.WriteFile(out, b, 0o644); err != nil {
-			return fail("mirror", fmt.Errorf("write %s: %w", out, err))
-		}
-		return exitOK
+	if out == "-" {
+		_, err = os.Stdout.Write(b)
+	} else if err = os.WriteFile(out, b, 0o644); err != nil {
+		err = fmt.Errorf("write %s: %w", out, err)
 	}
-	if _, err := w.Write(b); err != nil {
+	if err != nil {
 		return fail("mirror", err)
 	}
 	return exitOK

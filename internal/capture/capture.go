@@ -397,4 +397,3 @@ func (s *Service) logStats() {
 		s.log.Warn("mirror datagrams cut by the snap length inside their metadata: raise --snaplen", "datagrams", sum.ShortSnap)
 	}
 }
-

@@ -91,7 +91,7 @@ func (k *Keystone) Token(ctx context.Context, refresh bool) (Secret, error) {
 		}
 	case refresh:
 		if err := k.pc.Reauthenticate(ctx, k.pc.Token()); err != nil {
-			return "", k.fail(err)
+			return "", k.redactErr(err)
 		}
 	}
 	return Secret(k.pc.Token()), nil
@@ -100,7 +100,7 @@ func (k *Keystone) Token(ctx context.Context, refresh bool) (Secret, error) {
 func (k *Keystone) authenticate(ctx context.Context) error {
 	pc, err := openstack.NewClient(k.opts.IdentityEndpoint)
 	if err != nil {
-		return fmt.Errorf("keystone auth URL %q: %w", redactText(k.opts.IdentityEndpoint), k.fail(err))
+		return fmt.Errorf("keystone auth URL %q: %w", redactText(k.opts.IdentityEndpoint), k.redactErr(err))
 	}
 	pc.HTTPClient = *k.http
 	opts := k.opts // gophercloud fills in defaults
@@ -110,7 +110,7 @@ func (k *Keystone) authenticate(ctx context.Context) error {
 		err = openstack.AuthenticateV3(ctx, pc, &opts, gophercloud.EndpointOpts{})
 	}
 	if err != nil {
-		return k.fail(err)
+		return k.redactErr(err)
 	}
 	k.pc = pc
 	return nil
@@ -145,7 +145,7 @@ func (k *Keystone) Project(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("keystone: unexpected answer type %T", res)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("keystone: read the token's project: %w", k.fail(err))
+		return nil, fmt.Errorf("keystone: read the token's project: %w", k.redactErr(err))
 	}
 	if p == nil || p.Name == "" {
 		return nil, errors.New("keystone: the token is not scoped to a project (set project_name, OS_PROJECT_NAME or --os-project-name)")
@@ -164,9 +164,9 @@ func ProjectFQName(domainID, domainName, project string) []string {
 	return []string{d, project}
 }
 
-// fail turns a gophercloud error into an *APIError for an answer of
+// redactErr turns a gophercloud error into an *APIError for an answer of
 // Keystone, or an error that reads the same with every secret taken out.
-func (k *Keystone) fail(err error) error {
+func (k *Keystone) redactErr(err error) error {
 	var ue gophercloud.ErrUnexpectedResponseCode
 	if errors.As(err, &ue) {
 		path := ue.URL

@@ -3,6 +3,7 @@ package extcap
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -84,4 +85,34 @@ func Install(exe string, dirs []string) ([]string, error) {
 		made = append(made, link)
 	}
 	return made, nil
+}
+
+// InstallSelf links the running binary (links resolved) into dir, or into
+// the personal folders of the installed Wireshark version when dir is ""
+// (PersonalDirs), and tells w each link it made and what to do next.
+func InstallSelf(dir string, w io.Writer) error {
+	exe, err := os.Executable()
+	if err == nil {
+		exe, err = filepath.EvalSymlinks(exe)
+	}
+	if err != nil {
+		return fmt.Errorf("find the vrsniff binary: %w", err)
+	}
+	dirs := []string{dir}
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return err
+		}
+		dirs = PersonalDirs(WiresharkVersion(), home, os.Getenv("XDG_CONFIG_HOME"))
+	}
+	links, err := Install(exe, dirs)
+	for _, l := range links {
+		fmt.Fprintf(w, "%s -> %s\n", l, exe)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "restart Wireshark to see the vrsniff-remote and vrsniff-local interfaces")
+	return nil
 }

@@ -44,8 +44,9 @@ func (g *Generator) build(c *Case, k Kind) {
 	}
 }
 
-// fail clears the expected result and sets the failure reason.
-func fail(e *Expect, reason string) {
+// expectMalformed says the case must fail to decode, for reason (a mirror.Reason
+// name): no frame and no metadata are expected.
+func expectMalformed(e *Expect, reason string) {
 	*e = Expect{Reason: reason}
 }
 
@@ -57,7 +58,7 @@ func expectFrame(e *Expect, frame []byte, frameStart, capLen int) {
 	case capLen >= frameStart+len(frame):
 		e.Frame = frame
 	case capLen < frameStart+14:
-		fail(e, "truncated")
+		expectMalformed(e, "truncated")
 	default:
 		e.Frame = frame[:capLen-frameStart]
 		e.Truncated = true
@@ -369,7 +370,7 @@ func (g *Generator) juniper(c *Case, k Kind) {
 			frameOff = len(b)
 			b = append(b, frame...)
 		} else if !v.ok {
-			fail(e, "bad-tlv")
+			expectMalformed(e, "bad-tlv")
 		}
 	}
 	if legacy > 0 {
@@ -396,7 +397,7 @@ func (g *Generator) juniper(c *Case, k Kind) {
 		}
 	case KindTruncated:
 		cp.cut = o.l3 + 1 + g.rng.IntN(frameStart-o.l3-1)
-		fail(e, "truncated")
+		expectMalformed(e, "truncated")
 	case KindBadIP:
 		h := pkt[o.l3:]
 		switch v := g.rng.IntN(3); {
@@ -408,16 +409,16 @@ func (g *Generator) juniper(c *Case, k Kind) {
 			h[0] = [...]byte{0x00, 0x50, 0x60, 0x70, 0xf0}[g.rng.IntN(5)] | h[0]&0x0f
 		}
 		binary.BigEndian.PutUint16(h[10:], ipv4Checksum(h[:o.hl]))
-		fail(e, "bad-ip")
+		expectMalformed(e, "bad-ip")
 	case KindBadUDP:
 		ul := uint16(g.rng.IntN(8))
 		if g.rng.IntN(2) == 0 {
 			ul = uint16(o.l3 + o.ipLen(pkt) - o.udp + 1 + g.rng.IntN(64))
 		}
 		binary.BigEndian.PutUint16(pkt[o.udp+4:], ul)
-		fail(e, "bad-udp")
+		expectMalformed(e, "bad-udp")
 	case KindBadInner:
-		fail(e, "bad-inner-frame")
+		expectMalformed(e, "bad-inner-frame")
 	}
 	g.send(&o, pkt, cp)
 	g.settle(e, 0, &o, g.frame, frameStart)
@@ -483,7 +484,7 @@ func (g *Generator) badTLV(c *Case, o *outer) {
 			break
 		}
 	}
-	fail(e, "bad-tlv")
+	expectMalformed(e, "bad-tlv")
 	g.udpPacket(o, g.payload)
 	g.send(o, g.pkt, capture{})
 	g.settle(e, 0, o, nil, 0)
@@ -575,7 +576,7 @@ func (g *Generator) wrapped(c *Case, bad bool) {
 		if bad != v.ok && (bad || v.end == frameOff && v.ks == ks) {
 			e.NameRecovered = !bad
 			if bad {
-				fail(e, "bad-tlv")
+				expectMalformed(e, "bad-tlv")
 			}
 			g.udpPacket(&o, b)
 			g.send(&o, g.pkt, capture{})
@@ -606,7 +607,7 @@ func (g *Generator) vxlan(c *Case, bad bool) {
 		} else {
 			b = b[:g.rng.IntN(8)]
 		}
-		fail(e, "bad-vxlan")
+		expectMalformed(e, "bad-vxlan")
 	}
 	g.payload = b
 	g.udpPacket(&o, b)
@@ -667,6 +668,6 @@ func (g *Generator) badLinkType(c *Case) {
 	b[0], b[1] = 0x08, 0x01 // data frame, to DS
 	g.pkt = b
 	g.single(layers.LinkTypeIEEE802_11, b)
-	fail(&c.Expect, "link-type")
+	expectMalformed(&c.Expect, "link-type")
 	g.steps[len(g.steps)-1] = Step{Status: mirror.Failed}
 }

@@ -158,7 +158,7 @@ func (g *Generator) fragSnap(c *Case, tlv bool) {
 	case tlv:
 		tlvAt := frameAt - frameOff
 		cp.snap = tlvAt + 1 + g.rng.IntN(frameOff-1)
-		fail(e, "truncated")
+		expectMalformed(e, "truncated")
 	case head && frameAt+14 < hdr+chunk:
 		cp.snap = frameAt + 14 + g.rng.IntN(hdr+chunk-frameAt-14)
 	default:

@@ -33,6 +33,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"reflect"
 	"regexp"
 	"strings"
 
@@ -42,12 +43,6 @@ import (
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/provision"
 	"github.com/vrsniff/vrsniff/internal/secret"
-)
-
-// Modes: what the vRouters mirror to.
-const (
-	ModePolicy          = "policy"           // the sniffer's capture port, by IP address
-	ModeServiceInstance = "service-instance" // an analyzer service instance (v2 template, port tuple)
 )
 
 // Targets: what is mirrored.
@@ -87,48 +82,61 @@ func matchesWhole(pattern, s string) bool {
 	return loc != nil && loc[1] == len(s)
 }
 
-// nameRE is the rule of "vrsniff mirror create --name", which the printed
-// command must pass.
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
-
 // Options select what the template contains. Empty fields leave the
 // corresponding template parameter without a default, so Heat asks for it.
 type Options struct {
-	Mode          string // ModePolicy (default) or ModeServiceInstance
-	Target        string // TargetNetwork (default), TargetPort or TargetNewNetwork
-	Name          string // mirror name; objects are named vrsniff-<name>
-	TargetVN      string // default for target_network: a UUID or domain:project:name
-	Project       string // default for project_fq_name, domain:project (default: TargetVN's)
+	// Mirror is the mirror the stack sets up, in the terms of "vrsniff
+	// mirror create": its Kind says what the vRouters mirror to,
+	// provision.KindPolicy (the default: the sniffer's capture port, by
+	// IP address) or provision.KindServiceInstance (an analyzer service
+	// instance the stack creates: v2 template, port tuple); Name (default
+	// "sniffer") names the objects vrsniff-<name>; VN is the default of
+	// target_network (a UUID or domain:project:name) and Project
+	// ([domain, project]) that of project_fq_name (default: VN's). Where
+	// the traffic goes is the stack's to fill in: the other fields must
+	// be empty.
+	Mirror provision.Spec
+	// Target says what is mirrored: TargetNetwork (default), TargetPort or
+	// TargetNewNetwork.
+	Target        string
 	Image, Flavor string // defaults for image and flavor
 	VrsniffURL    string // default for vrsniff_url
 }
 
 func (o *Options) check() error {
-	if o.Mode == "" {
-		o.Mode = ModePolicy
+	s := &o.Mirror
+	if s.Kind == "" {
+		s.Kind = provision.KindPolicy
 	}
 	if o.Target == "" {
 		o.Target = TargetNetwork
 	}
-	if o.Name == "" {
-		o.Name = "sniffer"
+	if s.Name == "" {
+		s.Name = "sniffer"
 	}
+	project := strings.Join(s.Project, ":")
 	switch {
-	case o.Mode != ModePolicy && o.Mode != ModeServiceInstance:
-		return fmt.Errorf("heat template mode %q: want %s or %s", o.Mode, ModePolicy, ModeServiceInstance)
+	case s.Kind != provision.KindPolicy && s.Kind != provision.KindServiceInstance:
+		return fmt.Errorf("heat template mode %q: want %s or %s", s.Kind, provision.KindPolicy, provision.KindServiceInstance)
 	case o.Target != TargetNetwork && o.Target != TargetPort && o.Target != TargetNewNetwork:
 		return fmt.Errorf("heat template target %q: want %s, %s or %s", o.Target, TargetNetwork, TargetPort, TargetNewNetwork)
-	case !nameRE.MatchString(o.Name):
-		return fmt.Errorf("mirror name %q: use 1-63 letters, digits, '.', '_' or '-'", o.Name)
-	case o.TargetVN != "" && o.Target == TargetNewNetwork:
-		return fmt.Errorf("target network %q: the %s target creates its network", o.TargetVN, TargetNewNetwork)
-	case o.TargetVN != "" && !matchesWhole(objectPattern, o.TargetVN):
-		return fmt.Errorf("target network %q: want a UUID or domain:project:name", o.TargetVN)
-	case o.Project != "" && !matchesWhole(projectPattern, o.Project):
-		return fmt.Errorf("project %q: want domain:project", o.Project)
+	case s.VN != "" && o.Target == TargetNewNetwork:
+		return fmt.Errorf("target network %q: the %s target creates its network", s.VN, TargetNewNetwork)
+	case s.VN != "" && !matchesWhole(objectPattern, s.VN):
+		return fmt.Errorf("target network %q: want a UUID or domain:project:name", s.VN)
+	case s.Project != nil && (len(s.Project) != 2 || !matchesWhole(projectPattern, project)):
+		return fmt.Errorf("project %q: want domain:project", project)
 	}
-	if p := strings.Split(o.TargetVN, ":"); o.Project == "" && len(p) == 3 {
-		o.Project = p[0] + ":" + p[1]
+	if err := provision.CheckName(s.Name); err != nil {
+		return err
+	}
+	rest := *s
+	rest.Name, rest.Project, rest.Kind, rest.VN = "", nil, "", ""
+	if !reflect.DeepEqual(rest, provision.Spec{}) {
+		return fmt.Errorf("mirror %s: the stack sets the analyzer up; give only the kind, name, network and project", s.Name)
+	}
+	if p := strings.Split(s.VN, ":"); s.Project == nil && len(p) == 3 {
+		s.Project = p[:2]
 	}
 	return nil
 }
@@ -248,6 +256,7 @@ func httpPort() (string, error) {
 
 type builder struct {
 	o   Options
+	si  bool   // mirrors to an analyzer service instance
 	obj string // vrsniff-<name>
 	t   template
 }
@@ -257,10 +266,11 @@ func Template(o Options) ([]byte, error) {
 	if err := o.check(); err != nil {
 		return nil, err
 	}
-	b := &builder{o: o, obj: provision.Prefix + o.Name, t: template{
+	s := &o.Mirror
+	b := &builder{o: o, si: s.Kind == provision.KindServiceInstance, obj: provision.Prefix + s.Name, t: template{
 		Version: "2016-10-14",
 		Description: fmt.Sprintf("vrsniff: a sniffer VM running vrsniff capture, mirrored to by %s, for %s.",
-			map[string]string{ModePolicy: "IP address", ModeServiceInstance: "an analyzer service instance"}[o.Mode],
+			map[provision.Kind]string{provision.KindPolicy: "IP address", provision.KindServiceInstance: "an analyzer service instance"}[s.Kind],
 			map[string]string{
 				TargetNetwork:    "an existing network (attach with the mirror_create_command output)",
 				TargetPort:       "a workload port the stack creates",
@@ -271,13 +281,13 @@ func Template(o Options) ([]byte, error) {
 		Outputs:    map[string]output{},
 	}}
 	b.t.Parameters["project_fq_name"] = param{Type: "string", Description: "domain:project that owns the Contrail objects",
-		Default: opt(o.Project), Constraints: pattern(projectPattern, "domain:project")}
+		Default: opt(strings.Join(s.Project, ":")), Constraints: pattern(projectPattern, "domain:project")}
 	if o.Target != TargetNewNetwork {
 		b.t.Parameters["target_network"] = param{Type: "string",
 			Description: "network to mirror: its UUID or full fq_name domain:project:name (a bare name is refused)",
-			Default:     opt(o.TargetVN), Constraints: pattern(objectPattern, "a UUID or domain:project:name")}
+			Default:     opt(s.VN), Constraints: pattern(objectPattern, "a UUID or domain:project:name")}
 	}
-	if o.Mode == ModePolicy {
+	if !b.si {
 		b.t.Parameters["udp_port"] = param{Type: "number", Description: "UDP port of the mirrored datagrams",
 			Default:     mirror.DefaultPort,
 			Constraints: []any{map[string]any{"range": map[string]int{"min": 1, "max": 65535}}}}
@@ -320,7 +330,7 @@ func unique(name string) any {
 // table, cluster-wide, so domain:project:vrsniff-<name> (the service
 // instance's fq_name in service-instance mode).
 func (b *builder) analyzerName() any {
-	if b.o.Mode == ModeServiceInstance {
+	if b.si {
 		return listJoin(":", getAttr("service_instance", "fq_name"))
 	}
 	return listJoin(":", []any{getParam("project_fq_name"), b.obj})
@@ -337,7 +347,7 @@ func (b *builder) analyzerIP() any {
 // mirrorTo returns the mirror_to map with its keys prefixed by pfx.
 func (b *builder) mirrorTo(pfx string) map[string]any {
 	m := map[string]any{pfx + "analyzer_name": b.analyzerName()}
-	if b.o.Mode == ModePolicy {
+	if !b.si {
 		m[pfx+"analyzer_ip_address"] = b.analyzerIP()
 		m[pfx+"udp_port"] = getParam("udp_port")
 	}
@@ -348,7 +358,7 @@ func (b *builder) mirrorTo(pfx string) map[string]any {
 // the analyzer objects around it.
 func (b *builder) analyzer() {
 	p, r := b.t.Parameters, b.t.Resources
-	if b.o.Mode == ModePolicy {
+	if !b.si {
 		if b.o.Target == TargetNewNetwork {
 			// The analyzer must be routable in the mirrored network, and a
 			// new network is connected to none: the capture port sits in it.
@@ -437,9 +447,9 @@ func (b *builder) analyzer() {
 // commands outputs the commands that attach the mirror to the existing
 // network, and detach it before the stack is deleted.
 func (b *builder) commands() {
-	create := "vrsniff mirror create --name " + b.o.Name + " --vn '__TARGET__' "
+	create := "vrsniff mirror create --name " + b.o.Mirror.Name + " --vn '__TARGET__' "
 	params := map[string]any{"__TARGET__": getParam("target_network"), "__PROJECT__": getParam("project_fq_name")}
-	if b.o.Mode == ModePolicy {
+	if !b.si {
 		create += "--analyzer-ip __IP__ --udp-port __PORT__"
 		params["__IP__"] = b.analyzerIP()
 		params["__PORT__"] = getParam("udp_port")
@@ -453,7 +463,7 @@ func (b *builder) commands() {
 		Value:       strReplace(create, params)}
 	b.t.Outputs["mirror_delete_command"] = output{
 		Description: "run it before deleting the stack",
-		Value: strReplace("vrsniff mirror delete --project '__PROJECT__' "+b.o.Name,
+		Value: strReplace("vrsniff mirror delete --project '__PROJECT__' "+b.o.Mirror.Name,
 			map[string]any{"__PROJECT__": getParam("project_fq_name")})}
 }
 
@@ -466,8 +476,8 @@ func (b *builder) workloadPort() {
 		Description: "what the workload port mirrors: ingress (what the VM sends), egress (what it receives) or both",
 		Constraints: []any{map[string]any{"allowed_values": []string{"ingress", "egress", "both"}}}}
 	var sgDefault any
-	if b.o.Project != "" {
-		sgDefault = b.o.Project + ":default"
+	if p := b.o.Mirror.Project; p != nil {
+		sgDefault = strings.Join(p, ":") + ":default"
 	}
 	p["workload_security_group"] = param{Type: "string", Default: sgDefault,
 		Description: "security group of the workload port: UUID or domain:project:name",
@@ -582,7 +592,7 @@ func (b *builder) sniffer() error {
 		return err
 	}
 	var udpPort any = mirror.DefaultPort // the port the vRouters use for a service instance
-	if o.Mode == ModePolicy {
+	if !b.si {
 		udpPort = getParam("udp_port")
 	}
 	b.t.Resources["mgmt_port"] = resource{Type: "OS::Neutron::Port", Properties: map[string]any{

@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/vrsniff/vrsniff/deploy"
+	"github.com/vrsniff/vrsniff/internal/provision"
 )
 
 // pluginProps lists, per OS::ContrailV2 type, property names at every
@@ -154,21 +155,21 @@ type hot struct {
 }
 
 var variants = []Options{
-	{Mode: ModePolicy, Target: TargetNetwork},
-	{Mode: ModePolicy, Target: TargetPort},
-	{Mode: ModePolicy, Target: TargetNewNetwork},
-	{Mode: ModeServiceInstance, Target: TargetNetwork},
-	{Mode: ModeServiceInstance, Target: TargetPort},
-	{Mode: ModeServiceInstance, Target: TargetNewNetwork},
+	{Mirror: provision.Spec{Kind: provision.KindPolicy}, Target: TargetNetwork},
+	{Mirror: provision.Spec{Kind: provision.KindPolicy}, Target: TargetPort},
+	{Mirror: provision.Spec{Kind: provision.KindPolicy}, Target: TargetNewNetwork},
+	{Mirror: provision.Spec{Kind: provision.KindServiceInstance}, Target: TargetNetwork},
+	{Mirror: provision.Spec{Kind: provision.KindServiceInstance}, Target: TargetPort},
+	{Mirror: provision.Spec{Kind: provision.KindServiceInstance}, Target: TargetNewNetwork},
 }
 
 func generate(t *testing.T, o Options) (*hot, string) {
 	t.Helper()
-	o.Name = "web"
+	o.Mirror.Name = "web"
 	if o.Target == TargetNewNetwork {
-		o.Project = "default-domain:demo"
+		o.Mirror.Project = []string{"default-domain", "demo"}
 	} else {
-		o.TargetVN = "default-domain:demo:vn-web"
+		o.Mirror.VN = "default-domain:demo:vn-web"
 	}
 	out, err := Template(o)
 	if err != nil {
@@ -407,7 +408,7 @@ func heatAllows(pattern, v string) bool {
 
 func TestTemplate(t *testing.T) {
 	for _, o := range variants {
-		t.Run(o.Mode+"/"+o.Target, func(t *testing.T) {
+		t.Run(string(o.Mirror.Kind)+"/"+o.Target, func(t *testing.T) {
 			h, out := generate(t, o)
 			if h.Version != "2016-10-14" {
 				t.Errorf("heat_template_version = %q", h.Version)
@@ -489,7 +490,7 @@ func TestTemplate(t *testing.T) {
 // management port and the capture port.
 func TestSniffer(t *testing.T) {
 	for _, o := range variants {
-		t.Run(o.Mode+"/"+o.Target, func(t *testing.T) {
+		t.Run(string(o.Mirror.Kind)+"/"+o.Target, func(t *testing.T) {
 			h, _ := generate(t, o)
 			srv := h.Resources["sniffer"]
 			if srv.Type != "OS::Nova::Server" {
@@ -540,7 +541,7 @@ func TestSniffer(t *testing.T) {
 			// The sniffer listens where the vRouters send.
 			e := sampleEnv(h)
 			want := "9000"
-			if o.Mode == ModeServiceInstance {
+			if o.Mirror.Kind == provision.KindServiceInstance {
 				want = "8099" // what the vRouter uses when mirror_to has no port
 			}
 			if got := fmt.Sprint(e.eval(t, sr["params"].(map[string]any)["__UDP_PORT__"])); got != want {
@@ -555,16 +556,16 @@ func TestSniffer(t *testing.T) {
 // flags.
 func TestMirrorCreateCommand(t *testing.T) {
 	for _, tc := range []struct {
-		mode string
+		mode provision.Kind
 		want map[string]string
 	}{
-		{ModePolicy, map[string]string{"name": "web", "vn": "default-domain:demo:vn-web",
+		{provision.KindPolicy, map[string]string{"name": "web", "vn": "default-domain:demo:vn-web",
 			"analyzer-ip": "10.10.10.5", "udp-port": "9000", "project": "default-domain:demo"}},
-		{ModeServiceInstance, map[string]string{"name": "web", "vn": "default-domain:demo:vn-web",
+		{provision.KindServiceInstance, map[string]string{"name": "web", "vn": "default-domain:demo:vn-web",
 			"analyzer-si": "default-domain:demo:vrsniff-web", "project": "default-domain:demo"}},
 	} {
-		t.Run(tc.mode, func(t *testing.T) {
-			h, _ := generate(t, Options{Mode: tc.mode, Target: TargetNetwork})
+		t.Run(string(tc.mode), func(t *testing.T) {
+			h, _ := generate(t, Options{Mirror: provision.Spec{Kind: tc.mode}, Target: TargetNetwork})
 			e := sampleEnv(h)
 			for _, target := range []string{"default-domain:demo:vn-web", "6c1f3a52-0d6e-4e0f-9d59-8f8e0f2a9b11"} {
 				e.params["target_network"] = target
@@ -687,7 +688,7 @@ func TestTargetNetworkPattern(t *testing.T) {
 		ok, bad string
 	}{
 		{Options{}, "project_fq_name", "default-domain:demo", "demo"},
-		{Options{Mode: ModeServiceInstance}, "analyzer_network", "default-domain:demo:vn-sniff", "6c1f3a52-0d6e-4e0f-9d59-8f8e0f2a9b11"},
+		{Options{Mirror: provision.Spec{Kind: provision.KindServiceInstance}}, "analyzer_network", "default-domain:demo:vn-sniff", "6c1f3a52-0d6e-4e0f-9d59-8f8e0f2a9b11"},
 	} {
 		h, _ := generate(t, tc.o)
 		pat := h.Parameters[tc.param].Constraints[0]["allowed_pattern"].(string)
@@ -701,7 +702,7 @@ func TestTargetNetworkPattern(t *testing.T) {
 // the sniffer's capture port marked left and linked to the tuple.
 func TestServiceInstanceChain(t *testing.T) {
 	for _, target := range []string{TargetNetwork, TargetPort, TargetNewNetwork} {
-		h, _ := generate(t, Options{Mode: ModeServiceInstance, Target: target})
+		h, _ := generate(t, Options{Mirror: provision.Spec{Kind: provision.KindServiceInstance}, Target: target})
 		r := h.Resources
 		stp := r["service_template"].Properties["service_template_properties"].(map[string]any)
 		pfx := "service_template_properties_"
@@ -745,15 +746,15 @@ func TestServiceInstanceChain(t *testing.T) {
 // TestWorkloadPort: the port the stack owns mirrors by interface_mirror,
 // and keeps a security group.
 func TestWorkloadPort(t *testing.T) {
-	for _, mode := range []string{ModePolicy, ModeServiceInstance} {
-		h, _ := generate(t, Options{Mode: mode, Target: TargetPort})
+	for _, mode := range []provision.Kind{provision.KindPolicy, provision.KindServiceInstance} {
+		h, _ := generate(t, Options{Mirror: provision.Spec{Kind: mode}, Target: TargetPort})
 		e := sampleEnv(h)
 		p := e.eval(t, h.Resources["workload_port"].Properties).(map[string]any)
 		im := p["virtual_machine_interface_properties"].(map[string]any)["virtual_machine_interface_properties_interface_mirror"].(map[string]any)
 		pfx := "virtual_machine_interface_properties_interface_mirror_"
 		got := im[pfx+"mirror_to"].(map[string]any)
 		want := map[string]any{pfx + "mirror_to_analyzer_name": "default-domain:demo:vrsniff-web"}
-		if mode == ModePolicy {
+		if mode == provision.KindPolicy {
 			want[pfx+"mirror_to_analyzer_ip_address"] = "10.10.10.5"
 			want[pfx+"mirror_to_udp_port"] = 9000
 		}
@@ -773,8 +774,8 @@ func TestWorkloadPort(t *testing.T) {
 // TestNewNetwork: the network the stack creates refers to a mirror-only
 // policy with a timer, which makes it dynamic.
 func TestNewNetwork(t *testing.T) {
-	for _, mode := range []string{ModePolicy, ModeServiceInstance} {
-		h, _ := generate(t, Options{Mode: mode, Target: TargetNewNetwork})
+	for _, mode := range []provision.Kind{provision.KindPolicy, provision.KindServiceInstance} {
+		h, _ := generate(t, Options{Mirror: provision.Spec{Kind: mode}, Target: TargetNewNetwork})
 		e := sampleEnv(h)
 		vn := e.eval(t, h.Resources["mirrored_network"].Properties).(map[string]any)
 		if fmt.Sprint(vn["network_policy_refs"]) != "[uuid-of-mirror_policy]" {
@@ -808,7 +809,7 @@ func TestNewNetwork(t *testing.T) {
 			t.Errorf("%s: rule source %v", mode, rule[rp+"src_addresses"])
 		}
 		mt := al[rp+"action_list_mirror_to"].(map[string]any)
-		if mode == ModePolicy && (mt[rp+"action_list_mirror_to_analyzer_ip_address"] != "192.168.50.250" ||
+		if mode == provision.KindPolicy && (mt[rp+"action_list_mirror_to_analyzer_ip_address"] != "192.168.50.250" ||
 			h.Resources["capture_port"].Properties["virtual_machine_interface_disable_policy"] != true) {
 			t.Errorf("%s: mirror_to %v, capture port %v", mode, mt, h.Resources["capture_port"].Properties)
 		}
@@ -820,26 +821,31 @@ func TestNewNetwork(t *testing.T) {
 
 func TestTemplateRejects(t *testing.T) {
 	for _, o := range []Options{
-		{Mode: "vlan"},
+		{Mirror: provision.Spec{Kind: "vlan"}},
 		{Target: "vm"},
-		{Name: "a b"},
-		{Name: "x:y"},
-		{Name: "-x"},
-		{Name: "it's"},
-		{TargetVN: "vn-web"},
-		{TargetVN: "demo:vn-web"},
-		{TargetVN: "default-domain:demo:vn web"},
-		{Target: TargetNewNetwork, TargetVN: "default-domain:demo:vn-web"},
-		{Project: "demo"},
+		{Mirror: provision.Spec{Name: "a b"}},
+		{Mirror: provision.Spec{Name: "x:y"}},
+		{Mirror: provision.Spec{Name: "-x"}},
+		{Mirror: provision.Spec{Name: "it's"}},
+		{Mirror: provision.Spec{VN: "vn-web"}},
+		{Mirror: provision.Spec{VN: "demo:vn-web"}},
+		{Mirror: provision.Spec{VN: "default-domain:demo:vn web"}},
+		{Target: TargetNewNetwork, Mirror: provision.Spec{VN: "default-domain:demo:vn-web"}},
+		{Mirror: provision.Spec{Project: []string{"demo"}}},
+		{Mirror: provision.Spec{Project: []string{"default-domain", "de mo"}}},
+		// The stack decides where traffic goes, and mirrors by policy.
+		{Mirror: provision.Spec{Kind: provision.KindPort}},
+		{Mirror: provision.Spec{Analyzer: provision.Analyzer{IP: "10.0.0.5"}}},
+		{Mirror: provision.Spec{Match: provision.Match{Protocol: "tcp"}}},
 	} {
 		if _, err := Template(o); err == nil {
 			t.Errorf("Template(%+v) accepted", o)
 		}
 	}
 	for _, o := range []Options{
-		{TargetVN: "6c1f3a52-0d6e-4e0f-9d59-8f8e0f2a9b11"},
-		{TargetVN: "default-domain:demo:vn-web"},
-		{Target: TargetNewNetwork, Project: "default-domain:demo"},
+		{Mirror: provision.Spec{VN: "6c1f3a52-0d6e-4e0f-9d59-8f8e0f2a9b11"}},
+		{Mirror: provision.Spec{VN: "default-domain:demo:vn-web"}},
+		{Target: TargetNewNetwork, Mirror: provision.Spec{Project: []string{"default-domain", "demo"}}},
 	} {
 		if _, err := Template(o); err != nil {
 			t.Errorf("Template(%+v): %v", o, err)

@@ -46,7 +46,7 @@ func decodeField(t *testing.T, name string, c mirror.Config) decoded {
 	}
 	d := mirror.NewDecoder(c)
 	var out decoded
-	fail := func(p *mirror.Packet) { out.failures = append(out.failures, p.Err) }
+	recordFailure := func(p *mirror.Packet) { out.failures = append(out.failures, p.Err) }
 	for i := range pkts {
 		p := &pkts[i]
 		switch d.Decode(p) {
@@ -56,16 +56,16 @@ func decodeField(t *testing.T, name string, c mirror.Config) decoded {
 			out.frames = append(out.frames, frame{bytes.Clone(p.Frame), m, p.FrameLen, p.Truncated, string(mirror.AppendComment(nil, p))})
 			out.merged += max(0, p.Fragments-1)
 		case mirror.Failed:
-			fail(p)
+			recordFailure(p)
 			out.merged += max(0, p.Fragments-1)
 		case mirror.Merged:
 			out.merged++
 		case mirror.Duplicate:
 			out.dups++
 		}
-		d.Expire(p.Timestamp, fail)
+		d.Expire(p.Timestamp, recordFailure)
 	}
-	d.Flush(fail)
+	d.Flush(recordFailure)
 	out.hints = d.Hints()
 	if got := len(out.frames) + len(out.failures) + out.merged + out.dups; got != len(pkts) {
 		t.Errorf("%s: %d packets read, %d accounted for", name, len(pkts), got)

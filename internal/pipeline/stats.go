@@ -1,8 +1,7 @@
 package pipeline
 
 import (
-	"bytes"
-	"sort"
+	"cmp"
 	"sync"
 	"sync/atomic"
 
@@ -32,97 +31,26 @@ type Stats struct {
 	TimeClamped atomic.Uint64
 
 	// MaxPairs bounds the VN pairs counted one by one (default
-	// DefaultMaxPairs): packets of pairs past it are counted in
-	// PairsOther, so spoofed names cannot grow the table. Set it before
-	// the first packet.
+	// DefaultMaxPairs): packets of pairs past it are counted together
+	// (Summary.PairsOther), so spoofed names cannot grow the table. Set it
+	// before the first packet.
 	MaxPairs int
-	// PairsOther counts packets of VN pairs not in the table; PairsEvicted
-	// counts pairs that left it to make room.
-	PairsOther, PairsEvicted atomic.Uint64
 
-	// VN pairs: the pipeline goroutine finds a pair's counter in pairIdx
-	// without a lock (one look-up of both names joined in key); a new
-	// pair is also put into pairs, which readers see under mu.
-	mu      sync.Mutex
-	hints   mirror.Hints
-	pairs   []*pairCount
-	pairIdx map[string]*pairCount
-	key     []byte
-	lastKey []byte
-	last    *pairCount
-}
-
-type pairCount struct {
-	key      string
-	src, dst string
-	n        atomic.Uint64
-	i        int // index in pairs
+	pairs vnpair.Counter
+	mu    sync.Mutex // guards hints
+	hints mirror.Hints
 }
 
 // DefaultMaxPairs is the default of Stats.MaxPairs.
 const DefaultMaxPairs = 4096
 
-// evictSample is how many pairs are looked at to find one with few
-// packets when the table is full: the quiet pairs of a spoofing flood
-// leave, the busy ones stay, at a constant cost per new pair.
-const evictSample = 8
-
 // CountPair counts one decoded packet for its VN pair. It must be called
 // from one goroutine only.
 func (s *Stats) CountPair(src, dst []byte) {
-	s.key = vnpair.AppendKey(s.key[:0], src, dst, vnpair.Directed)
-	if s.last != nil && bytes.Equal(s.key, s.lastKey) {
-		s.last.n.Add(1)
-		return
+	if s.pairs.Max == 0 {
+		s.pairs.Max = cmp.Or(s.MaxPairs, DefaultMaxPairs)
 	}
-	c := s.pairIdx[string(s.key)]
-	if c == nil {
-		if s.pairIdx == nil {
-			s.pairIdx = make(map[string]*pairCount)
-		}
-		c = &pairCount{key: string(s.key), src: string(src), dst: string(dst)}
-		s.mu.Lock()
-		if max := s.maxPairs(); len(s.pairs) < max {
-			c.i = len(s.pairs)
-			s.pairs = append(s.pairs, c)
-		} else {
-			s.evict(c)
-		}
-		s.mu.Unlock()
-		s.pairIdx[c.key] = c
-	}
-	s.lastKey, s.last = append(s.lastKey[:0], s.key...), c
-	c.n.Add(1)
-}
-
-func (s *Stats) maxPairs() int {
-	if s.MaxPairs > 0 {
-		return s.MaxPairs
-	}
-	return DefaultMaxPairs
-}
-
-// evict puts c in the place of the pair with the fewest packets of a
-// sample, whose packets go to PairsOther. Called with mu held.
-func (s *Stats) evict(c *pairCount) {
-	var out *pairCount
-	n := len(s.pairs)
-	for j := range evictSample {
-		// A multiplicative sequence over the table: no random source
-		// needed, and successive evictions look at other pairs.
-		cand := s.pairs[int((s.PairsEvicted.Load()*evictSample+uint64(j))*0x9e3779b97f4a7c15>>32)%n]
-		if out == nil || cand.n.Load() < out.n.Load() {
-			out = cand
-		}
-	}
-	delete(s.pairIdx, out.key)
-	if s.last == out {
-		s.last = nil
-	}
-	s.PairsOther.Add(out.n.Load())
-	s.PairsEvicted.Add(1)
-	c.i = out.i
-	s.pairs[c.i] = c
+	s.pairs.Add(src, dst)
 }
 
 // SetHints records what the decoder noticed about the input.
@@ -132,30 +60,9 @@ func (s *Stats) SetHints(h mirror.Hints) {
 	s.mu.Unlock()
 }
 
-// Pair is a VN pair and its packet count.
-type Pair struct {
-	SrcVN   string `json:"src_vn"`
-	DstVN   string `json:"dst_vn"`
-	Packets uint64 `json:"packets"`
-}
-
 // Pairs returns the VN pairs, most packets first (ties by name).
-func (s *Stats) Pairs() []Pair {
-	s.mu.Lock()
-	ps := make([]Pair, len(s.pairs))
-	for i, c := range s.pairs {
-		ps[i] = Pair{c.src, c.dst, c.n.Load()}
-	}
-	s.mu.Unlock()
-	sort.Slice(ps, func(i, j int) bool {
-		if ps[i].Packets != ps[j].Packets {
-			return ps[i].Packets > ps[j].Packets
-		}
-		if ps[i].SrcVN != ps[j].SrcVN {
-			return ps[i].SrcVN < ps[j].SrcVN
-		}
-		return ps[i].DstVN < ps[j].DstVN
-	})
+func (s *Stats) Pairs() []vnpair.Pair {
+	ps, _ := s.pairs.Pairs()
 	return ps
 }
 
@@ -178,8 +85,8 @@ type Summary struct {
 	Written   uint64            `json:"written"`
 	SinkErrs  uint64            `json:"sink_errors"`
 	// TimeClamped counts source times out of range, clamped.
-	TimeClamped uint64 `json:"time_clamped"`
-	Pairs       []Pair `json:"vn_pairs"`
+	TimeClamped uint64        `json:"time_clamped"`
+	Pairs       []vnpair.Pair `json:"vn_pairs"`
 	// PairsOther counts packets of VN pairs no longer or never in the
 	// table (Stats.MaxPairs); PairsEvicted the pairs that left it.
 	PairsOther   uint64 `json:"vn_pairs_other_packets,omitempty"`
@@ -201,9 +108,10 @@ func (s *Stats) Summary() Summary {
 		Read: s.Read.Load(), ReadBytes: s.ReadBytes.Load(), Merged: s.Merged.Load(), Duplicates: s.Duplicates.Load(),
 		Decoded: map[string]uint64{}, Malformed: map[string]uint64{},
 		Truncated: s.Truncated.Load(), Filtered: s.Filtered.Load(),
-		Written: s.Written.Load(), SinkErrs: s.SinkErrs.Load(), TimeClamped: s.TimeClamped.Load(), Pairs: s.Pairs(),
-		PairsOther: s.PairsOther.Load(), PairsEvicted: s.PairsEvicted.Load(),
+		Written: s.Written.Load(), SinkErrs: s.SinkErrs.Load(), TimeClamped: s.TimeClamped.Load(),
+		PairsEvicted: s.pairs.Evicted(),
 	}
+	sum.Pairs, sum.PairsOther = s.pairs.Pairs()
 	for _, m := range mirror.Modes() {
 		sum.Decoded[m.String()] = s.Decoded[m].Load()
 	}

@@ -127,11 +127,33 @@ type Spec struct {
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
 
+// CheckName checks a mirror name: 1-63 letters, digits, '.', '_' or '-',
+// not starting with one of the last three. The name is part of object
+// names and of the commands printed for an operator, unquoted.
+func CheckName(name string) error {
+	if !nameRE.MatchString(name) {
+		return fmt.Errorf("mirror name %q: use 1-63 letters, digits, '.', '_' or '-'", name)
+	}
+	return nil
+}
+
+// ParseProject reads a --project value, domain:project; "" gives nil.
+func ParseProject(p string) ([]string, error) {
+	if p == "" {
+		return nil, nil
+	}
+	l := strings.Split(p, ":")
+	if len(l) != 2 || l[0] == "" || l[1] == "" {
+		return nil, fmt.Errorf("--project %q: want domain:project", p)
+	}
+	return l, nil
+}
+
 // Check validates s and fills in defaults. Project may stay nil: Create
 // then uses the project of the network or port mirrored.
 func (s *Spec) Check() error {
-	if !nameRE.MatchString(s.Name) {
-		return fmt.Errorf("mirror name %q: use 1-63 letters, digits, '.', '_' or '-'", s.Name)
+	if err := CheckName(s.Name); err != nil {
+		return err
 	}
 	if s.Project != nil && (len(s.Project) != 2 || s.Project[0] == "" || s.Project[1] == "") {
 		return fmt.Errorf("project %q: want domain:project", strings.Join(s.Project, ":"))

@@ -5,7 +5,7 @@ package ring
 import (
 	"time"
 
-	"github.com/vrsniff/vrsniff/internal/pipeline"
+	"github.com/vrsniff/vrsniff/internal/vnpair"
 )
 
 // Info describes one capture file, as its sidecar records it.
@@ -18,7 +18,7 @@ type Info struct {
 	// Pairs lists the busiest VN pairs of the file (Options.MaxPairs at
 	// most), most packets first; PairsOther counts the packets of the
 	// others.
-	Pairs      []pipeline.Pair `json:"vn_pairs"`
-	PairsOther uint64          `json:"vn_pairs_other_packets,omitempty"`
-	Open       bool            `json:"open"` // still being written (name ends in .part)
+	Pairs      []vnpair.Pair `json:"vn_pairs"`
+	PairsOther uint64        `json:"vn_pairs_other_packets,omitempty"`
+	Open       bool          `json:"open"` // still being written (name ends in .part)
 }

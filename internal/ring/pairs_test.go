@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/vrsniff/vrsniff/internal/pipeline"
+	"github.com/vrsniff/vrsniff/internal/vnpair"
 )
 
 // 300,000 spoofed pairs once made a 67 MB sidecar beside a 105 MB file, and
@@ -123,12 +123,12 @@ func TestOldSidecars(t *testing.T) {
 	big := infos[0]
 	big.Pairs = nil
 	for i := range 1000 {
-		big.Pairs = append(big.Pairs, pipeline.Pair{SrcVN: "vn-" + strconv.Itoa(i), DstVN: "x", Packets: uint64(1000 - i)})
+		big.Pairs = append(big.Pairs, vnpair.Pair{SrcVN: "vn-" + strconv.Itoa(i), DstVN: "x", Packets: uint64(1000 - i)})
 	}
 	b, _ := json.Marshal(big)
 	os.WriteFile(filepath.Join(dir, big.Name+sidecarSuffix), b, 0o644)
 	huge := infos[1]
-	huge.Pairs = []pipeline.Pair{{SrcVN: string(make([]byte, 2<<20)), DstVN: "x", Packets: 1}}
+	huge.Pairs = []vnpair.Pair{{SrcVN: string(make([]byte, 2<<20)), DstVN: "x", Packets: 1}}
 	b, _ = json.Marshal(huge)
 	os.WriteFile(filepath.Join(dir, huge.Name+sidecarSuffix), b, 0o644)
 

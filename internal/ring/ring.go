@@ -244,7 +244,7 @@ type file struct {
 	used         time.Time // of its last packet, for SplitIdle
 	older, newer *file     // in Ring.lru
 	inLRU        bool
-	pairs        pairTable
+	pairs        *vnpair.Counter // by directed pair, pending until on disk
 }
 
 // target is where the encoders write: the buffer of the file being written,
@@ -381,7 +381,7 @@ func (r *Ring) WritePacket(p *mirror.Packet) error {
 		f.info.First = p.Timestamp
 	}
 	f.pendLast = p.Timestamp
-	r.key = f.pairs.count(p.Meta.SrcVN, p.Meta.DstVN, r.key)
+	f.pairs.AddPending(p.Meta.SrcVN, p.Meta.DstVN)
 	f.used = r.coarse
 	if f.inLRU {
 		r.lru.touch(f)
@@ -543,13 +543,16 @@ func (r *Ring) openFile(key, label string, now time.Time) (*file, error) {
 	}
 	r.seq = seq
 	f := &file{
-		seq:   seq,
-		info:  Info{Name: name, Open: true},
-		key:   key,
-		f:     fh,
-		buf:   r.spare,
-		used:  now,
-		pairs: pairTable{max: r.o.MaxPairs},
+		seq:  seq,
+		info: Info{Name: name, Open: true},
+		key:  key,
+		f:    fh,
+		buf:  r.spare,
+		used: now,
+		// The busiest pairs of the file stay listed; the others are
+		// counted together, so that spoofed names cost a bounded table
+		// and sidecar.
+		pairs: &vnpair.Counter{Max: r.o.MaxPairs},
 	}
 	r.spare = nil
 	if f.buf == nil {
@@ -659,7 +662,7 @@ func (r *Ring) flushFile(f *file) error {
 		f.f.Seek(f.written, io.SeekStart)
 		r.drop(f.pending, isDiskFull(err))
 		f.pending = 0
-		f.pairs.rollback()
+		f.pairs.Rollback()
 		if f.info.Packets == 0 {
 			f.info.First = time.Time{}
 		}
@@ -672,7 +675,7 @@ func (r *Ring) flushFile(f *file) error {
 		f.info.Last = f.pendLast
 	}
 	f.pending = 0
-	f.pairs.commit()
+	f.pairs.Commit()
 	if r.o.MaxBytes > 0 {
 		r.retain()
 	}
@@ -719,7 +722,7 @@ func (r *Ring) closeFile(f *file) error {
 	}
 	f.info.Open = false
 	f.info.Size = f.written
-	f.info.Pairs, f.info.PairsOther = f.pairs.list()
+	f.info.Pairs, f.info.PairsOther = f.pairs.Pairs()
 	r.release(f)
 	n, serr := r.writeSidecar(&f.info)
 	if serr != nil {
@@ -753,7 +756,7 @@ func (r *Ring) release(f *file) {
 	if f.enc != nil && len(r.spareEnc) < maxSpareEnc {
 		r.spareEnc = append(r.spareEnc, f.enc)
 	}
-	f.f, f.enc, f.buf, f.pairs = nil, nil, nil, pairTable{}
+	f.f, f.enc, f.buf, f.pairs = nil, nil, nil, nil
 }
 
 // closeAll closes every open file.
@@ -949,12 +952,12 @@ func (f *file) snapshot() Info {
 		if f.pending > 0 {
 			in.Last = f.pendLast
 		}
-		in.Pairs, in.PairsOther = f.pairs.list()
+		in.Pairs, in.PairsOther = f.pairs.Pairs()
 	} else {
 		in.Pairs = slices.Clone(in.Pairs)
 	}
 	if in.Pairs == nil {
-		in.Pairs = []pipeline.Pair{}
+		in.Pairs = []vnpair.Pair{}
 	}
 	return in
 }

@@ -1,7 +1,6 @@
 package ring
 
 import (
-	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vrsniff/vrsniff/internal/pipeline"
+	"github.com/vrsniff/vrsniff/internal/vnpair"
 )
 
 // parseName returns the sequence number of a file name of this ring,
@@ -100,7 +99,9 @@ func (r *Ring) load(name string) (*file, error) {
 			}
 			// From a version that listed every pair: the busiest are
 			// kept.
-			trimPairs(&in, r.o.MaxPairs)
+			var other uint64
+			in.Pairs, other = vnpair.Top(in.Pairs, r.o.MaxPairs)
+			in.PairsOther += other
 			n, err := r.writeSidecar(&in)
 			if err != nil {
 				r.log.Debug("cannot write capture file info", "file", name, "err", err)
@@ -152,7 +153,7 @@ func (r *Ring) recover(name string) (*file, error) {
 // rebuild derives a file's Info from its content, or from its size and
 // modification time when it cannot be read.
 func (r *Ring) rebuild(path, name string, st fs.FileInfo) Info {
-	in := Info{Name: name, Size: st.Size(), Pairs: []pipeline.Pair{}}
+	in := Info{Name: name, Size: st.Size(), Pairs: []vnpair.Pair{}}
 	s, err := scanFile(path)
 	if !s.known {
 		r.log.Debug("capture file listed from its size and time", "file", name, "err", err)
@@ -182,16 +183,6 @@ func (r *Ring) writeSidecar(in *Info) (int64, error) {
 		return 0, fmt.Errorf("write info of %s: %w", in.Name, err)
 	}
 	return int64(len(b)), nil
-}
-
-// trimPairs keeps the max busiest pairs of in, counting the packets of the
-// others in PairsOther.
-func trimPairs(in *Info, max int) {
-	slices.SortStableFunc(in.Pairs, func(a, b pipeline.Pair) int { return cmp.Compare(b.Packets, a.Packets) })
-	for _, p := range in.Pairs[max:] {
-		in.PairsOther += p.Packets
-	}
-	in.Pairs = slices.Clip(in.Pairs[:max])
 }
 
 // maxSidecar bounds the sidecar read back: one written by a version that

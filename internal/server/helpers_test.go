@@ -18,7 +18,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
-	"github.com/vrsniff/vrsniff/internal/pipeline"
+	"github.com/vrsniff/vrsniff/internal/vnpair"
 )
 
 // dirStore is a Store over a plain directory, with fixed metadata.
@@ -100,7 +100,7 @@ func newDirStore(t *testing.T) *dirStore {
 			t.Fatal(err)
 		}
 	}
-	pairs := []pipeline.Pair{{SrcVN: "default-domain:admin:vn-a", DstVN: "default-domain:admin:vn-b", Packets: 7}}
+	pairs := []vnpair.Pair{{SrcVN: "default-domain:admin:vn-a", DstVN: "default-domain:admin:vn-b", Packets: 7}}
 	return &dirStore{dir: dir, infos: map[string]FileInfo{
 		"cap_00001.pcapng":      {First: t0, Last: t0.Add(time.Minute), Packets: 7, Pairs: pairs},
 		"cap_00002.pcap":        {First: t0.Add(time.Minute), Last: t0.Add(2 * time.Minute), Packets: 3},

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/vrsniff/vrsniff/internal/pipeline"
+	"github.com/vrsniff/vrsniff/internal/vnpair"
 )
 
 // serve runs s on a fresh loopback port until the end of the test and
@@ -387,9 +388,9 @@ func manyStore(t *testing.T, n, pairs int) *dirStore {
 	t.Helper()
 	dir := t.TempDir()
 	st := &dirStore{dir: dir, infos: map[string]FileInfo{}}
-	ps := make([]pipeline.Pair, pairs)
+	ps := make([]vnpair.Pair, pairs)
 	for i := range ps {
-		ps[i] = pipeline.Pair{SrcVN: fmt.Sprintf("default-domain:spoof:vn-%06d", i), DstVN: vnB, Packets: uint64(pairs - i)}
+		ps[i] = vnpair.Pair{SrcVN: fmt.Sprintf("default-domain:spoof:vn-%06d", i), DstVN: vnB, Packets: uint64(pairs - i)}
 	}
 	for i := range n {
 		name := fmt.Sprintf("cap_%05d.pcapng", i+1)

@@ -28,6 +28,7 @@ import (
 
 	"github.com/vrsniff/vrsniff/internal/filter"
 	"github.com/vrsniff/vrsniff/internal/pipeline"
+	"github.com/vrsniff/vrsniff/internal/vnpair"
 )
 
 // Defaults of the Options limits.
@@ -442,7 +443,7 @@ func (s *Server) listCaptures(w http.ResponseWriter, r *http.Request) {
 		out[i] = CaptureEntry{FileInfo: f, PairsTotal: len(f.Pairs), Download: s.downloadLink(f.Name)}
 		out[i].Pairs = f.Pairs[:min(pairs, len(f.Pairs))]
 		if out[i].Pairs == nil {
-			out[i].Pairs = []pipeline.Pair{}
+			out[i].Pairs = []vnpair.Pair{}
 		}
 	}
 	w.Header().Set("X-Total-Count", strconv.Itoa(total))
@@ -572,13 +573,11 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
 		StreamRejected: s.hub.Rejected(),
 		Streams:        s.hub.Streams(),
 	}
-	all := rep.Pipeline.Pairs
-	rep.PairsTotal = len(all)
-	rep.Pipeline.Pairs = all[:min(pairs, len(all))]
-	rep.PairsOtherPackets = rep.Pipeline.PairsOther // pairs the table let go
-	for _, p := range all[len(rep.Pipeline.Pairs):] {
-		rep.PairsOtherPackets += p.Packets
-	}
+	rep.PairsTotal = len(rep.Pipeline.Pairs)
+	var left uint64
+	rep.Pipeline.Pairs, left = vnpair.Top(rep.Pipeline.Pairs, pairs)
+	rep.PairsOtherPackets = rep.Pipeline.PairsOther + left // the table let go of some
+
 	if s.opts.Source != nil {
 		src := s.opts.Source()
 		rep.Source = &src

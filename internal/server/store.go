@@ -5,7 +5,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/vrsniff/vrsniff/internal/pipeline"
+	"github.com/vrsniff/vrsniff/internal/vnpair"
 )
 
 // Store is what the server needs of the capture files.
@@ -37,9 +37,9 @@ type FileInfo struct {
 	Packets uint64    `json:"packets"`
 	// Pairs lists the busiest VN pairs of the file, most packets first;
 	// PairsOther counts the packets of the others.
-	Pairs      []pipeline.Pair `json:"vn_pairs"`
-	PairsOther uint64          `json:"vn_pairs_other_packets,omitempty"`
-	Open       bool            `json:"open"` // still being written (name ends in .part)
+	Pairs      []vnpair.Pair `json:"vn_pairs"`
+	PairsOther uint64        `json:"vn_pairs_other_packets,omitempty"`
+	Open       bool          `json:"open"` // still being written (name ends in .part)
 }
 
 // StoreHealth is a Store that says whether it can write; /healthz and

@@ -1,7 +1,9 @@
 // Package vnpair is the one place that decides which VN pair a packet
 // belongs to when traffic is split into one file set per pair (vrsniff decap
 // --split-by and vrsniff capture --split-by): the canonical pair, a map key
-// for it, and the label that names its files.
+// for it, and the label that names its files; and the one bounded counter
+// of packets by VN pair (Counter), behind the pipeline's statistics and the
+// capture files' sidecars.
 //
 // VN names are arbitrary bytes as the vRouter sends them (spaces, UTF-8,
 // '/', control bytes); a nil name is absent (no TLV), an empty one was sent
