@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
-	"github.com/vrsniff/vrsniff/internal/testkit"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 // decodeFile runs every packet of a capture file through a default
@@ -148,7 +148,7 @@ func TestTallyFiles(t *testing.T) {
 }
 
 func TestRepeat(t *testing.T) {
-	seed := testkit.HostileCase(t, "nic-vlan-seed.pcap")
+	seed := testenv.HostileCase(t, "nic-vlan-seed.pcap")
 	st, err := os.Stat(seed)
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/vrsniff/vrsniff/internal/testkit"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 // withSrcVN returns a Juniper-header mirror payload like p with its source
@@ -128,7 +128,7 @@ func TestCaptureDirRemoved(t *testing.T) {
 // allows 16 MiB) is cut, so that every file the capture writes opens in
 // tshark, rejects included.
 func TestCaptureHugeRecord(t *testing.T) {
-	in := testkit.HostileCase(t, "pcap-1mib-record.pcap")
+	in := testenv.HostileCase(t, "pcap-1mib-record.pcap")
 	for _, format := range []string{"pcapng", "pcap"} {
 		t.Run(format, func(t *testing.T) {
 			dir := t.TempDir()
@@ -168,7 +168,7 @@ func TestCaptureHTTPBindFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	in := testkit.FieldCase(t, "f01_tlv_lengths_16_and_2.pcap")
+	in := testenv.FieldCase(t, "f01_tlv_lengths_16_and_2.pcap")
 	dir := filepath.Join(t.TempDir(), "caps")
 	_, stderr, code := run(t, nil, "capture", "--read", in, "--dir", dir, "--http", ln.Addr().String())
 	if code != exitFailure || !strings.Contains(stderr, "address already in use") {
@@ -189,7 +189,7 @@ func TestCaptureHTTPBindFails(t *testing.T) {
 
 // A capture that would keep nothing is refused instead of running silently.
 func TestCaptureNothingKept(t *testing.T) {
-	in := testkit.FieldCase(t, "f01_tlv_lengths_16_and_2.pcap")
+	in := testenv.FieldCase(t, "f01_tlv_lengths_16_and_2.pcap")
 	_, stderr, code := run(t, nil, "capture", "--read", in)
 	if code != exitUsage || !strings.Contains(stderr, "nothing would be kept") {
 		t.Fatalf("exit %d\n%s", code, stderr)
@@ -199,7 +199,7 @@ func TestCaptureNothingKept(t *testing.T) {
 // A replayed file served with --linger ends with its files finished:
 // renamed from .part, listed as closed, ready to download.
 func TestCaptureLingerFinishesFiles(t *testing.T) {
-	in := testkit.FieldCase(t, "f13_long_k8s_names.pcap")
+	in := testenv.FieldCase(t, "f13_long_k8s_names.pcap")
 	dir := filepath.Join(t.TempDir(), "caps")
 	d := startCapture(t, "linger-token-0123456789", "--read", in, "--linger", "--dir", dir)
 	d.waitFor("the end of the input", func() bool { return strings.Contains(d.stderr.String(), "source ended") })

@@ -24,8 +24,7 @@ import (
 
 	"github.com/vrsniff/vrsniff/internal/gen"
 	"github.com/vrsniff/vrsniff/internal/mirror"
-	"github.com/vrsniff/vrsniff/internal/netnstest"
-	"github.com/vrsniff/vrsniff/internal/testkit"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 // daemon is a running `vrsniff capture`.
@@ -336,7 +335,7 @@ func checkFiles(t *testing.T, dir string, cs []*gen.Case) {
 // goes in, rotated files with the original inner frames and their metadata
 // come out, and SIGTERM leaves every file closed and valid.
 func TestCaptureInterface(t *testing.T) {
-	env := netnstest.New(t)
+	env := testenv.NewNetns(t)
 	dir := t.TempDir()
 	d := startCapture(t, "", "-i", env.CaptureIf, "--dir", dir, "--rotate-size", "64K")
 	cs := cases(t, "acl", 21, 400, 1400)
@@ -359,7 +358,7 @@ func TestCaptureInterfaceIPv6Extensions(t *testing.T) {
 	if len(cs) < 10 {
 		t.Fatalf("only %d cases with IPv6 extension headers", len(cs))
 	}
-	env := netnstest.New(t)
+	env := testenv.NewNetns(t)
 	dir := t.TempDir()
 	d := startCapture(t, "", "-i", env.CaptureIf, "--dir", dir, "--rotate-size", "4K")
 	env.Send(t, outerFrames(cs))
@@ -606,7 +605,7 @@ func TestCaptureHTTP(t *testing.T) {
 // kill -9 in the middle of a capture: the closed files read completely,
 // the .part file up to its last complete block, and a restart recovers it.
 func TestCaptureKilled(t *testing.T) {
-	env := netnstest.New(t)
+	env := testenv.NewNetns(t)
 	dir := t.TempDir()
 	d := startCapture(t, "", "-i", env.CaptureIf, "--dir", dir, "--rotate-size", "64K")
 	cs := cases(t, "acl", 24, 300, 1400)
@@ -672,7 +671,7 @@ func tsharkLenient(t *testing.T, name string) []string {
 // A capture directory on a tiny filesystem fills up: the daemon keeps
 // running, and writes again once files are deleted.
 func TestCaptureDiskFull(t *testing.T) {
-	dir := testkit.MountTmpfs(t, "512k")
+	dir := testenv.MountTmpfs(t, "512k")
 
 	addr := freeAddr(t, "udp")
 	d := startCapture(t, "tok-0123456789abcdef", "--listen", addr, "--dir", dir, "--rotate-size", "100K")

@@ -16,7 +16,7 @@ import (
 	"github.com/vrsniff/vrsniff/internal/decap"
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
-	"github.com/vrsniff/vrsniff/internal/testkit"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 // The field cases (shared/field-cases/README.md) are captures of how
@@ -245,7 +245,7 @@ func TestLuaFieldCases(t *testing.T) {
 	needTshark(t)
 	for _, fc := range fieldCases {
 		t.Run(fc.file+strings.Join(fc.args, " "), func(t *testing.T) {
-			path := testkit.FieldCase(t, fc.file)
+			path := testenv.FieldCase(t, fc.file)
 			rs := luaRecords(t, path, fc.args...)
 			if n := len(fc.want); n > 0 && len(rs) < fc.want[n-1].frame {
 				t.Fatalf("%d frames, want at least %d", len(rs), fc.want[n-1].frame)
@@ -477,7 +477,7 @@ func isVLAN(b []byte) bool {
 // Wireshark's IP layer and other dissectors handle.
 func TestLuaFieldCasesMatchDecap(t *testing.T) {
 	needTshark(t)
-	dir := filepath.Join(testkit.SharedDir(t), "field-cases")
+	dir := filepath.Join(testenv.SharedDir(t), "field-cases")
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)

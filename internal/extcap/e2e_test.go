@@ -21,9 +21,9 @@ import (
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
-	"github.com/vrsniff/vrsniff/internal/netnstest"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
 	"github.com/vrsniff/vrsniff/internal/server"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 // These tests run the real tshark, which runs the vrsniff binary as its
@@ -507,7 +507,7 @@ func TestRemoteErrorsInTshark(t *testing.T) {
 
 func TestLocalCaptureWithTshark(t *testing.T) {
 	home := wireshark(t)
-	env := netnstest.New(t)
+	env := testenv.NewNetns(t)
 	out := filepath.Join(t.TempDir(), "out.pcapng")
 	run := startTshark(t, home, "-i", Local,
 		"-o", "extcap.vrsniff_local.iface:"+env.CaptureIf,
