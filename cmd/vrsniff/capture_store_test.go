@@ -50,7 +50,7 @@ func procFDs(t *testing.T, pid int) int {
 func TestCaptureSplitFlood(t *testing.T) {
 	const pairs, maxOpen = 3000, 16
 	dir := t.TempDir()
-	addr := freeAddr(t, "udp")
+	addr := testenv.FreeAddr(t, "udp")
 	d := startCapture(t, "", "--listen", addr, "--dir", dir, "--split-by", "vn", "--split-max-open", strconv.Itoa(maxOpen))
 	fds0 := procFDs(t, d.cmd.Process.Pid)
 	base := udpPayloads(t, cases(t, "acl", 31, 1, 9000))[0]
@@ -58,7 +58,7 @@ func TestCaptureSplitFlood(t *testing.T) {
 	for i := range pairs {
 		ps = append(ps, withSrcVN(t, base, "default-domain:evil:spoof-"+strconv.Itoa(i)))
 	}
-	sendUDP(t, addr, ps)
+	testenv.SendUDP(t, addr, ps)
 	d.waitWritten(pairs)
 	// The split files, the other set's, and a connection or two of the API.
 	if n := procFDs(t, d.cmd.Process.Pid); n > fds0+maxOpen+1+2 {
@@ -89,16 +89,16 @@ func TestCaptureSplitFlood(t *testing.T) {
 // what was written less what was lost with the old directory.
 func TestCaptureDirRemoved(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "captures")
-	addr := freeAddr(t, "udp")
+	addr := testenv.FreeAddr(t, "udp")
 	d := startCapture(t, "", "--listen", addr, "--dir", dir)
 	ps := udpPayloads(t, cases(t, "acl", 32, 300, 9000))
-	sendUDP(t, addr, ps[:200])
+	testenv.SendUDP(t, addr, ps[:200])
 	d.waitWritten(200)
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
 	d.waitFor("the directory created again", func() bool { return strings.Contains(d.stderr.String(), "capture directory created again") })
-	sendUDP(t, addr, ps[200:])
+	testenv.SendUDP(t, addr, ps[200:])
 	d.waitWritten(300)
 	if code := d.stop(syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit %d", code)

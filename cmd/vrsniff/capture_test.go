@@ -55,33 +55,12 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr(t *testing.T, network string) string {
-	t.Helper()
-	switch network {
-	case "udp":
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().String()
-	default:
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		return l.Addr().String()
-	}
-}
-
 // startCapture runs `vrsniff capture` with args plus an HTTP API on a
 // loopback port, protected by token, and waits until it captures and
 // serves. The daemon is killed at the end of the test if still running.
 func startCapture(t *testing.T, token string, args ...string) *daemon {
 	t.Helper()
-	addr := freeAddr(t, "tcp")
+	addr := testenv.FreeAddr(t, "tcp")
 	args = append([]string{"capture", "--http", addr, "--stats-every", "0"}, args...)
 	if token != "" {
 		tf := filepath.Join(t.TempDir(), "token")
@@ -423,32 +402,14 @@ func udpPayloads(t *testing.T, cs []*gen.Case) [][]byte {
 	return ps
 }
 
-func sendUDP(t *testing.T, addr string, payloads [][]byte) {
-	t.Helper()
-	c, err := net.Dial("udp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	for i, p := range payloads {
-		if _, err := c.Write(p); err != nil {
-			t.Fatalf("send datagram %d: %v", i, err)
-		}
-		if i%32 == 31 {
-			// Loopback has no flow control: let the receiver keep up.
-			time.Sleep(time.Millisecond)
-		}
-	}
-}
-
 // The same through a UDP socket on loopback, where the analyzer address is
 // local.
 func TestCaptureUDP(t *testing.T) {
 	dir := t.TempDir()
-	addr := freeAddr(t, "udp")
+	addr := testenv.FreeAddr(t, "udp")
 	d := startCapture(t, "", "--listen", addr, "--dir", dir, "--rotate-size", "64K")
 	cs := cases(t, "acl", 22, 400, 9000)
-	sendUDP(t, addr, udpPayloads(t, cs))
+	testenv.SendUDP(t, addr, udpPayloads(t, cs))
 	d.waitWritten(uint64(len(cs)))
 	if code := d.stop(syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit %d on SIGTERM", code)
@@ -462,7 +423,7 @@ func TestCaptureUDP(t *testing.T) {
 // lose packets. SIGHUP rotates.
 func TestCaptureHTTP(t *testing.T) {
 	dir := t.TempDir()
-	addr := freeAddr(t, "udp")
+	addr := testenv.FreeAddr(t, "udp")
 	d := startCapture(t, "s3cret-0123456789", "--listen", addr, "--dir", dir)
 	cs := cases(t, "acl", 23, 600, 9000)
 	payloads := udpPayloads(t, cs)
@@ -498,16 +459,10 @@ func TestCaptureHTTP(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("stream: %s", resp.Status)
 	}
-	live := exec.CommandContext(ctx, "tshark", "-n", "-r", "-", "-c", "300", "-T", "fields", "-e", "frame.comment", "-e", "frame.len")
-	live.Stdin = resp.Body
-	var liveOut, liveErr bytes.Buffer
-	live.Stdout, live.Stderr = &liveOut, &liveErr
-	if err := live.Start(); err != nil {
-		t.Fatal(err)
-	}
+	live := testenv.Tshark{Stdin: resp.Body}.Start(t, "-n", "-r", "-", "-c", "300", "-T", "fields", "-e", "frame.comment", "-e", "frame.len")
 	d.waitFor("two stream clients", func() bool { return d.stats().StreamClients == 2 })
 
-	sendUDP(t, addr, payloads[:300])
+	testenv.SendUDP(t, addr, payloads[:300])
 	d.waitWritten(300)
 
 	// SIGHUP closes the file: one closed file, then a new one.
@@ -515,12 +470,9 @@ func TestCaptureHTTP(t *testing.T) {
 	d.waitFor("rotation", func() bool { closed, _ := captureFiles(t, dir); return len(closed) == 1 })
 	// tshark prints a packet once it has seen what follows it: the second
 	// half lets it finish the first 300.
-	sendUDP(t, addr, payloads[300:])
+	testenv.SendUDP(t, addr, payloads[300:])
 	d.waitWritten(uint64(len(cs)))
-	if err := live.Wait(); err != nil {
-		t.Fatalf("tshark -r - on the stream: %v\n%s", err, liveErr.String())
-	}
-	rows := strings.Split(strings.TrimSpace(liveOut.String()), "\n")
+	rows := live.Lines(t)
 	if len(rows) != 300 {
 		t.Fatalf("tshark read %d packets from the stream, want 300", len(rows))
 	}
@@ -591,7 +543,7 @@ func TestCaptureHTTP(t *testing.T) {
 	for len(bulk) < 40000 {
 		bulk = append(bulk, payloads...)
 	}
-	sendUDP(t, addr, bulk)
+	testenv.SendUDP(t, addr, bulk)
 	total := uint64(len(cs) + len(bulk))
 	d.waitWritten(total)
 	if st := d.stats(); st.StreamDrops == 0 || st.Source.KernelDrops != 0 || st.Pipeline.Read != total {
@@ -625,7 +577,7 @@ func TestCaptureKilled(t *testing.T) {
 		}
 	}
 	part := filepath.Join(dir, parts[0])
-	partRows := tsharkLenient(t, part)
+	partRows := readPart(t, part)
 	got = append(got, partRows...)
 	var want []string
 	for _, c := range cs {
@@ -642,7 +594,7 @@ func TestCaptureKilled(t *testing.T) {
 	if err := os.Truncate(part, st.Size()-10); err != nil {
 		t.Fatal(err)
 	}
-	if cut := tsharkLenient(t, part); !slices.Equal(cut, partRows[:len(partRows)-1]) {
+	if cut := readPart(t, part); !slices.Equal(cut, partRows[:len(partRows)-1]) {
 		t.Fatalf("tshark reads %d packets of the cut .part, want %d", len(cut), len(partRows)-1)
 	}
 
@@ -656,16 +608,11 @@ func TestCaptureKilled(t *testing.T) {
 	d.stop(syscall.SIGTERM)
 }
 
-// tsharkLenient reads comment and length of every packet tshark can read,
-// not failing on a file that is cut short.
-func tsharkLenient(t *testing.T, name string) []string {
+// readPart reads comment and length of every packet tshark can read of a
+// file that may be cut short.
+func readPart(t *testing.T, name string) []string {
 	t.Helper()
-	out, _ := exec.Command("tshark", "-n", "-r", name, "-T", "fields", "-e", "frame.comment", "-e", "frame.len").Output()
-	s := strings.TrimSpace(string(out))
-	if s == "" {
-		return nil
-	}
-	return strings.Split(s, "\n")
+	return testenv.Tshark{CutShort: true}.Lines(t, "-n", "-r", name, "-T", "fields", "-e", "frame.comment", "-e", "frame.len")
 }
 
 // A capture directory on a tiny filesystem fills up: the daemon keeps
@@ -673,11 +620,11 @@ func tsharkLenient(t *testing.T, name string) []string {
 func TestCaptureDiskFull(t *testing.T) {
 	dir := testenv.MountTmpfs(t, "512k")
 
-	addr := freeAddr(t, "udp")
+	addr := testenv.FreeAddr(t, "udp")
 	d := startCapture(t, "tok-0123456789abcdef", "--listen", addr, "--dir", dir, "--rotate-size", "100K")
 	cs := cases(t, "acl", 25, 1200, 9000)
 	payloads := udpPayloads(t, cs)
-	sendUDP(t, addr, payloads[:600]) // about 1.3 MB
+	testenv.SendUDP(t, addr, payloads[:600]) // about 1.3 MB
 	d.waitFor("600 packets read", func() bool { return d.stats().Pipeline.Read >= 600 })
 	d.waitFor("disk full", func() bool { return strings.Contains(d.stderr.String(), "disk full") })
 	stored := func() (n uint64) {
@@ -706,7 +653,7 @@ func TestCaptureDiskFull(t *testing.T) {
 	}
 	left := stored()
 	time.Sleep(1200 * time.Millisecond) // a full disk is retried after a second
-	sendUDP(t, addr, payloads[600:700])
+	testenv.SendUDP(t, addr, payloads[600:700])
 	d.waitFor("700 packets read", func() bool { return d.stats().Pipeline.Read >= 700 })
 	d.waitFor("writing again", func() bool { return stored() >= left+100 })
 	if code := d.stop(syscall.SIGTERM); code != 0 {
