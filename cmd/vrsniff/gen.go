@@ -49,6 +49,9 @@ func runGen(args []string) int {
 		maxVN     = fs.Int("max-vn", 255, "longest VN name")
 		varyNames = fs.Bool("vary-seed-names", false, "seed114 cases use varied VN names (54 bytes together)")
 		maxDist   = fs.Int("max-dist", 4, "reassembly distance the id-reuse and dup-fragment cases are built around (1..64)")
+		sizes     = fs.String("frame-sizes", "", "inner frame sizes in turn, SIZE[=CASES],...: 64=9,1514 is one full-size frame in ten (overrides -min-frame, -max-frame)")
+		vns       = fs.String("vn", "", "comma-separated VN names the metadata draws from (default: a built-in pool)")
+		numbered  = fs.Bool("numbered", false, "write each case's number in its inner frames' source MAC, 02:4e:NN:NN:NN:NN")
 	)
 	if err := fs.Parse(args); err != nil {
 		return usageCode(err)
@@ -99,6 +102,17 @@ func runGen(args []string) int {
 	if *maxDist < 1 {
 		return usageErr("reassembly distance %d: want 1..64", *maxDist)
 	}
+	var frameSizes []int
+	if *sizes != "" {
+		var err error
+		if frameSizes, err = gen.ParseFrameSizes(*sizes); err != nil {
+			return usageErr("%v", err)
+		}
+	}
+	var vnList []string
+	if *vns != "" {
+		vnList = strings.Split(*vns, ",")
+	}
 	m, ok := gen.Profiles[*profile]
 	if !ok {
 		return usageErr("unknown profile %q (known: %s)", *profile, strings.Join(gen.ProfileNames(), ", "))
@@ -113,6 +127,7 @@ func runGen(args []string) int {
 		Seed: *seed, Mix: m, Malformed: *malformed, Snaplen: *snaplen, MTU: *mtu,
 		Port: uint16(*port), VXLANPort: uint16(*vxlanPort), MirrorVLAN: uint16(*vlan), LinkType: ltv,
 		MinFrame: *minFrame, MaxFrame: *maxFrame, MaxVN: *maxVN, VarySeedNames: *varyNames, MaxDist: *maxDist,
+		FrameSizes: frameSizes, VNs: vnList, Numbered: *numbered,
 	})
 	if err != nil {
 		return usageErr("%v", err)

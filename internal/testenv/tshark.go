@@ -39,8 +39,10 @@ type Tshark struct {
 // the test instead of hanging it; no test waits that long.
 const runLimit = 2 * time.Minute
 
-// notices are the lines tshark writes to standard error on success.
-var notices = regexp.MustCompile(`^(Running as user "root" and group "root"\. This could be dangerous\.|Capturing on .*|\d+ packets? captured)$`)
+// notices are the lines tshark writes to standard error on success: the
+// warning about root, a live capture's progress messages, and the empty
+// report of an extcap program that ended at -a without a word.
+var notices = regexp.MustCompile(`^(Running as user "root" and group "root"\. This could be dangerous\.|Capturing on .*|\d+ packets? captured|\*\* \(tshark:\d+\) [\d:.]+ \[\w+ MESSAGE\] -- .*|tshark:)$`)
 
 // cutShort is the complaint about a capture file cut short; tshark prints
 // it and exits with status 2.
@@ -156,8 +158,9 @@ func (r *TsharkRun) Output(t testing.TB) []byte {
 	var complaints []string
 	cut := false
 	for _, l := range lines([]byte(stderr)) {
+		l = strings.TrimSpace(l)
 		switch {
-		case notices.MatchString(l):
+		case l == "", notices.MatchString(l):
 		case r.ts.CutShort && cutShort.MatchString(l):
 			cut = true
 		default:
