@@ -39,10 +39,10 @@ cleanup() {
 trap cleanup EXIT
 
 go build -o "$work/vrsniff" ./cmd/vrsniff
-go build -o "$work/genmirror" ./bench/genmirror
 go build -o "$work/sendmirror" ./bench/sendmirror
-# 65536 distinct frames, sent in a loop.
-"$work/genmirror" -n 65536 -o "$work/mirror.pcap"
+# 65536 distinct ACL-mirrored 64-byte frames of one VN, sent in a loop.
+"$work/vrsniff" gen -profile acl -frame-sizes 64 -vn default-domain:admin:vn-left -linktype ether \
+	-count 65536 -seed 1 "$work/mirror.pcap" 2>/dev/null
 
 ip netns add "$ns"
 ip link add "$cap" type veth peer name "$snd" netns "$ns"

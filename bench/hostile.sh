@@ -71,17 +71,18 @@ reap() {
 
 echo "building..." >&2
 go build -o "$work/vrsniff" ./cmd/vrsniff
-go build -o "$work/genmirror" ./bench/genmirror
 go build -o "$work/sendmirror" ./bench/sendmirror
 go build -o "$work/genhostile" ./bench/genhostile
 vr=$work/vrsniff gh=$work/genhostile
 
-# Legitimate traffic: genmirror's numbered datagrams, which `genhostile
-# count` finds again in the capture files. legit.pcap has full-size ones
-# (two outer fragments each), small.pcap only 64-byte inner frames.
+# Legitimate traffic: ACL-mirrored datagrams of one VN pair whose inner
+# frames are numbered, which `genhostile count` finds again in the capture
+# files. legit.pcap has full-size ones (two outer fragments each), small.pcap
+# only 64-byte inner frames.
 echo "generating traffic..." >&2
-"$work/genmirror" -n $((LEGIT * DUR)) -big-every $BIG_EVERY -o "$work/legit.pcap"
-"$work/genmirror" -n $((2 * LEGIT * DUR)) -o "$work/small.pcap"
+legitgen() { "$vr" gen -profile acl -vn default-domain:admin:vn-left -numbered -linktype ether -seed 1 "$@" 2>/dev/null; }
+legitgen -frame-sizes "64=$((BIG_EVERY - 1)),1514" -count $((LEGIT * DUR)) "$work/legit.pcap"
+legitgen -frame-sizes 64 -count $((2 * LEGIT * DUR)) "$work/small.pcap"
 "$gh" junkfrag -n 64 -o "$work/junk.pcap" >/dev/null
 "$gh" vnpairs -n $PAIRS -o "$work/pairs.pcap" >/dev/null
 token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
@@ -154,6 +155,9 @@ stat() { jq -r "$1" "$work/$name.stats.json"; } # stat JQ-EXPR
 legit() {
 	local n=$1 pps=$2 file=${3:-legit.pcap} frames fpps
 	if [ "$file" = legit.pcap ]; then
+		# One more record per full-size frame, in two fragments: at most
+		# that many, as a full-size ARP frame stays short; the records
+		# past case N-1 (or again from the first) count does not find.
 		frames=$((n + n / BIG_EVERY)) fpps=$((pps + pps / BIG_EVERY))
 	else
 		frames=$n fpps=$pps

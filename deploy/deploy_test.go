@@ -22,7 +22,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/vrsniff/vrsniff/internal/gen"
-	"github.com/vrsniff/vrsniff/internal/netnstest"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 var vrsniffBin string
@@ -204,7 +204,7 @@ func TestShippedConfigRuns(t *testing.T) {
 	if err := yaml.Unmarshal([]byte(read(t, "vrsniff.yaml")), &conf); err != nil {
 		t.Fatal(err)
 	}
-	env := netnstest.New(t)
+	env := testenv.NewNetns(t)
 	dir := t.TempDir()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -14,18 +14,44 @@ import (
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
 )
 
-// genmirror's inner frames: destination and source MAC. Frame i carries i
-// at byte 60 and is 64 or 1514 bytes long.
-var (
-	legitDst = []byte{2, 0, 0, 0, 0, 1}
-	legitSrc = []byte{2, 0, 0, 0, 0, 2}
-)
+// The legitimate traffic is `vrsniff gen -numbered`: the inner frames of
+// case i carry i in their source MAC, 02:4e:ii:ii:ii:ii.
+var numberedMAC = []byte{0x02, 0x4e}
 
-// count prints the tally of the genmirror frames 0..sent-1 in the
-// capture files under the given directories.
+// frameNumber returns the case number of a numbered inner frame.
+func frameNumber(b []byte) (uint32, bool) {
+	if len(b) < 12 || string(b[6:8]) != string(numberedMAC) {
+		return 0, false
+	}
+	return binary.BigEndian.Uint32(b[8:12]), true
+}
+
+// whole reports whether an inner frame is as long as its IP header says:
+// a frame cut, or put together from fragments of different datagrams, is
+// not. Frames other than IP are taken as they are.
+func whole(b []byte) bool {
+	off := 12
+	if len(b) >= off+2 && binary.BigEndian.Uint16(b[off:]) == 0x8100 {
+		off += 4
+	}
+	if len(b) < off+2 {
+		return false
+	}
+	ip := b[off+2:]
+	switch binary.BigEndian.Uint16(b[off:]) {
+	case 0x0800:
+		return len(ip) >= 20 && int(binary.BigEndian.Uint16(ip[2:])) == len(ip)
+	case 0x86dd:
+		return len(ip) >= 40 && 40+int(binary.BigEndian.Uint16(ip[4:])) == len(ip)
+	}
+	return true
+}
+
+// count prints the tally of the numbered frames 0..sent-1 in the capture
+// files under the given directories.
 func count(args []string) error {
 	fl := flag.NewFlagSet("count", flag.ExitOnError)
-	sent := fl.Int("sent", 0, "genmirror frames sent: numbers 0 to `N`-1")
+	sent := fl.Int("sent", 0, "numbered frames sent: numbers 0 to `N`-1")
 	exclude := fl.String("exclude", "", "leave out files whose name matches the `glob`")
 	fl.Parse(args)
 	if *sent <= 0 || fl.NArg() == 0 {
@@ -48,7 +74,8 @@ type tally struct {
 
 // tallyFiles reads every capture file under paths (the rejects
 // directory and the files whose name matches exclude left out) and counts
-// the genmirror frames 0..sent-1 found whole: their own length, not cut.
+// the numbered frames 0..sent-1 found whole: not cut, as long as their IP
+// header says.
 func tallyFiles(sent int, exclude string, paths []string) (tally, error) {
 	var t tally
 	seen := make([]bool, sent)
@@ -73,15 +100,15 @@ func tallyFiles(sent int, exclude string, paths []string) (tally, error) {
 			t.files++
 			return eachPacket(path, func(p *mirror.Packet) {
 				b := p.Data
-				if len(b) < 12 || string(b[:6]) != string(legitDst) || string(b[6:12]) != string(legitSrc) {
+				i, ok := frameNumber(b)
+				if !ok {
 					t.other++
 					return
 				}
-				if len(b) < 64 || p.WireLen != len(b) || (len(b) != 64 && len(b) != 1514) {
+				if p.WireLen != len(b) || !whole(b) {
 					t.cut++
 					return
 				}
-				i := binary.BigEndian.Uint32(b[60:])
 				switch {
 				case int(i) >= sent:
 					t.outside++

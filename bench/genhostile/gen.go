@@ -11,9 +11,9 @@ import (
 	"time"
 )
 
-// Outer addresses of the generated traffic. The inner frames' MACs differ
-// from genmirror's, so that count never takes attack traffic for the
-// legitimate one.
+// Outer addresses of the generated traffic. The inner source MAC is not a
+// numbered one (02:4e:...), so that count never takes attack traffic for
+// the legitimate one.
 var (
 	outerSrcMAC = []byte{2, 0, 0, 0, 0xe0, 1}
 	outerDstMAC = []byte{2, 0, 0, 0, 0xe0, 2}

@@ -6,8 +6,11 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/gopacket/gopacket/layers"
+
+	"github.com/vrsniff/vrsniff/internal/gen"
 	"github.com/vrsniff/vrsniff/internal/mirror"
-	"github.com/vrsniff/vrsniff/internal/testkit"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 // decodeFile runs every packet of a capture file through a default
@@ -74,7 +77,7 @@ func TestVnpairsAllDistinct(t *testing.T) {
 			t.Fatalf("packet %d: pair %q -> %q, want %q -> %q", i, p.Meta.SrcVN, p.Meta.DstVN, src, dst)
 		}
 		pairs[src+"\x00"+dst] = true
-		if string(p.Frame[:6]) == string(legitDst) {
+		if _, ok := frameNumber(p.Frame); ok {
 			t.Fatalf("packet %d has the legitimate traffic's MAC", i)
 		}
 	}
@@ -83,13 +86,22 @@ func TestVnpairsAllDistinct(t *testing.T) {
 	}
 }
 
-// legitFrame is genmirror's inner frame number i, size bytes long.
+// legitFrame is the numbered inner frame of case i, an IPv4 frame size
+// bytes long, as vrsniff gen -numbered writes it.
 func legitFrame(i uint32, size int) []byte {
 	b := make([]byte, size)
-	copy(b, legitDst)
-	copy(b[6:], legitSrc)
-	b[12] = 0x08
-	binary.BigEndian.PutUint32(b[60:], i)
+	copy(b, []byte{2, 0, 0, 0, 0, 1, 0x02, 0x4e})
+	binary.BigEndian.PutUint32(b[8:], i)
+	b[12], b[14] = 0x08, 0x45
+	binary.BigEndian.PutUint16(b[16:], uint16(size-14))
+	return b
+}
+
+// spliced is a numbered frame whose IP header says more than it holds, as
+// one put together from fragments of two datagrams would.
+func spliced(i uint32) []byte {
+	b := legitFrame(i, 100)
+	binary.BigEndian.PutUint16(b[16:], 1500)
 	return b
 }
 
@@ -101,10 +113,10 @@ func TestTallyFiles(t *testing.T) {
 	}
 	for _, f := range [][]byte{
 		legitFrame(0, 64), legitFrame(1, 1514), legitFrame(3, 64),
-		legitFrame(3, 64),  // again
-		legitFrame(9, 64),  // past -sent
-		legitFrame(5, 100), // neither size
-		innerFrame(2),      // attack traffic
+		legitFrame(3, 64), // again
+		legitFrame(9, 64), // past -sent
+		spliced(5),        // not as long as its header says
+		innerFrame(2),     // attack traffic
 	} {
 		if err := w.write(f); err != nil {
 			t.Fatal(err)
@@ -148,7 +160,7 @@ func TestTallyFiles(t *testing.T) {
 }
 
 func TestRepeat(t *testing.T) {
-	seed := testkit.HostileCase(t, "nic-vlan-seed.pcap")
+	seed := testenv.HostileCase(t, "nic-vlan-seed.pcap")
 	st, err := os.Stat(seed)
 	if err != nil {
 		t.Fatal(err)
@@ -166,5 +178,62 @@ func TestRepeat(t *testing.T) {
 	statuses, _, _ := decodeFile(t, out)
 	if int64(len(statuses)) != copies*int64(len(seedStatuses)) {
 		t.Fatalf("%d packets, want %d copies of %d", len(statuses), copies, len(seedStatuses))
+	}
+}
+
+// count finds every case of the legitimate traffic the benchmarks send,
+// vrsniff gen -numbered with one full-size frame in ten, once decoded.
+func TestTallyGenNumbered(t *testing.T) {
+	const n = 300
+	sizes, err := gen.ParseFrameSizes("64=9,1514")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := gen.New(gen.Options{Seed: 3, Mix: gen.Profiles["acl"], LinkType: layers.LinkTypeEthernet,
+		FrameSizes: sizes, VNs: []string{"default-domain:admin:vn-left"}, Numbered: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	raw := filepath.Join(dir, "legit.pcap")
+	f, err := os.Create(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := gen.Write(f, nil, g, n, gen.FormatPcap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// hostile.sh sends n + n/10 records for n cases: one more for each
+	// full-size frame, in two fragments; an ARP frame stays short.
+	if st.Packets != n+st.Fragmented || st.Packets > n+n/10 || st.Fragmented < n/20 {
+		t.Fatalf("%d packets, %d fragmented datagrams for %d cases", st.Packets, st.Fragmented, n)
+	}
+	_, decoded, _ := decodeFile(t, raw)
+	out := filepath.Join(dir, "captured", "vrsniff_00001_20261126120000.pcap")
+	if err := os.Mkdir(filepath.Dir(out), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	w, err := createPcap(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range decoded {
+		if err := w.write(p.Frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.close(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := tallyFiles(n, "", []string{filepath.Dir(out)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (tally{found: n, files: 1}); got != want {
+		t.Fatalf("tally %+v, want %+v", got, want)
 	}
 }

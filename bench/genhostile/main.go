@@ -4,7 +4,7 @@
 //	genhostile junkfrag -o FILE [-n N]           first IP fragments of datagrams that never complete
 //	genhostile vnpairs -o FILE -n N              mirror datagrams, each with its own made-up VN pair
 //	genhostile repeat -o FILE -size SIZE SEED    a pcap's records repeated up to SIZE bytes
-//	genhostile count -sent N DIR...              the genmirror frames found whole in capture files
+//	genhostile count -sent N DIR...              the numbered frames (vrsniff gen -numbered) found whole in capture files
 //	genhostile streams -url URL -n N [-read=false] -for D   live stream clients
 //	genhostile headers -addr ADDR -conns N -bytes SIZE      requests with oversized headers
 //	genhostile bpf -url URL -expr-file FILE -others N       one huge filter while others attach
@@ -30,7 +30,7 @@ var commands = map[string]command{
 	"junkfrag": {junkfrag, "first IP fragments of datagrams that never complete"},
 	"vnpairs":  {vnpairs, "mirror datagrams with made-up VN pairs"},
 	"repeat":   {repeat, "a pcap's records repeated up to a size"},
-	"count":    {count, "genmirror frames found whole in capture files"},
+	"count":    {count, "numbered frames (vrsniff gen -numbered) found whole in capture files"},
 	"streams":  {streams, "live stream clients, reading or not"},
 	"headers":  {headers, "connections sending oversized request headers"},
 	"bpf":      {bpf, "one stream with a huge filter while others attach"},

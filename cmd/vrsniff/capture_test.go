@@ -23,8 +23,7 @@ import (
 
 	"github.com/vrsniff/vrsniff/internal/gen"
 	"github.com/vrsniff/vrsniff/internal/mirror"
-	"github.com/vrsniff/vrsniff/internal/netnstest"
-	"github.com/vrsniff/vrsniff/internal/testkit"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 // daemon is a running `vrsniff capture`.
@@ -55,33 +54,12 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr(t *testing.T, network string) string {
-	t.Helper()
-	switch network {
-	case "udp":
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().String()
-	default:
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		return l.Addr().String()
-	}
-}
-
 // startCapture runs `vrsniff capture` with args plus an HTTP API on a
 // loopback port, protected by token, and waits until it captures and
 // serves. The daemon is killed at the end of the test if still running.
 func startCapture(t *testing.T, token string, args ...string) *daemon {
 	t.Helper()
-	addr := freeAddr(t, "tcp")
+	addr := testenv.FreeAddr(t, "tcp")
 	args = append([]string{"capture", "--http", addr, "--stats-every", "0"}, args...)
 	if token != "" {
 		tf := filepath.Join(t.TempDir(), "token")
@@ -327,28 +305,10 @@ func udpPayloads(t *testing.T, cs []*gen.Case) [][]byte {
 	return ps
 }
 
-func sendUDP(t *testing.T, addr string, payloads [][]byte) {
-	t.Helper()
-	c, err := net.Dial("udp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	for i, p := range payloads {
-		if _, err := c.Write(p); err != nil {
-			t.Fatalf("send datagram %d: %v", i, err)
-		}
-		if i%32 == 31 {
-			// Loopback has no flow control: let the receiver keep up.
-			time.Sleep(time.Millisecond)
-		}
-	}
-}
-
 // kill -9 in the middle of a capture: the closed files read completely,
 // the .part file up to its last complete block, and a restart recovers it.
 func TestCaptureKilled(t *testing.T) {
-	env := netnstest.New(t)
+	env := testenv.NewNetns(t)
 	dir := t.TempDir()
 	d := startCapture(t, "", "-i", env.CaptureIf, "--dir", dir, "--rotate-size", "64K")
 	cs := cases(t, "acl", 24, 300, 1400)
@@ -368,7 +328,7 @@ func TestCaptureKilled(t *testing.T) {
 		}
 	}
 	part := filepath.Join(dir, parts[0])
-	partRows := tsharkLenient(t, part)
+	partRows := readPart(t, part)
 	got = append(got, partRows...)
 	var want []string
 	for _, c := range cs {
@@ -385,7 +345,7 @@ func TestCaptureKilled(t *testing.T) {
 	if err := os.Truncate(part, st.Size()-10); err != nil {
 		t.Fatal(err)
 	}
-	if cut := tsharkLenient(t, part); !slices.Equal(cut, partRows[:len(partRows)-1]) {
+	if cut := readPart(t, part); !slices.Equal(cut, partRows[:len(partRows)-1]) {
 		t.Fatalf("tshark reads %d packets of the cut .part, want %d", len(cut), len(partRows)-1)
 	}
 
@@ -399,16 +359,11 @@ func TestCaptureKilled(t *testing.T) {
 	d.stop(syscall.SIGTERM)
 }
 
-// tsharkLenient reads comment and length of every packet tshark can read,
-// not failing on a file that is cut short.
-func tsharkLenient(t *testing.T, name string) []string {
+// readPart reads comment and length of every packet tshark can read of a
+// file that may be cut short.
+func readPart(t *testing.T, name string) []string {
 	t.Helper()
-	out, _ := exec.Command("tshark", "-n", "-r", name, "-T", "fields", "-e", "frame.comment", "-e", "frame.len").Output()
-	s := strings.TrimSpace(string(out))
-	if s == "" {
-		return nil
-	}
-	return strings.Split(s, "\n")
+	return testenv.Tshark{CutShort: true}.Lines(t, "-n", "-r", name, "-T", "fields", "-e", "frame.comment", "-e", "frame.len")
 }
 
 // A YAML --config file is the same as the flags.
@@ -449,14 +404,14 @@ func TestCaptureConfigFile(t *testing.T) {
 // with exit 0, every file closed, and the totals in the last log line.
 func TestCaptureSignals(t *testing.T) {
 	dir := t.TempDir()
-	addr := freeAddr(t, "udp")
+	addr := testenv.FreeAddr(t, "udp")
 	d := startCapture(t, "", "--listen", addr, "--dir", dir)
 	ps := udpPayloads(t, cases(t, "acl", 22, 400, 9000))
-	sendUDP(t, addr, ps[:200])
+	testenv.SendUDP(t, addr, ps[:200])
 	d.waitWritten(200)
 	d.cmd.Process.Signal(syscall.SIGHUP)
 	d.waitFor("rotation", func() bool { closed, _ := captureFiles(t, dir); return len(closed) == 1 })
-	sendUDP(t, addr, ps[200:])
+	testenv.SendUDP(t, addr, ps[200:])
 	d.waitWritten(uint64(len(ps)))
 	if code := d.stop(syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit %d on SIGTERM", code)
@@ -478,7 +433,7 @@ func TestCaptureHTTPBindFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	in := testkit.FieldCase(t, "f01_tlv_lengths_16_and_2.pcap")
+	in := testenv.FieldCase(t, "f01_tlv_lengths_16_and_2.pcap")
 	_, stderr, code := run(t, nil, "capture", "--read", in, "--dir", t.TempDir(), "--http", ln.Addr().String())
 	if code != exitFailure || !strings.Contains(stderr, "address already in use") {
 		t.Fatalf("port taken: exit %d\n%s", code, stderr)
@@ -487,7 +442,7 @@ func TestCaptureHTTPBindFails(t *testing.T) {
 
 // A capture that would keep nothing is refused instead of running silently.
 func TestCaptureNothingKept(t *testing.T) {
-	in := testkit.FieldCase(t, "f01_tlv_lengths_16_and_2.pcap")
+	in := testenv.FieldCase(t, "f01_tlv_lengths_16_and_2.pcap")
 	_, stderr, code := run(t, nil, "capture", "--read", in)
 	if code != exitUsage || !strings.Contains(stderr, "nothing would be kept") {
 		t.Fatalf("exit %d\n%s", code, stderr)

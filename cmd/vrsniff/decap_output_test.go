@@ -15,7 +15,7 @@ import (
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
-	"github.com/vrsniff/vrsniff/internal/testkit"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 // dirState maps the files of dir to their bytes.
@@ -122,7 +122,7 @@ func TestDecapFailedRunKeepsOutput(t *testing.T) {
 	if err := os.WriteFile(garbage, []byte("not a capture file"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	dir := testkit.MountTmpfs(t, "256k")
+	dir := testenv.MountTmpfs(t, "256k")
 	out, rej, split := filepath.Join(dir, "out.pcapng"), filepath.Join(dir, "rejects.pcapng"), filepath.Join(dir, "split")
 	for name, content := range map[string]string{out: "earlier output", rej: "earlier rejects", filepath.Join(split, "~none+~none.pcapng"): "earlier split"} {
 		os.MkdirAll(filepath.Dir(name), 0o755)
@@ -232,7 +232,7 @@ func TestDecapSplitBy(t *testing.T) {
 		}
 		return m
 	}
-	f13, hostile := testkit.FieldCase(t, "f13_long_k8s_names.pcap"), testkit.HostileCase(t, "split-slug-collision.pcap")
+	f13, hostile := testenv.FieldCase(t, "f13_long_k8s_names.pcap"), testenv.HostileCase(t, "split-slug-collision.pcap")
 	both, directed := files("--split-by", "vn", f13), files("--split-by", "vn-direction", f13)
 	if len(both) != 1 || len(directed) != 2 {
 		t.Errorf("f13: --split-by vn %v, vn-direction %v", both, directed)
@@ -254,7 +254,7 @@ func TestDecapSplitBy(t *testing.T) {
 // file.
 func TestCaptureSplitBy(t *testing.T) {
 	dir := t.TempDir()
-	f13 := testkit.FieldCase(t, "f13_long_k8s_names.pcap")
+	f13 := testenv.FieldCase(t, "f13_long_k8s_names.pcap")
 	labels := func(d string) []string {
 		t.Helper()
 		closed, parts := captureFiles(t, d)

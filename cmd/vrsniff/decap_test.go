@@ -13,7 +13,7 @@ import (
 
 	"github.com/vrsniff/vrsniff/internal/gen"
 	"github.com/vrsniff/vrsniff/internal/mirror"
-	"github.com/vrsniff/vrsniff/internal/testkit"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 // Wireshark's own Juniper dissector is the oracle: on the raw capture it
@@ -319,7 +319,7 @@ func TestDecapPipes(t *testing.T) {
 // its nanosecond time; classic pcap output has one interface.
 func TestDecapInterfaces(t *testing.T) {
 	dir := t.TempDir()
-	in := testkit.FieldCase(t, "f09_three_interfaces_ns.pcapng")
+	in := testenv.FieldCase(t, "f09_three_interfaces_ns.pcapng")
 	out := filepath.Join(dir, "out.pcapng")
 	if _, stderr, code := run(t, nil, "decap", "--quiet", in, out); code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
@@ -350,7 +350,7 @@ func TestDecapInterfaces(t *testing.T) {
 // Mirror traffic to a port not configured is named, with the flag that
 // decodes it, and the run is not called a success (f02).
 func TestDecapTellsCandidatePort(t *testing.T) {
-	in := testkit.FieldCase(t, "f02_port_8888.pcap")
+	in := testenv.FieldCase(t, "f02_port_8888.pcap")
 	out := filepath.Join(t.TempDir(), "out.pcapng")
 	_, stderr, code := run(t, nil, "decap", in, out)
 	if code != exitPartial || !strings.Contains(stderr, "UDP port 8888 carries mirror traffic (6 datagrams): decode it with --port 8888") {

@@ -6,13 +6,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vrsniff/vrsniff/internal/testkit"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 // A filter expression over the limits is a usage error in every command
 // that takes one, with a short message, before any output file is touched.
 func TestFilterTooComplex(t *testing.T) {
-	b, err := os.ReadFile(testkit.HostileCase(t, "bpf-3000-terms.txt"))
+	b, err := os.ReadFile(testenv.HostileCase(t, "bpf-3000-terms.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}

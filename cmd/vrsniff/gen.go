@@ -37,6 +37,9 @@ func runGen(args []string) int {
 		maxVN     = fs.Int("max-vn", 255, "longest VN name")
 		varyNames = fs.Bool("vary-seed-names", false, "seed114 cases use varied VN names (54 bytes together)")
 		maxDist   = fs.Int("max-dist", 4, "reassembly distance the id-reuse and dup-fragment cases are built around (1..64)")
+		sizes     = fs.String("frame-sizes", "", "inner frame sizes in turn, SIZE[=CASES],...: 64=9,1514 is one full-size frame in ten (overrides -min-frame, -max-frame)")
+		vns       = fs.String("vn", "", "comma-separated VN names the metadata draws from (default: a built-in pool)")
+		numbered  = fs.Bool("numbered", false, "write each case's number in its inner frames' source MAC, 02:4e:NN:NN:NN:NN")
 	)
 	traffic.register(fs, gen.DefaultMirrorVLAN, [3]string{
 		"UDP `port` of the Juniper-header mirror datagrams",
@@ -61,11 +64,22 @@ func runGen(args []string) int {
 	if t.MirrorVLAN == 0 {
 		return usageErr("%s 0: the VLAN cases need a VLAN ID, 1-4094", mirror.Flags.MirrorVLAN)
 	}
+	var frameSizes []int
+	if *sizes != "" {
+		if frameSizes, err = gen.ParseFrameSizes(*sizes); err != nil {
+			return usageErr("%v", err)
+		}
+	}
+	var vnList []string
+	if *vns != "" {
+		vnList = strings.Split(*vns, ",")
+	}
 	c := gen.Command{
 		Options: gen.Options{
 			Seed: *seed, Malformed: *malformed, Snaplen: *snaplen, MTU: *mtu,
 			Traffic:  t,
 			MinFrame: *minFrame, MaxFrame: *maxFrame, MaxVN: *maxVN, VarySeedNames: *varyNames, MaxDist: *maxDist,
+			FrameSizes: frameSizes, VNs: vnList, Numbered: *numbered,
 		},
 		Count: *count, Profile: *profile, MixSpec: *mix, Format: *format, Nanos: *nanos, LinkTypeName: *linktype,
 		Out: fs.Arg(0), Truth: *truth,

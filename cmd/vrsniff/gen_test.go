@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -59,10 +60,21 @@ func TestGenFlags(t *testing.T) {
 		{"-count", "-1", out},
 		{"-malformed", "3", out},
 		{"-max-dist", "0", out},
+		{"-frame-sizes", "64=0", out},
+		{"-vn", strings.Repeat("x", 256), out},
 	} {
 		if rc := runGen(args); rc != exitUsage {
 			t.Errorf("runGen(%q) = %d, want %d", args, rc, exitUsage)
 		}
+	}
+	legit := filepath.Join(dir, "legit.pcap")
+	if rc := runGen([]string{"-profile", "acl", "-numbered", "-frame-sizes", "64=9,1514", "-vn", "default-domain:admin:vn-left", "-count", "100", legit}); rc != exitOK {
+		t.Fatalf("numbered traffic: exit code %d", rc)
+	}
+	rows := tshark(t, legit, []string{"-d", "udp.port==8099,juniper"}, "eth.src", "juniper.vn.src")
+	if len(rows) < 100 || rows[0][0] != "02:4e:00:00:00:00" && !strings.HasSuffix(rows[0][0], ",02:4e:00:00:00:00") ||
+		rows[0][1] != "default-domain:admin:vn-left" {
+		t.Fatalf("numbered traffic as tshark reads it: %q", rows[:min(len(rows), 3)])
 	}
 	if rc := runGen([]string{filepath.Join(dir, "missing", "x.pcap")}); rc != exitFailure {
 		t.Errorf("unwritable output: exit code %d, want %d", rc, exitFailure)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 // The command tests run the real binary, as a user would.
@@ -64,28 +65,16 @@ func mustRun(t *testing.T, args ...string) string {
 	return stderr
 }
 
-// tshark returns the rows of `tshark -T fields` for the given fields.
+// tshark returns the rows of `tshark -n -r file extra... -T fields` for the
+// given fields.
 func tshark(t *testing.T, file string, extra []string, fields ...string) [][]string {
 	t.Helper()
 	args := append([]string{"-n", "-r", file}, extra...)
-	args = append(args, "-T", "fields", "-E", "separator=\t")
+	args = append(args, "-T", "fields")
 	for _, f := range fields {
 		args = append(args, "-e", f)
 	}
-	cmd := exec.Command("tshark", args...)
-	var e bytes.Buffer
-	cmd.Stderr = &e
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("tshark %v: %v\n%s", args, err, e.String())
-	}
-	var rows [][]string
-	for _, line := range strings.Split(strings.TrimSuffix(string(out), "\n"), "\n") {
-		if line != "" {
-			rows = append(rows, strings.Split(line, "\t"))
-		}
-	}
-	return rows
+	return testenv.TsharkRows(t, args...)
 }
 
 // readAll reads every packet of a capture file.

@@ -8,8 +8,10 @@ import (
 	"testing"
 
 	"encoding/json"
-	"github.com/vrsniff/vrsniff/internal/contrail/fakeapi"
+
 	"go.yaml.in/yaml/v3"
+
+	"github.com/vrsniff/vrsniff/internal/contrail/fakeapi"
 )
 
 func TestMirrorCommand(t *testing.T) {

@@ -3,7 +3,6 @@ package wireshark_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,7 +15,7 @@ import (
 	"github.com/vrsniff/vrsniff/internal/decap"
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
-	"github.com/vrsniff/vrsniff/internal/testkit"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 // The field cases (shared/field-cases/README.md) are captures of how
@@ -242,10 +241,9 @@ func f02Want() []fieldWant {
 // and that a two-pass run (as Wireshark's GUI does: a first pass without a
 // protocol tree) gives the same records.
 func TestLuaFieldCases(t *testing.T) {
-	needTshark(t)
 	for _, fc := range fieldCases {
 		t.Run(fc.file+strings.Join(fc.args, " "), func(t *testing.T) {
-			path := testkit.FieldCase(t, fc.file)
+			path := testenv.FieldCase(t, fc.file)
 			rs := luaRecords(t, path, fc.args...)
 			if n := len(fc.want); n > 0 && len(rs) < fc.want[n-1].frame {
 				t.Fatalf("%d frames, want at least %d", len(rs), fc.want[n-1].frame)
@@ -408,15 +406,9 @@ func runDecap(t *testing.T, capture string, port uint16) (decoded, rejected []*d
 		if err != nil {
 			t.Fatal(err)
 		}
-		var js []struct {
-			Source struct {
-				Layers map[string][]string `json:"layers"`
-			} `json:"_source"`
-		}
+		var js []map[string][]string
 		if len(ps) > 0 {
-			if err := json.Unmarshal(tsharkOutput(t, "-r", path, "-T", "json", "-e", "frame.comment"), &js); err != nil {
-				t.Fatal(err)
-			}
+			js = testenv.TsharkLayers[map[string][]string](t, testenv.Tshark{}, "-r", path, "-T", "json", "-e", "frame.comment")
 		}
 		if len(js) != len(ps) {
 			t.Fatalf("%s: tshark read %d packets, pcapfile %d", name, len(js), len(ps))
@@ -424,7 +416,7 @@ func runDecap(t *testing.T, capture string, port uint16) (decoded, rejected []*d
 		rs := make([]*decapRecord, len(ps))
 		for i, p := range ps {
 			rs[i] = &decapRecord{pkt: p}
-			if c := js[i].Source.Layers["frame.comment"]; len(c) > 0 {
+			if c := js[i]["frame.comment"]; len(c) > 0 {
 				rs[i].comment = c[0]
 			}
 		}
@@ -476,8 +468,7 @@ func isVLAN(b []byte) bool {
 // fragments that could not be reassembled and non-mirror traffic, which
 // Wireshark's IP layer and other dissectors handle.
 func TestLuaFieldCasesMatchDecap(t *testing.T) {
-	needTshark(t)
-	dir := filepath.Join(testkit.SharedDir(t), "field-cases")
+	dir := filepath.Join(testenv.SharedDir(t), "field-cases")
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,6 +22,7 @@ import (
 	"github.com/vrsniff/vrsniff/internal/decap"
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 // These tests run the dissector in the real tshark on raw captures of
@@ -44,22 +44,13 @@ var (
 	sniffIP   = net.IP{192, 168, 10, 99}
 )
 
-func serialize(t *testing.T, ls ...gopacket.SerializableLayer) []byte {
-	t.Helper()
-	buf := gopacket.NewSerializeBuffer()
-	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ls...); err != nil {
-		t.Fatal(err)
-	}
-	return append([]byte(nil), buf.Bytes()...)
-}
-
 // innerTCP is a frame a VM sent: Ethernet, IPv4, TCP with some payload.
 func innerTCP(t *testing.T, sport, dport uint16, payload string) []byte {
 	eth := &layers.Ethernet{SrcMAC: vmMAC, DstMAC: vrMAC, EthernetType: layers.EthernetTypeIPv4}
 	ip := &layers.IPv4{Version: 4, TTL: 64, Id: sport, Protocol: layers.IPProtocolTCP, SrcIP: vmIP, DstIP: peerIP}
 	tcp := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: layers.TCPPort(dport), Seq: 1000, Window: 512, ACK: true, PSH: true}
 	tcp.SetNetworkLayerForChecksum(ip)
-	return serialize(t, eth, ip, tcp, gopacket.Payload(payload))
+	return testenv.Serialize(t, eth, ip, tcp, gopacket.Payload(payload))
 }
 
 func innerUDP6(t *testing.T, etherType layers.EthernetType) []byte {
@@ -68,7 +59,7 @@ func innerUDP6(t *testing.T, etherType layers.EthernetType) []byte {
 		SrcIP: net.ParseIP("fd00::2"), DstIP: net.ParseIP("fd00::1")}
 	udp := &layers.UDP{SrcPort: 5353, DstPort: 53}
 	udp.SetNetworkLayerForChecksum(ip)
-	f := serialize(t, eth, ip, udp, gopacket.Payload("query"))
+	f := testenv.Serialize(t, eth, ip, udp, gopacket.Payload("query"))
 	binary.BigEndian.PutUint16(f[12:], uint16(etherType))
 	return f
 }
@@ -79,7 +70,7 @@ func innerVLAN(t *testing.T) []byte {
 	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: vmIP, DstIP: peerIP}
 	udp := &layers.UDP{SrcPort: 4000, DstPort: 4001}
 	udp.SetNetworkLayerForChecksum(ip)
-	return serialize(t, eth, vlan, ip, udp, gopacket.Payload("vlan payload"))
+	return testenv.Serialize(t, eth, vlan, ip, udp, gopacket.Payload("vlan payload"))
 }
 
 func tlv(typ byte, v []byte) []byte { return append([]byte{typ, byte(len(v))}, v...) }
@@ -118,12 +109,12 @@ func outer(t *testing.T, payload []byte, port uint16, v6 bool) []byte {
 		ip := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: layers.IPProtocolUDP,
 			SrcIP: net.ParseIP("fd10::11"), DstIP: net.ParseIP("fd10::99")}
 		udp.SetNetworkLayerForChecksum(ip)
-		return serialize(t, eth, ip, udp, gopacket.Payload(payload))
+		return testenv.Serialize(t, eth, ip, udp, gopacket.Payload(payload))
 	}
 	eth := &layers.Ethernet{SrcMAC: outerSrc, DstMAC: outerDst, EthernetType: layers.EthernetTypeIPv4}
 	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: computeIP, DstIP: sniffIP}
 	udp.SetNetworkLayerForChecksum(ip)
-	return serialize(t, eth, ip, udp, gopacket.Payload(payload))
+	return testenv.Serialize(t, eth, ip, udp, gopacket.Payload(payload))
 }
 
 type testCase struct {
@@ -197,50 +188,6 @@ func writeRecords(t *testing.T, path string, recs []record) {
 	}
 }
 
-func needTshark(t *testing.T) {
-	t.Helper()
-	if _, err := exec.LookPath("tshark"); err != nil {
-		t.Fatal("tshark is required (Debian package tshark)")
-	}
-}
-
-// tshark runs tshark with a private configuration folder and returns one
-// row of tab-separated fields per packet.
-func tshark(t *testing.T, args ...string) [][]string {
-	t.Helper()
-	out := tsharkOutput(t, args...)
-	var rows [][]string
-	for _, line := range strings.Split(strings.TrimSuffix(string(out), "\n"), "\n") {
-		if line != "" {
-			rows = append(rows, strings.Split(line, "\t"))
-		}
-	}
-	return rows
-}
-
-// tsharkOutput runs tshark with a private configuration folder, so that no
-// preference of the user's changes the result, and returns its standard
-// output. Anything on standard error fails the test: a Lua error is
-// reported there.
-func tsharkOutput(t *testing.T, args ...string) []byte {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "tshark", args...)
-	home := t.TempDir()
-	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("tshark %v: %v\n%s", args, err, stderr.String())
-	}
-	if s := strings.TrimSpace(strings.ReplaceAll(stderr.String(), `Running as user "root" and group "root". This could be dangerous.`, "")); s != "" {
-		t.Fatalf("tshark %v wrote to stderr:\n%s", args, s)
-	}
-	return out
-}
-
 func luaScript(t *testing.T) string {
 	p, err := filepath.Abs("vrouter_mirror.lua")
 	if err != nil {
@@ -266,7 +213,6 @@ func fieldArgs(fields []string) []string {
 // vrsniff decap and compares the metadata, the inner frame's dissection and
 // the rejects.
 func TestLuaMatchesDecap(t *testing.T) {
-	needTshark(t)
 	cs := cases(t)
 	dir := t.TempDir()
 	raw := filepath.Join(dir, "raw.pcap")
@@ -290,12 +236,12 @@ func TestLuaMatchesDecap(t *testing.T) {
 		t.Fatal(err)
 	}
 	innerFields := []string{"frame.protocols", "eth.src", "eth.dst", "eth.type", "vlan.id", "ip.src", "ip.dst", "ipv6.src", "ipv6.dst", "tcp.srcport", "tcp.dstport", "tcp.seq_raw", "frame.comment"}
-	want := tshark(t, append([]string{"-r", decoded}, fieldArgs(innerFields)...)...)
-	wantRej := tshark(t, append([]string{"-r", rejects}, fieldArgs([]string{"frame.comment"})...)...)
+	want := testenv.TsharkRows(t, append([]string{"-r", decoded}, fieldArgs(innerFields)...)...)
+	wantRej := testenv.TsharkRows(t, append([]string{"-r", rejects}, fieldArgs([]string{"frame.comment"})...)...)
 
 	lua := luaScript(t)
-	got := tshark(t, append([]string{"-X", lua, "-r", raw}, fieldArgs(luaFields)...)...)
-	gotInner := tshark(t, append([]string{"-X", lua, "-r", raw}, fieldArgs(innerFields)...)...)
+	got := testenv.TsharkRows(t, append([]string{"-X", lua, "-r", raw}, fieldArgs(luaFields)...)...)
+	gotInner := testenv.TsharkRows(t, append([]string{"-X", lua, "-r", raw}, fieldArgs(innerFields)...)...)
 	if len(got) != len(cs) || len(gotInner) != len(cs) {
 		t.Fatalf("tshark with the dissector gave %d/%d rows for %d packets", len(got), len(gotInner), len(cs))
 	}
@@ -400,7 +346,7 @@ func frameLen(t *testing.T, decoded string, i int) int {
 	t.Helper()
 	ls, ok := frameLens[decoded]
 	if !ok {
-		for _, r := range tshark(t, "-r", decoded, "-T", "fields", "-e", "frame.len") {
+		for _, r := range testenv.TsharkRows(t, "-r", decoded, "-T", "fields", "-e", "frame.len") {
 			ls = append(ls, r[0])
 		}
 		frameLens[decoded] = ls
@@ -415,7 +361,6 @@ func frameLen(t *testing.T, decoded string, i int) int {
 // TestLuaDisplayFilters checks that filters on the metadata and on the
 // inner frame select the expected packets.
 func TestLuaDisplayFilters(t *testing.T) {
-	needTshark(t)
 	cs := cases(t)
 	raw := filepath.Join(t.TempDir(), "raw.pcap")
 	writePcap(t, raw, cs)
@@ -433,7 +378,7 @@ func TestLuaDisplayFilters(t *testing.T) {
 		{`vrmirror.malformed`, []string{"15", "16", "17", "18"}},
 		{`vrmirror.unknown_tlv`, []string{"9", "10"}},
 	} {
-		rows := tshark(t, "-X", lua, "-r", raw, "-Y", tc.filter, "-T", "fields", "-e", "frame.number")
+		rows := testenv.TsharkRows(t, "-X", lua, "-r", raw, "-Y", tc.filter, "-T", "fields", "-e", "frame.number")
 		var got []string
 		for _, r := range rows {
 			got = append(got, r[0])
@@ -447,7 +392,6 @@ func TestLuaDisplayFilters(t *testing.T) {
 // TestLuaPortPreference moves the dissector to another port through its
 // preference: the default port is then left alone.
 func TestLuaPortPreference(t *testing.T) {
-	needTshark(t)
 	tcp := innerTCP(t, 1234, 443, "x")
 	cs := []testCase{
 		{"default port", outer(t, cat(acl(srcVN, dstVN, mirror.FlagPass), tcp), 8099, false)},
@@ -469,7 +413,7 @@ func TestLuaPortPreference(t *testing.T) {
 			args = append([]string{"-o", tc.pref}, args...)
 		}
 		var got []string
-		for _, r := range tshark(t, args...) {
+		for _, r := range testenv.TsharkRows(t, args...) {
 			got = append(got, r[0])
 		}
 		if strings.Join(got, ",") != tc.want {
@@ -481,12 +425,11 @@ func TestLuaPortPreference(t *testing.T) {
 // TestLuaInnerBytes checks the inner frame the dissector hands on, byte for
 // byte, against the mirrored frame, with the frame's own data field.
 func TestLuaInnerBytes(t *testing.T) {
-	needTshark(t)
 	tcp := innerTCP(t, 5555, 22, "ssh-2.0")
 	cs := []testCase{{"acl", outer(t, cat(acl(srcVN, dstVN, mirror.FlagPass), tcp), 8099, false)}}
 	raw := filepath.Join(t.TempDir(), "raw.pcap")
 	writePcap(t, raw, cs)
-	rows := tshark(t, "-X", luaScript(t), "-r", raw, "-T", "fields", "-e", "vrmirror.frame")
+	rows := testenv.TsharkRows(t, "-X", luaScript(t), "-r", raw, "-T", "fields", "-e", "vrmirror.frame")
 	got, err := hex.DecodeString(strings.ReplaceAll(rows[0][0], ":", ""))
 	if err != nil {
 		t.Fatal(err)

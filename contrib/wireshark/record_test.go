@@ -2,13 +2,13 @@ package wireshark_test
 
 import (
 	"encoding/hex"
-	"encoding/json"
 	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 // luaRecord is what the dissector showed for one frame, read back from
@@ -63,21 +63,14 @@ func luaRecords(t *testing.T, capture string, args ...string) []luaRecord {
 	for _, f := range recordFields {
 		a = append(a, "-e", f)
 	}
-	var out []struct {
-		Source struct {
-			Layers map[string][]string `json:"layers"`
-		} `json:"_source"`
-	}
-	if err := json.Unmarshal(tsharkOutput(t, a...), &out); err != nil {
-		t.Fatalf("tshark JSON: %v", err)
-	}
+	out := testenv.TsharkLayers[map[string][]string](t, testenv.Tshark{}, a...)
 	rs := make([]luaRecord, len(out))
-	for i, o := range out {
-		if o.Source.Layers["_ws.lua.error"] != nil {
+	for i, l := range out {
+		if l["_ws.lua.error"] != nil {
 			// A Lua error shows in the tree, not on standard error.
-			t.Errorf("%s frame %d: Lua error: %q", capture, i+1, o.Source.Layers["_ws.expert.message"])
+			t.Errorf("%s frame %d: Lua error: %q", capture, i+1, l["_ws.expert.message"])
 		}
-		rs[i] = parseRecord(t, o.Source.Layers)
+		rs[i] = parseRecord(t, l)
 		if rs[i].frame != i+1 {
 			t.Fatalf("tshark JSON: record %d is frame %d", i, rs[i].frame)
 		}

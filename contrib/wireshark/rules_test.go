@@ -13,6 +13,7 @@ import (
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 // These tests check the metadata rules the dissector shares with vrsniff's
@@ -63,7 +64,6 @@ func runRuleCases(t *testing.T, cs []ruleCase, args ...string) {
 var wrappedName = "default-domain:admin:" + strings.Repeat("w", 279)
 
 func TestLuaMetadataRules(t *testing.T) {
-	needTshark(t)
 	runRuleCases(t, metadataRuleCases(t))
 }
 
@@ -161,7 +161,6 @@ func metadataRuleCases(t *testing.T) []ruleCase {
 // datagram to the dissector on their default ports; MPLS over UDP on the
 // old port 51234, and an MPLS label that carries Ethernet, need Decode As.
 func TestLuaOverlays(t *testing.T) {
-	needTshark(t)
 	plain, decodeAs := overlayCases(t)
 	runRuleCases(t, plain)
 	for _, c := range decodeAs {
@@ -198,7 +197,7 @@ func overlayCases(t *testing.T) (plain []ruleCase, decodeAs []decodeAsCase) {
 		if udp, ok := ls[0].(*layers.UDP); ok {
 			udp.SetNetworkLayerForChecksum(ip)
 		}
-		return serialize(t, append([]gopacket.SerializableLayer{eth, ip}, ls...)...)
+		return testenv.Serialize(t, append([]gopacket.SerializableLayer{eth, ip}, ls...)...)
 	}
 	label := &layers.MPLS{Label: 38, StackBottom: true, TTL: 64}
 	want := func(o mirror.Overlay) fieldWant {
@@ -232,7 +231,6 @@ func overlayCases(t *testing.T) (plain []ruleCase, decodeAs []decodeAsCase) {
 // datagrams of TestLuaMetadataRules and TestLuaOverlays, as
 // TestLuaFieldCasesMatchDecap does on the field cases.
 func TestLuaRulesMatchDecap(t *testing.T) {
-	needTshark(t)
 	plain, decodeAs := overlayCases(t)
 	sets := []decodeAsCase{}
 	for _, c := range append(metadataRuleCases(t), plain...) {

@@ -18,16 +18,16 @@ import (
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/vrsniff/vrsniff/internal/gen"
-	"github.com/vrsniff/vrsniff/internal/netnstest"
+
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
-	"github.com/vrsniff/vrsniff/internal/testkit"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 // AF_PACKET on a veth end without an address: generated mirror traffic
 // goes in, rotated files with the original inner frames and their metadata
 // come out, and the end of Run leaves every file closed and valid.
 func TestInterface(t *testing.T) {
-	env := netnstest.New(t)
+	env := testenv.NewNetns(t)
 	dir := t.TempDir()
 	c := config(dir)
 	c.Interface, c.Files.MaxSize = env.CaptureIf, 64<<10
@@ -52,7 +52,7 @@ func TestInterfaceIPv6Extensions(t *testing.T) {
 	if len(cs) < 10 {
 		t.Fatalf("only %d cases with IPv6 extension headers", len(cs))
 	}
-	env := netnstest.New(t)
+	env := testenv.NewNetns(t)
 	dir := t.TempDir()
 	c := config(dir)
 	c.Interface, c.Files.MaxSize = env.CaptureIf, 4<<10
@@ -86,10 +86,10 @@ func splitIPv6Ext(t *testing.T, cs []*gen.Case) (plain, ext []*gen.Case) {
 func TestUDP(t *testing.T) {
 	dir := t.TempDir()
 	c := config(dir)
-	c.Listen, c.Files.MaxSize = freeUDP(t), 64<<10
+	c.Listen, c.Files.MaxSize = testenv.FreeAddr(t, "udp"), 64<<10
 	r := start(t, c)
 	cs := cases(t, "acl", 22, 400, 9000)
-	sendUDP(t, c.Listen, udpPayloads(t, cs))
+	testenv.SendUDP(t, c.Listen, udpPayloads(t, cs))
 	r.waitWritten(uint64(len(cs)))
 	if err := r.finish(); err != nil {
 		t.Fatalf("Run: %v", err)
@@ -105,7 +105,7 @@ func TestHTTP(t *testing.T) {
 	const token = "s3cret-0123456789"
 	dir := t.TempDir()
 	c := config(dir)
-	c.Listen, c.Server.Token = freeUDP(t), token
+	c.Listen, c.Server.Token = testenv.FreeAddr(t, "udp"), token
 	r := start(t, c)
 	cs := cases(t, "acl", 23, 600, 9000)
 	payloads := udpPayloads(t, cs)
@@ -141,16 +141,10 @@ func TestHTTP(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("stream: %s", resp.Status)
 	}
-	live := exec.CommandContext(ctx, "tshark", "-n", "-r", "-", "-c", "300", "-T", "fields", "-e", "frame.comment", "-e", "frame.len")
-	live.Stdin = resp.Body
-	var liveOut, liveErr bytes.Buffer
-	live.Stdout, live.Stderr = &liveOut, &liveErr
-	if err := live.Start(); err != nil {
-		t.Fatal(err)
-	}
+	live := testenv.Tshark{Stdin: resp.Body}.Start(t, "-n", "-r", "-", "-c", "300", "-T", "fields", "-e", "frame.comment", "-e", "frame.len")
 	r.waitFor("two stream clients", func() bool { return r.svc.Stats().StreamClients == 2 })
 
-	sendUDP(t, c.Listen, payloads[:300])
+	testenv.SendUDP(t, c.Listen, payloads[:300])
 	r.waitWritten(300)
 
 	// Rotate closes the file: one closed file, then a new one.
@@ -162,12 +156,9 @@ func TestHTTP(t *testing.T) {
 	}
 	// tshark prints a packet once it has seen what follows it: the second
 	// half lets it finish the first 300.
-	sendUDP(t, c.Listen, payloads[300:])
+	testenv.SendUDP(t, c.Listen, payloads[300:])
 	r.waitWritten(uint64(len(cs)))
-	if err := live.Wait(); err != nil {
-		t.Fatalf("tshark -r - on the stream: %v\n%s", err, liveErr.String())
-	}
-	rows := strings.Split(strings.TrimSpace(liveOut.String()), "\n")
+	rows := live.Lines(t)
 	if len(rows) != 300 {
 		t.Fatalf("tshark read %d packets from the stream, want 300", len(rows))
 	}
@@ -240,7 +231,7 @@ func TestHTTP(t *testing.T) {
 	for len(bulk) < 40000 {
 		bulk = append(bulk, payloads...)
 	}
-	sendUDP(t, c.Listen, bulk)
+	testenv.SendUDP(t, c.Listen, bulk)
 	total := uint64(len(cs) + len(bulk))
 	r.waitWritten(total)
 	if st := r.svc.Stats(); st.StreamDropped == 0 || st.Source.Dropped != 0 || st.Pipeline.Read != total {
@@ -255,13 +246,13 @@ func TestHTTP(t *testing.T) {
 // running, reports the full disk on /healthz and /metrics, and writes
 // again once files are deleted through the API.
 func TestDiskFull(t *testing.T) {
-	dir := testkit.MountTmpfs(t, "512k")
+	dir := testenv.MountTmpfs(t, "512k")
 	c := config(dir)
-	c.Listen, c.Files.MaxSize, c.Server.Token = freeUDP(t), 100<<10, "tok-0123456789abcdef"
+	c.Listen, c.Files.MaxSize, c.Server.Token = testenv.FreeAddr(t, "udp"), 100<<10, "tok-0123456789abcdef"
 	r := start(t, c)
 	cs := cases(t, "acl", 25, 1200, 9000)
 	payloads := udpPayloads(t, cs)
-	sendUDP(t, c.Listen, payloads[:600]) // about 1.3 MB
+	testenv.SendUDP(t, c.Listen, payloads[:600]) // about 1.3 MB
 	r.waitFor("600 packets read", func() bool { return r.svc.Stats().Pipeline.Read >= 600 })
 	r.waitFor("disk full", func() bool { return r.svc.Stats().Files.DiskFull })
 	stored := func() (n uint64) {
@@ -293,7 +284,7 @@ func TestDiskFull(t *testing.T) {
 	}
 	left := stored()
 	time.Sleep(1200 * time.Millisecond) // a full disk is retried after a second
-	sendUDP(t, c.Listen, payloads[600:700])
+	testenv.SendUDP(t, c.Listen, payloads[600:700])
 	r.waitFor("700 packets read", func() bool { return r.svc.Stats().Pipeline.Read >= 700 })
 	r.waitFor("writing again", func() bool { return stored() >= left+100 })
 	if err := r.finish(); err != nil {
@@ -371,7 +362,7 @@ func TestPage(t *testing.T) {
 // renamed from .part, listed as closed, ready to download; Run goes on
 // until its context is done.
 func TestLingerFinishesFiles(t *testing.T) {
-	in := testkit.FieldCase(t, "f13_long_k8s_names.pcap")
+	in := testenv.FieldCase(t, "f13_long_k8s_names.pcap")
 	dir := filepath.Join(t.TempDir(), "caps")
 	c := config(dir)
 	c.Read, c.Linger, c.Server.Token = in, true, "linger-token-0123456789"
@@ -397,7 +388,7 @@ func TestLingerFinishesFiles(t *testing.T) {
 // Without Linger, Run ends at the end of a replayed file, with its files
 // closed.
 func TestReadEnds(t *testing.T) {
-	in := testkit.FieldCase(t, "f13_long_k8s_names.pcap")
+	in := testenv.FieldCase(t, "f13_long_k8s_names.pcap")
 	dir := t.TempDir()
 	c := config(dir)
 	c.Read, c.HTTP = in, ""
@@ -426,9 +417,9 @@ func TestNewFailsBeforeReading(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	in := testkit.FieldCase(t, "f01_tlv_lengths_16_and_2.pcap")
+	in := testenv.FieldCase(t, "f01_tlv_lengths_16_and_2.pcap")
 	dir := filepath.Join(t.TempDir(), "caps")
-	udp := freeUDP(t)
+	udp := testenv.FreeAddr(t, "udp")
 	c := config(dir)
 	c.Listen, c.HTTP = udp, ln.Addr().String()
 	if _, err := New(c); err == nil || !strings.Contains(err.Error(), "address already in use") {
@@ -458,7 +449,7 @@ func TestNewFailsBeforeReading(t *testing.T) {
 // A configuration without exactly one source, or that would keep
 // nothing, is refused.
 func TestNewRefuses(t *testing.T) {
-	in := testkit.FieldCase(t, "f01_tlv_lengths_16_and_2.pcap")
+	in := testenv.FieldCase(t, "f01_tlv_lengths_16_and_2.pcap")
 	for _, c := range []Config{
 		{HTTP: "127.0.0.1:0"},
 		{Read: in, Listen: "127.0.0.1:0", HTTP: "127.0.0.1:0"},
@@ -475,7 +466,7 @@ func TestNewRefuses(t *testing.T) {
 // allows 16 MiB) is cut, so that every file the capture writes opens in
 // tshark, rejects included.
 func TestHugeRecord(t *testing.T) {
-	in := testkit.HostileCase(t, "pcap-1mib-record.pcap")
+	in := testenv.HostileCase(t, "pcap-1mib-record.pcap")
 	for _, format := range []pcapfile.Format{pcapfile.FormatPcapNG, pcapfile.FormatPcap} {
 		t.Run(format.String(), func(t *testing.T) {
 			dir := t.TempDir()
@@ -519,7 +510,7 @@ func TestHugeRecord(t *testing.T) {
 func TestCloseWithoutRun(t *testing.T) {
 	dir := t.TempDir()
 	c := config(dir)
-	c.Listen = freeUDP(t)
+	c.Listen = testenv.FreeAddr(t, "udp")
 	svc, err := New(c)
 	if err != nil {
 		t.Fatal(err)

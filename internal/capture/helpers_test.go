@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -27,7 +26,7 @@ import (
 	"github.com/vrsniff/vrsniff/internal/ring"
 	"github.com/vrsniff/vrsniff/internal/server"
 	"github.com/vrsniff/vrsniff/internal/source"
-	"github.com/vrsniff/vrsniff/internal/testkit"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 // config is the configuration `vrsniff capture` runs with by default,
@@ -276,35 +275,6 @@ func udpPayloads(t *testing.T, cs []*gen.Case) [][]byte {
 	return ps
 }
 
-func sendUDP(t *testing.T, addr string, payloads [][]byte) {
-	t.Helper()
-	c, err := net.Dial("udp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	for i, p := range payloads {
-		if _, err := c.Write(p); err != nil {
-			t.Fatalf("send datagram %d: %v", i, err)
-		}
-		if i%32 == 31 {
-			// Loopback has no flow control: let the receiver keep up.
-			time.Sleep(time.Millisecond)
-		}
-	}
-}
-
-// freeUDP returns a loopback UDP address that was free a moment ago.
-func freeUDP(t *testing.T) string {
-	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().String()
-}
-
 // captureFiles lists the capture files in dir (no sidecars), in the
 // order they were written.
 func captureFiles(t *testing.T, dir string) (closed []string, parts []string) {
@@ -332,7 +302,7 @@ func tshark(t *testing.T, file string, fields ...string) [][]string {
 	for _, f := range fields {
 		args = append(args, "-e", f)
 	}
-	return testkit.Tshark(t, args...)
+	return testenv.TsharkRows(t, args...)
 }
 
 // checkFiles checks that the closed files of dir hold exactly the inner

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/vrsniff/vrsniff/internal/testenv"
 	"github.com/vrsniff/vrsniff/internal/vnpair"
 )
 
@@ -49,7 +50,7 @@ func TestSplitFlood(t *testing.T) {
 	const pairs, maxOpen = 3000, 16
 	dir := t.TempDir()
 	c := config(dir)
-	c.Listen, c.Files.Split, c.Files.MaxOpen = freeUDP(t), vnpair.Undirected, maxOpen
+	c.Listen, c.Files.Split, c.Files.MaxOpen = testenv.FreeAddr(t, "udp"), vnpair.Undirected, maxOpen
 	r := start(t, c)
 	fds0 := openFDs(t)
 	base := udpPayloads(t, cases(t, "acl", 31, 1, 9000))[0]
@@ -57,7 +58,7 @@ func TestSplitFlood(t *testing.T) {
 	for i := range pairs {
 		ps = append(ps, withSrcVN(t, base, "default-domain:evil:spoof-"+strconv.Itoa(i)))
 	}
-	sendUDP(t, c.Listen, ps)
+	testenv.SendUDP(t, c.Listen, ps)
 	r.waitWritten(pairs)
 	// The split files, the other set's, and a connection or two of the API.
 	if n := openFDs(t); n > fds0+maxOpen+1+2 {
@@ -89,17 +90,17 @@ func TestSplitFlood(t *testing.T) {
 func TestDirRemoved(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "captures")
 	c := config(dir)
-	c.Listen = freeUDP(t)
+	c.Listen = testenv.FreeAddr(t, "udp")
 	r := start(t, c)
 	ps := udpPayloads(t, cases(t, "acl", 32, 300, 9000))
-	sendUDP(t, c.Listen, ps[:200])
+	testenv.SendUDP(t, c.Listen, ps[:200])
 	r.waitWritten(200)
 	recreated := r.svc.Stats().Files.DirRecreated
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
 	r.waitFor("the directory created again", func() bool { return r.svc.Stats().Files.DirRecreated > recreated })
-	sendUDP(t, c.Listen, ps[200:])
+	testenv.SendUDP(t, c.Listen, ps[200:])
 	r.waitWritten(300)
 	if err := r.finish(); err != nil {
 		t.Fatalf("Run: %v", err)

@@ -19,7 +19,7 @@ import (
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
 	"github.com/vrsniff/vrsniff/internal/pipeline"
-	"github.com/vrsniff/vrsniff/internal/testkit"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 	"github.com/vrsniff/vrsniff/internal/vnpair"
 )
 
@@ -114,7 +114,7 @@ func TestSameFile(t *testing.T) {
 	in := genCapture(t, dir, "acl", 50, 0)
 	must(t, os.Link(in, filepath.Join(dir, "hard.pcap")))
 	must(t, os.Symlink("acl.pcap", filepath.Join(dir, "soft.pcap")))
-	hostileCase := testkit.HostileCase(t, "split-slug-collision.pcap")
+	hostileCase := testenv.HostileCase(t, "split-slug-collision.pcap")
 	t.Chdir(dir)
 	for _, c := range []Files{
 		{In: in, Out: in},
@@ -199,7 +199,7 @@ func TestFailedRunKeepsExisting(t *testing.T) {
 		ctx   func() context.Context
 		check func(err error) bool
 	}{
-		{"full disk", func(t *testing.T) string { return testkit.MountTmpfs(t, "256k") }, context.Background,
+		{"full disk", func(t *testing.T) string { return testenv.MountTmpfs(t, "256k") }, context.Background,
 			func(err error) bool { return errors.Is(err, syscall.ENOSPC) }},
 		{"interrupted", func(t *testing.T) string { return t.TempDir() }, func() context.Context {
 			ctx, cancel := context.WithCancel(context.Background())
@@ -242,7 +242,7 @@ func TestFailedRunKeepsExisting(t *testing.T) {
 			if err != nil || len(got) == 0 {
 				t.Fatalf("new output after a full disk: %d packets, %v", len(got), err)
 			}
-			testkit.Tshark(t, "-r", out, "-T", "fields", "-e", "frame.number")
+			testenv.TsharkRows(t, "-r", out, "-T", "fields", "-e", "frame.number")
 			whole := filepath.Join(t.TempDir(), "whole.pcapng")
 			if _, err := RunFiles(context.Background(), Files{In: in, Out: whole}, defaults); err != nil {
 				t.Fatal(err)
@@ -363,7 +363,7 @@ func splitRun(t *testing.T, in string, s vnpair.Split) (string, map[string]int) 
 
 // The two pairs that collided under an earlier naming rule get a file each.
 func TestSplitCollision(t *testing.T) {
-	_, files := splitRun(t, testkit.HostileCase(t, "split-slug-collision.pcap"), vnpair.Undirected)
+	_, files := splitRun(t, testenv.HostileCase(t, "split-slug-collision.pcap"), vnpair.Undirected)
 	want := map[string]int{
 		"default-domain.admin.vn-db+default-domain.admin.vn_web.pcapng": 5,
 		"default-domain.admin.vn-db+default-domain.admin_vn.web.pcapng": 5,
@@ -389,7 +389,7 @@ func mapsEqual(a, b map[string]int) bool {
 // 160-byte names land in one file by default, in one each with
 // vn-direction; the names stay within 255 bytes and show both networks.
 func TestSplitLongK8sNames(t *testing.T) {
-	in := testkit.FieldCase(t, "f13_long_k8s_names.pcap")
+	in := testenv.FieldCase(t, "f13_long_k8s_names.pcap")
 	_, one := splitRun(t, in, vnpair.Undirected)
 	_, two := splitRun(t, in, vnpair.Directed)
 	if len(one) != 1 || len(two) != 2 {
@@ -422,7 +422,7 @@ func TestSplitUTF8SpaceNames(t *testing.T) {
 	dir := filepath.Join(sandbox, "1", "2", "3", "4", "split")
 	o := defaults
 	o.Split = vnpair.Undirected
-	stats, err := RunFiles(context.Background(), Files{In: testkit.FieldCase(t, "f16_utf8_space_names.pcap"), Out: dir}, o)
+	stats, err := RunFiles(context.Background(), Files{In: testenv.FieldCase(t, "f16_utf8_space_names.pcap"), Out: dir}, o)
 	if err != nil {
 		t.Fatal(err)
 	}

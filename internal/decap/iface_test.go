@@ -18,7 +18,7 @@ import (
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
-	"github.com/vrsniff/vrsniff/internal/testkit"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 // decapFile decodes the capture in with o (Out and Rejects are set to
@@ -62,13 +62,13 @@ func lines(rows [][]string) string {
 // their nanosecond times, and the frame cut by eth2's snap length is marked
 // truncated.
 func TestDecapKeepsInterfaces(t *testing.T) {
-	in := testkit.FieldCase(t, "f09_three_interfaces_ns.pcapng")
+	in := testenv.FieldCase(t, "f09_three_interfaces_ns.pcapng")
 	for _, f := range []pcapfile.Format{pcapfile.FormatPcapNG, pcapfile.FormatJuniperVN} {
 		out, _, err := decapFile(t, in, Options{Format: f})
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := lines(testkit.Tshark(t, "-r", out, "-T", "fields", "-E", "separator=|", "-e", "frame.interface_name",
+		got := lines(testenv.TsharkRows(t, "-r", out, "-T", "fields", "-E", "separator=|", "-e", "frame.interface_name",
 			"-e", "frame.time_epoch", "-e", "frame.len", "-e", "frame.cap_len", "-e", "frame.comment"))
 		extra := 0
 		if f == pcapfile.FormatJuniperVN {
@@ -92,7 +92,7 @@ func TestDecapKeepsInterfaces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := lines(testkit.Tshark(t, "-r", out, "-T", "fields", "-E", "separator=|", "-e", "frame.time_epoch", "-e", "frame.len", "-e", "frame.cap_len"))
+	got := lines(testenv.TsharkRows(t, "-r", out, "-T", "fields", "-E", "separator=|", "-e", "frame.time_epoch", "-e", "frame.len", "-e", "frame.cap_len"))
 	want := "1700000000.123456789|98|98\n1700000000.223456000|242|15\n1700000000.323456000|98|98\n1700000000.423456001|98|98"
 	if got != want {
 		t.Errorf("pcap: tshark\n%s\nwant\n%s", got, want)
@@ -104,7 +104,7 @@ func TestDecapKeepsInterfaces(t *testing.T) {
 func TestDecapKeepsComments(t *testing.T) {
 	dir := t.TempDir()
 	in := filepath.Join(dir, "in.pcapng")
-	src := testkit.FieldCase(t, "f09_three_interfaces_ns.pcapng")
+	src := testenv.FieldCase(t, "f09_three_interfaces_ns.pcapng")
 	if out, err := exec.Command("editcap", "-a", "1:seen on the left tap", "-a", "3:after the reboot", src, in).CombinedOutput(); err != nil {
 		t.Fatalf("editcap: %v\n%s", err, out)
 	}
@@ -120,7 +120,7 @@ func TestDecapKeepsComments(t *testing.T) {
 		t.Fatal(err)
 	}
 	meta := "src_vn=default-domain:admin:vn-web dst_vn=default-domain:admin:vn-db dir=ingress host=192.0.2.11 action=pass,mirror"
-	got := lines(testkit.Tshark(t, "-r", out, "-T", "fields", "-E", "separator=|", "-E", "aggregator=;", "-e", "frame.comment"))
+	got := lines(testenv.TsharkRows(t, "-r", out, "-T", "fields", "-E", "separator=|", "-E", "aggregator=;", "-e", "frame.comment"))
 	want := strings.Join([]string{meta + ";seen on the left tap", meta + " truncated=242", meta + ";after the reboot", meta}, "\n")
 	if got != want {
 		t.Errorf("tshark\n%s\nwant\n%s", got, want)
@@ -132,7 +132,7 @@ func TestDecapKeepsComments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got = lines(testkit.Tshark(t, "-r", rejects, "-T", "fields", "-E", "separator=|", "-E", "aggregator=;", "-e", "frame.comment", "-e", "frame.interface_name"))
+	got = lines(testenv.TsharkRows(t, "-r", rejects, "-T", "fields", "-E", "separator=|", "-E", "aggregator=;", "-e", "frame.comment", "-e", "frame.interface_name"))
 	want = strings.Join([]string{
 		"malformed: not-mirror at offset 0;seen on the left tap|eth1",
 		"malformed: not-mirror at offset 0|eth2",
@@ -148,7 +148,7 @@ func TestDecapKeepsComments(t *testing.T) {
 // written opens in tshark; the big record is cut to 262144 bytes and
 // counted as truncated, or rejected with its reason.
 func TestDecapHugeRecord(t *testing.T) {
-	in := testkit.HostileCase(t, "pcap-1mib-record.pcap")
+	in := testenv.HostileCase(t, "pcap-1mib-record.pcap")
 	for _, c := range []struct {
 		name   string
 		format pcapfile.Format
@@ -176,8 +176,8 @@ func TestDecapHugeRecord(t *testing.T) {
 				t.Fatal(err)
 			}
 			s := stats.Summary()
-			outRows := testkit.Tshark(t, "-r", fo.Name(), "-T", "fields", "-e", "frame.cap_len", "-e", "frame.len")
-			rejRows := testkit.Tshark(t, "-r", fr.Name(), "-T", "fields", "-e", "frame.cap_len", "-e", "frame.len", "-e", "frame.comment")
+			outRows := testenv.TsharkRows(t, "-r", fo.Name(), "-T", "fields", "-e", "frame.cap_len", "-e", "frame.len")
+			rejRows := testenv.TsharkRows(t, "-r", fr.Name(), "-T", "fields", "-e", "frame.cap_len", "-e", "frame.len", "-e", "frame.comment")
 			big := [][]string{{"262144", "1048590"}}
 			if c.drop {
 				if len(outRows) != 1 || lines(rejRows) != "262144|1048590|malformed: not-mirror at offset 0" || s.Malformed["not-mirror"] != 1 {
@@ -196,7 +196,7 @@ func TestDecapHugeRecord(t *testing.T) {
 // returns its path and where each record ends.
 func mirrorCapture(t *testing.T, n int) (string, []int) {
 	t.Helper()
-	ps, err := pcapfile.ReadFile(testkit.FieldCase(t, "f03_port_8159_acl.pcap"))
+	ps, err := pcapfile.ReadFile(testenv.FieldCase(t, "f03_port_8159_acl.pcap"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +252,7 @@ func TestDecapShrinkingInput(t *testing.T) {
 	if n := stats.Written.Load(); n != 2001 {
 		t.Errorf("%d written, want 2001", n)
 	}
-	rows := testkit.Tshark(t, "-r", fo.Name(), "-T", "fields", "-e", "frame.comment")
+	rows := testenv.TsharkRows(t, "-r", fo.Name(), "-T", "fields", "-e", "frame.comment")
 	if len(rows) != 2001 || !strings.HasPrefix(rows[2000][0], "src_vn=") {
 		t.Errorf("tshark reads %d packets", len(rows))
 	}

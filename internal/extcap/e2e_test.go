@@ -2,7 +2,6 @@ package extcap
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"net"
@@ -21,9 +20,9 @@ import (
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
-	"github.com/vrsniff/vrsniff/internal/netnstest"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
 	"github.com/vrsniff/vrsniff/internal/server"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 // These tests run the real tshark, which runs the vrsniff binary as its
@@ -59,9 +58,6 @@ func buildVrsniff(t *testing.T) {
 // vrsniff link, as "vrsniff extcap install" makes it.
 func wireshark(t *testing.T) (home string) {
 	t.Helper()
-	if _, err := exec.LookPath("tshark"); err != nil {
-		t.Fatal("tshark is required (Debian package tshark)")
-	}
 	buildVrsniff(t)
 	home = t.TempDir()
 	if _, err := Install(binPath, PersonalDirs(WiresharkVersion(), home, "")); err != nil {
@@ -76,49 +72,6 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(filepath.Dir(binPath))
 	}
 	os.Exit(code)
-}
-
-type tsharkRun struct {
-	cmd    *exec.Cmd
-	stderr bytes.Buffer
-	done   chan error
-}
-
-func startTshark(t *testing.T, home string, args ...string) *tsharkRun {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
-	t.Cleanup(cancel)
-	r := &tsharkRun{done: make(chan error, 1)}
-	r.cmd = exec.CommandContext(ctx, "tshark", args...)
-	r.cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"))
-	r.cmd.Stderr = &r.stderr
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { r.done <- r.cmd.Wait() }()
-	return r
-}
-
-func (r *tsharkRun) wait(t *testing.T) error {
-	t.Helper()
-	select {
-	case err := <-r.done:
-		return err
-	case <-time.After(45 * time.Second):
-		t.Fatalf("tshark did not end\n%s", r.stderr.String())
-	}
-	return nil
-}
-
-// waitFor polls cond for up to 15 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
 }
 
 // extcapWriting reports whether the extcap process for iface has opened
@@ -155,15 +108,6 @@ func readFrames(t *testing.T, name string) [][]byte {
 	return frames
 }
 
-func serialize(t *testing.T, ls ...gopacket.SerializableLayer) []byte {
-	t.Helper()
-	buf := gopacket.NewSerializeBuffer()
-	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ls...); err != nil {
-		t.Fatal(err)
-	}
-	return append([]byte(nil), buf.Bytes()...)
-}
-
 // inner is a frame a VM sent, TCP or UDP to port.
 func inner(t *testing.T, tcp bool, port uint16, seq int) []byte {
 	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{0, 0, 0x5e, 0, 1, 0}, EthernetType: layers.EthernetTypeIPv4}
@@ -173,12 +117,12 @@ func inner(t *testing.T, tcp bool, port uint16, seq int) []byte {
 		ip.Protocol = layers.IPProtocolTCP
 		l4 := &layers.TCP{SrcPort: 40000, DstPort: layers.TCPPort(port), Seq: uint32(seq), ACK: true, Window: 100}
 		l4.SetNetworkLayerForChecksum(ip)
-		return serialize(t, eth, ip, l4, payload)
+		return testenv.Serialize(t, eth, ip, l4, payload)
 	}
 	ip.Protocol = layers.IPProtocolUDP
 	l4 := &layers.UDP{SrcPort: 40000, DstPort: layers.UDPPort(port)}
 	l4.SetNetworkLayerForChecksum(ip)
-	return serialize(t, eth, ip, l4, payload)
+	return testenv.Serialize(t, eth, ip, l4, payload)
 }
 
 // metadata is the TLV list of ACL mirroring.
@@ -254,29 +198,6 @@ type daemon struct {
 	err     error // the exit status, set before exited is closed
 }
 
-// freeAddr returns a loopback address with a port that was free a moment
-// ago.
-func freeAddr(t *testing.T, network string) string {
-	t.Helper()
-	var addr string
-	if network == "udp" {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr = c.LocalAddr().String()
-		c.Close()
-	} else {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr = l.Addr().String()
-		l.Close()
-	}
-	return addr
-}
-
 // startDaemon runs vrsniff capture with the token until the test ends, and
 // returns once its HTTP server answers. At the end it stops it with SIGTERM,
 // as a service manager would, and expects a clean exit.
@@ -286,8 +207,8 @@ func startDaemon(t *testing.T, token string) *daemon {
 	dir := t.TempDir()
 	tf := tokenFile(t, token)
 	for attempt := 1; ; attempt++ {
-		d := &daemon{udpAddr: freeAddr(t, "udp"), token: token, exited: make(chan struct{})}
-		httpAddr := freeAddr(t, "tcp")
+		d := &daemon{udpAddr: testenv.FreeAddr(t, "udp"), token: token, exited: make(chan struct{})}
+		httpAddr := testenv.FreeAddr(t, "tcp")
 		d.url = "http://" + httpAddr
 		d.cmd = exec.Command(binPath, "capture", "--listen", d.udpAddr, "--http", httpAddr,
 			"--token-file", tf, "--dir", dir, "--stats-every", "0")
@@ -300,7 +221,7 @@ func startDaemon(t *testing.T, token string) *daemon {
 			t.Cleanup(func() { d.stop(t) })
 			return d
 		}
-		// Another process may have taken a port between freeAddr and
+		// Another process may have taken a port between FreeAddr and
 		// the daemon's bind: pick new ones.
 		if attempt == 3 || !strings.Contains(d.stderr.String(), "address already in use") {
 			t.Fatalf("vrsniff capture exited at start: %v\n%s", d.err, d.stderr.String())
@@ -382,19 +303,13 @@ func tokenFile(t *testing.T, token string) string {
 	return p
 }
 
-func sendUDP(t *testing.T, addr string, ms []mirrored) {
-	t.Helper()
-	c, err := net.Dial("udp", addr)
-	if err != nil {
-		t.Fatal(err)
+// payloads are the mirror datagrams of ms.
+func payloads(ms []mirrored) [][]byte {
+	ps := make([][]byte, len(ms))
+	for i, m := range ms {
+		ps[i] = m.payload
 	}
-	defer c.Close()
-	for _, m := range ms {
-		if _, err := c.Write(m.payload); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	return ps
 }
 
 func checkFrames(t *testing.T, got [][]byte, ms []mirrored) {
@@ -419,11 +334,8 @@ func checkFrames(t *testing.T, got [][]byte, ms []mirrored) {
 // carries its metadata as comment and its direction in the packet flags.
 func checkComments(t *testing.T, path string, ms []mirrored) {
 	t.Helper()
-	out, err := exec.Command("tshark", "-r", path, "-T", "fields", "-E", "separator=|",
-		"-e", "frame.comment", "-e", "frame.packet_flags_direction").Output()
-	if err != nil {
-		t.Fatalf("tshark -r: %v", err)
-	}
+	got := testenv.Tshark{}.Lines(t, "-r", path, "-T", "fields", "-E", "separator=|",
+		"-e", "frame.comment", "-e", "frame.packet_flags_direction")
 	var want []string
 	for _, m := range ms {
 		if m.keep {
@@ -434,9 +346,8 @@ func checkComments(t *testing.T, path string, ms []mirrored) {
 			want = append(want, m.comment+"|"+dir)
 		}
 	}
-	got := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
 	if len(got) != len(want) {
-		t.Fatalf("tshark read %d packets, want %d:\n%s", len(got), len(want), out)
+		t.Fatalf("tshark read %d packets, want %d:\n%s", len(got), len(want), strings.Join(got, "\n"))
 	}
 	for i := range want {
 		if got[i] != want[i] {
@@ -450,7 +361,7 @@ func TestRemoteCaptureWithTshark(t *testing.T) {
 	d := startDaemon(t, "s3cret-0123456789")
 	out := filepath.Join(t.TempDir(), "out.pcapng")
 	// The inner filter and the capture filter field are combined.
-	run := startTshark(t, home, "-i", Remote,
+	run := testenv.Tshark{Home: home}.Start(t, "-i", Remote,
 		"-o", "extcap.vrsniff_remote.url:"+d.url,
 		"-o", "extcap.vrsniff_remote.token_file:"+tokenFile(t, "s3cret-0123456789"),
 		"-o", "extcap.vrsniff_remote.src_vn:*:vn-left",
@@ -458,16 +369,14 @@ func TestRemoteCaptureWithTshark(t *testing.T) {
 		"-o", "extcap.vrsniff_remote.bpf:tcp",
 		"-f", "port 80",
 		"-a", "duration:4", "-w", out)
-	waitFor(t, "the stream client", func() bool { return d.stats(t).StreamClients == 1 })
+	testenv.WaitFor(t, "the stream client", func() bool { return d.stats(t).StreamClients == 1 })
 	ms := traffic(t)
-	sendUDP(t, d.udpAddr, ms)
-	if err := run.wait(t); err != nil {
-		t.Fatalf("tshark: %v\n%s", err, run.stderr.String())
-	}
+	testenv.SendUDP(t, d.udpAddr, payloads(ms))
+	run.Output(t)
 	checkFrames(t, readFrames(t, out), ms)
 	checkComments(t, out, ms)
 	// Stopping in Wireshark ends the stream on the server too.
-	waitFor(t, "the stream to end on the server", func() bool { return d.stats(t).StreamClients == 0 })
+	testenv.WaitFor(t, "the stream to end on the server", func() bool { return d.stats(t).StreamClients == 0 })
 	st := d.stats(t)
 	if st.Pipeline.Read != uint64(len(ms)) || st.Pipeline.TotalMalformed() != 0 {
 		t.Errorf("daemon read %d packets, %d malformed; sent %d", st.Pipeline.Read, st.Pipeline.TotalMalformed(), len(ms))
@@ -486,14 +395,14 @@ func TestRemoteErrorsInTshark(t *testing.T) {
 		{"http://127.0.0.1:1", "s3cret-0123456789", "connect to http://127.0.0.1:1/api/stream"},
 	} {
 		start := time.Now()
-		run := startTshark(t, home, "-i", Remote, "-o", "extcap.vrsniff_remote.url:"+tc.url,
+		run := testenv.Tshark{Home: home}.Start(t, "-i", Remote, "-o", "extcap.vrsniff_remote.url:"+tc.url,
 			"-o", "extcap.vrsniff_remote.token_file:"+tokenFile(t, tc.token), "-a", "duration:20", "-w", filepath.Join(t.TempDir(), "x.pcapng"))
-		err := run.wait(t)
+		stderr, err := run.Result()
 		if err == nil {
 			t.Errorf("%s: tshark succeeded", tc.want)
 		}
-		if !strings.Contains(run.stderr.String(), tc.want) {
-			t.Errorf("stderr lacks %q:\n%s", tc.want, run.stderr.String())
+		if !strings.Contains(stderr, tc.want) {
+			t.Errorf("stderr lacks %q:\n%s", tc.want, stderr)
 		}
 		// An error ends the capture at once, long before the duration.
 		if d := time.Since(start); d > 15*time.Second {
@@ -507,9 +416,9 @@ func TestRemoteErrorsInTshark(t *testing.T) {
 
 func TestLocalCaptureWithTshark(t *testing.T) {
 	home := wireshark(t)
-	env := netnstest.New(t)
+	env := testenv.NewNetns(t)
 	out := filepath.Join(t.TempDir(), "out.pcapng")
-	run := startTshark(t, home, "-i", Local,
+	run := testenv.Tshark{Home: home}.Start(t, "-i", Local,
 		"-o", "extcap.vrsniff_local.iface:"+env.CaptureIf,
 		"-o", "extcap.vrsniff_local.vn:*:vn-left",
 		"-o", "extcap.vrsniff_local.bpf:tcp port 80",
@@ -517,7 +426,7 @@ func TestLocalCaptureWithTshark(t *testing.T) {
 		"-a", "duration:4", "-w", out)
 	// The extcap writes the capture header once its source is open; dumpcap
 	// then writes its own to the output file.
-	waitFor(t, "the extcap to capture", func() bool {
+	testenv.WaitFor(t, "the extcap to capture", func() bool {
 		st, err := os.Stat(out)
 		return err == nil && st.Size() > 0
 	})
@@ -535,13 +444,11 @@ func TestLocalCaptureWithTshark(t *testing.T) {
 		ip := &layers.IPv4{Version: 4, TTL: 64, Id: uint16(i), Protocol: layers.IPProtocolUDP, SrcIP: net.IP{192, 168, 10, 11}, DstIP: net.IP{192, 168, 10, 99}}
 		udp := &layers.UDP{SrcPort: 49152, DstPort: 8099}
 		udp.SetNetworkLayerForChecksum(ip)
-		frames = append(frames, serialize(t, eth, ip, udp, gopacket.Payload(m.payload)))
+		frames = append(frames, testenv.Serialize(t, eth, ip, udp, gopacket.Payload(m.payload)))
 	}
 	env.Send(t, frames)
-	if err := run.wait(t); err != nil {
-		t.Fatalf("tshark: %v\n%s", err, run.stderr.String())
-	}
+	run.Output(t)
 	checkFrames(t, readFrames(t, out), ms)
 	checkComments(t, out, ms)
-	waitFor(t, "the extcap to exit", func() bool { return !extcapWriting(Local) })
+	testenv.WaitFor(t, "the extcap to exit", func() bool { return !extcapWriting(Local) })
 }

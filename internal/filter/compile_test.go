@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
-	"github.com/vrsniff/vrsniff/internal/testkit"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 func join(n int, op string, term func(i int) string) string {
@@ -24,7 +24,7 @@ func join(n int, op string, term func(i int) string) string {
 // The 3000-term expression is refused by its length alone: libpcap never
 // sees it, and refusing it allocates next to nothing.
 func TestHostileExpression(t *testing.T) {
-	b, err := os.ReadFile(testkit.HostileCase(t, "bpf-3000-terms.txt"))
+	b, err := os.ReadFile(testenv.HostileCase(t, "bpf-3000-terms.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
-	"github.com/vrsniff/vrsniff/internal/testkit"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 // The field kinds, checked by the wire format alone: what the generator
@@ -255,7 +255,7 @@ func TestRuleOnFieldCases(t *testing.T) {
 		{"f12_empty_vn_deny.pcap", false},
 		{"f16_utf8_space_names.pcap", false},
 	} {
-		r, err := pcapgoReader(t, testkit.FieldCase(t, tc.file))
+		r, err := pcapgoReader(t, testenv.FieldCase(t, tc.file))
 		if err != nil {
 			t.Fatal(err)
 		}

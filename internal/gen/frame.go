@@ -49,8 +49,12 @@ func (g *Generator) pickInner() innerType {
 	}
 }
 
-// pickSize draws an inner frame size: mostly 64..1514, rarely jumbo.
+// pickSize draws an inner frame size: mostly 64..1514, rarely jumbo; or
+// the case's size of Options.FrameSizes.
 func (g *Generator) pickSize() int {
+	if fs := g.opts.FrameSizes; len(fs) > 0 {
+		return fs[g.index%len(fs)]
+	}
 	var n int
 	switch r := g.rng.IntN(100); {
 	case r < 40:
@@ -112,6 +116,10 @@ func (g *Generator) innerFrame(t innerType, size int) []byte {
 		g.randMAC(b[0:6])
 	}
 	g.randMAC(b[6:12])
+	if g.opts.Numbered {
+		b[6], b[7] = 0x02, 0x4e
+		binary.BigEndian.PutUint32(b[8:12], uint32(g.index))
+	}
 	if t == inTaggedIPv4 || t == inTaggedIPv6 {
 		binary.BigEndian.PutUint16(b[12:], 0x8100)
 		b = append(b, 0, 0, 0, 0)

@@ -166,6 +166,30 @@ func ParseMix(s string) (Mix, error) {
 	return m, nil
 }
 
+// ParseFrameSizes parses Options.FrameSizes written as comma-separated
+// SIZE or SIZE=N items, N the number of cases in a row of that size:
+// "64=9,1514" is nine 64-byte inner frames, then a full-size one, in turn.
+func ParseFrameSizes(s string) ([]int, error) {
+	var sizes []int
+	for _, f := range strings.Split(s, ",") {
+		size, rep, ok := strings.Cut(strings.TrimSpace(f), "=")
+		n, err := strconv.Atoi(size)
+		if err != nil || n < 14 || n > 9000 {
+			return nil, fmt.Errorf("frame sizes %q: size %q is not a number of bytes in 14..9000", s, size)
+		}
+		k := 1
+		if ok {
+			if k, err = strconv.Atoi(rep); err != nil || k < 1 || k > 1000 {
+				return nil, fmt.Errorf("frame sizes %q: count %q is not in 1..1000", s, rep)
+			}
+		}
+		for range k {
+			sizes = append(sizes, n)
+		}
+	}
+	return sizes, nil
+}
+
 // Profiles are the named mixes.
 var Profiles = map[string]Mix{
 	"mixed": {KindACL: 40, KindPort: 20, KindEndOnly: 3, KindUnknownTLV: 3, KindLegacy1: 1,
@@ -245,6 +269,19 @@ type Options struct {
 	MaxDist int
 	// Start is the timestamp of the first packet (default 2024-03-01 UTC).
 	Start time.Time
+	// FrameSizes, when set, fixes the inner frame sizes in turn: case i's
+	// inner frames are FrameSizes[i%len(FrameSizes)] bytes long, or as
+	// long as their headers when that is longer (14..9000 bytes each;
+	// MinFrame and MaxFrame then do not apply). Benchmarks use it for a
+	// known share of full-size frames.
+	FrameSizes []int
+	// VNs, when set, replaces the pool of VN names the metadata draws
+	// from (names of at most MaxVN bytes); one name makes one VN pair.
+	VNs []string
+	// Numbered writes case i's number in its inner frames' source MAC,
+	// 02:4e:ii:ii:ii:ii (i mod 2^32, big-endian), so that what reached a
+	// capture can be told apart and counted (bench/genhostile count).
+	Numbered bool
 }
 
 // Wire is one outer packet as captured.
@@ -478,6 +515,16 @@ func New(opts Options) (*Generator, error) {
 	case opts.MaxDist < 1 || opts.MaxDist > 64:
 		return nil, fmt.Errorf("reassembly distance %d: outside 1..64", opts.MaxDist)
 	}
+	for _, n := range opts.FrameSizes {
+		if n < 14 || n > 9000 {
+			return nil, fmt.Errorf("frame size %d: outside 14..9000", n)
+		}
+	}
+	for _, vn := range opts.VNs {
+		if len(vn) > opts.MaxVN {
+			return nil, fmt.Errorf("VN %q: longer than %d bytes", vn, opts.MaxVN)
+		}
+	}
 	switch opts.LinkType {
 	case 0, layers.LinkTypeEthernet, layers.LinkTypeLinuxSLL, layers.LinkTypeLinuxSLL2, layers.LinkTypeRaw:
 	default:
@@ -504,6 +551,9 @@ func New(opts Options) (*Generator, error) {
 		return nil, fmt.Errorf("mix selects no case kind possible with these options")
 	}
 	g.initPools()
+	if len(opts.VNs) > 0 {
+		g.vns, g.realVNs = slices.Clone(opts.VNs), len(opts.VNs)
+	}
 	return g, nil
 }
 

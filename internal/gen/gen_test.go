@@ -744,3 +744,49 @@ func TestNextDoesNotAllocate(t *testing.T) {
 	}
 	t.Errorf("Next allocates %.0f times in 5000 cases", n)
 }
+
+// The benchmark options: sizes in turn, one VN, each case's number in its
+// inner source MAC.
+func TestBenchOptions(t *testing.T) {
+	sizes, err := ParseFrameSizes("64=2, 1514")
+	if err != nil || !slices.Equal(sizes, []int{64, 64, 1514}) {
+		t.Fatalf("ParseFrameSizes: %v %v", sizes, err)
+	}
+	for _, bad := range []string{"", "13", "9001", "64=0", "64=x", "x=2"} {
+		if _, err := ParseFrameSizes(bad); err == nil {
+			t.Errorf("ParseFrameSizes(%q) accepted", bad)
+		}
+	}
+	const vn = "default-domain:admin:vn-left"
+	fragmented := 0
+	for _, c := range cases(t, Options{Seed: 5, Mix: Mix{KindACL: 1}, FrameSizes: sizes, VNs: []string{vn}, Numbered: true}, 300) {
+		f := c.Frame
+		if !bytes.Equal(f[6:8], []byte{0x02, 0x4e}) || binary.BigEndian.Uint32(f[8:12]) != uint32(c.Index) {
+			t.Fatalf("case %d: source MAC %x", c.Index, f[6:12])
+		}
+		if c.SrcVN != nil && *c.SrcVN != vn || c.DstVN != nil && *c.DstVN != vn || c.SrcVN == nil && c.DstVN == nil {
+			t.Fatalf("case %d: VNs %v %v", c.Index, c.SrcVN, c.DstVN)
+		}
+		want := sizes[c.Index%3]
+		// IPv4 frames are the size asked for; others may need more for
+		// their headers, or less (ARP).
+		if binary.BigEndian.Uint16(f[12:]) == 0x0800 && len(f) != want {
+			t.Fatalf("case %d: an IPv4 frame of %d bytes, want %d", c.Index, len(f), want)
+		}
+		if len(c.Packets) > 1 {
+			fragmented++
+			if want != 1514 {
+				t.Fatalf("case %d: %d-byte frame fragmented", c.Index, len(f))
+			}
+		}
+	}
+	if fragmented < 50 {
+		t.Fatalf("%d of 100 full-size cases fragmented", fragmented)
+	}
+	if _, err := New(Options{FrameSizes: []int{10}}); err == nil {
+		t.Error("a 10-byte frame size accepted")
+	}
+	if _, err := New(Options{VNs: []string{strings.Repeat("x", 256)}}); err == nil {
+		t.Error("a 256-byte VN accepted")
+	}
+}

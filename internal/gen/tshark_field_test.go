@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 // Wireshark as the oracle for the field kinds: the VN names byte for byte
@@ -22,25 +22,10 @@ import (
 // tsharkJSON returns, per record number, the layers tshark shows for it.
 func tsharkJSON(t *testing.T, file string, extra ...string) map[int]map[string]json.RawMessage {
 	t.Helper()
-	if _, err := exec.LookPath("tshark"); err != nil {
-		t.Fatalf("tshark is required for this test: %v", err)
-	}
 	args := append([]string{"-n", "-r", file, "-T", "json", "-x", "--no-duplicate-keys"}, extra...)
-	out, err := exec.Command("tshark", args...).Output()
-	if err != nil {
-		t.Fatalf("tshark %v: %v", args, err)
-	}
-	var pkts []struct {
-		Source struct {
-			Layers map[string]json.RawMessage `json:"layers"`
-		} `json:"_source"`
-	}
-	if err := json.Unmarshal(out, &pkts); err != nil {
-		t.Fatalf("tshark JSON: %v", err)
-	}
 	recs := map[int]map[string]json.RawMessage{}
-	for i, p := range pkts {
-		recs[i+1] = p.Source.Layers
+	for i, l := range testenv.TsharkLayers[map[string]json.RawMessage](t, testenv.Tshark{}, args...) {
+		recs[i+1] = l
 	}
 	return recs
 }

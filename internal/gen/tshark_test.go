@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 // Wireshark's own dissectors are the independent oracle for the encoder:
@@ -56,24 +56,16 @@ func generate(t *testing.T, opts Options, count int) (string, []*Case) {
 // the fields (each a comma-separated list when it occurs several times).
 func tshark(t *testing.T, file string, extra []string, fields ...string) map[int][]string {
 	t.Helper()
-	if _, err := exec.LookPath("tshark"); err != nil {
-		t.Fatalf("tshark is required for this test: %v", err)
-	}
 	args := append([]string{"-n", "-r", file}, extra...)
 	args = append(args, "-T", "fields", "-E", "occurrence=a", "-e", "frame.number")
 	for _, f := range fields {
 		args = append(args, "-e", f)
 	}
-	out, err := exec.Command("tshark", args...).Output()
-	if err != nil {
-		t.Fatalf("tshark %v: %v", args, err)
-	}
 	rows := map[int][]string{}
-	for _, line := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
-		cols := strings.Split(line, "\t")
+	for _, cols := range testenv.TsharkRows(t, args...) {
 		n, err := strconv.Atoi(cols[0])
 		if err != nil || len(cols) != len(fields)+1 {
-			t.Fatalf("tshark line %q: want %d columns", line, len(fields)+1)
+			t.Fatalf("tshark line %q: want %d columns", strings.Join(cols, "\t"), len(fields)+1)
 		}
 		rows[n] = cols[1:]
 	}

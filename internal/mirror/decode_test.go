@@ -10,6 +10,8 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 // The outer headers in these tests are built with gopacket's serializers,
@@ -24,16 +26,7 @@ func innerFrame(t testing.TB, size int) []byte {
 		t.Fatal(err)
 	}
 	pl := bytes.Repeat([]byte{0xab}, max(0, size-42))
-	return serialize(t, eth, ip, udp, gopacket.Payload(pl))
-}
-
-func serialize(t testing.TB, ls ...gopacket.SerializableLayer) []byte {
-	t.Helper()
-	buf := gopacket.NewSerializeBuffer()
-	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ls...); err != nil {
-		t.Fatal(err)
-	}
-	return append([]byte(nil), buf.Bytes()...)
+	return testenv.Serialize(t, eth, ip, udp, gopacket.Payload(pl))
 }
 
 func tlv(t byte, v []byte) []byte { return append([]byte{t, byte(len(v))}, v...) }
@@ -68,7 +61,7 @@ func outerUDP4(t testing.TB, dport uint16, payload []byte, vlans ...uint16) []by
 	udp := &layers.UDP{SrcPort: 49152 + 17, DstPort: layers.UDPPort(dport)}
 	udp.SetNetworkLayerForChecksum(ip)
 	ls = append(ls, ip, udp, gopacket.Payload(payload))
-	return serialize(t, ls...)
+	return testenv.Serialize(t, ls...)
 }
 
 func outerUDP6(t testing.TB, dport uint16, payload []byte) []byte {
@@ -77,7 +70,7 @@ func outerUDP6(t testing.TB, dport uint16, payload []byte) []byte {
 	ip := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: layers.IPProtocolUDP, SrcIP: net.ParseIP("fd00::7"), DstIP: net.ParseIP("fd00::9")}
 	udp := &layers.UDP{SrcPort: 50000, DstPort: layers.UDPPort(dport)}
 	udp.SetNetworkLayerForChecksum(ip)
-	return serialize(t, eth, ip, udp, gopacket.Payload(payload))
+	return testenv.Serialize(t, eth, ip, udp, gopacket.Payload(payload))
 }
 
 func decodeOne(t *testing.T, d *Decoder, lt layers.LinkType, data []byte) (*Packet, Status) {
@@ -273,7 +266,7 @@ func TestDecodeSnapLen(t *testing.T) {
 func TestDecodeIPv6Mislabelled(t *testing.T) {
 	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv6}
 	ip := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: layers.IPProtocolNoNextHeader, SrcIP: net.ParseIP("fd00::1"), DstIP: net.ParseIP("fd00::2")}
-	right := serialize(t, eth, ip)
+	right := testenv.Serialize(t, eth, ip)
 	wrong := append([]byte(nil), right...)
 	wrong[12], wrong[13] = 0x08, 0x00
 	p, st := decodeOne(t, NewDecoder(Config{}), layers.LinkTypeEthernet, outerUDP4(t, 8099, append([]byte{0xff, 0}, wrong...)))

@@ -13,7 +13,7 @@ import (
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
-	"github.com/vrsniff/vrsniff/internal/testkit"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 // The field cases (shared/field-cases/README.md): captures built from
@@ -40,7 +40,7 @@ type frame struct {
 
 func decodeField(t *testing.T, name string, c mirror.Config) decoded {
 	t.Helper()
-	pkts, err := pcapfile.ReadFile(testkit.FieldCase(t, name))
+	pkts, err := pcapfile.ReadFile(testenv.FieldCase(t, name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
-	"github.com/vrsniff/vrsniff/internal/testkit"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 // pcap-1mib-record.pcap has a 210-byte mirror datagram and a 1 MiB record
@@ -22,7 +22,7 @@ import (
 // MaxRecord, keeping its length, and every file written from it opens in
 // tshark.
 func TestMaxRecord(t *testing.T) {
-	name := testkit.HostileCase(t, "pcap-1mib-record.pcap")
+	name := testenv.HostileCase(t, "pcap-1mib-record.pcap")
 	ps, err := ReadFile(name)
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +52,7 @@ func TestMaxRecord(t *testing.T) {
 	}
 	for _, f := range []Format{FormatPcapNG, FormatPcap, FormatJuniperVN, FormatRaw} {
 		path := writeTemp(t, "out", writeAll(t, Options{Format: f}, in))
-		rows := testkit.Tshark(t, "-r", path, "-T", "fields", "-e", "frame.cap_len", "-e", "frame.len")
+		rows := testenv.TsharkRows(t, "-r", path, "-T", "fields", "-e", "frame.cap_len", "-e", "frame.len")
 		want := [][2]int{{210, 210}, {MaxRecord, 1048590}, {MaxRecord, 1 << 20}, {MaxRecord, 1<<20 - 100}}
 		if f == FormatJuniperVN {
 			want[3][1] += 2 // the empty TLV list in front
@@ -255,7 +255,7 @@ func TestWriterDropsFaultedBlock(t *testing.T) {
 		}
 		if f == FormatPcapNG {
 			path := writeTemp(t, "out", out.Bytes())
-			if rows := testkit.Tshark(t, "-r", path, "-T", "fields", "-e", "frame.number"); len(rows) != 1 {
+			if rows := testenv.TsharkRows(t, "-r", path, "-T", "fields", "-e", "frame.number"); len(rows) != 1 {
 				t.Errorf("%v: tshark reads %d packets", f, len(rows))
 			}
 		}

@@ -79,23 +79,6 @@ func juniperPacket(t testing.TB, i int, ts time.Time, dir mirror.Direction) *mir
 	return p
 }
 
-// tshark runs tshark with args and returns its output lines.
-func tshark(t testing.TB, args ...string) []string {
-	t.Helper()
-	cmd := exec.Command("tshark", args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("tshark %s: %v\n%s", strings.Join(args, " "), err, stderr.Bytes())
-	}
-	s := strings.TrimRight(string(out), "\n")
-	if s == "" {
-		return nil
-	}
-	return strings.Split(s, "\n")
-}
-
 func run(t testing.TB, name string, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(name, args...).CombinedOutput()

@@ -14,14 +14,14 @@ import (
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
-	"github.com/vrsniff/vrsniff/internal/testkit"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 // f09 holds three interfaces: eth1 (Ethernet, ns), eth2 (Ethernet, snaplen
 // 128, µs) and any (Linux cooked, µs); its packets come from eth1, eth2,
 // any, eth1.
 func TestReaderInterfacesF09(t *testing.T) {
-	name := testkit.FieldCase(t, "f09_three_interfaces_ns.pcapng")
+	name := testenv.FieldCase(t, "f09_three_interfaces_ns.pcapng")
 	r, c, err := Open(name)
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +90,7 @@ func TestWriterInterfacePerInput(t *testing.T) {
 	for _, f := range []Format{FormatPcapNG, FormatJuniperVN, FormatRaw} {
 		t.Run(f.String(), func(t *testing.T) {
 			path := writeTemp(t, "out.pcapng", writeAll(t, Options{Format: f, Interfaces: ifs}, in))
-			rows := testkit.Tshark(t, "-r", path, "-T", "fields", "-e", "frame.interface_id", "-e", "frame.interface_name",
+			rows := testenv.TsharkRows(t, "-r", path, "-T", "fields", "-e", "frame.interface_id", "-e", "frame.interface_name",
 				"-e", "frame.interface_description", "-e", "frame.encap_type")
 			var got []string
 			for _, r := range rows {
@@ -188,7 +188,7 @@ func TestCommentsCarriedOver(t *testing.T) {
 			t.Fatal(err)
 		}
 		path := writeTemp(t, "c.pcapng", out.Bytes())
-		rows := testkit.Tshark(t, "-r", path, "-T", "fields", "-E", "separator=|", "-E", "aggregator=;",
+		rows := testenv.TsharkRows(t, "-r", path, "-T", "fields", "-E", "separator=|", "-E", "aggregator=;",
 			"-e", "frame.comment", "-e", "frame.interface_name")
 		var got []string
 		for _, r := range rows {
@@ -210,7 +210,7 @@ func TestCommentsCarriedOver(t *testing.T) {
 // one. Out of range times are clamped to 1970 or 2262 and counted, never
 // wrapped; the others are exact.
 func TestTimeExtremes(t *testing.T) {
-	name := testkit.HostileCase(t, "ng-ts-extreme.pcapng")
+	name := testenv.HostileCase(t, "ng-ts-extreme.pcapng")
 	ps, err := ReadFile(name)
 	if err != nil {
 		t.Fatal(err)
@@ -244,7 +244,7 @@ func TestTimeExtremes(t *testing.T) {
 		pp = append(pp, &ps[i])
 	}
 	path := writeTemp(t, "out.pcapng", writeAll(t, Options{Format: FormatRaw}, pp))
-	rows := testkit.Tshark(t, "-r", path, "-T", "fields", "-e", "frame.time_epoch")
+	rows := testenv.TsharkRows(t, "-r", path, "-T", "fields", "-e", "frame.time_epoch")
 	for i, w := range wants {
 		if exp := fmt.Sprintf("%d.%09d", w.sec, w.ns); rows[i][0] != exp {
 			t.Errorf("tshark packet %d: %s, want %s", i, rows[i][0], exp)

@@ -17,6 +17,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 func TestReaderPcapVariants(t *testing.T) {
@@ -50,7 +51,7 @@ func TestReaderPcapVariants(t *testing.T) {
 				}
 				// tshark agrees that the hand-built file is what we think.
 				path := writeTemp(t, "in.pcap", file)
-				lines := tshark(t, "-r", path, "-T", "fields", "-e", "frame.cap_len", "-e", "frame.len")
+				lines := testenv.Tshark{}.Lines(t, "-r", path, "-T", "fields", "-e", "frame.cap_len", "-e", "frame.len")
 				if strings.Join(lines, ";") != "62\t62;100\t342" {
 					t.Errorf("tshark: %q", lines)
 				}
@@ -173,7 +174,7 @@ func TestReaderPcapNGHandBuilt(t *testing.T) {
 	// tshark reads the same five packets from the hand-built file (and
 	// shows the unknown block as a record without encapsulation).
 	path := writeTemp(t, "hand.pcapng", file)
-	lines := tshark(t, "-r", path, "-Y", "frame.encap_type", "-T", "fields", "-e", "frame.cap_len", "-e", "frame.len")
+	lines := testenv.Tshark{}.Lines(t, "-r", path, "-Y", "frame.encap_type", "-T", "fields", "-e", "frame.cap_len", "-e", "frame.len")
 	var exp []string
 	for _, w := range wants {
 		exp = append(exp, fmt.Sprintf("%d\t%d", len(w.data), w.wire))

@@ -15,6 +15,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 // testPackets is a mix of what a decap run writes: Juniper-mode packets in
@@ -140,7 +141,7 @@ func TestTsharkOracle(t *testing.T) {
 			if f != FormatPcap && !strings.Contains(info, "Capture application: vrsniff-test") {
 				t.Errorf("capinfos does not show the application:\n%s", info)
 			}
-			lines := tshark(t, "-r", path, "-T", "fields", "-E", "separator=|", "-e", "frame.len", "-e", "frame.cap_len",
+			lines := testenv.Tshark{}.Lines(t, "-r", path, "-T", "fields", "-E", "separator=|", "-e", "frame.len", "-e", "frame.cap_len",
 				"-e", "frame.time_epoch", "-e", "frame.comment", "-e", "eth.src", "-e", "ip.src",
 				"-e", "frame.packet_flags_direction", "-e", "juniper.vn.src", "-e", "juniper.vn.dst")
 			if len(lines) != len(ps) {
@@ -204,7 +205,7 @@ func TestTsharkOracle(t *testing.T) {
 				}
 			}
 			if f == FormatJuniperVN {
-				n := tshark(t, "-r", path, "-Y", "juniper.vn.src == \"default-domain:admin:vn-a\"")
+				n := testenv.Tshark{}.Lines(t, "-r", path, "-Y", "juniper.vn.src == \"default-domain:admin:vn-a\"")
 				if len(n) != 21 {
 					t.Errorf("display filter on juniper.vn.src matched %d packets, want 21", len(n))
 				}
@@ -232,7 +233,7 @@ func TestRawComment(t *testing.T) {
 		Err: mirror.ErrIP, ErrOffset: 14}
 	ok := &mirror.Packet{Timestamp: time.Unix(2, 0), LinkType: layers.LinkType(113), Data: []byte{9, 9}}
 	path := writeTemp(t, "rejects.pcapng", writeAll(t, Options{Format: FormatRaw}, []*mirror.Packet{p, ok}))
-	lines := tshark(t, "-r", path, "-T", "fields", "-E", "separator=|", "-e", "frame.comment", "-e", "frame.len",
+	lines := testenv.Tshark{}.Lines(t, "-r", path, "-T", "fields", "-E", "separator=|", "-e", "frame.comment", "-e", "frame.len",
 		"-e", "frame.cap_len", "-e", "frame.interface_id")
 	want := []string{"malformed: bad-ip at offset 14|1500|15|0", "|2|2|1"}
 	if strings.Join(lines, "\n") != strings.Join(want, "\n") {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 const crashEnv = "VRSNIFF_RING_CRASH_DIR"
@@ -126,8 +127,7 @@ func TestCrashRecovery(t *testing.T) {
 	if err := os.Truncate(part, st.Size()-10); err != nil {
 		t.Fatal(err)
 	}
-	cut, _ := exec.Command("tshark", "-n", "-r", part, "-T", "fields", "-e", "udp.srcport", "-e", "frame.comment").Output()
-	if lines := splitLines(string(cut)); !slices.Equal(lines, partLines[:len(partLines)-1]) {
+	if lines := (testenv.Tshark{CutShort: true}).Lines(t, "-n", "-r", part, "-T", "fields", "-e", "udp.srcport", "-e", "frame.comment"); !slices.Equal(lines, partLines[:len(partLines)-1]) {
 		t.Errorf("tshark reads %d packets of the cut file, want %d", len(lines), len(partLines)-1)
 	}
 

@@ -5,11 +5,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vrsniff/vrsniff/internal/testkit"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 func TestDiskFull(t *testing.T) {
-	dir := testkit.MountTmpfs(t, "256k")
+	dir := testenv.MountTmpfs(t, "256k")
 	logs := &logBuf{}
 	clk := &fakeClock{t: t0}
 	r := newTestRing(t, dir, Options{MaxSize: 40 << 10, Logger: logs.logger(), Now: clk.Now})

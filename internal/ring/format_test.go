@@ -10,6 +10,7 @@ import (
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 	"github.com/vrsniff/vrsniff/internal/vnpair"
 )
 
@@ -42,7 +43,7 @@ func TestRecordCut(t *testing.T) {
 			if len(infos) != 1 {
 				t.Fatalf("%d files", len(infos))
 			}
-			got := run(t, "tshark", "-n", "-r", filepath.Join(dir, infos[0].Name), "-T", "fields", "-e", "frame.cap_len", "-e", "frame.len")
+			got := string(testenv.Tshark{}.Output(t, "-n", "-r", filepath.Join(dir, infos[0].Name), "-T", "fields", "-e", "frame.cap_len", "-e", "frame.len"))
 			extra := 0
 			if format == pcapfile.FormatRaw {
 				extra = 50
@@ -92,7 +93,7 @@ func TestInterfacesPerFile(t *testing.T) {
 	got := map[string]string{}
 	for _, in := range infos {
 		label := in.Name[len("vrsniff_00001_20261126120003_") : len(in.Name)-len(".pcapng")]
-		out := run(t, "tshark", "-n", "-r", filepath.Join(dir, in.Name), "-T", "fields", "-e", "frame.encap_type")
+		out := string(testenv.Tshark{}.Output(t, "-n", "-r", filepath.Join(dir, in.Name), "-T", "fields", "-e", "frame.encap_type"))
 		got[label] = strings.ReplaceAll(strings.TrimSpace(out), "\n", " ")
 	}
 	// Wireshark's encapsulations: 1 Ethernet, 25 Linux SLL, 7 raw IP.

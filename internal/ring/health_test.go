@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vrsniff/vrsniff/internal/testkit"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 // deletedFDs lists the descriptors of this process open on removed files
@@ -153,7 +153,7 @@ func TestDirCannotBeCreated(t *testing.T) {
 // dropped and counted, Healthy says so, and writing resumes once it is
 // writable again.
 func TestReadOnly(t *testing.T) {
-	dir := testkit.MountTmpfs(t, "1m")
+	dir := testenv.MountTmpfs(t, "1m")
 	remount := func(mode string) {
 		t.Helper()
 		if out, err := exec.Command("mount", "-o", "remount,"+mode, dir).CombinedOutput(); err != nil {

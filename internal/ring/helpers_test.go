@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 var t0 = time.Date(2026, 11, 26, 12, 0, 3, 0, time.UTC)
@@ -75,10 +76,11 @@ func wantLine(p *mirror.Packet) string {
 	return fmt.Sprintf("%d\t%s", binary.BigEndian.Uint16(p.Frame[34:]), mirror.AppendComment(nil, p))
 }
 
-// tsharkLines reads a capture file with tshark, failing on any complaint.
+// tsharkLines reads a capture file with tshark, failing on any complaint:
+// one line per packet, UDP source port and comment.
 func tsharkLines(t testing.TB, path string) []string {
 	t.Helper()
-	return splitLines(run(t, "tshark", "-n", "-r", path, "-T", "fields", "-e", "udp.srcport", "-e", "frame.comment"))
+	return testenv.Tshark{}.Lines(t, "-n", "-r", path, "-T", "fields", "-e", "udp.srcport", "-e", "frame.comment")
 }
 
 func splitLines(s string) []string {

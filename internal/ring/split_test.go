@@ -9,7 +9,7 @@ import (
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
-	"github.com/vrsniff/vrsniff/internal/testkit"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 	"github.com/vrsniff/vrsniff/internal/vnpair"
 )
 
@@ -99,7 +99,7 @@ func TestSplitBothDirections(t *testing.T) {
 // f13: Kubernetes VN names of 158 and 160 bytes give names within 255
 // bytes, distinct per pair and showing both networks.
 func TestSplitLongK8sNames(t *testing.T) {
-	ps := decodeFile(t, testkit.FieldCase(t, "f13_long_k8s_names.pcap"))
+	ps := decodeFile(t, testenv.FieldCase(t, "f13_long_k8s_names.pcap"))
 	if len(ps) != 4 {
 		t.Fatalf("%d packets decoded, want 4", len(ps))
 	}
@@ -162,7 +162,7 @@ func TestSplitHostileNames(t *testing.T) {
 	})
 
 	// The hostile capture: two pairs, five packets each.
-	coll := splitStore(t, t.TempDir(), vnpair.Undirected, decodeFile(t, testkit.HostileCase(t, "split-slug-collision.pcap")))
+	coll := splitStore(t, t.TempDir(), vnpair.Undirected, decodeFile(t, testenv.HostileCase(t, "split-slug-collision.pcap")))
 	if len(coll) != 2 || coll[0].Packets != 5 || coll[1].Packets != 5 {
 		t.Fatalf("split-slug-collision: %+v", coll)
 	}

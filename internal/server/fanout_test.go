@@ -21,6 +21,7 @@ import (
 
 	"github.com/vrsniff/vrsniff/internal/filter"
 	"github.com/vrsniff/vrsniff/internal/mirror"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 // countingEncoder counts the packets it encodes.
@@ -91,7 +92,7 @@ func TestStreamEncodedOnce(t *testing.T) {
 			got[i], errs[i] = io.ReadAll(resp.Body)
 		}()
 	}
-	waitFor(t, "clients", func() bool { return s.Hub().Clients() == clients })
+	testenv.WaitFor(t, "clients", func() bool { return s.Hub().Clients() == clients })
 	for _, p := range ps {
 		if err := s.Hub().WritePacket(p); err != nil {
 			t.Fatal(err)
@@ -161,7 +162,7 @@ func TestStreamNonReadingClients(t *testing.T) {
 		conns = append(conns, c)
 	}
 	h := s.Hub()
-	waitFor(t, "clients", func() bool { return h.Clients() == clients })
+	testenv.WaitFor(t, "clients", func() bool { return h.Clients() == clients })
 	p := decodedPacket(frame(t, true, 9, 600), vnA, vnB, mirror.DirIngress, t0)
 	const packets = 16 * buffer / 600 // the backlog over eight times
 	var live uint64
@@ -198,7 +199,7 @@ func TestStreamNonReadingClients(t *testing.T) {
 	for _, c := range conns {
 		c.Close()
 	}
-	waitFor(t, "clients to leave", func() bool { return h.Clients() == 0 })
+	testenv.WaitFor(t, "clients to leave", func() bool { return h.Clients() == 0 })
 }
 
 // Past StreamClients, a stream request gets 503 and is counted; a place
@@ -223,7 +224,7 @@ func TestStreamClientCap(t *testing.T) {
 		t.Errorf("vrsniff_stream_rejected_total %v", got)
 	}
 	bodies[0].Close()
-	waitFor(t, "a client to leave", func() bool { return s.Hub().Clients() == 1 })
+	testenv.WaitFor(t, "a client to leave", func() bool { return s.Hub().Clients() == 1 })
 	resp, err := http.Get(ts.URL + "/api/stream")
 	if err != nil {
 		t.Fatal(err)
@@ -282,14 +283,14 @@ func TestStreamNewInterface(t *testing.T) {
 	sll := rawPacket(layers.LinkTypeLinuxSLL, bytes.Repeat([]byte{1}, 40))
 	rawIP := rawPacket(layers.LinkTypeRaw, bytes.Repeat([]byte{0x45}, 60))
 	first := open()
-	waitFor(t, "first client", func() bool { return h.Clients() == 1 })
+	testenv.WaitFor(t, "first client", func() bool { return h.Clients() == 1 })
 	for _, p := range []*mirror.Packet{eth, sll, eth} {
 		if err := h.WritePacket(p); err != nil {
 			t.Fatal(err)
 		}
 	}
 	second := open()
-	waitFor(t, "second client", func() bool { return h.Clients() == 2 })
+	testenv.WaitFor(t, "second client", func() bool { return h.Clients() == 2 })
 	for _, p := range []*mirror.Packet{rawIP, eth} {
 		if err := h.WritePacket(p); err != nil {
 			t.Fatal(err)
@@ -381,7 +382,7 @@ func TestStreamChurn(t *testing.T) {
 					if (g+round)%3 == 0 && n == 100 {
 						// Stall until the backlog has moved past this client.
 						before := h.Dropped()
-						waitFor(t, "the stalled client to lose packets", func() bool { return h.Dropped() > before })
+						testenv.WaitFor(t, "the stalled client to lose packets", func() bool { return h.Dropped() > before })
 						lost.Add(1)
 					}
 				}
@@ -395,7 +396,7 @@ func TestStreamChurn(t *testing.T) {
 	if lost.Load() == 0 || h.Dropped() == 0 {
 		t.Errorf("no client lost packets: %d stalls, %d dropped", lost.Load(), h.Dropped())
 	}
-	waitFor(t, "clients to leave", func() bool { return h.Clients() == 0 })
+	testenv.WaitFor(t, "clients to leave", func() bool { return h.Clients() == 0 })
 }
 
 // A stream client that stops reading can pin only the capped kernel send
@@ -413,7 +414,7 @@ func TestSendBufferCapped(t *testing.T) {
 	}
 	defer c.Close()
 	fmt.Fprintf(c, "GET /api/stream HTTP/1.1\r\nHost: localhost\r\n\r\n")
-	waitFor(t, "the client", func() bool { return s.Hub().Clients() == 1 })
+	testenv.WaitFor(t, "the client", func() bool { return s.Hub().Clients() == 1 })
 	// The server's end of the connection: a socket of this process whose
 	// local port is the server's.
 	port := portOf(t, addr)

@@ -6,13 +6,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vrsniff/vrsniff/internal/testkit"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 // An expression over the filter limits is a 400 with a short reason, and
 // the hub gains no client.
 func TestStreamFilterTooComplex(t *testing.T) {
-	b, err := os.ReadFile(testkit.HostileCase(t, "bpf-3000-terms.txt"))
+	b, err := os.ReadFile(testenv.HostileCase(t, "bpf-3000-terms.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}

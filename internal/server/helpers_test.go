@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"testing"
 	"time"
 
@@ -154,29 +153,9 @@ func decodedPacket(fr []byte, src, dst string, dir mirror.Direction, ts time.Tim
 
 func comment(p *mirror.Packet) string { return string(mirror.AppendComment(nil, p)) }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func mustStatus(t *testing.T, got, want int, what string) {
 	t.Helper()
 	if got != want {
 		t.Fatalf("%s: status %d, want %d", what, got, want)
 	}
-}
-
-func lines(s string) []string {
-	s = strings.TrimRight(s, "\n")
-	if s == "" {
-		return nil
-	}
-	return strings.Split(s, "\n")
 }

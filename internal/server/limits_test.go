@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/vrsniff/vrsniff/internal/pipeline"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 	"github.com/vrsniff/vrsniff/internal/vnpair"
 )
 
@@ -241,7 +242,7 @@ func TestConnectionCap(t *testing.T) {
 	}
 	// One held connection closes: exactly one waiting one gets in.
 	held[0].Close()
-	waitFor(t, "a waiting connection to be served", func() bool { return answered.Load() >= 1 })
+	testenv.WaitFor(t, "a waiting connection to be served", func() bool { return answered.Load() >= 1 })
 	if n, a := serverConns(t, port), answered.Load(); n != limit || a != 1 {
 		t.Fatalf("after one closed: server holds %d connections, %d waiting ones answered; want %d, 1", n, a, limit)
 	}
@@ -311,7 +312,7 @@ func TestDownloadWriteDeadline(t *testing.T) {
 	if err != nil || !bytes.Equal(body, want) {
 		t.Fatalf("download: %d bytes, %v; want the file's %d", len(body), err, len(want))
 	}
-	waitFor(t, "the download's connection to close", func() bool { return serverConns(t, port) == 0 })
+	testenv.WaitFor(t, "the download's connection to close", func() bool { return serverConns(t, port) == 0 })
 
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -320,13 +321,13 @@ func TestDownloadWriteDeadline(t *testing.T) {
 	defer c.Close()
 	_ = c.(*net.TCPConn).SetReadBuffer(4096)
 	fmt.Fprintf(c, "GET /api/captures/%s HTTP/1.1\r\nHost: localhost\r\n\r\n", name)
-	waitFor(t, "the download to start", func() bool { return st.open.Load() == 1 })
+	testenv.WaitFor(t, "the download to start", func() bool { return st.open.Load() == 1 })
 	if fileFDs() != 1 || serverConns(t, port) != 1 {
 		t.Fatalf("during the download: %d descriptors on the file, %d connections", fileFDs(), serverConns(t, port))
 	}
 	// The client never reads: the server gives up, closes the file and
 	// the connection.
-	waitFor(t, "the stalled download to be dropped", func() bool {
+	testenv.WaitFor(t, "the stalled download to be dropped", func() bool {
 		return st.open.Load() == 0 && fileFDs() == 0 && serverConns(t, port) == 0
 	})
 }

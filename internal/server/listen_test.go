@@ -21,6 +21,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 // selfSigned writes a certificate for 127.0.0.1 and its key.
@@ -99,7 +101,7 @@ func TestListenTLS(t *testing.T) {
 
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	var resp *http.Response
-	waitFor(t, "TLS server", func() bool {
+	testenv.WaitFor(t, "TLS server", func() bool {
 		resp, err = client.Get("https://" + addr + "/api/captures?token=" + token)
 		return err == nil
 	})

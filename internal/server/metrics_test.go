@@ -13,6 +13,7 @@ import (
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pipeline"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
@@ -88,7 +89,7 @@ func TestMetrics(t *testing.T) {
 		}
 		defer resp.Body.Close()
 	}
-	waitFor(t, "stream clients", func() bool { return s.Hub().Clients() == 2 })
+	testenv.WaitFor(t, "stream clients", func() bool { return s.Hub().Clients() == 2 })
 
 	fams := scrape(t, ts.URL+"/metrics")
 	checks := []struct {

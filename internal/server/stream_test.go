@@ -1,14 +1,12 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +15,7 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 const (
@@ -45,9 +44,9 @@ func streamPackets(t *testing.T) []*mirror.Packet {
 	return ps
 }
 
-// tsharkClient reads the stream at url through tshark and returns one line
+// tsharkClient reads the stream at url through tshark; its lines are one
 // per packet: frame length, tab, comment.
-func tsharkClient(t *testing.T, url string) <-chan string {
+func tsharkClient(t *testing.T, url string) *testenv.TsharkRun {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -57,20 +56,8 @@ func tsharkClient(t *testing.T, url string) <-chan string {
 	if ct := resp.Header.Get("Content-Type"); ct != "application/x-pcapng" {
 		t.Errorf("stream content type %q", ct)
 	}
-	out := make(chan string, 1)
-	go func() {
-		defer resp.Body.Close()
-		cmd := exec.Command("tshark", "-r", "-", "-T", "fields", "-e", "frame.len", "-e", "frame.comment")
-		cmd.Stdin = resp.Body
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		if err := cmd.Run(); err != nil {
-			out <- fmt.Sprintf("tshark: %v: %s", err, stderr.String())
-			return
-		}
-		out <- stdout.String()
-	}()
-	return out
+	t.Cleanup(func() { resp.Body.Close() })
+	return testenv.Tshark{Stdin: resp.Body}.Start(t, "-r", "-", "-T", "fields", "-e", "frame.len", "-e", "frame.comment")
 }
 
 func TestStream(t *testing.T) {
@@ -90,11 +77,11 @@ func TestStream(t *testing.T) {
 			return p.Frame[23] == 6 && (string(p.Meta.SrcVN) == vnC || string(p.Meta.DstVN) == vnC)
 		}},
 	}
-	outs := make([]<-chan string, len(cases))
+	outs := make([]*testenv.TsharkRun, len(cases))
 	for i, c := range cases {
 		outs[i] = tsharkClient(t, ts.URL+"/api/stream"+c.query)
 	}
-	waitFor(t, "stream clients", func() bool { return s.Hub().Clients() == len(cases) })
+	testenv.WaitFor(t, "stream clients", func() bool { return s.Hub().Clients() == len(cases) })
 	for _, p := range ps {
 		if err := s.Hub().WritePacket(p); err != nil {
 			t.Fatal(err)
@@ -111,12 +98,12 @@ func TestStream(t *testing.T) {
 		if len(want) == 0 || len(want) == len(ps) && c.query != "" {
 			t.Fatalf("%q: test selects %d of %d packets", c.query, len(want), len(ps))
 		}
-		got := lines(<-outs[i])
+		got := outs[i].Lines(t)
 		if strings.Join(got, "\n") != strings.Join(want, "\n") {
 			t.Errorf("stream%s:\ngot  %q\nwant %q", c.query, got, want)
 		}
 	}
-	waitFor(t, "clients to leave", func() bool { return s.Hub().Clients() == 0 })
+	testenv.WaitFor(t, "clients to leave", func() bool { return s.Hub().Clients() == 0 })
 }
 
 func TestStreamBadFilter(t *testing.T) {
@@ -179,7 +166,7 @@ func TestStreamSlowClient(t *testing.T) {
 		fastN = n
 		fast <- err
 	}()
-	waitFor(t, "fast client", func() bool { return h.Clients() == 1 })
+	testenv.WaitFor(t, "fast client", func() bool { return h.Clients() == 1 })
 	fastClient := h.client(0)
 
 	// The slow client never reads its body.
@@ -188,7 +175,7 @@ func TestStreamSlowClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer slowResp.Body.Close()
-	waitFor(t, "slow client", func() bool { return h.Clients() == 2 })
+	testenv.WaitFor(t, "slow client", func() bool { return h.Clients() == 2 })
 	slowClient := h.client(1)
 
 	ps := []*mirror.Packet{
@@ -202,7 +189,7 @@ func TestStreamSlowClient(t *testing.T) {
 		// Let the fast client catch up now and then, so that only the slow
 		// one falls behind; the writer itself never waits for a client.
 		if i%1000 == 999 {
-			waitFor(t, "fast client to take its packets", func() bool {
+			testenv.WaitFor(t, "fast client to take its packets", func() bool {
 				return fastClient.sent.Load()+fastClient.dropped.Load() == uint64(i+1)
 			})
 		}
@@ -263,7 +250,7 @@ func TestStreamShutdown(t *testing.T) {
 			counts[i], errs[i] = countStream(resp.Body, func(int) int { return len(fr) })
 		}()
 	}
-	waitFor(t, "clients", func() bool { return s.Hub().Clients() == clients })
+	testenv.WaitFor(t, "clients", func() bool { return s.Hub().Clients() == clients })
 	p := decodedPacket(fr, vnA, vnB, mirror.DirIngress, t0)
 	for range 500 {
 		if err := s.Hub().WritePacket(p); err != nil {
@@ -295,9 +282,9 @@ func TestStreamClientLeaves(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "client", func() bool { return s.Hub().Clients() == 1 })
+	testenv.WaitFor(t, "client", func() bool { return s.Hub().Clients() == 1 })
 	resp.Body.Close()
-	waitFor(t, "client to be removed", func() bool { return s.Hub().Clients() == 0 })
+	testenv.WaitFor(t, "client to be removed", func() bool { return s.Hub().Clients() == 0 })
 	if err := s.Hub().WritePacket(decodedPacket(frame(t, true, 1, 80), vnA, vnB, mirror.DirIngress, t0)); err != nil {
 		t.Fatal(err)
 	}

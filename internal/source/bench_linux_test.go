@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
-	"github.com/vrsniff/vrsniff/internal/netnstest"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 // FuzzParseControl feeds arbitrary control messages to the UDP source's
@@ -26,7 +26,7 @@ func FuzzParseControl(f *testing.F) {
 const benchBatch = 1000
 
 func BenchmarkAFPacketNext(b *testing.B) {
-	e := netnstest.New(b)
+	e := testenv.NewNetns(b)
 	src, err := OpenAFPacket(e.CaptureIf, Options{})
 	if err != nil {
 		b.Fatal(err)

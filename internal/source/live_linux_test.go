@@ -10,7 +10,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
-	"github.com/vrsniff/vrsniff/internal/netnstest"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 // collect reads packets in the background, copying them, until Close.
@@ -34,7 +34,7 @@ func collect(src Source) (<-chan []byte, <-chan error) {
 }
 
 func TestAFPacketKeepsOnlyMirrorTraffic(t *testing.T) {
-	e := netnstest.New(t)
+	e := testenv.NewNetns(t)
 	src, err := OpenAFPacket(e.CaptureIf, Options{Traffic: mirror.Traffic{MirrorVLAN: 100}, Promisc: true})
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +88,7 @@ func TestAFPacketKeepsOnlyMirrorTraffic(t *testing.T) {
 }
 
 func TestAFPacketCountsKernelDrops(t *testing.T) {
-	e := netnstest.New(t)
+	e := testenv.NewNetns(t)
 	// Two small blocks fill up long before all frames are read.
 	src, err := OpenAFPacket(e.CaptureIf, Options{RingBlockSize: 1 << 16, RingBlocks: 2})
 	if err != nil {
@@ -124,7 +124,7 @@ func TestAFPacketCountsKernelDrops(t *testing.T) {
 }
 
 func TestAFPacketCloseWakesNext(t *testing.T) {
-	e := netnstest.New(t)
+	e := testenv.NewNetns(t)
 	src, err := OpenAFPacket(e.CaptureIf, Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vrsniff/vrsniff/internal/testkit"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 // probeLine is one line of probe.py's output: a case with its status and
@@ -76,7 +76,7 @@ func parseProbe(out string) []probeLine {
 // info lines, once UUIDs, hosts and the probe's random names are masked.
 // A body the probe shortened is compared up to the shorter of the two.
 func TestProbeMatchesRealServer(t *testing.T) {
-	dir := filepath.Join(testkit.SharedDir(t), "contrail-real")
+	dir := filepath.Join(testenv.SharedDir(t), "contrail-real")
 	if err := exec.Command("python3", "-c", "import requests").Run(); err != nil {
 		msg := "python3 with requests is needed (apt-get install -y python3-requests): " + err.Error()
 		if os.Getenv("CI") == "true" {

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vrsniff/vrsniff/internal/testkit"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
 // Scenario is one recorded scenario (S1 … S8).
@@ -65,7 +65,7 @@ type ACL struct {
 // Load reads every scenario; a missing file fails the test.
 func Load(t testing.TB) []Scenario {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testkit.SharedDir(t), "contrail-real", "acl-transcripts.json"))
+	b, err := os.ReadFile(filepath.Join(testenv.SharedDir(t), "contrail-real", "acl-transcripts.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

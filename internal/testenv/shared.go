@@ -1,7 +1,9 @@
-// Package testkit holds what the tests of several packages share: the
-// shared test inputs (field cases, hostile cases) and tshark as an oracle.
-// Only tests import it.
-package testkit
+// Package testenv is the environment the tests of several packages share:
+// the shared test inputs (field cases, hostile cases), tshark as the
+// independent oracle, network namespaces with a veth pair, a small tmpfs to
+// fill, and the small helpers of tests that talk to a process over the
+// network. Only tests and the benchmark tools import it.
+package testenv
 
 import (
 	"os"
@@ -49,28 +51,4 @@ func sharedFile(t testing.TB, dir, name string) string {
 		t.Fatal(err)
 	}
 	return p
-}
-
-// Tshark runs tshark with args and returns its output lines split at tabs
-// (the shape of -T fields). A failing tshark fails the test, with its
-// standard error.
-func Tshark(t testing.TB, args ...string) [][]string {
-	t.Helper()
-	if _, err := exec.LookPath("tshark"); err != nil {
-		t.Fatal("tshark is needed (apt-get install -y tshark)")
-	}
-	cmd := exec.Command("tshark", args...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("tshark %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-	var rows [][]string
-	for _, l := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
-		if l != "" {
-			rows = append(rows, strings.Split(l, "\t"))
-		}
-	}
-	return rows
 }

@@ -1,10 +1,4 @@
-// Package netnstest gives tests an isolated layer-2 path: a veth pair whose
-// sender end lives in a fresh network namespace and whose capture end sits
-// in the test's own namespace, up and without any IP address. Frames
-// injected on the sender end arrive on the capture end and go nowhere else.
-//
-// It needs root and the ip command (iproute2).
-package netnstest
+package testenv
 
 import (
 	"crypto/rand"
@@ -20,8 +14,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Env is a namespace and veth pair created for one test.
-type Env struct {
+// Netns is an isolated layer-2 path for one test: a veth pair whose sender
+// end lives in a fresh network namespace and whose capture end sits in the
+// test's own namespace, up and without any IP address. Frames injected on
+// the sender end arrive on the capture end and go nowhere else.
+type Netns struct {
 	// NS is the name of the namespace holding the sender end.
 	NS string
 	// CaptureIf is the capture end, in the test's own namespace.
@@ -35,44 +32,45 @@ type Env struct {
 	ifindex int // of SenderIf, inside NS
 }
 
-// New creates the namespace and veth pair, and removes them when the test
-// ends. Names carry a random suffix so that concurrent tests do not collide.
-func New(t testing.TB) *Env {
+// NewNetns creates the namespace and veth pair, and removes them when the
+// test ends. Names carry a random suffix so that concurrent tests do not
+// collide. It needs root and the ip command (iproute2).
+func NewNetns(t testing.TB) *Netns {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Fatal("netnstest: needs root")
+		t.Fatal("netns: needs root")
 	}
 	var b [4]byte
 	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatalf("netnstest: random name: %v", err)
+		t.Fatalf("netns: random name: %v", err)
 	}
 	id := hex.EncodeToString(b[:])
-	e := &Env{
+	e := &Netns{
 		NS:        "vrsniff-test-" + id,
 		CaptureIf: "vrc" + id, // interface names have at most 15 bytes
 		SenderIf:  "vrs" + id,
 		fd:        -1,
 	}
-	run(t, "ip", "netns", "add", e.NS)
+	runNetns(t, "ip", "netns", "add", e.NS)
 	t.Cleanup(func() { runQuiet("ip", "netns", "delete", e.NS) })
-	run(t, "ip", "link", "add", e.CaptureIf, "type", "veth", "peer", "name", e.SenderIf, "netns", e.NS)
+	runNetns(t, "ip", "link", "add", e.CaptureIf, "type", "veth", "peer", "name", e.SenderIf, "netns", e.NS)
 	// Deleting one end deletes the pair; deleting the namespace does too.
 	t.Cleanup(func() { runQuiet("ip", "link", "delete", e.CaptureIf) })
 
 	// No IPv6 either: a link-local address would make the ends send
 	// neighbour discovery traffic of their own.
 	sysctlIPv6Off(t, e.CaptureIf)
-	run(t, "ip", "netns", "exec", e.NS, "sysctl", "-qw", "net.ipv6.conf."+e.SenderIf+".disable_ipv6=1")
-	run(t, "ip", "link", "set", e.CaptureIf, "up")
-	run(t, "ip", "-n", e.NS, "link", "set", e.SenderIf, "up")
+	runNetns(t, "ip", "netns", "exec", e.NS, "sysctl", "-qw", "net.ipv6.conf."+e.SenderIf+".disable_ipv6=1")
+	runNetns(t, "ip", "link", "set", e.CaptureIf, "up")
+	runNetns(t, "ip", "-n", e.NS, "link", "set", e.SenderIf, "up")
 
 	ci, err := net.InterfaceByName(e.CaptureIf)
 	if err != nil {
-		t.Fatalf("netnstest: %v", err)
+		t.Fatalf("netns: %v", err)
 	}
 	e.CaptureMAC = ci.HardwareAddr
 	if err := e.openSender(); err != nil {
-		t.Fatalf("netnstest: %v", err)
+		t.Fatalf("netns: %v", err)
 	}
 	t.Cleanup(func() { unix.Close(e.fd) })
 	return e
@@ -82,14 +80,14 @@ func sysctlIPv6Off(t testing.TB, ifname string) {
 	t.Helper()
 	p := "/proc/sys/net/ipv6/conf/" + ifname + "/disable_ipv6"
 	if err := os.WriteFile(p, []byte("1"), 0o644); err != nil && !os.IsNotExist(err) {
-		t.Fatalf("netnstest: disable IPv6 on %s: %v", ifname, err)
+		t.Fatalf("netns: disable IPv6 on %s: %v", ifname, err)
 	}
 }
 
 // openSender opens an AF_PACKET socket inside the namespace. A socket stays
 // in the namespace it was created in, so only its creation needs to run
 // there: on a locked OS thread that enters the namespace and comes back.
-func (e *Env) openSender() error {
+func (e *Netns) openSender() error {
 	done := make(chan sender, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -118,7 +116,7 @@ type sender struct {
 
 // openInNS runs on a locked thread; restored reports whether the thread is
 // back in its own namespace.
-func (e *Env) openInNS() (r sender, restored bool) {
+func (e *Netns) openInNS() (r sender, restored bool) {
 	r.fd = -1
 	self, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -164,16 +162,16 @@ func (e *Env) openInNS() (r sender, restored bool) {
 
 // Send injects raw Ethernet frames, as they are, on the sender end; they
 // arrive on CaptureIf in order.
-func (e *Env) Send(t testing.TB, frames [][]byte) {
+func (e *Netns) Send(t testing.TB, frames [][]byte) {
 	t.Helper()
 	for i, f := range frames {
 		if err := e.send(f); err != nil {
-			t.Fatalf("netnstest: send frame %d (%d bytes): %v", i, len(f), err)
+			t.Fatalf("netns: send frame %d (%d bytes): %v", i, len(f), err)
 		}
 	}
 }
 
-func (e *Env) send(f []byte) error {
+func (e *Netns) send(f []byte) error {
 	for {
 		_, err := unix.Write(e.fd, f)
 		if err == unix.ENOBUFS || err == unix.EAGAIN {
@@ -186,16 +184,16 @@ func (e *Env) send(f []byte) error {
 }
 
 // Exec runs a command inside the namespace and returns its combined output.
-func (e *Env) Exec(t testing.TB, name string, args ...string) string {
+func (e *Netns) Exec(t testing.TB, name string, args ...string) string {
 	t.Helper()
-	return run(t, "ip", append([]string{"netns", "exec", e.NS, name}, args...)...)
+	return runNetns(t, "ip", append([]string{"netns", "exec", e.NS, name}, args...)...)
 }
 
-func run(t testing.TB, name string, args ...string) string {
+func runNetns(t testing.TB, name string, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(name, args...).CombinedOutput()
 	if err != nil {
-		t.Fatalf("netnstest: %s %s: %v: %s", name, strings.Join(args, " "), err, out)
+		t.Fatalf("netns: %s %s: %v: %s", name, strings.Join(args, " "), err, out)
 	}
 	return string(out)
 }

@@ -1,4 +1,4 @@
-package netnstest
+package testenv
 
 import (
 	"bytes"
@@ -10,7 +10,7 @@ import (
 )
 
 func TestSendArrivesOnCaptureEnd(t *testing.T) {
-	e := New(t)
+	e := NewNetns(t)
 	ifi, err := net.InterfaceByName(e.CaptureIf)
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +69,7 @@ func TestSendArrivesOnCaptureEnd(t *testing.T) {
 }
 
 func TestNamesDoNotCollide(t *testing.T) {
-	a, b := New(t), New(t)
+	a, b := NewNetns(t), NewNetns(t)
 	if a.NS == b.NS || a.CaptureIf == b.CaptureIf {
 		t.Fatalf("two environments share names: %+v %+v", a, b)
 	}
