@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -13,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,28 +28,11 @@ import (
 type daemon struct {
 	t      *testing.T
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *testenv.SyncBuffer
 	done   chan struct{}
 	err    error // of cmd.Wait, once done is closed
 	base   string
 	token  string
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startCapture runs `vrsniff capture` with args plus an HTTP API on a
@@ -68,7 +49,7 @@ func startCapture(t *testing.T, token string, args ...string) *daemon {
 		}
 		args = append(args, "--token-file", tf)
 	}
-	d := &daemon{t: t, cmd: exec.Command(vrsniffBin, args...), stderr: &syncBuffer{}, done: make(chan struct{}),
+	d := &daemon{t: t, cmd: exec.Command(vrsniffBin, args...), stderr: &testenv.SyncBuffer{}, done: make(chan struct{}),
 		base: "http://" + addr, token: token}
 	d.cmd.Stderr = d.stderr
 	if err := d.cmd.Start(); err != nil {
@@ -142,26 +123,7 @@ func (d *daemon) stop(sig syscall.Signal) int {
 
 func (d *daemon) request(method, path string, hdr map[string]string) (*http.Response, []byte) {
 	d.t.Helper()
-	req, err := http.NewRequest(method, d.base+path, nil)
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	if d.token != "" {
-		req.Header.Set("Authorization", "Bearer "+d.token)
-	}
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		d.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		d.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	return resp, body
+	return testenv.Request(d.t, d.base, d.token, method, path, hdr)
 }
 
 type daemonStats struct {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -167,26 +166,7 @@ func (r *running) waitWritten(n uint64) {
 
 func (r *running) request(method, path string, hdr map[string]string) (*http.Response, []byte) {
 	r.t.Helper()
-	req, err := http.NewRequest(method, r.base+path, nil)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	if r.token != "" {
-		req.Header.Set("Authorization", "Bearer "+r.token)
-	}
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		r.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		r.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	return resp, body
+	return testenv.Request(r.t, r.base, r.token, method, path, hdr)
 }
 
 // list is GET /api/captures.

@@ -1,7 +1,11 @@
 package testenv
 
 import (
+	"bytes"
+	"io"
 	"net"
+	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -79,4 +83,50 @@ func Serialize(t testing.TB, ls ...gopacket.SerializableLayer) []byte {
 		t.Fatal(err)
 	}
 	return append([]byte(nil), buf.Bytes()...)
+}
+
+// SyncBuffer is a buffer that a running command or a server's goroutines
+// write while a test reads it.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Request sends an HTTP request to base+path with the bearer token (when
+// not empty) and the headers of hdr, and returns the response with its
+// whole body. A failed request fails the test.
+func Request(t testing.TB, base, token, method, path string, hdr map[string]string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, base+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return resp, body
 }

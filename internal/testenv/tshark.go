@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -104,7 +103,7 @@ type TsharkRun struct {
 	cmd    *exec.Cmd
 	cancel context.CancelFunc
 	stdout bytes.Buffer
-	stderr syncBuffer
+	stderr SyncBuffer
 	done   chan struct{}
 	err    error // set before done is closed
 }
@@ -223,22 +222,4 @@ func rows(out []byte) [][]string {
 		rs[i] = strings.Split(l, "\t")
 	}
 	return rs
-}
-
-// syncBuffer is a buffer a running command writes while a test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
