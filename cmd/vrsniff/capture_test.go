@@ -16,11 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
-
-	"github.com/vrsniff/vrsniff/internal/gen"
-	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
@@ -176,57 +171,6 @@ func (d *daemon) list() []captureInfo {
 	return l
 }
 
-// cases returns n generated mirror cases, each with its own copy of the data.
-func cases(t *testing.T, profile string, seed uint64, n, mtu int) []*gen.Case {
-	t.Helper()
-	g, err := gen.New(gen.Options{Seed: seed, Mix: gen.Profiles[profile], MTU: mtu, LinkType: layers.LinkTypeEthernet,
-		MaxFrame: 2000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs := make([]*gen.Case, n)
-	for i := range cs {
-		cs[i] = g.Next().Clone()
-	}
-	return cs
-}
-
-func outerFrames(cs []*gen.Case) [][]byte {
-	var fs [][]byte
-	for _, c := range cs {
-		for _, w := range c.Packets {
-			fs = append(fs, w.Data)
-		}
-	}
-	return fs
-}
-
-// comment is the pcapng comment a decoded case must carry.
-func comment(c *gen.Case) string {
-	p := mirror.Packet{Mode: c.Mode, Meta: c.Meta()}
-	return string(mirror.AppendComment(nil, &p))
-}
-
-// captureFiles lists the capture files in dir (no sidecars), in the
-// order they were written.
-func captureFiles(t *testing.T, dir string) (closed []string, parts []string) {
-	t.Helper()
-	es, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range es {
-		switch n := e.Name(); {
-		case strings.HasSuffix(n, ".part"):
-			parts = append(parts, n)
-		case strings.HasSuffix(n, ".pcapng"), strings.HasSuffix(n, ".pcap"):
-			closed = append(closed, n)
-		}
-	}
-	slices.Sort(closed)
-	return closed, parts
-}
-
 // lastCounters parses the last "counters" log line.
 func lastCounters(t *testing.T, log string) map[string]string {
 	t.Helper()
@@ -248,38 +192,19 @@ func lastCounters(t *testing.T, log string) map[string]string {
 	return m
 }
 
-// udpPayloads returns the UDP payloads of the cases' outer frames, as a
-// vRouter sends them to an analyzer address.
-func udpPayloads(t *testing.T, cs []*gen.Case) [][]byte {
-	t.Helper()
-	var ps [][]byte
-	for _, c := range cs {
-		if len(c.Packets) != 1 {
-			t.Fatalf("case %d is fragmented", c.Index)
-		}
-		pkt := gopacket.NewPacket(c.Packets[0].Data, layers.LayerTypeEthernet, gopacket.Default)
-		udp, ok := pkt.Layer(layers.LayerTypeUDP).(*layers.UDP)
-		if !ok {
-			t.Fatalf("case %d: no UDP layer", c.Index)
-		}
-		ps = append(ps, udp.Payload)
-	}
-	return ps
-}
-
 // kill -9 in the middle of a capture: the closed files read completely,
 // the .part file up to its last complete block, and a restart recovers it.
 func TestCaptureKilled(t *testing.T) {
 	env := testenv.NewNetns(t)
 	dir := t.TempDir()
 	d := startCapture(t, "", "-i", env.CaptureIf, "--dir", dir, "--rotate-size", "64K")
-	cs := cases(t, "acl", 24, 300, 1400)
-	env.Send(t, outerFrames(cs))
+	cs := testenv.Cases(t, "acl", 24, 300, 1400)
+	env.Send(t, testenv.OuterFrames(cs))
 	d.waitWritten(uint64(len(cs)))
 	time.Sleep(1500 * time.Millisecond) // more than the flush period
 	d.stop(syscall.SIGKILL)
 
-	closed, parts := captureFiles(t, dir)
+	closed, parts := testenv.CaptureFiles(t, dir)
 	if len(parts) != 1 || len(closed) == 0 {
 		t.Fatalf("after kill -9: closed %v, part %v", closed, parts)
 	}
@@ -294,7 +219,7 @@ func TestCaptureKilled(t *testing.T) {
 	got = append(got, partRows...)
 	var want []string
 	for _, c := range cs {
-		want = append(want, comment(c)+"\t"+strconv.Itoa(len(c.Frame)))
+		want = append(want, testenv.Comment(c)+"\t"+strconv.Itoa(len(c.Frame)))
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("after kill -9 the files hold %d packets (%d in the .part), want the %d sent", len(got), len(partRows), len(want))
@@ -342,8 +267,8 @@ func TestCaptureConfigFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustRun(t, "capture", "--config", conf)
-	a, _ := captureFiles(t, flagsDir)
-	b, _ := captureFiles(t, confDir)
+	a, _ := testenv.CaptureFiles(t, flagsDir)
+	b, _ := testenv.CaptureFiles(t, confDir)
 	if len(a) != 3 || len(b) != len(a) {
 		t.Fatalf("flags made %v, the config file %v", a, b)
 	}
@@ -357,7 +282,7 @@ func TestCaptureConfigFile(t *testing.T) {
 	// Flags given too win over the file.
 	over := filepath.Join(dir, "over")
 	mustRun(t, "capture", "--config", conf, "--dir", over, "--max-files", "1")
-	if c, _ := captureFiles(t, over); len(c) != 1 {
+	if c, _ := testenv.CaptureFiles(t, over); len(c) != 1 {
 		t.Errorf("--max-files 1 after --config: %v", c)
 	}
 }
@@ -368,17 +293,17 @@ func TestCaptureSignals(t *testing.T) {
 	dir := t.TempDir()
 	addr := testenv.FreeAddr(t, "udp")
 	d := startCapture(t, "", "--listen", addr, "--dir", dir)
-	ps := udpPayloads(t, cases(t, "acl", 22, 400, 9000))
+	ps := testenv.UDPPayloads(t, testenv.Cases(t, "acl", 22, 400, 9000))
 	testenv.SendUDP(t, addr, ps[:200])
 	d.waitWritten(200)
 	d.cmd.Process.Signal(syscall.SIGHUP)
-	d.waitFor("rotation", func() bool { closed, _ := captureFiles(t, dir); return len(closed) == 1 })
+	d.waitFor("rotation", func() bool { closed, _ := testenv.CaptureFiles(t, dir); return len(closed) == 1 })
 	testenv.SendUDP(t, addr, ps[200:])
 	d.waitWritten(uint64(len(ps)))
 	if code := d.stop(syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit %d on SIGTERM", code)
 	}
-	closed, parts := captureFiles(t, dir)
+	closed, parts := testenv.CaptureFiles(t, dir)
 	if len(closed) != 2 || len(parts) != 0 {
 		t.Fatalf("after SIGTERM: closed %v, open %v", closed, parts)
 	}

@@ -257,7 +257,7 @@ func TestCaptureSplitBy(t *testing.T) {
 	f13 := testenv.FieldCase(t, "f13_long_k8s_names.pcap")
 	labels := func(d string) []string {
 		t.Helper()
-		closed, parts := captureFiles(t, d)
+		closed, parts := testenv.CaptureFiles(t, d)
 		if len(parts) != 0 {
 			t.Fatalf("%s: %v left open", d, parts)
 		}

@@ -9,15 +9,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
 
 	"github.com/vrsniff/vrsniff/internal/gen"
 	"github.com/vrsniff/vrsniff/internal/mirror"
@@ -183,98 +178,6 @@ func (r *running) list() []server.CaptureEntry {
 	return l
 }
 
-// cases returns n generated mirror cases, each with its own copy of the data.
-func cases(t *testing.T, profile string, seed uint64, n, mtu int) []*gen.Case {
-	t.Helper()
-	g, err := gen.New(gen.Options{Seed: seed, Mix: gen.Profiles[profile], MTU: mtu, LinkType: layers.LinkTypeEthernet,
-		MaxFrame: 2000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs := make([]*gen.Case, n)
-	for i := range cs {
-		cs[i] = g.Next().Clone()
-	}
-	return cs
-}
-
-// writeCases writes the cases' outer frames into a pcap file.
-func writeCases(t *testing.T, name string, cs []*gen.Case) {
-	t.Helper()
-	f, err := os.Create(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	w, err := gen.NewWriter(f, gen.FormatPcap, 65535, layers.LinkTypeEthernet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range cs {
-		if err := w.WriteCase(c); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func outerFrames(cs []*gen.Case) [][]byte {
-	var fs [][]byte
-	for _, c := range cs {
-		for _, w := range c.Packets {
-			fs = append(fs, w.Data)
-		}
-	}
-	return fs
-}
-
-// comment is the pcapng comment a decoded case must carry.
-func comment(c *gen.Case) string {
-	p := mirror.Packet{Mode: c.Mode, Meta: c.Meta()}
-	return string(mirror.AppendComment(nil, &p))
-}
-
-// udpPayloads returns the UDP payloads of the cases' outer frames, as a
-// vRouter sends them to an analyzer address.
-func udpPayloads(t *testing.T, cs []*gen.Case) [][]byte {
-	t.Helper()
-	var ps [][]byte
-	for _, c := range cs {
-		if len(c.Packets) != 1 {
-			t.Fatalf("case %d is fragmented", c.Index)
-		}
-		pkt := gopacket.NewPacket(c.Packets[0].Data, layers.LayerTypeEthernet, gopacket.Default)
-		udp, ok := pkt.Layer(layers.LayerTypeUDP).(*layers.UDP)
-		if !ok {
-			t.Fatalf("case %d: no UDP layer", c.Index)
-		}
-		ps = append(ps, udp.Payload)
-	}
-	return ps
-}
-
-// captureFiles lists the capture files in dir (no sidecars), in the
-// order they were written.
-func captureFiles(t *testing.T, dir string) (closed []string, parts []string) {
-	t.Helper()
-	es, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range es {
-		switch n := e.Name(); {
-		case strings.HasSuffix(n, ".part"):
-			parts = append(parts, n)
-		case strings.HasSuffix(n, ".pcapng"), strings.HasSuffix(n, ".pcap"):
-			closed = append(closed, n)
-		}
-	}
-	slices.Sort(closed)
-	return closed, parts
-}
-
 // tshark returns the rows of `tshark -T fields` for the given fields.
 func tshark(t *testing.T, file string, fields ...string) [][]string {
 	t.Helper()
@@ -290,7 +193,7 @@ func tshark(t *testing.T, file string, fields ...string) [][]string {
 // every file completely and that every file has its sidecar.
 func checkFiles(t *testing.T, dir string, cs []*gen.Case) {
 	t.Helper()
-	closed, parts := captureFiles(t, dir)
+	closed, parts := testenv.CaptureFiles(t, dir)
 	if len(parts) != 0 || len(closed) < 2 {
 		t.Fatalf("want several closed files and no .part: %v %v", closed, parts)
 	}
@@ -320,7 +223,7 @@ func checkFiles(t *testing.T, dir string, cs []*gen.Case) {
 		t.Fatalf("files hold %d packets (tshark reads %d), %d were sent", i, len(got), len(cs))
 	}
 	for i, c := range cs {
-		if want := comment(c); got[i][0] != want {
+		if want := testenv.Comment(c); got[i][0] != want {
 			t.Fatalf("packet %d: tshark reads comment %q, want %q", i, got[i][0], want)
 		}
 	}
