@@ -109,7 +109,7 @@ func runCapture(args []string) int {
 	if err != nil {
 		return usageErr("capture", err.Error())
 	}
-	flt2, err := filter.New(flt.o)
+	packetFilter, err := filter.New(flt.o)
 	if err != nil {
 		return usageErr("capture", err.Error())
 	}
@@ -156,7 +156,7 @@ func runCapture(args []string) int {
 			SnapLen: *snaplen, Promisc: *promisc, Fanout: uint16(*fanout),
 			RingBlockSize: 1 << 20, RingBlocks: max(*ringMB, 4),
 		},
-		Decoder: cfg, Filter: flt2,
+		Decoder: cfg, Filter: packetFilter,
 		Dir: *dir, KeepRejects: *keepRejects,
 		Files: ring.Options{
 			Format: ff, MaxSize: int64(rotateSize), MaxDuration: *rotateEvery, AlignClock: *align,

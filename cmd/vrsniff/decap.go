@@ -95,14 +95,14 @@ func runDecap(args []string) int {
 	if err != nil {
 		return usageErr("decap", err.Error())
 	}
-	inner, err := filter.New(flt.o)
+	packetFilter, err := filter.New(flt.o)
 	if err != nil {
 		return usageErr("decap", err.Error())
 	}
 	if *maxIfs < 1 {
 		return usageErr("decap", fmt.Sprintf("--max-interfaces %d: want at least 1", *maxIfs))
 	}
-	opts := decap.Options{Format: f, Nanosecond: *nanos, Decoder: cfg, Filter: inner, Split: split, MaxInterfaces: *maxIfs}
+	opts := decap.Options{Format: f, Nanosecond: *nanos, Decoder: cfg, Filter: packetFilter, Split: split, MaxInterfaces: *maxIfs}
 	if *progress && !*quiet {
 		opts.Progress = os.Stderr
 	}
