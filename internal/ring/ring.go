@@ -15,7 +15,6 @@ import (
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
-	"github.com/vrsniff/vrsniff/internal/pipeline"
 	"github.com/vrsniff/vrsniff/internal/vnpair"
 )
 
@@ -161,8 +160,6 @@ type Stats struct {
 	// can.
 	Problem string `json:"problem,omitempty"`
 }
-
-var _ pipeline.Sink = (*Ring)(nil)
 
 // Ring writes packets into a directory of rotating capture files. A file is
 // named like dumpcap's ring buffer files,
