@@ -246,7 +246,7 @@ func RunReader(ctx context.Context, r *pcapfile.Reader, o Options) (*pipeline.St
 	} else {
 		aw := newAsyncWriter(o.Out)
 		aw.region = r.Mapped()
-		w, err := pcapfile.NewWriter(aw, wo)
+		w, err := pcapfile.NewRefWriter(aw, wo)
 		if err != nil {
 			aw.Close()
 			return stats, err
@@ -310,7 +310,7 @@ func RunReader(ctx context.Context, r *pcapfile.Reader, o Options) (*pipeline.St
 }
 
 type flushCloser struct {
-	*pcapfile.Writer
+	*pcapfile.RefWriter
 	a *asyncWriter
 }
 

@@ -430,34 +430,30 @@ func FuzzWriterRoundTrip(f *testing.F) {
 	})
 }
 
-func TestReset(t *testing.T) {
+// TestAppendHeaderStartsOver checks that an Encoder reused for a new file
+// describes that file's interfaces from scratch.
+func TestAppendHeaderStartsOver(t *testing.T) {
 	ps := testPackets(t)
-	var a, b bytes.Buffer
-	w, err := NewWriter(&a, Options{Format: FormatRaw})
+	e, err := NewEncoder(Options{Format: FormatRaw})
 	if err != nil {
 		t.Fatal(err)
 	}
+	a := e.AppendHeader(nil)
 	for _, p := range ps {
-		if err := w.WritePacket(p); err != nil {
+		if a, err = e.Append(a, p); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	w.Reset(&b)
-	if err := w.WritePacket(ps[len(ps)-1]); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Flush(); err != nil {
+	b := e.AppendHeader(nil)
+	if b, err = e.Append(b, ps[len(ps)-1]); err != nil {
 		t.Fatal(err)
 	}
 	// The second file describes its own interfaces from scratch.
-	got := readAll(t, b.Bytes())
+	got := readAll(t, b)
 	if len(got) != 1 || got[0].LinkType != layers.LinkTypeRaw || got[0].Interface != 0 {
-		t.Fatalf("after Reset: %+v", got)
+		t.Fatalf("second file: %+v", got)
 	}
-	if n := len(readAll(t, a.Bytes())); n != len(ps) {
+	if n := len(readAll(t, a)); n != len(ps) {
 		t.Fatalf("first file: %d packets, want %d", n, len(ps))
 	}
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/vrsniff/vrsniff/internal/filter"
 	"github.com/vrsniff/vrsniff/internal/mirror"
+	"github.com/vrsniff/vrsniff/internal/pcapfile"
 )
 
 // countingEncoder counts the packets it encodes.
@@ -29,16 +30,16 @@ type countingEncoder struct {
 	n *atomic.Int64
 }
 
-func (e countingEncoder) WritePacket(p *mirror.Packet) error {
+func (e countingEncoder) Append(dst []byte, p *mirror.Packet) ([]byte, error) {
 	e.n.Add(1)
-	return e.encoder.WritePacket(p)
+	return e.encoder.Append(dst, p)
 }
 
-// reference is the pcapng stream of ps as one encoder writes it.
+// reference is the pcapng stream of ps as one writer writes it.
 func reference(t *testing.T, ps []*mirror.Packet) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	enc, err := newPcapNG(&buf)
+	enc, err := pcapfile.NewWriter(&buf, streamOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,8 +61,8 @@ func reference(t *testing.T, ps []*mirror.Packet) []byte {
 func TestStreamEncodedOnce(t *testing.T) {
 	const clients, packets = 200, 2000
 	var encoded atomic.Int64
-	s, err := newServer(Options{StreamClients: clients}, func(w io.Writer) (encoder, error) {
-		e, err := newPcapNG(w)
+	s, err := newServer(Options{StreamClients: clients}, func() (encoder, error) {
+		e, err := newPcapNG()
 		return countingEncoder{e, &encoded}, err
 	})
 	if err != nil {
