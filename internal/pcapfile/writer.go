@@ -19,7 +19,7 @@ const flushAt = 1 << 20
 type Writer struct {
 	enc Encoder
 	w   io.Writer
-	buf []byte // grows as needed, up to about flushAt
+	buf []byte // 64 KiB, grown to flushAt when more is needed
 	err error  // sticky write error
 }
 
@@ -42,9 +42,16 @@ func (w *Writer) WritePacket(p *mirror.Packet) error {
 	if w.err != nil {
 		return w.err
 	}
-	if len(w.buf) > 0 && len(w.buf)+w.enc.SizeHint(p) > flushAt {
-		if err := w.Flush(); err != nil {
-			return err
+	if n := len(w.buf) + w.enc.SizeHint(p); n > cap(w.buf) {
+		switch {
+		case cap(w.buf) < flushAt:
+			// Grown once, to the full size: a file of a few packets
+			// (one of many split by VN pair) never takes it.
+			w.buf = append(make([]byte, 0, max(flushAt, n)), w.buf...)
+		case len(w.buf) > 0:
+			if err := w.Flush(); err != nil {
+				return err
+			}
 		}
 	}
 	// The buffer is only assigned once Append returns: a record cut short
