@@ -475,3 +475,43 @@ func TestAppendHeaderStartsOver(t *testing.T) {
 		t.Fatalf("first file: %d packets, want %d", n, len(ps))
 	}
 }
+
+// RecordLen is the length of the record Append writes, read back; SizeHint
+// covers what Append adds for a packet with a comment of usual length.
+func TestEncoderLengths(t *testing.T) {
+	for _, f := range []Format{FormatPcapNG, FormatPcap, FormatJuniperVN, FormatRaw} {
+		e, err := NewEncoder(Options{Format: f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		head := e.AppendHeader(nil)
+		for i, p := range testPackets(t) {
+			rec, err := e.Append(nil, p)
+			if err == ErrLinkType {
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := readAll(t, append(append([]byte{}, head...), rec...))
+			if len(got) != 1 || len(got[0].Data) != e.RecordLen(p) {
+				t.Fatalf("%v packet %d: %d packets read back, RecordLen %d", f, i, len(got), e.RecordLen(p))
+			}
+			if n := e.SizeHint(p); len(rec)-recordIDBs(rec) > n {
+				t.Errorf("%v packet %d: %d bytes appended, SizeHint %d", f, i, len(rec), n)
+			}
+			head = append(head, rec...) // with the interfaces rec described
+			head = head[:len(head)-len(rec)+recordIDBs(rec)]
+		}
+	}
+}
+
+// recordIDBs is the length of the interface descriptions that begin rec.
+func recordIDBs(rec []byte) int {
+	n := 0
+	for len(rec) >= 12 && le.Uint32(rec) == blockIDB {
+		l := int(le.Uint32(rec[4:]))
+		n, rec = n+l, rec[l:]
+	}
+	return n
+}
