@@ -177,9 +177,6 @@ func (e *Encoder) init(o Options) error {
 	return nil
 }
 
-// Options returns the options the Encoder was made with.
-func (e *Encoder) Options() Options { return e.o }
-
 // Interfaces is the number of pcapng interfaces described so far in the
 // current file (by AppendHeader and Append); 0 in classic pcap.
 func (e *Encoder) Interfaces() int { return len(e.outs) }
