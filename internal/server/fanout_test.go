@@ -458,3 +458,40 @@ func TestSendBufferCapped(t *testing.T) {
 		t.Fatalf("%d server sockets found", found)
 	}
 }
+
+// Packets whose metadata comments are longer than the encoder's size hint
+// (VN names of a few kilobytes) across several chunks of the backlog reach
+// a client as a lone writer writes them: a block that outgrew the room
+// left in a chunk goes whole into the next.
+func TestStreamLongComments(t *testing.T) {
+	s, ts := newTestServer(t, Options{StreamBuffer: 16 * chunkSize})
+	h := s.Hub()
+	resp, err := http.Get(ts.URL + "/api/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		got <- b
+	}()
+	waitFor(t, "client", func() bool { return h.Clients() == 1 })
+	var ps []*mirror.Packet
+	for i := range 1200 { // about 6 MB: a dozen chunks
+		long := "default-domain:admin:" + strings.Repeat(string(rune('a'+i%26)), 1000+i%3000)
+		ps = append(ps, decodedPacket(frame(t, true, uint16(i), 60+i%1400), long, vnB, mirror.DirEgress, t0.Add(time.Duration(i))))
+	}
+	for _, p := range ps {
+		if err := h.WritePacket(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.Close()
+	if b, want := <-got, reference(t, ps); !bytes.Equal(b, want) {
+		t.Fatalf("client got %d bytes, want the %d a lone writer writes", len(b), len(want))
+	}
+	if d := h.Dropped(); d != 0 {
+		t.Errorf("%d packets dropped", d)
+	}
+}
