@@ -161,17 +161,17 @@ const maxCachedIn = 1 << 16
 func NewEncoder(o Options) (*Encoder, error) {
 	e := &Encoder{}
 	if err := e.init(o); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("new encoder: %w", err)
 	}
 	return e, nil
 }
 
 func (e *Encoder) init(o Options) error {
 	if o.Format < FormatPcapNG || o.Format > FormatRaw {
-		return fmt.Errorf("new encoder: unknown format %d", o.Format)
+		return fmt.Errorf("unknown format %d", o.Format)
 	}
 	if o.SnapLen < 0 {
-		return fmt.Errorf("new encoder: negative snaplen %d", o.SnapLen)
+		return fmt.Errorf("negative snaplen %d", o.SnapLen)
 	}
 	e.o = o
 	return nil

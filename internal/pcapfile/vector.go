@@ -55,7 +55,7 @@ type RefWriter struct {
 func NewRefWriter(dst VectorWriter, o Options) (*RefWriter, error) {
 	w := &RefWriter{dst: dst}
 	if err := w.enc.init(o); err != nil {
-		return nil, fmt.Errorf("new writer: %w", err)
+		return nil, fmt.Errorf("new ref writer: %w", err)
 	}
 	w.buf = w.enc.AppendHeader(make([]byte, 0, flushAt))
 	return w, nil
