@@ -38,7 +38,8 @@ var allowed = map[string][]string{
 	"deploy":             nil,
 	"contrib/wireshark":  nil,
 	// Test support: imported by tests and the benchmark tools only.
-	"internal/testenv":                     {"internal/gen", "internal/mirror"},
+	"internal/testenv":                     nil,
+	"internal/capture/capturetest":         {"internal/gen", "internal/mirror"},
 	"internal/contrail/fakeapi":            nil,
 	"internal/contrail/fakeapi/agent":      {"internal/contrail/fakeapi"},
 	"internal/contrail/fakeapi/transcript": {"internal/testenv"},

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vrsniff/vrsniff/internal/capture/capturetest"
 	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
@@ -198,13 +199,13 @@ func TestCaptureKilled(t *testing.T) {
 	env := testenv.NewNetns(t)
 	dir := t.TempDir()
 	d := startCapture(t, "", "-i", env.CaptureIf, "--dir", dir, "--rotate-size", "64K")
-	cs := testenv.Cases(t, "acl", 24, 300, 1400)
-	env.Send(t, testenv.OuterFrames(cs))
+	cs := capturetest.Cases(t, "acl", 24, 300, 1400)
+	env.Send(t, capturetest.OuterFrames(cs))
 	d.waitWritten(uint64(len(cs)))
 	time.Sleep(1500 * time.Millisecond) // more than the flush period
 	d.stop(syscall.SIGKILL)
 
-	closed, parts := testenv.CaptureFiles(t, dir)
+	closed, parts := capturetest.CaptureFiles(t, dir)
 	if len(parts) != 1 || len(closed) == 0 {
 		t.Fatalf("after kill -9: closed %v, part %v", closed, parts)
 	}
@@ -219,7 +220,7 @@ func TestCaptureKilled(t *testing.T) {
 	got = append(got, partRows...)
 	var want []string
 	for _, c := range cs {
-		want = append(want, testenv.Comment(c)+"\t"+strconv.Itoa(len(c.Frame)))
+		want = append(want, capturetest.Comment(c)+"\t"+strconv.Itoa(len(c.Frame)))
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("after kill -9 the files hold %d packets (%d in the .part), want the %d sent", len(got), len(partRows), len(want))
@@ -267,8 +268,8 @@ func TestCaptureConfigFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustRun(t, "capture", "--config", conf)
-	a, _ := testenv.CaptureFiles(t, flagsDir)
-	b, _ := testenv.CaptureFiles(t, confDir)
+	a, _ := capturetest.CaptureFiles(t, flagsDir)
+	b, _ := capturetest.CaptureFiles(t, confDir)
 	if len(a) != 3 || len(b) != len(a) {
 		t.Fatalf("flags made %v, the config file %v", a, b)
 	}
@@ -282,7 +283,7 @@ func TestCaptureConfigFile(t *testing.T) {
 	// Flags given too win over the file.
 	over := filepath.Join(dir, "over")
 	mustRun(t, "capture", "--config", conf, "--dir", over, "--max-files", "1")
-	if c, _ := testenv.CaptureFiles(t, over); len(c) != 1 {
+	if c, _ := capturetest.CaptureFiles(t, over); len(c) != 1 {
 		t.Errorf("--max-files 1 after --config: %v", c)
 	}
 }
@@ -293,17 +294,17 @@ func TestCaptureSignals(t *testing.T) {
 	dir := t.TempDir()
 	addr := testenv.FreeAddr(t, "udp")
 	d := startCapture(t, "", "--listen", addr, "--dir", dir)
-	ps := testenv.UDPPayloads(t, testenv.Cases(t, "acl", 22, 400, 9000))
+	ps := capturetest.UDPPayloads(t, capturetest.Cases(t, "acl", 22, 400, 9000))
 	testenv.SendUDP(t, addr, ps[:200])
 	d.waitWritten(200)
 	d.cmd.Process.Signal(syscall.SIGHUP)
-	d.waitFor("rotation", func() bool { closed, _ := testenv.CaptureFiles(t, dir); return len(closed) == 1 })
+	d.waitFor("rotation", func() bool { closed, _ := capturetest.CaptureFiles(t, dir); return len(closed) == 1 })
 	testenv.SendUDP(t, addr, ps[200:])
 	d.waitWritten(uint64(len(ps)))
 	if code := d.stop(syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit %d on SIGTERM", code)
 	}
-	closed, parts := testenv.CaptureFiles(t, dir)
+	closed, parts := capturetest.CaptureFiles(t, dir)
 	if len(closed) != 2 || len(parts) != 0 {
 		t.Fatalf("after SIGTERM: closed %v, open %v", closed, parts)
 	}

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/vrsniff/vrsniff/internal/capture/capturetest"
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
 	"github.com/vrsniff/vrsniff/internal/testenv"
@@ -257,7 +258,7 @@ func TestCaptureSplitBy(t *testing.T) {
 	f13 := testenv.FieldCase(t, "f13_long_k8s_names.pcap")
 	labels := func(d string) []string {
 		t.Helper()
-		closed, parts := testenv.CaptureFiles(t, d)
+		closed, parts := capturetest.CaptureFiles(t, d)
 		if len(parts) != 0 {
 			t.Fatalf("%s: %v left open", d, parts)
 		}

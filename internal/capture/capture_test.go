@@ -17,6 +17,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
+	"github.com/vrsniff/vrsniff/internal/capture/capturetest"
 	"github.com/vrsniff/vrsniff/internal/gen"
 
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
@@ -32,8 +33,8 @@ func TestInterface(t *testing.T) {
 	c := config(dir)
 	c.Interface, c.Files.MaxSize = env.CaptureIf, 64<<10
 	r := start(t, c)
-	cs := testenv.Cases(t, "acl", 21, 400, 1400)
-	env.Send(t, testenv.OuterFrames(cs))
+	cs := capturetest.Cases(t, "acl", 21, 400, 1400)
+	env.Send(t, capturetest.OuterFrames(cs))
 	r.waitWritten(uint64(len(cs)))
 	if err := r.finish(); err != nil {
 		t.Fatalf("Run: %v", err)
@@ -48,7 +49,7 @@ func TestInterface(t *testing.T) {
 // Outer IPv6 datagrams with a hop-by-hop or destination options header
 // before the UDP header are mirror traffic too.
 func TestInterfaceIPv6Extensions(t *testing.T) {
-	_, cs := splitIPv6Ext(t, testenv.Cases(t, "acl", 27, 600, 1400))
+	_, cs := splitIPv6Ext(t, capturetest.Cases(t, "acl", 27, 600, 1400))
 	if len(cs) < 10 {
 		t.Fatalf("only %d cases with IPv6 extension headers", len(cs))
 	}
@@ -57,7 +58,7 @@ func TestInterfaceIPv6Extensions(t *testing.T) {
 	c := config(dir)
 	c.Interface, c.Files.MaxSize = env.CaptureIf, 4<<10
 	r := start(t, c)
-	env.Send(t, testenv.OuterFrames(cs))
+	env.Send(t, capturetest.OuterFrames(cs))
 	r.waitWritten(uint64(len(cs)))
 	if err := r.finish(); err != nil {
 		t.Fatalf("Run: %v", err)
@@ -88,8 +89,8 @@ func TestUDP(t *testing.T) {
 	c := config(dir)
 	c.Listen, c.Files.MaxSize = testenv.FreeAddr(t, "udp"), 64<<10
 	r := start(t, c)
-	cs := testenv.Cases(t, "acl", 22, 400, 9000)
-	testenv.SendUDP(t, c.Listen, testenv.UDPPayloads(t, cs))
+	cs := capturetest.Cases(t, "acl", 22, 400, 9000)
+	testenv.SendUDP(t, c.Listen, capturetest.UDPPayloads(t, cs))
 	r.waitWritten(uint64(len(cs)))
 	if err := r.finish(); err != nil {
 		t.Fatalf("Run: %v", err)
@@ -107,8 +108,8 @@ func TestHTTP(t *testing.T) {
 	c := config(dir)
 	c.Listen, c.Server.Token = testenv.FreeAddr(t, "udp"), token
 	r := start(t, c)
-	cs := testenv.Cases(t, "acl", 23, 600, 9000)
-	payloads := testenv.UDPPayloads(t, cs)
+	cs := capturetest.Cases(t, "acl", 23, 600, 9000)
+	payloads := capturetest.UDPPayloads(t, cs)
 
 	// Auth.
 	for _, h := range []map[string]string{{"Authorization": ""}, {"Authorization": "Bearer wrong"}} {
@@ -151,7 +152,7 @@ func TestHTTP(t *testing.T) {
 	if err := r.svc.Rotate(); err != nil {
 		t.Fatal(err)
 	}
-	if closed, _ := testenv.CaptureFiles(t, dir); len(closed) != 1 {
+	if closed, _ := capturetest.CaptureFiles(t, dir); len(closed) != 1 {
 		t.Fatalf("after Rotate: closed files %v", closed)
 	}
 	// tshark prints a packet once it has seen what follows it: the second
@@ -163,7 +164,7 @@ func TestHTTP(t *testing.T) {
 		t.Fatalf("tshark read %d packets from the stream, want 300", len(rows))
 	}
 	for i, row := range rows {
-		if want := testenv.Comment(cs[i]) + "\t" + strconv.Itoa(len(cs[i].Frame)); row != want {
+		if want := capturetest.Comment(cs[i]) + "\t" + strconv.Itoa(len(cs[i].Frame)); row != want {
 			t.Fatalf("stream packet %d: %q, want %q", i, row, want)
 		}
 	}
@@ -250,8 +251,8 @@ func TestDiskFull(t *testing.T) {
 	c := config(dir)
 	c.Listen, c.Files.MaxSize, c.Server.Token = testenv.FreeAddr(t, "udp"), 100<<10, "tok-0123456789abcdef"
 	r := start(t, c)
-	cs := testenv.Cases(t, "acl", 25, 1200, 9000)
-	payloads := testenv.UDPPayloads(t, cs)
+	cs := capturetest.Cases(t, "acl", 25, 1200, 9000)
+	payloads := capturetest.UDPPayloads(t, cs)
 	testenv.SendUDP(t, c.Listen, payloads[:600]) // about 1.3 MB
 	r.waitFor("600 packets read", func() bool { return r.svc.Stats().Pipeline.Read >= 600 })
 	r.waitFor("disk full", func() bool { return r.svc.Stats().Files.DiskFull })
@@ -290,7 +291,7 @@ func TestDiskFull(t *testing.T) {
 	if err := r.finish(); err != nil {
 		t.Fatalf("Run after the disk filled: %v", err)
 	}
-	closed, parts := testenv.CaptureFiles(t, dir)
+	closed, parts := capturetest.CaptureFiles(t, dir)
 	if len(parts) != 0 || len(closed) == 0 {
 		t.Fatalf("after Run: %v %v", closed, parts)
 	}
@@ -319,8 +320,8 @@ func TestPage(t *testing.T) {
 	const token = "pagetok-0123456789"
 	dir := t.TempDir()
 	raw := filepath.Join(dir, "raw.pcap")
-	cs := testenv.Cases(t, "acl", 28, 300, 1500)
-	testenv.WriteCases(t, raw, cs)
+	cs := capturetest.Cases(t, "acl", 28, 300, 1500)
+	capturetest.WriteCases(t, raw, cs)
 	c := config(filepath.Join(dir, "captures"))
 	c.Read, c.Linger, c.Files.MaxSize, c.Server.Token = raw, true, 200<<10, token
 	r := start(t, c)
@@ -368,7 +369,7 @@ func TestLingerFinishesFiles(t *testing.T) {
 	c.Read, c.Linger, c.Server.Token = in, true, "linger-token-0123456789"
 	r := start(t, c)
 	r.waitFor("the end of the input", func() bool { return r.svc.Stats().Ended })
-	closed, parts := testenv.CaptureFiles(t, dir)
+	closed, parts := capturetest.CaptureFiles(t, dir)
 	if st := r.svc.Stats(); len(parts) != 0 || len(closed) == 0 || st.Files.OpenFiles != 0 || st.Files.Packets == 0 {
 		t.Fatalf("lingering after the input: closed %v, open %v; counters %+v", closed, parts, st)
 	}
@@ -400,7 +401,7 @@ func TestReadEnds(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 	st := svc.Stats()
-	closed, parts := testenv.CaptureFiles(t, dir)
+	closed, parts := capturetest.CaptureFiles(t, dir)
 	if len(parts) != 0 || len(closed) != 1 || st.Files.Packets == 0 || st.Files.Packets != st.Pipeline.Written {
 		t.Fatalf("files %v %v; counters %+v", closed, parts, st)
 	}
@@ -481,7 +482,7 @@ func TestHugeRecord(t *testing.T) {
 			}
 			var files []string
 			for _, d := range []string{dir, filepath.Join(dir, "rejects")} {
-				closed, parts := testenv.CaptureFiles(t, d)
+				closed, parts := capturetest.CaptureFiles(t, d)
 				if len(parts) != 0 {
 					t.Fatalf("left open: %v", parts)
 				}
@@ -529,7 +530,7 @@ func TestCloseWithoutRun(t *testing.T) {
 		t.Fatalf("HTTP listener not released: %v", err)
 	}
 	ln.Close()
-	if closed, parts := testenv.CaptureFiles(t, dir); len(closed)+len(parts) != 0 {
+	if closed, parts := capturetest.CaptureFiles(t, dir); len(closed)+len(parts) != 0 {
 		t.Errorf("files of a capture that never ran: %v %v", closed, parts)
 	}
 }

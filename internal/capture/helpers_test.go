@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vrsniff/vrsniff/internal/capture/capturetest"
 	"github.com/vrsniff/vrsniff/internal/gen"
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
@@ -193,7 +194,7 @@ func tshark(t *testing.T, file string, fields ...string) [][]string {
 // every file completely and that every file has its sidecar.
 func checkFiles(t *testing.T, dir string, cs []*gen.Case) {
 	t.Helper()
-	closed, parts := testenv.CaptureFiles(t, dir)
+	closed, parts := capturetest.CaptureFiles(t, dir)
 	if len(parts) != 0 || len(closed) < 2 {
 		t.Fatalf("want several closed files and no .part: %v %v", closed, parts)
 	}
@@ -223,7 +224,7 @@ func checkFiles(t *testing.T, dir string, cs []*gen.Case) {
 		t.Fatalf("files hold %d packets (tshark reads %d), %d were sent", i, len(got), len(cs))
 	}
 	for i, c := range cs {
-		if want := testenv.Comment(c); got[i][0] != want {
+		if want := capturetest.Comment(c); got[i][0] != want {
 			t.Fatalf("packet %d: tshark reads comment %q, want %q", i, got[i][0], want)
 		}
 	}

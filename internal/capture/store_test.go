@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/vrsniff/vrsniff/internal/capture/capturetest"
 	"github.com/vrsniff/vrsniff/internal/testenv"
 	"github.com/vrsniff/vrsniff/internal/vnpair"
 )
@@ -53,7 +54,7 @@ func TestSplitFlood(t *testing.T) {
 	c.Listen, c.Files.Split, c.Files.MaxOpen = testenv.FreeAddr(t, "udp"), vnpair.Undirected, maxOpen
 	r := start(t, c)
 	fds0 := openFDs(t)
-	base := testenv.UDPPayloads(t, testenv.Cases(t, "acl", 31, 1, 9000))[0]
+	base := capturetest.UDPPayloads(t, capturetest.Cases(t, "acl", 31, 1, 9000))[0]
 	var ps [][]byte
 	for i := range pairs {
 		ps = append(ps, withSrcVN(t, base, "default-domain:evil:spoof-"+strconv.Itoa(i)))
@@ -74,7 +75,7 @@ func TestSplitFlood(t *testing.T) {
 	if st.Files.Packets != pairs || st.Files.SplitOverflow != pairs-maxOpen || st.Files.Dropped != 0 {
 		t.Errorf("final counters %+v", st.Files)
 	}
-	closed, parts := testenv.CaptureFiles(t, dir)
+	closed, parts := capturetest.CaptureFiles(t, dir)
 	if len(parts) != 0 || len(closed) != maxOpen+1 {
 		t.Fatalf("%d files, %d left open", len(closed), len(parts))
 	}
@@ -92,7 +93,7 @@ func TestDirRemoved(t *testing.T) {
 	c := config(dir)
 	c.Listen = testenv.FreeAddr(t, "udp")
 	r := start(t, c)
-	ps := testenv.UDPPayloads(t, testenv.Cases(t, "acl", 32, 300, 9000))
+	ps := capturetest.UDPPayloads(t, capturetest.Cases(t, "acl", 32, 300, 9000))
 	testenv.SendUDP(t, c.Listen, ps[:200])
 	r.waitWritten(200)
 	recreated := r.svc.Stats().Files.DirRecreated
@@ -105,7 +106,7 @@ func TestDirRemoved(t *testing.T) {
 	if err := r.finish(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	closed, parts := testenv.CaptureFiles(t, dir)
+	closed, parts := capturetest.CaptureFiles(t, dir)
 	if len(parts) != 0 {
 		t.Fatalf("left open: %v", parts)
 	}

@@ -15,7 +15,7 @@ import (
 
 // asyncWriter hands writes to a goroutine, so that the write system calls
 // (half of decap's time on a page-cached file) run on another core while
-// the next packets are decoded. The pcapfile.Writer passes its filled
+// the next packets are decoded. The pcapfile.RefWriter passes its filled
 // buffer over, with the frames it referred to in the mapped input
 // (WriteVector, written with writev(2) to a file), and gets recycled ones
 // back, so nothing is copied. The first error is
@@ -45,7 +45,7 @@ type job struct {
 
 const (
 	asyncBuffers = 4
-	asyncBufSize = 1 << 20 // the size pcapfile.Writer flushes at
+	asyncBufSize = 1 << 20 // the size pcapfile.RefWriter flushes at
 	iovMax       = 1024    // IOV_MAX on Linux
 )
 

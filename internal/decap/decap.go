@@ -250,7 +250,7 @@ func RunReader(ctx context.Context, r *pcapfile.Reader, o Options) (*pipeline.St
 	} else {
 		aw := newAsyncWriter(o.Out)
 		aw.region = r.Mapped()
-		w, err := pcapfile.NewWriter(aw, wo)
+		w, err := pcapfile.NewRefWriter(aw, wo)
 		if err != nil {
 			aw.Close()
 			return stats, err
@@ -327,7 +327,7 @@ func newPipeline(r *pcapfile.Reader, o Options, out pipeline.Sink, rejects *pcap
 }
 
 type flushCloser struct {
-	*pcapfile.Writer
+	*pcapfile.RefWriter
 	a *asyncWriter
 }
 

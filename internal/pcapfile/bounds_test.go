@@ -293,3 +293,64 @@ func TestMappedReadNoAlloc(t *testing.T) {
 		t.Errorf("%d allocations for %d packets", m, n)
 	}
 }
+
+// A packet whose bytes are lost after the Encoder described its interface:
+// that description is dropped with the record, so the next packet of the
+// interface describes it again, in the Writer and in the RefWriter alike.
+func TestFaultedInterfaceDescribedAgain(t *testing.T) {
+	path, _, _ := shrinkFile(t, 300<<10)
+	r, cl, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	m := r.Mapped()
+	if err := os.Truncate(path, 8192); err != nil {
+		t.Fatal(err)
+	}
+	good := testPackets(t)[0]
+	// Too short to be referred to: the RefWriter copies it too.
+	lost := &mirror.Packet{Timestamp: time.Unix(3, 0), LinkType: layers.LinkTypeRaw, Data: m[100000:100100], WireLen: 100,
+		Mode: mirror.ModeOther}
+	// The same interface and link type, with bytes that are there.
+	again := *lost
+	again.Data = bytes.Repeat([]byte{1}, 100)
+	for _, ref := range []bool{false, true} {
+		var out vecSink
+		var write func(*mirror.Packet) error
+		var flush func() error
+		if ref {
+			w, err := NewRefWriter(&out, Options{Format: FormatPcapNG})
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Refer(m)
+			write, flush = w.WritePacket, w.Flush
+		} else {
+			w, err := NewWriter(&out, Options{Format: FormatPcapNG})
+			if err != nil {
+				t.Fatal(err)
+			}
+			write, flush = w.WritePacket, w.Flush
+		}
+		err = r.Guard(func() error {
+			if err := write(good); err != nil {
+				return err
+			}
+			return write(lost)
+		})
+		if !errors.Is(err, ErrShrunk) {
+			t.Fatalf("ref=%v: %v, want ErrShrunk", ref, err)
+		}
+		if err := write(&again); err != nil {
+			t.Fatal(err)
+		}
+		if err := flush(); err != nil {
+			t.Fatal(err)
+		}
+		got := readAll(t, out.Bytes())
+		if len(got) != 2 || got[1].LinkType != layers.LinkTypeRaw || !bytes.Equal(got[1].Data, again.Data) {
+			t.Fatalf("ref=%v: %d packets, want the good one and the one after the fault", ref, len(got))
+		}
+	}
+}

@@ -299,7 +299,7 @@ type byteBuffer struct {
 // would cost its whole size in memory. Every releaseStep bytes read, the
 // pages more than releaseKeep bytes behind are let go of (MADV_DONTNEED):
 // far enough behind that a writer still holding frames by reference (see
-// Writer.Refer) is done with them, and harmless if not: nothing writes to
+// RefWriter.Refer) is done with them, and harmless if not: nothing writes to
 // the private mapping, so a page touched again is read back from the file.
 const (
 	releaseStep = 16 << 20

@@ -3,6 +3,7 @@ package pcapfile
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	"github.com/gopacket/gopacket/layers"
 
@@ -67,7 +68,7 @@ func TestReferSameBytes(t *testing.T) {
 		}
 		want := writeAll(t, o, pkts)
 		var sink vecSink
-		w, err := NewWriter(&sink, o)
+		w, err := NewRefWriter(&sink, o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,6 +86,61 @@ func TestReferSameBytes(t *testing.T) {
 		}
 		if o.Format != FormatRaw && sink.vectors < 2 { // raw writes p.Data, which is outside the region here
 			t.Errorf("%+v: %d vector writes; the references were not used", o, sink.vectors)
+		}
+	}
+}
+
+// smallSink is a vecSink that hands back small buffers, which records
+// outgrow while they are encoded.
+type smallSink struct{ vecSink }
+
+func (v *smallSink) WriteVector(buf []byte, vec [][]byte) ([]byte, [][]byte, error) {
+	v.vecSink.WriteVector(buf, vec)
+	return make([]byte, 0, 200), vec[:0], nil
+}
+
+// A record whose comment outgrows the buffer after its frame was referred
+// to is written whole: its block length, patched in last, is not lost with
+// the buffer it outgrew.
+func TestReferOutgrownBuffer(t *testing.T) {
+	var region []byte
+	for i := range 50 {
+		region = append(region, udpFrame(t, i, 300)...)
+	}
+	n := len(region) / 50
+	var pkts []*mirror.Packet
+	for i := range 50 {
+		p := juniperPacket(t, i, time.Unix(int64(1700000000+i), 0), mirror.DirEgress)
+		p.Frame = region[i*n : (i+1)*n : (i+1)*n]
+		p.FrameLen = n
+		p.Meta.SrcVN = bytes.Repeat([]byte{'a' + byte(i%26)}, 100+40*i) // comments of up to 2 KB
+		pkts = append(pkts, p)
+	}
+	for _, f := range []Format{FormatPcapNG, FormatJuniperVN} {
+		o := Options{Format: f}
+		want := writeAll(t, o, pkts)
+		var sink smallSink
+		w, err := NewRefWriter(&sink, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Refer(region)
+		if err := w.Flush(); err != nil { // the header; small buffers from now on
+			t.Fatal(err)
+		}
+		for _, p := range pkts {
+			if err := w.WritePacket(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(sink.Bytes(), want) {
+			t.Errorf("%v: %d bytes by reference differ from the %d copied", f, sink.Len(), len(want))
+		}
+		if sink.vectors < 10 {
+			t.Errorf("%v: %d vector writes; the buffer was never outgrown", f, sink.vectors)
 		}
 	}
 }

@@ -414,7 +414,25 @@ func FuzzWriterRoundTrip(f *testing.F) {
 		p.Meta.SrcVN = []byte(vn)
 		p.Meta.Direction = mirror.Direction(dir % 3)
 		for _, fm := range []Format{FormatPcapNG, FormatPcap, FormatJuniperVN, FormatRaw} {
-			got := readAll(t, writeAll(t, Options{Format: fm, Nanosecond: true, SnapLen: int(snap)}, []*mirror.Packet{p}))
+			o := Options{Format: fm, Nanosecond: true, SnapLen: int(snap)}
+			file := writeAll(t, o, []*mirror.Packet{p})
+			// Frames referred to in place give the same bytes.
+			var sink vecSink
+			rw, err := NewRefWriter(&sink, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rw.Refer(data)
+			if err := rw.WritePacket(p); err != nil {
+				t.Fatal(err)
+			}
+			if err := rw.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(sink.Bytes(), file) {
+				t.Fatalf("%v: RefWriter wrote %x, Writer %x", fm, sink.Bytes(), file)
+			}
+			got := readAll(t, file)
 			if len(got) != 1 {
 				t.Fatalf("%v: %d packets", fm, len(got))
 			}
@@ -431,34 +449,70 @@ func FuzzWriterRoundTrip(f *testing.F) {
 	})
 }
 
-func TestReset(t *testing.T) {
+// TestAppendHeaderStartsOver checks that an Encoder reused for a new file
+// describes that file's interfaces from scratch.
+func TestAppendHeaderStartsOver(t *testing.T) {
 	ps := testPackets(t)
-	var a, b bytes.Buffer
-	w, err := NewWriter(&a, Options{Format: FormatRaw})
+	e, err := NewEncoder(Options{Format: FormatRaw})
 	if err != nil {
 		t.Fatal(err)
 	}
+	a := e.AppendHeader(nil)
 	for _, p := range ps {
-		if err := w.WritePacket(p); err != nil {
+		if a, err = e.Append(a, p); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	w.Reset(&b)
-	if err := w.WritePacket(ps[len(ps)-1]); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Flush(); err != nil {
+	b := e.AppendHeader(nil)
+	if b, err = e.Append(b, ps[len(ps)-1]); err != nil {
 		t.Fatal(err)
 	}
 	// The second file describes its own interfaces from scratch.
-	got := readAll(t, b.Bytes())
+	got := readAll(t, b)
 	if len(got) != 1 || got[0].LinkType != layers.LinkTypeRaw || got[0].Interface != 0 {
-		t.Fatalf("after Reset: %+v", got)
+		t.Fatalf("second file: %+v", got)
 	}
-	if n := len(readAll(t, a.Bytes())); n != len(ps) {
+	if n := len(readAll(t, a)); n != len(ps) {
 		t.Fatalf("first file: %d packets, want %d", n, len(ps))
 	}
+}
+
+// RecordLen is the length of the record Append writes, read back; SizeHint
+// covers what Append adds for a packet with a comment of usual length.
+func TestEncoderLengths(t *testing.T) {
+	for _, f := range []Format{FormatPcapNG, FormatPcap, FormatJuniperVN, FormatRaw} {
+		e, err := NewEncoder(Options{Format: f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		head := e.AppendHeader(nil)
+		for i, p := range testPackets(t) {
+			rec, err := e.Append(nil, p)
+			if err == ErrLinkType {
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := readAll(t, append(append([]byte{}, head...), rec...))
+			if len(got) != 1 || len(got[0].Data) != e.RecordLen(p) {
+				t.Fatalf("%v packet %d: %d packets read back, RecordLen %d", f, i, len(got), e.RecordLen(p))
+			}
+			if n := e.SizeHint(p); len(rec)-recordIDBs(rec) > n {
+				t.Errorf("%v packet %d: %d bytes appended, SizeHint %d", f, i, len(rec), n)
+			}
+			head = append(head, rec...) // with the interfaces rec described
+			head = head[:len(head)-len(rec)+recordIDBs(rec)]
+		}
+	}
+}
+
+// recordIDBs is the length of the interface descriptions that begin rec.
+func recordIDBs(rec []byte) int {
+	n := 0
+	for len(rec) >= 12 && le.Uint32(rec) == blockIDB {
+		l := int(le.Uint32(rec[4:]))
+		n, rec = n+l, rec[l:]
+	}
+	return n
 }

@@ -185,14 +185,8 @@ type Ring struct {
 	log   *slog.Logger
 	now   func() time.Time
 
-	mu sync.Mutex
-	// enc encodes for every file, so that open files cost no encoder
-	// buffer each (a pcapfile.Writer holds 1 MiB). Between calls it is in
-	// the state of a new file: a file whose packets need interfaces of
-	// their own gets a writer of its own (file.enc).
-	enc      *pcapfile.Writer
-	out      target
-	spareEnc []*pcapfile.Writer
+	mu       sync.Mutex
+	spareEnc []*pcapfile.Encoder // encoders of closed files, for the next ones
 	seq      int
 	closed   []*file // oldest first
 	// closedBytes is the size of the closed files and their sidecars.
@@ -232,27 +226,16 @@ type file struct {
 
 	key          string // in Ring.open
 	f            *os.File
-	enc          *pcapfile.Writer // its own, or nil for Ring.enc
-	buf          []byte           // encoded blocks not yet written to f
-	written      int64            // bytes in f, always on a block boundary
-	pending      uint64           // packets in buf
+	enc          *pcapfile.Encoder // appends its records to buf
+	buf          []byte            // encoded blocks not yet written to f
+	written      int64             // bytes in f, always on a block boundary
+	pending      uint64            // packets in buf
 	pendLast     time.Time
 	deadline     time.Time
 	used         time.Time // of its last packet, for SplitIdle
 	older, newer *file     // in Ring.lru
 	inLRU        bool
 	pairs        *vnpair.Counter // by directed pair, pending until on disk
-}
-
-// target is where the encoders write: the buffer of the file being written,
-// or nowhere. It never fails, so an encoder never holds a write error.
-type target struct{ f *file }
-
-func (t *target) Write(b []byte) (int, error) {
-	if t.f != nil {
-		t.f.buf = append(t.f.buf, b...)
-	}
-	return len(b), nil
 }
 
 func (f *file) size() int64 { return f.written + int64(len(f.buf)) }
@@ -303,9 +286,13 @@ func New(dir string, o Options) (*Ring, error) {
 	if r.now == nil {
 		r.now = time.Now
 	}
-	if r.enc, err = r.newEncoder(); err != nil {
+	// The options are checked once, here: the first encoder is kept for
+	// the first file.
+	enc, err := r.newEncoder()
+	if err != nil {
 		return nil, fmt.Errorf("ring: %w", err)
 	}
+	r.spareEnc = append(r.spareEnc, enc)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("ring: %w", err)
 	}
@@ -366,11 +353,12 @@ func (r *Ring) WritePacket(p *mirror.Packet) error {
 	if f == nil {
 		return nil // dropped for want of room, and counted
 	}
-	if err := r.encode(f, p); err != nil {
+	f.buf, err = f.enc.Append(f.buf, p)
+	if err != nil {
 		r.c.dropped++
 		return fmt.Errorf("capture files: %w", err)
 	}
-	if recordLen(p, r.o.Format) > r.o.MaxRecord {
+	if f.enc.RecordLen(p) > r.o.MaxRecord {
 		r.c.truncated++
 	}
 	f.pending++
@@ -503,6 +491,17 @@ func (r *Ring) fileName(seq int, stamp, label string) string {
 	return fmt.Sprintf("%s_%05d_%s%s%s", r.o.Prefix, seq, stamp, label, r.ext)
 }
 
+// extension is the file name extension of a format.
+func extension(f pcapfile.Format) (string, error) {
+	switch f {
+	case pcapfile.FormatPcap:
+		return ".pcap", nil
+	case pcapfile.FormatPcapNG, pcapfile.FormatJuniperVN, pcapfile.FormatRaw:
+		return ".pcapng", nil
+	}
+	return "", fmt.Errorf("unknown format %v", f)
+}
+
 // labelRoom is the longest pair label that keeps every name the ring writes
 // within maxName bytes. The longest is a sidecar's temporary name,
 // "." + <prefix>_<seq>_<stamp>_<label><ext> + ".json.tmp".
@@ -516,6 +515,10 @@ func labelRoom(prefix, ext string) int {
 // be lost.
 func (r *Ring) openFile(key, label string, now time.Time) (*file, error) {
 	if _, err := r.checkDir(); err != nil {
+		return nil, err
+	}
+	enc, err := r.newEncoder()
+	if err != nil {
 		return nil, err
 	}
 	stamp := now.UTC().Format("20060102150405")
@@ -544,6 +547,7 @@ func (r *Ring) openFile(key, label string, now time.Time) (*file, error) {
 		info: Info{Name: name, Open: true},
 		key:  key,
 		f:    fh,
+		enc:  enc,
 		buf:  r.spare,
 		used: now,
 		// The busiest pairs of the file stay listed; the others are
@@ -564,83 +568,23 @@ func (r *Ring) openFile(key, label string, now time.Time) (*file, error) {
 			f.deadline = now.Add(d)
 		}
 	}
-	// The file header.
-	r.out.f = f
-	r.enc.Reset(&r.out)
-	err := r.enc.Flush()
-	r.out.f = nil
-	if err != nil {
-		fh.Close()
-		os.Remove(f.partPath(r.dir))
-		return nil, fmt.Errorf("create %s: %w", name, err)
-	}
+	f.buf = enc.AppendHeader(f.buf)
 	r.open[key] = f
 	return f, nil
 }
 
-// encode appends p's record to f's buffer. The shared encoder is in the
-// state of a new file; if p needed an interface f does not have yet, the
-// shared encoder wrote its description and now holds state of f's alone:
-// f gets an encoder of its own, which writes p again, and the shared one
-// starts over.
-func (r *Ring) encode(f *file, p *mirror.Packet) error {
-	enc := f.enc
-	if enc == nil {
-		enc = r.enc
-	}
-	start := len(f.buf)
-	r.out.f = f
-	defer func() { r.out.f = nil }()
-	if err := enc.WritePacket(p); err != nil {
-		return err
-	}
-	if err := enc.Flush(); err != nil {
-		return err
-	}
-	if enc != r.enc || r.o.Format == pcapfile.FormatPcap || !describesInterface(f.buf[start:]) {
-		return nil
-	}
-	f.buf = f.buf[:start]
-	own, err := r.takeEncoder()
-	if err != nil {
-		return err
-	}
-	f.enc = own
-	r.out.f = f
-	if err := own.WritePacket(p); err != nil {
-		return err
-	}
-	if err := own.Flush(); err != nil {
-		return err
-	}
-	r.out.f = nil
-	r.enc.Reset(&r.out)
-	return r.enc.Flush()
-}
-
-// takeEncoder returns an encoder in the state of a new file whose header
-// is already written.
-func (r *Ring) takeEncoder() (*pcapfile.Writer, error) {
-	r.out.f = nil
+// newEncoder returns an encoder of a closed file, or a new one.
+func (r *Ring) newEncoder() (*pcapfile.Encoder, error) {
 	if n := len(r.spareEnc); n > 0 {
 		e := r.spareEnc[n-1]
 		r.spareEnc = r.spareEnc[:n-1]
-		e.Reset(&r.out)
-		return e, e.Flush()
+		return e, nil
 	}
-	e, err := r.newEncoder()
-	if err != nil {
-		return nil, err
-	}
-	return e, e.Flush()
+	return pcapfile.NewEncoder(pcapfile.Options{Format: r.o.Format, Application: "vrsniff", SnapLen: r.o.MaxRecord})
 }
 
 // maxSpareEnc bounds the encoders of closed files kept for the next ones.
-const maxSpareEnc = 2
-
-func (r *Ring) newEncoder() (*pcapfile.Writer, error) {
-	return pcapfile.NewWriter(&r.out, pcapfile.Options{Format: r.o.Format, Application: "vrsniff", SnapLen: r.o.MaxRecord})
-}
+const maxSpareEnc = 8
 
 // flushFile writes f's buffer to the file. A failed write is cut back to
 // the last block boundary, so the file stays valid; the packets that were in

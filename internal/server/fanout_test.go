@@ -21,6 +21,7 @@ import (
 
 	"github.com/vrsniff/vrsniff/internal/filter"
 	"github.com/vrsniff/vrsniff/internal/mirror"
+	"github.com/vrsniff/vrsniff/internal/pcapfile"
 	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
@@ -30,16 +31,16 @@ type countingEncoder struct {
 	n *atomic.Int64
 }
 
-func (e countingEncoder) WritePacket(p *mirror.Packet) error {
+func (e countingEncoder) Append(dst []byte, p *mirror.Packet) ([]byte, error) {
 	e.n.Add(1)
-	return e.encoder.WritePacket(p)
+	return e.encoder.Append(dst, p)
 }
 
-// reference is the pcapng stream of ps as one encoder writes it.
+// reference is the pcapng stream of ps as one writer writes it.
 func reference(t *testing.T, ps []*mirror.Packet) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	enc, err := newPcapNG(&buf)
+	enc, err := pcapfile.NewWriter(&buf, streamOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,8 +62,8 @@ func reference(t *testing.T, ps []*mirror.Packet) []byte {
 func TestStreamEncodedOnce(t *testing.T) {
 	const clients, packets = 200, 2000
 	var encoded atomic.Int64
-	s, err := newServer(Options{StreamClients: clients}, func(w io.Writer) (encoder, error) {
-		e, err := newPcapNG(w)
+	s, err := newServer(Options{StreamClients: clients}, func() (encoder, error) {
+		e, err := newPcapNG()
 		return countingEncoder{e, &encoded}, err
 	})
 	if err != nil {
@@ -456,5 +457,42 @@ func TestSendBufferCapped(t *testing.T) {
 	}
 	if found != 1 {
 		t.Fatalf("%d server sockets found", found)
+	}
+}
+
+// Packets whose metadata comments are longer than the encoder's size hint
+// (VN names of a few kilobytes) across several chunks of the backlog reach
+// a client as a lone writer writes them: a block that outgrew the room
+// left in a chunk goes whole into the next.
+func TestStreamLongComments(t *testing.T) {
+	s, ts := newTestServer(t, Options{StreamBuffer: 16 * chunkSize})
+	h := s.Hub()
+	resp, err := http.Get(ts.URL + "/api/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		got <- b
+	}()
+	testenv.WaitFor(t, "client", func() bool { return h.Clients() == 1 })
+	var ps []*mirror.Packet
+	for i := range 1200 { // about 6 MB: a dozen chunks
+		long := "default-domain:admin:" + strings.Repeat(string(rune('a'+i%26)), 1000+i%3000)
+		ps = append(ps, decodedPacket(frame(t, true, uint16(i), 60+i%1400), long, vnB, mirror.DirEgress, t0.Add(time.Duration(i))))
+	}
+	for _, p := range ps {
+		if err := h.WritePacket(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.Close()
+	if b, want := <-got, reference(t, ps); !bytes.Equal(b, want) {
+		t.Fatalf("client got %d bytes, want the %d a lone writer writes", len(b), len(want))
+	}
+	if d := h.Dropped(); d != 0 {
+		t.Errorf("%d packets dropped", d)
 	}
 }

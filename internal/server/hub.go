@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"math/bits"
 	"sort"
 	"sync"
@@ -15,15 +14,19 @@ import (
 	"github.com/vrsniff/vrsniff/internal/mirror"
 )
 
-// encoder turns packets into a byte stream (a pcapng section). Flush must
-// push everything written so far to the underlying io.Writer.
+// encoder appends packets to a pcapng section, as pcapfile.Encoder does:
+// the section header and interface descriptions first, then each packet's
+// block, preceded by the description of its interface if it is the first
+// of one (Interfaces counts them).
 type encoder interface {
-	WritePacket(p *mirror.Packet) error
-	Flush() error
+	AppendHeader(dst []byte) []byte
+	Append(dst []byte, p *mirror.Packet) ([]byte, error)
+	SizeHint(p *mirror.Packet) int
+	Interfaces() int
 }
 
-// newEncoderFunc starts a stream on w; it may write a header.
-type newEncoderFunc func(w io.Writer) (encoder, error)
+// newEncoderFunc makes the encoder of the stream.
+type newEncoderFunc func() (encoder, error)
 
 var (
 	// ErrHubClosed is returned when a stream is added to a closed Hub.
@@ -62,12 +65,6 @@ const (
 	notifyEvery = 5 * time.Millisecond
 )
 
-// pcapng block types the hub tells apart.
-const (
-	blockSHB = 0x0a0d0d0a
-	blockIDB = 1
-)
-
 // Hub fans decoded packets out to live stream clients.
 //
 // WritePacket, on the capture goroutine, does the same work whatever the
@@ -87,12 +84,10 @@ type Hub struct {
 	nrefs      int // references kept per filter, a power of two
 
 	// Used by the capture goroutine only.
-	enc    encoder
-	cur    *chunk // chunk being filled
-	seq    uint64 // its sequence number, from 1
-	used   int    // bytes of cur in use
-	block  ref    // the packet block the encoder just wrote
-	stored bool   // whether block is valid
+	enc  encoder
+	cur  *chunk // chunk being filled
+	seq  uint64 // its sequence number, from 1
+	used int    // bytes of cur in use
 
 	slots  []atomic.Pointer[chunk] // chunk seq s lives in slots[s%len(slots)]
 	oldest atomic.Uint64           // sequence number of the oldest chunk still held
@@ -207,62 +202,70 @@ func newHub(buffer, maxClients int, newEnc newEncoderFunc) (*Hub, error) {
 	gen := make(chan struct{})
 	h.gen.Store(&gen)
 	h.groups.Store(&[]*group{})
-	// The encoder writes its header now, through Write, into h.header.
-	enc, err := newEnc(h)
-	if err == nil {
-		err = enc.Flush()
-	}
+	enc, err := newEnc()
 	if err != nil {
 		return nil, fmt.Errorf("start stream encoder: %w", err)
 	}
-	if len(h.idbEnd) == 0 {
+	hdr := enc.AppendHeader(nil)
+	if len(hdr) < 12 || enc.Interfaces() == 0 {
 		return nil, errors.New("start stream encoder: no interface described")
 	}
+	shb := binary.LittleEndian.Uint32(hdr[4:])
+	h.header = hdr[:shb:shb]
+	h.describe(hdr[shb:], enc.Interfaces())
 	h.enc = enc
 	go h.notify()
 	return h, nil
 }
 
-// Write receives the encoder's output: the header blocks go to h.header,
-// the packet block into the backlog. It never fails, since a failure
-// would stay with the encoder: a block that does not fit a chunk is left
-// out and counted.
-func (h *Hub) Write(b []byte) (int, error) {
-	for rest := b; len(rest) >= 12; {
-		typ := binary.LittleEndian.Uint32(rest)
-		n := int(binary.LittleEndian.Uint32(rest[4:]))
-		if n < 12 || n > len(rest) {
-			break // not produced by the encoder
-		}
-		blk := rest[:n]
-		rest = rest[n:]
-		switch typ {
-		case blockSHB, blockIDB:
-			h.mu.Lock()
-			h.header = append(h.header, blk...)
-			if typ == blockIDB {
-				h.idbEnd = append(h.idbEnd, len(h.header))
-			}
-			h.mu.Unlock()
-		default:
-			h.stored = h.store(blk)
-		}
+// describe moves the n interface descriptions that begin b, as the
+// encoder wrote them, to the header, and returns the rest of b.
+func (h *Hub) describe(b []byte, n int) []byte {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for range n {
+		l := binary.LittleEndian.Uint32(b[4:])
+		h.header = append(h.header, b[:l]...)
+		h.idbEnd = append(h.idbEnd, len(h.header))
+		b = b[l:]
 	}
-	return len(b), nil
+	return b
 }
 
-// store copies a packet block into the backlog and sets h.block.
-func (h *Hub) store(b []byte) bool {
-	if len(b) > chunkSize {
-		return false
-	}
-	if h.cur == nil || h.used+len(b) > chunkSize {
+// encode appends p's block to the backlog and returns where it is. The
+// encoder appends straight into the chunk being filled; a chunk whose rest
+// may not hold the block is left for the next one. A block that does not
+// fit a chunk, or one the encoder refuses, is not stored (false).
+func (h *Hub) encode(p *mirror.Packet) (ref, bool) {
+	if h.cur == nil || (h.used > 0 && h.used+h.enc.SizeHint(p) > chunkSize) {
 		h.advance()
 	}
-	copy(h.cur.data[h.used:], b)
-	h.block = ref{pos: h.seq<<chunkBits | uint64(h.used), n: uint32(len(b)), ifaces: uint32(len(h.idbEnd))}
-	h.used += len(b)
-	return true
+	described := h.enc.Interfaces()
+	dst := h.cur.data[h.used:h.used:chunkSize]
+	out, err := h.enc.Append(dst, p)
+	if err != nil {
+		return ref{}, false
+	}
+	blk := out
+	if n := h.enc.Interfaces() - described; n > 0 {
+		blk = h.describe(out, n)
+	}
+	if len(blk) > chunkSize {
+		return ref{}, false
+	}
+	if cap(out) != cap(dst) {
+		// The hint fell short (a very long comment): Append outgrew the
+		// chunk into a buffer of its own.
+		if h.used+len(blk) > chunkSize {
+			h.advance()
+		}
+		copy(h.cur.data[h.used:], blk)
+	} else if len(blk) != len(out) {
+		copy(h.cur.data[h.used:], blk) // over the descriptions moved out
+	}
+	r := ref{pos: h.seq<<chunkBits | uint64(h.used), n: uint32(len(blk)), ifaces: uint32(h.enc.Interfaces())}
+	h.used += len(blk)
+	return r, true
 }
 
 // advance starts the next chunk, reusing the one it replaces unless a
@@ -315,12 +318,8 @@ func (h *Hub) WritePacket(p *mirror.Packet) error {
 	if !hit {
 		return nil
 	}
-	h.stored = false
-	err := h.enc.WritePacket(p)
-	if err == nil {
-		err = h.enc.Flush()
-	}
-	if err != nil || !h.stored {
+	blk, ok := h.encode(p)
+	if !ok {
 		// Not streamable (too large, or the encoder refused it): the
 		// clients that wanted it lose it.
 		h.mu.Lock()
@@ -334,7 +333,7 @@ func (h *Hub) WritePacket(p *mirror.Packet) error {
 	}
 	for _, g := range gs {
 		if g.hit {
-			g.push(h.block)
+			g.push(blk)
 		}
 	}
 	select {

@@ -1,4 +1,8 @@
-package testenv
+// Package capturetest holds what the tests of the capture service and of
+// the vrsniff capture command share: generated mirror cases, the forms in
+// which they are sent, and what the capture files must hold for them. Only
+// tests import it.
+package capturetest
 
 import (
 	"os"
