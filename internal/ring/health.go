@@ -41,11 +41,11 @@ func (r *Ring) health() error {
 	return r.fault
 }
 
-// fail handles a failure of the write path that lost the packets in lost
+// writeFailed handles a failure of the write path that lost the packets in lost
 // (not yet counted) and more: the store drops packets until it can write
 // again, and a new kind of failure is logged once. A failure that came from
 // a removed directory, now created again, ends there.
-func (r *Ring) fail(err error, now time.Time, lost uint64) {
+func (r *Ring) writeFailed(err error, now time.Time, lost uint64) {
 	if err == nil {
 		return
 	}

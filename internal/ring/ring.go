@@ -347,7 +347,7 @@ func (r *Ring) WritePacket(p *mirror.Packet) error {
 	}
 	f, err := r.fileFor(p, clock)
 	if err != nil {
-		r.fail(err, clock(), 1)
+		r.writeFailed(err, clock(), 1)
 		return nil
 	}
 	if f == nil {
@@ -377,7 +377,7 @@ func (r *Ring) WritePacket(p *mirror.Packet) error {
 	if len(f.buf) >= flushAt || r.fault != nil {
 		if err := r.flushFile(f); err != nil {
 			// flushFile counted the packet as dropped.
-			r.fail(r.closeBroken(f, err), clock(), 0)
+			r.writeFailed(r.closeBroken(f, err), clock(), 0)
 			return nil
 		}
 	}
@@ -386,7 +386,7 @@ func (r *Ring) WritePacket(p *mirror.Packet) error {
 	}
 	if r.o.MaxSize > 0 && f.size() >= r.o.MaxSize {
 		if err := r.closeFile(f); err != nil {
-			r.fail(err, clock(), 0)
+			r.writeFailed(err, clock(), 0)
 		}
 	}
 	return nil
@@ -805,7 +805,7 @@ func (r *Ring) tick() {
 			err = r.flushFile(f)
 		}
 		if err != nil {
-			r.fail(r.closeBroken(f, err), now, 0)
+			r.writeFailed(r.closeBroken(f, err), now, 0)
 		}
 	}
 	if r.c.overflow > r.overflowLogged && now.Sub(r.overflowLoggedAt) >= logEvery {
@@ -824,7 +824,7 @@ func (r *Ring) Rotate() error {
 	}
 	err := r.closeAll()
 	if err != nil {
-		r.fail(err, r.now(), 0)
+		r.writeFailed(err, r.now(), 0)
 		if isDiskFull(err) {
 			return nil
 		}
@@ -954,7 +954,7 @@ func (r *Ring) Open(name string) (io.ReadSeekCloser, Info, error) {
 		path += partSuffix
 		if err := r.flushFile(f); err != nil {
 			// The file is closed and renamed, or removed if it was empty.
-			r.fail(r.closeBroken(f, err), r.now(), 0)
+			r.writeFailed(r.closeBroken(f, err), r.now(), 0)
 			return nil, Info{}, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
 		}
 	}
