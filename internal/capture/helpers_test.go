@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -41,31 +40,13 @@ func config(dir string) Config {
 type running struct {
 	t     *testing.T
 	svc   *Service
-	log   *logBuffer
+	log   *testenv.SyncBuffer
 	warns atomic.Int64 // warnings logged
 	stop  context.CancelFunc
 	done  chan struct{}
 	err   error // of Run, once done is closed
 	base  string
 	token string
-}
-
-// logBuffer keeps the service's log for a failing test.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // warnCounter counts the warnings logged through it.
@@ -93,7 +74,7 @@ func (h warnCounter) WithGroup(name string) slog.Handler {
 // finish). With HTTP it waits until the API answers.
 func start(t *testing.T, c Config) *running {
 	t.Helper()
-	r := &running{t: t, log: &logBuffer{}, done: make(chan struct{}), token: c.Server.Token}
+	r := &running{t: t, log: &testenv.SyncBuffer{}, done: make(chan struct{}), token: c.Server.Token}
 	c.Logger = slog.New(warnCounter{slog.NewTextHandler(r.log, nil), &r.warns})
 	svc, err := New(c)
 	if err != nil {

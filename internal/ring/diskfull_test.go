@@ -10,9 +10,9 @@ import (
 
 func TestDiskFull(t *testing.T) {
 	dir := testenv.MountTmpfs(t, "256k")
-	logs := &logBuf{}
+	logs := &testenv.SyncBuffer{}
 	clk := &fakeClock{t: t0}
-	r := newTestRing(t, dir, Options{MaxSize: 40 << 10, Logger: logs.logger(), Now: clk.Now})
+	r := newTestRing(t, dir, Options{MaxSize: 40 << 10, Logger: debugLogger(logs), Now: clk.Now})
 	// 300 packets of about 1.2 kB: more than the 256 kB disk holds.
 	i := 0
 	write := func(n int) {

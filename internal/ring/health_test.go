@@ -35,9 +35,9 @@ func deletedFDs(t testing.TB, dir string) []string {
 // counts what was lost, creates the directory again and goes on there.
 func TestDirRemoved(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "captures")
-	logs := &logBuf{}
+	logs := &testenv.SyncBuffer{}
 	// No flush loop: the test runs its checks itself.
-	r := newTestRing(t, dir, Options{MaxSize: 3000, FlushEvery: time.Hour, Logger: logs.logger()})
+	r := newTestRing(t, dir, Options{MaxSize: 3000, FlushEvery: time.Hour, Logger: debugLogger(logs)})
 	writeN(t, r, 35, 2, 100, nil)
 	r.tick() // on disk
 	infos, _ := r.List()
@@ -105,9 +105,9 @@ func TestDirRemovedAtRotation(t *testing.T) {
 // condition is logged once; once the path is free the store goes on.
 func TestDirCannotBeCreated(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "captures")
-	logs := &logBuf{}
+	logs := &testenv.SyncBuffer{}
 	clk := &fakeClock{t: t0}
-	r := newTestRing(t, dir, Options{FlushEvery: time.Hour, Logger: logs.logger(), Now: clk.Now})
+	r := newTestRing(t, dir, Options{FlushEvery: time.Hour, Logger: debugLogger(logs), Now: clk.Now})
 	writeN(t, r, 10, 1, 100, nil)
 	os.RemoveAll(dir)
 	if err := os.WriteFile(dir, []byte("in the way"), 0o644); err != nil {
@@ -160,9 +160,9 @@ func TestReadOnly(t *testing.T) {
 			t.Fatalf("remount %s: %v: %s", mode, err, out)
 		}
 	}
-	logs := &logBuf{}
+	logs := &testenv.SyncBuffer{}
 	clk := &fakeClock{t: t0}
-	r := newTestRing(t, dir, Options{FlushEvery: time.Hour, Logger: logs.logger(), Now: clk.Now})
+	r := newTestRing(t, dir, Options{FlushEvery: time.Hour, Logger: debugLogger(logs), Now: clk.Now})
 	want := writeN(t, r, 10, 1, 100, nil)
 	if err := r.Rotate(); err != nil {
 		t.Fatal(err)
@@ -201,8 +201,8 @@ func TestReadOnly(t *testing.T) {
 // packets count as lost, and the next packets go to a new file.
 func TestOpenFileRemoved(t *testing.T) {
 	dir := t.TempDir()
-	logs := &logBuf{}
-	r := newTestRing(t, dir, Options{FlushEvery: time.Hour, Logger: logs.logger()})
+	logs := &testenv.SyncBuffer{}
+	r := newTestRing(t, dir, Options{FlushEvery: time.Hour, Logger: debugLogger(logs)})
 	writeN(t, r, 10, 1, 100, nil)
 	r.tick()
 	infos, _ := r.List()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 	"github.com/vrsniff/vrsniff/internal/vnpair"
 )
 
@@ -39,10 +40,10 @@ func seqOf(t *testing.T, name string) int {
 func TestSplitFloodBounded(t *testing.T) {
 	const pairs = 20000
 	dir := t.TempDir()
-	logs := &logBuf{}
+	logs := &testenv.SyncBuffer{}
 	clk := &fakeClock{t: t0}
 	fds0, heap0 := openFDs(t), heapInUse()
-	r := newTestRing(t, dir, Options{Split: vnpair.Undirected, Logger: logs.logger(), Now: clk.Now})
+	r := newTestRing(t, dir, Options{Split: vnpair.Undirected, Logger: debugLogger(logs), Now: clk.Now})
 	maxFDs := 0
 	for i := range pairs {
 		if err := r.WritePacket(spoofed(i, i)); err != nil {
