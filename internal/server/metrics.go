@@ -1,9 +1,12 @@
 package server
 
 import (
+	"unicode/utf8"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
+	"github.com/vrsniff/vrsniff/internal/vnpair"
 )
 
 // maxPairSeries caps the VN pair series on /metrics: the busiest pairs are
@@ -90,11 +93,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.streamRejected, h.Rejected())
 	pairs := st.Pairs()
 	gauge(c.pairs, float64(len(pairs)))
-	for i, p := range pairs {
-		if i == maxPairSeries {
-			break
-		}
-		counter(c.pairPackets, p.Packets, p.SrcVN, p.DstVN)
+	labels, counts := pairSeries(pairs[:min(len(pairs), maxPairSeries)])
+	for i, l := range labels {
+		counter(c.pairPackets, counts[i], l[0], l[1])
 	}
 	if c.s.opts.Store != nil {
 		gauge(c.diskUsage, float64(c.s.opts.Store.DiskUsage()))
@@ -113,4 +114,30 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(c.diskFull, full)
 	}
+}
+
+// pairSeries gives the label values of the VN pair series, in the order of
+// pairs, with the packets of pairs whose labels are the same summed: a
+// label value must be valid UTF-8 and a series unique, while VN names are
+// any bytes (docs/decoding.md). A name that is not valid UTF-8 is shown as
+// mirror.AppendName shows it, a Go string literal.
+func pairSeries(pairs []vnpair.Pair) (labels [][2]string, counts []uint64) {
+	at := make(map[[2]string]int, len(pairs))
+	for _, p := range pairs {
+		l := [2]string{labelValue(p.SrcVN), labelValue(p.DstVN)}
+		if i, ok := at[l]; ok {
+			counts[i] += p.Packets
+			continue
+		}
+		at[l] = len(labels)
+		labels, counts = append(labels, l), append(counts, p.Packets)
+	}
+	return labels, counts
+}
+
+func labelValue(name string) string {
+	if utf8.ValidString(name) {
+		return name
+	}
+	return string(mirror.AppendName(nil, []byte(name)))
 }

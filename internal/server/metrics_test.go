@@ -140,3 +140,23 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("stats: %s", body)
 	}
 }
+
+// VN names are any bytes, and an absent name reads as an empty one: the
+// scrape still succeeds, with names that are not UTF-8 shown as Go string
+// literals and pairs that read the same summed into one series.
+func TestMetricsVNNameBytes(t *testing.T) {
+	st := &pipeline.Stats{}
+	for range 3 {
+		st.CountPair([]byte("latin1-r\xe9seau"), []byte("vn-dst"))
+	}
+	st.CountPair(nil, []byte("vn-dst"))
+	st.CountPair([]byte{}, []byte("vn-dst"))
+	_, ts := newTestServer(t, Options{Stats: st})
+	fams := scrape(t, ts.URL+"/metrics")
+	if got := value(t, fams, "vrsniff_vn_pair_packets_total", "dst_vn=vn-dst", `src_vn="latin1-r\xe9seau"`); got != 3 {
+		t.Errorf("latin-1 name: %v packets, want 3", got)
+	}
+	if got := value(t, fams, "vrsniff_vn_pair_packets_total", "dst_vn=vn-dst", "src_vn="); got != 2 {
+		t.Errorf("absent and empty names: %v packets, want 2", got)
+	}
+}

@@ -180,6 +180,9 @@ func newServer(o Options, enc newEncoderFunc) (*Server, error) {
 	mux.HandleFunc("GET /api/stats", s.stats)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		// A metric that cannot be collected is logged and left out: the
+		// others still reach the scraper.
+		ErrorHandling: promhttp.ContinueOnError,
 	}))
 	mux.Handle("GET /{$}", files)
 	mux.Handle("GET /app.js", files)
