@@ -235,7 +235,11 @@ loop:
 			if errors.Is(runErr, source.ErrClosed) {
 				runErr = nil
 			}
-			s.log.Info("source ended", "err", runErr)
+			if runErr != nil {
+				s.log.Error("source ended", "err", runErr)
+			} else {
+				s.log.Info("source ended")
+			}
 			if runErr != nil || !c.Linger || c.Read == "" {
 				break loop
 			}
@@ -268,6 +272,7 @@ loop:
 	}
 	s.src.Close()
 	httpCancel()
+	s.srv.Hub().Close() // also when no HTTP server runs: its goroutine ends
 	var closeErr error
 	for _, r := range s.rings() {
 		closeErr = errors.Join(closeErr, r.Close())
@@ -288,18 +293,21 @@ loop:
 	return nil
 }
 
-// Rotate closes the capture files being written and starts new ones, as
-// SIGHUP asks; without Dir it does nothing. It may be called from any
-// goroutine while Run runs.
+// Rotate closes the capture files being written, and the rejects file,
+// and starts new ones; without Dir it does nothing. It may be called from
+// any goroutine while Run runs.
 func (s *Service) Rotate() error {
-	if s.files == nil {
-		return nil
+	var err error
+	for _, r := range s.rings() {
+		err = errors.Join(err, r.Rotate())
 	}
-	if err := s.files.Rotate(); err != nil {
+	if err != nil {
 		s.log.Warn("rotate", "err", err)
 		return err
 	}
-	s.log.Info("rotated on SIGHUP")
+	if s.files != nil {
+		s.log.Info("rotated")
+	}
 	return nil
 }
 
@@ -312,6 +320,9 @@ func (s *Service) Close() error {
 	}
 	if s.ln != nil && !s.ran {
 		err = errors.Join(err, s.ln.Close())
+	}
+	if s.srv != nil && !s.ran {
+		s.srv.Hub().Close()
 	}
 	for _, r := range s.rings() {
 		err = errors.Join(err, r.Close())

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -512,6 +513,7 @@ func TestCloseWithoutRun(t *testing.T) {
 	dir := t.TempDir()
 	c := config(dir)
 	c.Listen = testenv.FreeAddr(t, "udp")
+	before := runtime.NumGoroutine()
 	svc, err := New(c)
 	if err != nil {
 		t.Fatal(err)
@@ -533,4 +535,6 @@ func TestCloseWithoutRun(t *testing.T) {
 	if closed, parts := capturetest.CaptureFiles(t, dir); len(closed)+len(parts) != 0 {
 		t.Errorf("files of a capture that never ran: %v %v", closed, parts)
 	}
+	// The stream hub's goroutine, started by New, ends too.
+	testenv.WaitFor(t, "the service's goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 }
