@@ -24,8 +24,8 @@ const minRefer = 128
 const maxVec = 8192
 
 // RefWriter writes packets as a Writer does, but frames inside a region
-// whose bytes stay put until the last Flush (a mapped input file, see
-// Refer) are written by reference: the record's headers and comment are
+// whose bytes stay put until the VectorWriter has written everything
+// handed to it (a mapped input file, see Refer) are written by reference: the record's headers and comment are
 // encoded into the buffer, the frame is handed to the VectorWriter where it
 // lies. For decap that saves copying every frame once more in user space.
 type RefWriter struct {
@@ -62,7 +62,8 @@ func NewRefWriter(dst VectorWriter, o Options) (*RefWriter, error) {
 }
 
 // Refer declares that region's bytes stay valid and unchanged until the
-// RefWriter's last Flush, as a mapped input file's do: frames inside it
+// VectorWriter has written the vectors of the RefWriter's last Flush, as a
+// mapped input file's do: frames inside it
 // are then written by reference.
 func (w *RefWriter) Refer(region []byte) {
 	w.region = region

@@ -2,7 +2,7 @@
 // the shared test inputs (field cases, hostile cases), tshark as the
 // independent oracle, network namespaces with a veth pair, a small tmpfs to
 // fill, and the small helpers of tests that talk to a process over the
-// network. Only tests and the benchmark tools import it.
+// network. Only tests and test support (fakeapi/transcript) import it.
 package testenv
 
 import (

@@ -25,8 +25,10 @@ type Pair struct {
 // for a packet that is not yet where it goes, e.g. buffered for a file;
 // Commit makes the pending counts final and Rollback forgets them.
 //
-// One goroutine counts, Commits and Rollbacks; any number may call Pairs
-// and Evicted at the same time. The zero value is a table of one pair.
+// One goroutine at a time counts, Commits and Rollbacks (callers that
+// share a Counter between goroutines serialise those calls, as the ring
+// does under its lock); any number may call Pairs and Evicted at the same
+// time. The zero value is a table of one pair.
 type Counter struct {
 	// Max bounds the pairs in the table (at least 1). Set it before the
 	// first packet.
