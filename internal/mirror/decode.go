@@ -95,8 +95,8 @@ func (c *portCounts) add(port uint16) {
 
 // PortCount is a UDP port and a number of datagrams.
 type PortCount struct {
-	Port  uint16
-	Count uint64
+	Port  uint16 `json:"port"`
+	Count uint64 `json:"datagrams"`
 }
 
 // Hints says what the Decoder noticed about its input that the user may

@@ -385,8 +385,9 @@ func validName(name string) bool {
 }
 
 // CaptureEntry is one file of /api/captures: its FileInfo, with at most the
-// requested number of VN pairs (busiest first), how many it has in all, and
-// a link to download it without the token.
+// requested number of VN pairs (busiest first), how many its sidecar lists
+// (at most --max-file-pairs; the packets of the rest are in
+// vn_pairs_other_packets), and a link to download it without the token.
 type CaptureEntry struct {
 	FileInfo
 	PairsTotal int    `json:"vn_pairs_total"`
