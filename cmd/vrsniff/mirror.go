@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/vrsniff/vrsniff/internal/heat"
@@ -48,7 +49,9 @@ func runMirror(args []string) int {
 }
 
 func signalContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt)
+	// SIGTERM too: timeout(1) and systemd stop a command with it, and a
+	// create that is stopped must still roll back what it changed.
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
 // optBool is a flag that remembers whether it was given.
