@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"syscall"
@@ -104,6 +105,9 @@ func runCapture(args []string) int {
 	}
 	if nsrc != 1 {
 		return usageErr("capture", "give exactly one of -i, --listen and --read")
+	}
+	if *fanout > math.MaxUint16 {
+		return usageErr("capture", fmt.Sprintf("--fanout %d: want a group id 0-65535", *fanout))
 	}
 	cfg, err := dec.config()
 	if err != nil {

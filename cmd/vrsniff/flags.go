@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -95,6 +96,9 @@ func (s *sizeFlag) Set(v string) error {
 	n, err := strconv.ParseInt(t, 10, 64)
 	if err != nil || n < 0 {
 		return fmt.Errorf("bad size %q (want e.g. 100M)", v)
+	}
+	if n > math.MaxInt64/mult {
+		return fmt.Errorf("size %q is too large", v)
 	}
 	*s = sizeFlag(n * mult)
 	return nil

@@ -19,7 +19,7 @@ func TestSize(t *testing.T) {
 			t.Errorf("%q: %d, %v", in, s, err)
 		}
 	}
-	for _, bad := range []string{"", "x", "-1", "1.5M", "10Q"} {
+	for _, bad := range []string{"", "x", "-1", "1.5M", "10Q", "16777216T", "9223372036854775807K"} {
 		var s sizeFlag
 		if s.Set(bad) == nil {
 			t.Errorf("size %q accepted", bad)
