@@ -72,6 +72,9 @@ func TestGenFlags(t *testing.T) {
 		{"-max-dist", "0", out},
 		{"-frame-sizes", "64=0", out},
 		{"-vn", strings.Repeat("x", 256), out},
+		{"-scenario", "nope", out},
+		{"-scenario", "lab", "-linktype", "sll", out},
+		{"-scenario", "lab", "-snaplen", "1000", out},
 	} {
 		if rc := runGen(args); rc != exitUsage {
 			t.Errorf("runGen(%q) = %d, want %d", args, rc, exitUsage)
