@@ -80,7 +80,8 @@ const (
 	mirrorACL
 )
 
-// scene builds a scenario's cases.
+// scene builds a scenario's cases. Its mirrors (scene.mirror) are the lab's:
+// another scenario brings its own.
 type scene struct {
 	g      *Generator
 	cases  []Case
@@ -120,9 +121,6 @@ func (s *scene) frame(src, dst labVM, ttl uint8, l4 ...gopacket.SerializableLaye
 			ip.Protocol = layers.IPProtocolICMPv4
 		}
 	}
-	if ip.Protocol == layers.IPProtocolICMPv4 {
-		ip.Flags = 0 // ping sets DF only for path MTU discovery
-	}
 	return s.serialize(append([]gopacket.SerializableLayer{eth, ip}, l4...)...)
 }
 
@@ -134,9 +132,10 @@ func (s *scene) serialize(ls ...gopacket.SerializableLayer) []byte {
 	return slices.Clone(buf.Bytes())
 }
 
-// mirror sends the copies of frame that the mirrors in which make, at the
-// scene's clock: the port mirror's first (it copies at the interface),
-// the policy's 15 µs later. fromWeb says the frame left vm-web.
+// mirror sends the copies of frame that the mirrors in which (mirrorPort,
+// mirrorACL) make, at the scene's clock: the port mirror's first (it
+// copies at the interface), the policy's 15 µs later. fromWeb says the
+// frame left vm-web (ingress), else it is on its way to it (egress).
 func (s *scene) mirror(frame []byte, fromWeb bool, which int) {
 	t := s.now
 	if which&mirrorPort != 0 {

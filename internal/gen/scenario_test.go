@@ -183,3 +183,46 @@ func TestScenarioOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestTsharkScenario reads the lab scenario's raw capture with Wireshark's
+// dissectors, told that port 8099 carries the Juniper header: every
+// checksum tshark can check is good (the outer UDP one is absent, as the
+// vRouter sends it), the fragmented datagram is reassembled, and each
+// mirror datagram shows the VNs its case expects.
+func TestTsharkScenario(t *testing.T) {
+	file, cases := generate(t, Options{Scenario: "lab"}, 2*len(labCases(t, 1)))
+	rows := tshark(t, file, []string{"-d", "udp.port==8099,juniper",
+		"-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE"},
+		"ip.checksum.status", "tcp.checksum.status", "udp.checksum.status", "icmp.checksum.status",
+		"juniper.vn.src", "juniper.vn.dst", "frame.len")
+	for _, c := range cases {
+		r := rows[lastRecord(c)]
+		if r == nil {
+			t.Fatalf("case %d: tshark shows no record %d", c.Index, lastRecord(c))
+		}
+		ipSt, tcpSt, udpSt, icmpSt, src, dst := r[0], r[1], r[2], r[3], r[4], r[5]
+		inner := tcpSt + icmpSt
+		if strings.HasPrefix(udpSt, "3,") {
+			inner += strings.TrimPrefix(udpSt, "3,")
+		}
+		if ipSt != "1,1" || (udpSt != "3" && !strings.HasPrefix(udpSt, "3,")) || inner != "1" {
+			t.Errorf("case %d: checksum status ip %q tcp %q udp %q icmp %q, want good (1), the outer UDP absent (3)",
+				c.Index, ipSt, tcpSt, udpSt, icmpSt)
+		}
+		want := func(vn *string) string {
+			if vn == nil {
+				return ""
+			}
+			return *vn
+		}
+		if src != want(c.SrcVN) || dst != want(c.DstVN) {
+			t.Errorf("case %d: tshark's VNs %q -> %q, want %q -> %q", c.Index, src, dst, want(c.SrcVN), want(c.DstVN))
+		}
+		if c.Fragments > 0 {
+			first := rows[c.Packet+1]
+			if first == nil || first[6] != "1514" {
+				t.Errorf("case %d: first fragment %q, want a full 1514-byte record", c.Index, first)
+			}
+		}
+	}
+}
