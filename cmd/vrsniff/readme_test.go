@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/hex"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vrsniff/vrsniff/internal/gen"
 	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
@@ -139,5 +142,54 @@ func TestReadmeFirstCommand(t *testing.T) {
 	if len(resp) != 1 || resp[0][0] != "1514" || resp[0][1] != "200" || resp[0][2] != "1460" ||
 		!strings.Contains(resp[0][4], "src_vn=default-domain:demo:vn-db dst_vn=default-domain:demo:vn-web dir=egress") {
 		t.Errorf("HTTP response as tshark reads it: %q", resp)
+	}
+}
+
+// TestLabTruthFile decodes the shipped lab capture and checks every frame
+// against testdata/lab.truth.json: the frame byte for byte, its length,
+// and the metadata its comment gives.
+func TestLabTruthFile(t *testing.T) {
+	td := filepath.Join("..", "..", "testdata")
+	out := filepath.Join(t.TempDir(), "lab.pcapng")
+	mustRun(t, "decap", filepath.Join(td, "lab.pcap"), out)
+	b, err := os.ReadFile(filepath.Join(td, "lab.truth.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var truths []gen.Truth
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var tr gen.Truth
+		if err := json.Unmarshal([]byte(l), &tr); err != nil {
+			t.Fatal(err)
+		}
+		truths = append(truths, tr)
+	}
+	ps := readAll(t, out)
+	if len(ps) != len(truths) || len(ps) == 0 {
+		t.Fatalf("%d frames decoded, the truth file has %d", len(ps), len(truths))
+	}
+	for i, tr := range truths {
+		p := ps[i]
+		if hex.EncodeToString(p.Data) != tr.Frame || p.WireLen != tr.FrameLen || len(p.Comments) != 1 {
+			t.Fatalf("frame %d: %d of %d bytes, %d comments; the truth file says %d bytes, %s...",
+				i+1, len(p.Data), p.WireLen, len(p.Comments), tr.FrameLen, tr.Frame[:min(len(tr.Frame), 40)])
+		}
+		c := string(p.Comments[0])
+		var want []string
+		if tr.SrcVN != nil {
+			want = append(want, "src_vn="+*tr.SrcVN)
+		}
+		if tr.DstVN != nil {
+			want = append(want, "dst_vn="+*tr.DstVN)
+		}
+		want = append(want, "dir="+tr.Direction)
+		if tr.Host != "" {
+			want = append(want, "host="+tr.Host)
+		}
+		for _, w := range want {
+			if !slices.Contains(strings.Fields(c), w) {
+				t.Errorf("frame %d: comment %q lacks %q", i+1, c, w)
+			}
+		}
 	}
 }
