@@ -15,8 +15,12 @@ func runGen(args []string) int {
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: vrsniff gen [flags] OUT   (OUT - is stdout)\n\n"+
 			"Writes a synthetic vRouter mirror capture and, with -truth, what a decoder must make of\n"+
-			"every packet (docs/gen.md). Profiles: %s.\nCase kinds for -mix: %s.\nScenarios: %s.\n\nflags:\n",
-			strings.Join(gen.ProfileNames(), ", "), gen.KindList(), strings.Join(gen.ScenarioNames(), ", "))
+			"every packet (docs/gen.md). Profiles: %s.\nCase kinds for -mix: %s.\nScenarios for -scenario:\n",
+			strings.Join(gen.ProfileNames(), ", "), gen.KindList())
+		for _, n := range gen.ScenarioNames() {
+			fmt.Fprintf(fs.Output(), "  %s: %s\n", n, gen.Scenarios[n].Doc)
+		}
+		fmt.Fprintf(fs.Output(), "\nflags:\n")
 		fs.PrintDefaults()
 	}
 	var traffic trafficFlags

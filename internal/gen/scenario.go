@@ -25,17 +25,15 @@ import (
 
 // Scenario describes a named scenario.
 type Scenario struct {
-	Name string
-	Doc  string // one line: who talks, what mirrors it
+	Doc string // who talks, what mirrors it: a sentence for help texts
 	// build returns the scenario's mirror datagrams, the first at start.
 	build func(s *scene, start time.Time)
 }
 
-// Scenarios are the named scenarios; "lab" is the default of
-// "vrsniff gen --scenario".
+// Scenarios are the named scenarios (Options.Scenario); "lab" made
+// testdata/lab.pcap, the README's sample.
 var Scenarios = map[string]Scenario{
 	"lab": {
-		Name: "lab",
 		Doc: "vm-web (10.0.1.3, vn-web) resolves vm-db and pings it (10.0.2.3, vn-db) twice under a port mirror of its interface, " +
 			"then fetches / over HTTP under a policy rule that mirrors vn-web <-> vn-db; the 1514-byte response comes in two outer fragments",
 		build: buildLab,
