@@ -25,4 +25,4 @@ fuzz:
 	FUZZMINIMIZETIME=$(FUZZMINIMIZETIME) ./scripts/fuzz.sh $(FUZZTIME)
 
 sample: build
-	./vrsniff decap testdata/sample.pcap sample.pcapng
+	./vrsniff decap testdata/lab.pcap lab.pcapng

@@ -15,8 +15,12 @@ func runGen(args []string) int {
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: vrsniff gen [flags] OUT   (OUT - is stdout)\n\n"+
 			"Writes a synthetic vRouter mirror capture and, with -truth, what a decoder must make of\n"+
-			"every packet (docs/gen.md). Profiles: %s.\nCase kinds for -mix: %s.\n\nflags:\n",
+			"every packet (docs/gen.md). Profiles: %s.\nCase kinds for -mix: %s.\nScenarios for -scenario:\n",
 			strings.Join(gen.ProfileNames(), ", "), gen.KindList())
+		for _, n := range gen.ScenarioNames() {
+			fmt.Fprintf(fs.Output(), "  %s: %s\n", n, gen.Scenarios[n].Doc)
+		}
+		fmt.Fprintf(fs.Output(), "\nflags:\n")
 		fs.PrintDefaults()
 	}
 	var traffic trafficFlags
@@ -40,6 +44,7 @@ func runGen(args []string) int {
 		sizes     = fs.String("frame-sizes", "", "inner frame sizes in turn, SIZE[=CASES],...: 64=9,1514 is one full-size frame in ten (overrides -min-frame, -max-frame)")
 		vns       = fs.String("vn", "", "comma-separated VN names the metadata draws from (default: a built-in pool)")
 		numbered  = fs.Bool("numbered", false, "write each case's number in its inner frames' source MAC, 02:4e:NN:NN:NN:NN")
+		scenario  = fs.String("scenario", "", "write a scripted capture instead of random cases: VMs talking, as an operator records it (lab); -count defaults to one run of it")
 	)
 	traffic.register(fs, gen.DefaultMirrorVLAN, [3]string{
 		"UDP `port` of the Juniper-header mirror datagrams",
@@ -48,6 +53,13 @@ func runGen(args []string) int {
 	})
 	if err := fs.Parse(args); err != nil {
 		return usageCode(err)
+	}
+	if *scenario != "" {
+		set := false
+		fs.Visit(func(f *flag.Flag) { set = set || f.Name == "count" })
+		if !set {
+			*count = 0 // one run of the scenario
+		}
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
@@ -79,7 +91,7 @@ func runGen(args []string) int {
 			Seed: *seed, Malformed: *malformed, Snaplen: *snaplen, MTU: *mtu,
 			Traffic:  t,
 			MinFrame: *minFrame, MaxFrame: *maxFrame, MaxVN: *maxVN, VarySeedNames: *varyNames, MaxDist: *maxDist,
-			FrameSizes: frameSizes, VNs: vnList, Numbered: *numbered,
+			FrameSizes: frameSizes, VNs: vnList, Numbered: *numbered, Scenario: *scenario,
 		},
 		Count: *count, Profile: *profile, MixSpec: *mix, Format: *format, Nanos: *nanos, LinkTypeName: *linktype,
 		Out: fs.Arg(0), Truth: *truth,

@@ -8,28 +8,38 @@ import (
 	"testing"
 )
 
-// sampleArgs made testdata/sample.pcap and testdata/sample.truth.json:
+// samples are the shipped captures and the gen arguments that made them,
+// with their truth files (testdata/NAME.truth.json):
 //
 //	vrsniff gen -seed 6 -count 170 -truth testdata/sample.truth.json testdata/sample.pcap
-var sampleArgs = []string{"-seed", "6", "-count", "170"}
+//	vrsniff gen -scenario lab -truth testdata/lab.truth.json testdata/lab.pcap
+var samples = []struct {
+	name string
+	args []string
+}{
+	{"sample", []string{"-seed", "6", "-count", "170"}},
+	{"lab", []string{"-scenario", "lab"}},
+}
 
 func TestGenSample(t *testing.T) {
 	dir := t.TempDir()
-	out, truth := filepath.Join(dir, "sample.pcap"), filepath.Join(dir, "sample.truth.json")
-	if rc := runGen(append(sampleArgs, "-truth", truth, out)); rc != exitOK {
-		t.Fatalf("exit code %d", rc)
-	}
-	for _, f := range []string{"sample.pcap", "sample.truth.json"} {
-		want, err := os.ReadFile(filepath.Join("..", "..", "testdata", f))
-		if err != nil {
-			t.Fatal(err)
+	for _, s := range samples {
+		out, truth := filepath.Join(dir, s.name+".pcap"), filepath.Join(dir, s.name+".truth.json")
+		if rc := runGen(append(s.args, "-truth", truth, out)); rc != exitOK {
+			t.Fatalf("%s: exit code %d", s.name, rc)
 		}
-		got, err := os.ReadFile(filepath.Join(dir, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("regenerated %s differs from testdata/%s", f, f)
+		for _, f := range []string{s.name + ".pcap", s.name + ".truth.json"} {
+			want, err := os.ReadFile(filepath.Join("..", "..", "testdata", f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(filepath.Join(dir, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("regenerated %s differs from testdata/%s", f, f)
+			}
 		}
 	}
 }
@@ -62,6 +72,9 @@ func TestGenFlags(t *testing.T) {
 		{"-max-dist", "0", out},
 		{"-frame-sizes", "64=0", out},
 		{"-vn", strings.Repeat("x", 256), out},
+		{"-scenario", "nope", out},
+		{"-scenario", "lab", "-linktype", "sll", out},
+		{"-scenario", "lab", "-snaplen", "1000", out},
 	} {
 		if rc := runGen(args); rc != exitUsage {
 			t.Errorf("runGen(%q) = %d, want %d", args, rc, exitUsage)

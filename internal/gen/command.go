@@ -15,7 +15,7 @@ type Command struct {
 	// Options are the generator's; Mix and LinkType are filled in from
 	// Profile or MixSpec and from LinkTypeName.
 	Options
-	Count        int    // cases (mirrored frames)
+	Count        int    // cases (mirrored frames); 0 with a Scenario: one run of it
 	Profile      string // a name of Profiles, used when MixSpec is ""
 	MixSpec      string // a mix in ParseMix's form, e.g. acl=3,port=1
 	Format       string // pcap or pcapng
@@ -89,6 +89,9 @@ func (c *Command) Prepare() (*Generator, Format, error) {
 	}
 	c.Mix, c.LinkType = m, ltv
 	g, err := New(c.Options)
+	if err == nil && c.Scenario != "" && c.Count == 0 {
+		c.Count = g.SceneLen()
+	}
 	return g, f, err
 }
 
@@ -123,6 +126,10 @@ func (c *Command) Write(g *Generator, f Format, stdout io.Writer) (string, error
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", c.Out, err)
 	}
-	return fmt.Sprintf("%s: %d cases, %d packets (%d fragmented datagrams, %d malformed), profile %s, seed %d, %s",
-		c.Out, st.Cases, st.Packets, st.Fragmented, st.Malformed, c.Profile, c.Seed, f), nil
+	from := "profile " + c.Profile
+	if c.Scenario != "" {
+		from = "scenario " + c.Scenario
+	}
+	return fmt.Sprintf("%s: %d cases, %d packets (%d fragmented datagrams, %d malformed), %s, seed %d, %s",
+		c.Out, st.Cases, st.Packets, st.Fragmented, st.Malformed, from, c.Seed, f), nil
 }

@@ -278,6 +278,11 @@ type Options struct {
 	// VNs, when set, replaces the pool of VN names the metadata draws
 	// from (names of at most MaxVN bytes); one name makes one VN pair.
 	VNs []string
+	// Scenario, when set, names one of Scenarios: the cases are its mirror
+	// datagrams, in order, rather than draws from Mix; Malformed, frame
+	// sizes, VN pools and Numbered do not apply. Its records are Ethernet
+	// and IP fragmented at MTU; the snap length must hold them whole.
+	Scenario string
 	// Numbered writes case i's number in its inner frames' source MAC,
 	// 02:4e:ii:ii:ii:ii (i mod 2^32, big-endian), so that what reached a
 	// capture can be told apart and counted (bench/genhostile count).
@@ -451,6 +456,8 @@ type Generator struct {
 	index     int
 	packets   int
 
+	sc *scene // Options.Scenario's cases
+
 	c       Case
 	wires   []Wire
 	steps   []Step
@@ -553,6 +560,19 @@ func New(opts Options) (*Generator, error) {
 	g.initPools()
 	if len(opts.VNs) > 0 {
 		g.vns, g.realVNs = slices.Clone(opts.VNs), len(opts.VNs)
+	}
+	if opts.Scenario != "" {
+		switch {
+		case opts.LinkType != layers.LinkTypeEthernet && opts.LinkType != 0:
+			return nil, fmt.Errorf("scenario %s: its records are Ethernet, not %s", opts.Scenario, opts.LinkType)
+		case opts.Snaplen < opts.MTU+14:
+			return nil, fmt.Errorf("scenario %s: snap length %d cuts records of up to %d bytes", opts.Scenario, opts.Snaplen, opts.MTU+14)
+		}
+		g.opts.LinkType = layers.LinkTypeEthernet
+		var err error
+		if g.sc, err = g.newScene(); err != nil {
+			return nil, err
+		}
 	}
 	return g, nil
 }
@@ -674,6 +694,9 @@ func vnOfLen(r *rand.Rand, n int) string {
 // Next builds the next case. The Case and every slice in it are owned by
 // the generator and valid until the next call; use Case.Clone to keep one.
 func (g *Generator) Next() *Case {
+	if g.sc != nil {
+		return g.nextScene()
+	}
 	k := g.pickKind()
 	c := &g.c
 	*c = Case{Index: g.index, Kind: k, Packet: g.packets}

@@ -111,6 +111,48 @@ func TestRoundTripStream(t *testing.T) {
 	}
 }
 
+// TestRoundTripScenarios decodes every scenario (gen.Scenarios), three
+// runs of it, case by case and as one stream with one decoder.
+func TestRoundTripScenarios(t *testing.T) {
+	for _, name := range gen.ScenarioNames() {
+		t.Run(name, func(t *testing.T) {
+			g, err := gen.New(gen.Options{Scenario: name})
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := mirror.NewDecoder(mirror.Config{})
+			var a account
+			back := handedBack{}
+			collect := back.collector(&a)
+			var cases []*gen.Case
+			read := 0
+			for range 3 * g.SceneLen() {
+				c := g.Next().Clone()
+				if err := checkCase(c); err != nil {
+					t.Fatalf("case %d (%s) on its own: %v", c.Index, c.Kind, err)
+				}
+				if err := decodeCase(d, c, &a, collect); err != nil {
+					t.Fatalf("case %d (%s) in the stream: %v", c.Index, c.Kind, err)
+				}
+				cases = append(cases, c)
+				read += len(c.Packets)
+			}
+			d.Flush(collect)
+			for _, c := range cases {
+				if err := back.check(c); err != nil {
+					t.Fatalf("case %d: %v", c.Index, err)
+				}
+			}
+			if err := a.check(read); err != nil {
+				t.Fatal(err)
+			}
+			if len(cases) == 0 {
+				t.Fatal("no case generated")
+			}
+		})
+	}
+}
+
 // FuzzRoundTrip generates cases of any kind with any seed, MTU and outer
 // link type: each must decode as the generator says.
 func FuzzRoundTrip(f *testing.F) {
