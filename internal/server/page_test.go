@@ -119,7 +119,7 @@ func TestPagePaging(t *testing.T) {
 				t.Errorf("%q: %s enabled %v, want %v", c.frag, id, got, enabled)
 			}
 		}
-		if !strings.Contains(dom, "default-domain:spoof:vn-000004 → default-domain:admin:vn-b (36)\nand 35 more") {
+		if !strings.Contains(dom, `<div title="default-domain:spoof:vn-000004 → default-domain:admin:vn-b (36)">default-domain:spoof:vn-000004 → default-domain:admin:vn-b (36)</div><div>and 35 more</div>`) {
 			t.Errorf("%q: pairs are not the busiest five and a count", c.frag)
 		}
 	}

@@ -288,7 +288,7 @@ func (s *Server) checkHost(next http.Handler) http.Handler {
 // publicPaths are served without the token: the health check, and the
 // page's script and style, which the browser fetches without it (they hold
 // nothing but what the page is).
-var publicPaths = map[string]bool{"/healthz": true, "/app.js": true, "/style.css": true}
+var publicPaths = map[string]bool{"/healthz": true, "/": true, "/app.js": true, "/style.css": true}
 
 // auth requires the bearer token, from the Authorization header or, on GET,
 // from the token query parameter; a download may instead carry a signed
