@@ -134,7 +134,7 @@
 
   // Charts: one polyline per rate, scaled to its maximum; data-points
   // says how many points it has.
-  function draw(id, values, fmt) {
+  function draw(id, values, fmt, times) {
     const fig = $(id);
     const path = fig.querySelector("path");
     const mx = Math.max.apply(null, values.concat([0]));
@@ -149,14 +149,17 @@
     fig.dataset.points = n;
     fig.querySelector(".cur").textContent = n ? fmt(values[n - 1]) : "no data yet";
     fig.querySelector(".max").textContent = n ? "max " + fmt(mx) : "";
+    fig.querySelector(".from").textContent = n ? clock(times[0]) : "";
+    fig.querySelector(".to").textContent = n ? clock(times[n - 1]) : "";
   }
 
   function loadHistory() {
     return json("/api/history").then(function (h) {
       const r = h.rates || [];
-      draw("chart-packets", r.map(function (x) { return x.packets_per_s; }), function (v) { return si(v, "pkt/s"); });
-      draw("chart-bits", r.map(function (x) { return x.bits_per_s; }), function (v) { return si(v, "bit/s"); });
-      draw("chart-drops", r.map(function (x) { return x.drops_per_s; }), function (v) { return si(v, "/s"); });
+      const times = r.map(function (x) { return x.t; });
+      draw("chart-packets", r.map(function (x) { return x.packets_per_s; }), function (v) { return si(v, "pkt/s"); }, times);
+      draw("chart-bits", r.map(function (x) { return x.bits_per_s; }), function (v) { return si(v, "bit/s"); }, times);
+      draw("chart-drops", r.map(function (x) { return x.drops_per_s; }), function (v) { return si(v, "/s"); }, times);
       const line = $("dropline");
       const total = h.packets_total + h.drops_total;
       if (h.drops_total > 0) {
@@ -215,6 +218,18 @@
     return a;
   }
 
+  // vnCell shows a VN's FQ name breaking only after its colons, so that
+  // domain, project and network each stay on one line.
+  function vnCell(tr, name) {
+    const td = cell(tr, "", "vn");
+    name.split(":").forEach(function (part, i, all) {
+      td.appendChild(el("span", part + (i < all.length - 1 ? ":" : ""), "seg"));
+      if (i < all.length - 1) td.appendChild(el("wbr"));
+    });
+    td.title = name;
+    return td;
+  }
+
   function loadStats() {
     return json("/api/stats?pairs=100").then(function (s) {
       const body = document.querySelector("#pairs tbody");
@@ -222,8 +237,8 @@
       (s.vn_pairs || []).forEach(function (p) {
         const tr = el("tr");
         tr.dataset.pair = p.src_vn + " " + p.dst_vn;
-        cell(tr, p.src_vn);
-        cell(tr, p.dst_vn);
+        vnCell(tr, p.src_vn);
+        vnCell(tr, p.dst_vn);
         cell(tr, String(p.packets), "num");
         cell(tr, si(p.packets_per_s || 0, "pkt/s"), "num rate");
         cell(tr, clock(p.last_seen), "seen");
