@@ -36,16 +36,23 @@ func browser(t *testing.T, width int) context.Context {
 	return bctx
 }
 
-// requestLog records the URL of every request a test server gets.
+// requestLog records the URL of every request a test server gets, and
+// whether it carried an Authorization header.
 type requestLog struct {
-	mu   sync.Mutex
-	urls []string
+	mu     sync.Mutex
+	urls   []string
+	bearer map[string]bool
 }
 
 func (l *requestLog) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		l.mu.Lock()
-		l.urls = append(l.urls, r.URL.String())
+		u := r.URL.String()
+		l.urls = append(l.urls, u)
+		if l.bearer == nil {
+			l.bearer = map[string]bool{}
+		}
+		l.bearer[u] = r.Header.Get("Authorization") != ""
 		l.mu.Unlock()
 		h.ServeHTTP(w, r)
 	})
@@ -55,6 +62,27 @@ func (l *requestLog) all() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]string(nil), l.urls...)
+}
+
+// find waits for a request whose URL starts with prefix and returns it and
+// whether it carried the header; the test's context bounds the wait.
+func (l *requestLog) find(ctx context.Context, prefix string) (string, bool, error) {
+	for {
+		l.mu.Lock()
+		for _, u := range l.urls {
+			if strings.HasPrefix(u, prefix) {
+				b := l.bearer[u]
+				l.mu.Unlock()
+				return u, b, nil
+			}
+		}
+		l.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return "", false, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // longName is a file name as a split capture makes them: one line of it
@@ -193,6 +221,21 @@ func TestPageLogin(t *testing.T) {
 	if got.Error != "" {
 		t.Errorf("page shows an error: %s", got.Error)
 	}
+	screenshot(t, ctx, "page-1280.png")
+
+	// A pair's download goes to /api/pcap with its VNs and the time range,
+	// the token in the header.
+	if err := chromedp.Do(ctx, chromedp.Click(`#pairs tbody tr:first-child a.dl`)); err != nil {
+		t.Fatal(err)
+	}
+	u, bearer, err := log.find(ctx, "/api/pcap?")
+	if err != nil {
+		t.Fatalf("no request to /api/pcap after a click on download: %v", err)
+	}
+	if !bearer || !strings.Contains(u, "src_vn=default-domain%3Aadmin%3Avn-a&dst_vn=default-domain%3Aadmin%3Avn-b&since=") ||
+		!strings.Contains(u, "&until=") {
+		t.Errorf("download of a pair: %s (Authorization header %v)", u, bearer)
+	}
 	urls := log.all()
 	if len(urls) < 6 {
 		t.Errorf("the server saw only %v", urls)
@@ -202,7 +245,6 @@ func TestPageLogin(t *testing.T) {
 			t.Errorf("the page requested %s: the token is in a URL", u)
 		}
 	}
-	screenshot(t, ctx, "page-1280.png")
 }
 
 // At 800 px the page does not scroll sideways and a long file name takes
