@@ -286,13 +286,15 @@ func (s *Server) checkHost(next http.Handler) http.Handler {
 }
 
 // publicPaths are served without the token: the health check, and the
-// page's script and style, which the browser fetches without it (they hold
-// nothing but what the page is).
+// page with its script and style, which the browser loads before it has the
+// token (they hold nothing but what the page is; the page asks for the
+// token with a form).
 var publicPaths = map[string]bool{"/healthz": true, "/": true, "/app.js": true, "/style.css": true}
 
 // auth requires the bearer token, from the Authorization header or, on GET,
 // from the token query parameter; a download may instead carry a signed
-// link (see downloadLink).
+// link (see downloadLink). A request that changes something (DELETE) takes
+// the header only: a URL ends up in logs and histories.
 func (s *Server) auth(next http.Handler) http.Handler {
 	if s.opts.Token == "" {
 		return next
