@@ -223,6 +223,17 @@ func TestPageLogin(t *testing.T) {
 	}
 	screenshot(t, ctx, "page-1280.png")
 
+	// A pair's stream is the live stream filtered to it.
+	cmd, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("#pairs tbody tr:first-child button").click(),
+	  document.getElementById("streamcmd").textContent`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `/api/stream?src_vn=default-domain%3Aadmin%3Avn-a&dst_vn=default-domain%3Aadmin%3Avn-b'`; !strings.Contains(cmd, want) ||
+		!strings.Contains(cmd, `-H "Authorization: Bearer $TOKEN"`) || strings.Contains(cmd, token) {
+		t.Errorf("stream command of a pair: %s", cmd)
+	}
+
 	// A pair's download goes to /api/pcap with its VNs and the time range,
 	// the token in the header.
 	if err := chromedp.Do(ctx, chromedp.Click(`#pairs tbody tr:first-child a.dl`)); err != nil {
