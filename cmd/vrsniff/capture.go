@@ -145,7 +145,7 @@ func runCapture(args []string) int {
 			return usageErr("capture", err.Error())
 		}
 	}
-	srvOpts, err := srvf.options(server.Options{Token: token})
+	srvOpts, err := srvf.options(server.Options{Token: token, Capture: server.CaptureInfo{Version: version}})
 	if err != nil {
 		return usageErr("capture", err.Error())
 	}

@@ -155,6 +155,7 @@ func New(c Config) (_ *Service, err error) {
 		}
 	}
 	c.Server.Stats, c.Server.Logger = s.stats, s.log
+	c.Server.Capture = captureInfo(c, time.Now())
 	c.Server.Source = func() server.SourceStats {
 		st := s.src.Stats()
 		return server.SourceStats{Received: st.Received, KernelDrops: st.Dropped}

@@ -3,12 +3,14 @@ package capture
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -22,6 +24,7 @@ import (
 	"github.com/vrsniff/vrsniff/internal/gen"
 
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
+	"github.com/vrsniff/vrsniff/internal/server"
 	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
@@ -325,12 +328,19 @@ func TestPage(t *testing.T) {
 	capturetest.WriteCases(t, raw, cs)
 	c := config(filepath.Join(dir, "captures"))
 	c.Read, c.Linger, c.Files.MaxSize, c.Server.Token = raw, true, 200<<10, token
+	c.Server.HistoryEvery = 10 * time.Millisecond
 	r := start(t, c)
 	r.waitFor("the end of the input", func() bool { return r.svc.Stats().Ended })
 	l := r.list()
 	if len(l) < 2 {
 		t.Fatalf("list: %+v", l)
 	}
+	read := r.svc.Stats().Pipeline.Read
+	r.waitFor("the rates of all packets", func() bool {
+		_, body := r.request("GET", "/api/history", nil)
+		var h server.HistoryReport
+		return json.Unmarshal(body, &h) == nil && h.Packets == read && len(h.Rates) > 0
+	})
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -354,6 +364,22 @@ func TestPage(t *testing.T) {
 	}
 	if strings.Contains(dom, "pagetok") {
 		t.Errorf("page shows the token")
+	}
+	// The header says what is captured; the charts and the VN pairs
+	// have the traffic.
+	for _, want := range []string{`<div data-key="File"><dt>File</dt><dd>` + raw + `</dd>`,
+		`<div data-key="Uptime">`, `<div data-key="Disk used">`} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("page lacks %s", want)
+		}
+	}
+	if m := regexp.MustCompile(`id="chart-packets" data-points="(\d+)"`).FindStringSubmatch(dom); m == nil || m[1] == "0" {
+		t.Errorf("the packets chart has no points: %v", m)
+	}
+	// The busiest hundred of them, and how many there are.
+	pairs := len(r.svc.Stats().Pipeline.Pairs)
+	if n := strings.Count(dom, "<tr data-pair="); n != min(pairs, 100) || !strings.Contains(dom, fmt.Sprintf("busiest 100 of %d", pairs)) {
+		t.Errorf("page lists %d VN pairs, the pipeline counted %d", n, pairs)
 	}
 	if err := r.finish(); err != nil {
 		t.Fatalf("Run: %v", err)

@@ -201,8 +201,8 @@ func escSlashes(p string) string { return strings.ReplaceAll(p, "/", "%2F") }
 
 func TestAuth(t *testing.T) {
 	st := newDirStore(t)
-	_, ts := newTestServer(t, Options{Store: st, Token: "s3cret-token"})
-	paths := []string{"/", "/api/captures", "/api/captures/cap_00001.pcapng", "/api/stats", "/metrics"}
+	srv, ts := newTestServer(t, Options{Store: st, Token: "s3cret-token"})
+	paths := []string{"/api/captures", "/api/captures/cap_00001.pcapng", "/api/stats", "/api/info", "/api/history", "/metrics"}
 	for _, p := range paths {
 		resp, _ := do(t, "GET", ts.URL+p, nil)
 		mustStatus(t, resp.StatusCode, 401, "no token "+p)
@@ -218,13 +218,25 @@ func TestAuth(t *testing.T) {
 		resp, _ = do(t, "GET", ts.URL+p+"?token=s3cret-token", nil)
 		mustStatus(t, resp.StatusCode, 200, "right query token "+p)
 	}
-	// The query token is for links only, not for changes.
-	resp, _ := do(t, "DELETE", ts.URL+"/api/captures/cap_00002.pcap?token=s3cret-token", nil)
+	// The page is served without the token: it asks for it with a form.
+	resp, body := do(t, "GET", ts.URL+"/", nil)
+	mustStatus(t, resp.StatusCode, 200, "page without token")
+	if !strings.Contains(string(body), `<form id="login"`) {
+		t.Errorf("page has no login form")
+	}
+	// Neither the query token nor a signed link changes anything: a
+	// DELETE needs the header.
+	resp, _ = do(t, "DELETE", ts.URL+"/api/captures/cap_00002.pcap?token=s3cret-token", nil)
 	mustStatus(t, resp.StatusCode, 401, "delete with query token")
+	link := srv.downloadLink("cap_00002.pcap")
+	resp, _ = do(t, "DELETE", ts.URL+link, nil)
+	mustStatus(t, resp.StatusCode, 401, "delete with a signed link")
+	resp, _ = do(t, "GET", ts.URL+link, nil)
+	mustStatus(t, resp.StatusCode, 200, "download with the same signed link")
 	resp, _ = do(t, "DELETE", ts.URL+"/api/captures/cap_00002.pcap", map[string]string{"Authorization": "Bearer s3cret-token"})
 	mustStatus(t, resp.StatusCode, 204, "delete with token")
 
-	resp, body := do(t, "GET", ts.URL+"/healthz", nil)
+	resp, body = do(t, "GET", ts.URL+"/healthz", nil)
 	mustStatus(t, resp.StatusCode, 200, "healthz")
 	if strings.TrimSpace(string(body)) != "ok" {
 		t.Errorf("healthz body %q", body)

@@ -569,8 +569,9 @@ func TestSecurityHeaders(t *testing.T) {
 		{open.URL, "/metrics", nil, 200},
 		{open.URL, "/healthz", nil, 200},
 		{open.URL, "/nothing", nil, 404},
-		{tok.URL, "/", nil, 401},
-		{tok.URL, "/", auth, 200},
+		{tok.URL, "/", nil, 200}, // the page, which asks for the token
+		{tok.URL, "/api/info", nil, 401},
+		{tok.URL, "/api/history", auth, 200},
 		{tok.URL, "/api/captures", auth, 200},
 	} {
 		resp, _ := do(t, "GET", c.base+c.path, c.hdr)

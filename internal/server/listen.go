@@ -84,6 +84,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, certFile, keyFile s
 	ln = netutil.LimitListener(sendBufferListener{ln, s.opts.SendBuffer}, s.opts.MaxConns)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	go s.sampleHistory(ctx)
 	stopped := make(chan error, 1)
 	go func() {
 		<-ctx.Done()

@@ -119,8 +119,30 @@ func TestPagePaging(t *testing.T) {
 				t.Errorf("%q: %s enabled %v, want %v", c.frag, id, got, enabled)
 			}
 		}
-		if !strings.Contains(dom, "default-domain:spoof:vn-000004 → default-domain:admin:vn-b (36)\nand 35 more") {
+		if !strings.Contains(dom, `<div title="default-domain:spoof:vn-000004 → default-domain:admin:vn-b (36)">default-domain:spoof:vn-000004 → default-domain:admin:vn-b (36)</div><div>and 35 more</div>`) {
 			t.Errorf("%q: pairs are not the busiest five and a count", c.frag)
+		}
+	}
+}
+
+// The fragment selects the files by VN and time, through the API, and the
+// form shows the selection.
+func TestPageFilter(t *testing.T) {
+	st := newDirStore(t)
+	_, ts := newTestServer(t, Options{Store: st})
+	for frag, want := range map[string]string{
+		"#vn=vn-a":                             "cap_00001.pcapng",
+		"#since=2026-03-01T12:01:30Z":          "cap_00003.pcapng.part cap_00002.pcap",
+		"#vn=nothing":                          "",
+		"#offset=0&until=2026-03-01T12:00:30Z": "cap_00001.pcapng",
+	} {
+		dom := dumpDOM(t, ts.URL+"/"+frag)
+		var names []string
+		for _, m := range regexp.MustCompile(`<tr data-name="([^"]+)"`).FindAllStringSubmatch(dom, -1) {
+			names = append(names, m[1])
+		}
+		if got := strings.Join(names, " "); got != want {
+			t.Errorf("%s lists %q, want %q", frag, got, want)
 		}
 	}
 }

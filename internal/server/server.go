@@ -98,6 +98,13 @@ type Options struct {
 	// that stops reading a download or a stream for that long is
 	// disconnected, which frees its connection and file.
 	WriteTimeout time.Duration
+	// Capture describes the capture for /api/info and the page.
+	Capture CaptureInfo
+	// HistoryEvery is how often the counters are sampled for the rates
+	// of /api/history (DefaultHistoryEvery when 0), HistoryLen how many
+	// samples are kept (DefaultHistoryLen when 0): a fixed ring.
+	HistoryEvery time.Duration
+	HistoryLen   int
 }
 
 // Server is the HTTP side of a capture.
@@ -111,6 +118,9 @@ type Server struct {
 	hosts   atomic.Pointer[[]string] // Host names accepted without a token
 	now     func() time.Time         // the clock, for links
 	health  func() error             // nil while the store can write
+	// history holds the sampled counters; pairRates the VN pairs' rates.
+	history   *History
+	pairRates pairRates
 }
 
 //go:embed static
@@ -126,7 +136,8 @@ func newServer(o Options, enc newEncoderFunc) (*Server, error) {
 		name string
 		v    int
 	}{{"stream buffer", o.StreamBuffer}, {"stream clients", o.StreamClients}, {"connection limit", o.MaxConns}, {"send buffer", o.SendBuffer},
-		{"header limit", o.MaxHeaderBytes}, {"header timeout", int(o.HeaderTimeout)}, {"write timeout", int(o.WriteTimeout)}} {
+		{"header limit", o.MaxHeaderBytes}, {"header timeout", int(o.HeaderTimeout)}, {"write timeout", int(o.WriteTimeout)},
+		{"history interval", int(o.HistoryEvery)}, {"history length", o.HistoryLen}} {
 		if l.v < 0 {
 			return nil, fmt.Errorf("%s %d: must not be negative", l.name, l.v)
 		}
@@ -138,6 +149,8 @@ func newServer(o Options, enc newEncoderFunc) (*Server, error) {
 	o.SendBuffer = cmp0(o.SendBuffer, DefaultSendBuffer)
 	o.HeaderTimeout = cmp0(o.HeaderTimeout, DefaultHeaderTimeout)
 	o.WriteTimeout = cmp0(o.WriteTimeout, DefaultWriteTimeout)
+	o.HistoryEvery = cmp0(o.HistoryEvery, DefaultHistoryEvery)
+	o.HistoryLen = cmp0(o.HistoryLen, DefaultHistoryLen)
 	if o.Stats == nil {
 		o.Stats = new(pipeline.Stats)
 	}
@@ -149,7 +162,7 @@ func newServer(o Options, enc newEncoderFunc) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{opts: o, log: o.Logger, hub: hub, linkKey: make([]byte, 32), now: time.Now,
-		health: storeHealth(o.Store)}
+		health: storeHealth(o.Store), history: NewHistory(o.HistoryLen)}
 	if _, err := rand.Read(s.linkKey); err != nil {
 		return nil, fmt.Errorf("link key: %w", err)
 	}
@@ -178,6 +191,8 @@ func newServer(o Options, enc newEncoderFunc) (*Server, error) {
 	mux.HandleFunc("DELETE /api/captures/{name}", s.deleteCapture)
 	mux.HandleFunc("GET /api/stream", s.stream)
 	mux.HandleFunc("GET /api/stats", s.stats)
+	mux.HandleFunc("GET /api/info", s.info)
+	mux.HandleFunc("GET /api/history", s.historyHandler)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		// A metric that cannot be collected is logged and left out: the
@@ -274,13 +289,15 @@ func (s *Server) checkHost(next http.Handler) http.Handler {
 }
 
 // publicPaths are served without the token: the health check, and the
-// page's script and style, which the browser fetches without it (they hold
-// nothing but what the page is).
-var publicPaths = map[string]bool{"/healthz": true, "/app.js": true, "/style.css": true}
+// page with its script and style, which the browser loads before it has the
+// token (they hold nothing but what the page is; the page asks for the
+// token with a form).
+var publicPaths = map[string]bool{"/healthz": true, "/": true, "/app.js": true, "/style.css": true}
 
 // auth requires the bearer token, from the Authorization header or, on GET,
 // from the token query parameter; a download may instead carry a signed
-// link (see downloadLink).
+// link (see downloadLink). A request that changes something (DELETE) takes
+// the header only: a URL ends up in logs and histories.
 func (s *Server) auth(next http.Handler) http.Handler {
 	if s.opts.Token == "" {
 		return next
@@ -410,7 +427,9 @@ func intParam(r *http.Request, name string, def, lo, hi int) (int, error) {
 
 // listCaptures answers one page of the files: offset and limit (at most
 // MaxPageSize) select it, order=newest lists the newest first, pairs caps
-// the VN pairs per file. X-Total-Count says how many files there are.
+// the VN pairs per file; since=, until= (RFC 3339) and vn= keep only the
+// files with packets in that time or of a VN pair naming vn (fileFilter).
+// X-Total-Count says how many files there are, after that selection.
 func (s *Server) listCaptures(w http.ResponseWriter, r *http.Request) {
 	limit, err := intParam(r, "limit", MaxPageSize, 1, MaxPageSize)
 	var offset, pairs int
@@ -419,6 +438,10 @@ func (s *Server) listCaptures(w http.ResponseWriter, r *http.Request) {
 	}
 	if err == nil {
 		pairs, err = intParam(r, "pairs", DefaultPairs, 0, MaxPairs)
+	}
+	var sel fileFilter
+	if err == nil {
+		sel, err = fileFilterFrom(r)
 	}
 	order := r.URL.Query().Get("order")
 	if err == nil && order != "" && order != "oldest" && order != "newest" {
@@ -435,6 +458,9 @@ func (s *Server) listCaptures(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "cannot list captures", http.StatusInternalServerError)
 			return
 		}
+	}
+	if !sel.zero() {
+		files = slices.DeleteFunc(files, func(f FileInfo) bool { return !sel.match(&f) })
 	}
 	if order == "newest" {
 		slices.Reverse(files)
@@ -561,6 +587,16 @@ type StatsReport struct {
 	StreamRejected    uint64           `json:"stream_rejected"`
 	Streams           []StreamInfo     `json:"streams"`
 	DiskUsage         int64            `json:"disk_usage_bytes"`
+	// VNPairs are Pipeline.Pairs with their rate over the last history
+	// interval and when they last had a packet, to within it.
+	VNPairs []PairActivity `json:"vn_pairs"`
+}
+
+// PairActivity is a VN pair of /api/stats with its recent activity.
+type PairActivity struct {
+	vnpair.Pair
+	Rate     float64   `json:"packets_per_s"`
+	LastSeen time.Time `json:"last_seen,omitzero"`
 }
 
 func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
@@ -581,6 +617,11 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
 	var left uint64
 	rep.Pipeline.Pairs, left = vnpair.Top(rep.Pipeline.Pairs, pairs)
 	rep.PairsOtherPackets = rep.Pipeline.PairsOther + left // the table let go of some
+	rep.VNPairs = make([]PairActivity, len(rep.Pipeline.Pairs))
+	for i, p := range rep.Pipeline.Pairs {
+		seen, _ := s.pairRates.get(p.SrcVN, p.DstVN)
+		rep.VNPairs[i] = PairActivity{Pair: p, Rate: seen.rate, LastSeen: seen.lastSeen}
+	}
 
 	if s.opts.Source != nil {
 		src := s.opts.Source()

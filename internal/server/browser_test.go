@@ -1,0 +1,321 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/vrsniff/vrsniff/internal/pipeline"
+)
+
+// browser starts headless Chromium for the test, its window width x 900.
+func browser(t *testing.T, width int) context.Context {
+	t.Helper()
+	bin, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatalf("chromium is needed for the page test (apt-get install -y chromium): %v", err)
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin), chromedp.NoSandbox,
+		chromedp.DisableGPU, chromedp.WindowSize(width, 900), chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-quic", true))
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
+	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
+	t.Cleanup(acancel)
+	bctx, bcancel := chromedp.NewContext(actx)
+	t.Cleanup(bcancel)
+	return bctx
+}
+
+// requestLog records the URL of every request a test server gets, and
+// whether it carried an Authorization header.
+type requestLog struct {
+	mu     sync.Mutex
+	urls   []string
+	bearer map[string]bool
+}
+
+func (l *requestLog) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		l.mu.Lock()
+		u := r.URL.String()
+		l.urls = append(l.urls, u)
+		if l.bearer == nil {
+			l.bearer = map[string]bool{}
+		}
+		l.bearer[u] = r.Header.Get("Authorization") != ""
+		l.mu.Unlock()
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (l *requestLog) all() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.urls...)
+}
+
+// find waits for a request whose URL starts with prefix and returns it and
+// whether it carried the header; the test's context bounds the wait.
+func (l *requestLog) find(ctx context.Context, prefix string) (string, bool, error) {
+	for {
+		l.mu.Lock()
+		for _, u := range l.urls {
+			if strings.HasPrefix(u, prefix) {
+				b := l.bearer[u]
+				l.mu.Unlock()
+				return u, b, nil
+			}
+		}
+		l.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return "", false, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// longName is a file name as a split capture makes them: one line of it
+// would not fit the page's name column at 800 px.
+const longName = "vrsniff_default-domain_k8s-default_k8s-default-pod-network-with-a-long-name__default-domain_admin_vn-b_00042.pcapng"
+
+// liveServer is a server with files, traffic through two VN pairs, some
+// kernel drops and an hour's worth of samples (taken on a clock of its own).
+func liveServer(t *testing.T, token string) (*Server, *httptest.Server, *requestLog) {
+	t.Helper()
+	st := newDirStore(t)
+	if err := os.WriteFile(filepath.Join(st.dir, longName), make([]byte, 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st.infos[longName] = FileInfo{First: t0.Add(70 * time.Minute), Last: t0.Add(75 * time.Minute), Packets: 40}
+	stats := new(pipeline.Stats)
+	var drops uint64
+	s, err := New(Options{Store: st, Stats: stats, Token: token,
+		Source: func() SourceStats { return SourceStats{Received: stats.Read.Load(), KernelDrops: drops} },
+		Capture: CaptureInfo{Interface: "ens3f1", Ports: "8099,auto", VXLANPorts: "4789", Dir: st.dir,
+			Started: time.Now().Add(-90 * time.Minute), Version: "v1.2.3", MaxBytes: 10 << 20,
+			FileMaxSize: 1 << 20, MaxFiles: 50}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := time.Now().Add(-time.Hour)
+	s.now = func() time.Time { return clk }
+	for i := range 360 {
+		for range 10 + i%30 {
+			stats.Read.Add(1)
+			stats.ReadBytes.Add(1000)
+			stats.CountPair([]byte("default-domain:admin:vn-a"), []byte("default-domain:admin:vn-b"))
+		}
+		stats.CountPair([]byte("default-domain:k8s-default:k8s-default-pod-network-with-a-long-name"), []byte("default-domain:admin:vn-b"))
+		if i == 300 {
+			drops += 25
+		}
+		s.sample()
+		clk = clk.Add(10 * time.Second)
+	}
+	s.now = time.Now
+	log := new(requestLog)
+	ts := httptest.NewServer(log.wrap(s.Handler()))
+	t.Cleanup(func() {
+		s.Hub().Close()
+		ts.Close()
+	})
+	return s, ts, log
+}
+
+// The page asks for the token with a form, keeps it in sessionStorage and
+// sends it in the Authorization header only; then it shows what is
+// captured, the rates of the last hour, the VN pairs and the files.
+func TestPageLogin(t *testing.T) {
+	const token = "login-token-0123456789"
+	_, ts, log := liveServer(t, token)
+	ctx := browser(t, 1280)
+	if err := chromedp.Do(ctx, chromedp.Navigate(ts.URL+"/"), chromedp.WaitVisible("#login")); err != nil {
+		t.Fatalf("open the page: %v", err)
+	}
+	loginShown, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!document.getElementById("login").hidden && document.getElementById("main").hidden`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.SendKeys("#token", token), chromedp.Click(`#login button`),
+		chromedp.WaitReady(`body[data-loaded="1"]`)); err != nil {
+		t.Fatalf("log in: %v", err)
+	}
+	if !loginShown {
+		t.Errorf("before the token, the login form is not shown alone")
+	}
+	type result struct {
+		Stored  string            `json:"stored"`
+		Header  map[string]string `json:"header"`
+		Points  map[string]string `json:"points"`
+		Path    string            `json:"path"`
+		Pairs   []string          `json:"pairs"`
+		Files   []string          `json:"files"`
+		Hours   int               `json:"hours"`
+		Drop    string            `json:"drop"`
+		DropCls string            `json:"dropcls"`
+		Error   string            `json:"error"`
+	}
+	js := `(() => {
+	  const h = {};
+	  document.querySelectorAll("#capture > div").forEach(d => h[d.dataset.key] = d.querySelector("dd").textContent);
+	  const p = {};
+	  document.querySelectorAll(".chart").forEach(f => p[f.id] = f.dataset.points);
+	  return {
+	    stored: sessionStorage.getItem("vrsniff-token"), header: h, points: p,
+	    path: document.querySelector("#chart-packets path").getAttribute("d"),
+	    pairs: [...document.querySelectorAll("#pairs tbody tr")].map(r => r.dataset.pair),
+	    files: [...document.querySelectorAll("#captures tr[data-name]")].map(r => r.dataset.name),
+	    hours: document.querySelectorAll("#captures tr.hour").length,
+	    drop: document.getElementById("dropline").textContent,
+	    dropcls: document.getElementById("dropline").className,
+	    error: document.getElementById("error").textContent,
+	  };
+	})()`
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[result](js))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Stored != token {
+		t.Errorf("sessionStorage holds %q, want the token", got.Stored)
+	}
+	for k, v := range map[string]string{"Interface": "ens3f1", "Mirror ports": "8099,auto", "VXLAN ports": "4789",
+		"Filter": "none", "Uptime": "1h 30m"} {
+		if !strings.HasPrefix(got.Header[k], v) {
+			t.Errorf("header %s = %q, want %q", k, got.Header[k], v)
+		}
+	}
+	if d := got.Header["Disk used"]; !strings.Contains(d, "of 10.0 MiB") {
+		t.Errorf("header Disk used = %q, want it against the 10 MiB limit", d)
+	}
+	if got.Header["Free"] == "" || got.Header["Started"] == "" {
+		t.Errorf("header lacks free space or start: %v", got.Header)
+	}
+	for _, id := range []string{"chart-packets", "chart-bits", "chart-drops"} {
+		if got.Points[id] != "359" {
+			t.Errorf("chart %s has %q points, want 359 (360 samples)", id, got.Points[id])
+		}
+	}
+	if n := strings.Count(got.Path, "L"); n != 358 {
+		t.Errorf("packets path has %d segments, want 358: %.80s", n, got.Path)
+	}
+	if !strings.Contains(got.Drop, "Dropped 25 packets") || !strings.Contains(got.Drop, "last drop") || got.DropCls != "bad" {
+		t.Errorf("drop line %q (class %q)", got.Drop, got.DropCls)
+	}
+	if len(got.Pairs) != 2 || got.Pairs[0] != "default-domain:admin:vn-a default-domain:admin:vn-b" {
+		t.Errorf("VN pairs table: %q", got.Pairs)
+	}
+	if strings.Join(got.Files, " ") != longName+" cap_00003.pcapng.part cap_00002.pcap cap_00001.pcapng" || got.Hours != 2 {
+		t.Errorf("files %v under %d hour headings", got.Files, got.Hours)
+	}
+	if got.Error != "" {
+		t.Errorf("page shows an error: %s", got.Error)
+	}
+	screenshot(t, ctx, "page-1280.png")
+
+	// A pair's stream is the live stream filtered to it.
+	cmd, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("#pairs tbody tr:first-child button").click(),
+	  document.getElementById("streamcmd").textContent`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `/api/stream?src_vn=default-domain%3Aadmin%3Avn-a&dst_vn=default-domain%3Aadmin%3Avn-b'`; !strings.Contains(cmd, want) ||
+		!strings.Contains(cmd, `-H "Authorization: Bearer $TOKEN"`) || strings.Contains(cmd, token) {
+		t.Errorf("stream command of a pair: %s", cmd)
+	}
+
+	// A pair's download goes to /api/pcap with its VNs and the time range,
+	// the token in the header.
+	if err := chromedp.Do(ctx, chromedp.Click(`#pairs tbody tr:first-child a.dl`)); err != nil {
+		t.Fatal(err)
+	}
+	u, bearer, err := log.find(ctx, "/api/pcap?")
+	if err != nil {
+		t.Fatalf("no request to /api/pcap after a click on download: %v", err)
+	}
+	if !bearer || !strings.Contains(u, "src_vn=default-domain%3Aadmin%3Avn-a&dst_vn=default-domain%3Aadmin%3Avn-b&since=") ||
+		!strings.Contains(u, "&until=") {
+		t.Errorf("download of a pair: %s (Authorization header %v)", u, bearer)
+	}
+	urls := log.all()
+	if len(urls) < 6 {
+		t.Errorf("the server saw only %v", urls)
+	}
+	for _, u := range urls {
+		if strings.Contains(u, token) || strings.Contains(u, "token=") {
+			t.Errorf("the page requested %s: the token is in a URL", u)
+		}
+	}
+}
+
+// At 800 px the page does not scroll sideways and a long file name takes
+// one line, cut with an ellipsis and whole in its title.
+func TestPageNarrow(t *testing.T) {
+	_, ts, _ := liveServer(t, "")
+	ctx := browser(t, 800)
+	type result struct {
+		Width     int      `json:"width"`
+		Client    int      `json:"client"`
+		NameH     float64  `json:"nameh"`
+		LineH     float64  `json:"lineh"`
+		Title     string   `json:"title"`
+		Cut       bool     `json:"cut"`
+		Overflows []string `json:"overflows"`
+	}
+	js := `(() => {
+	  const a = document.querySelector("#captures tr[data-name^='vrsniff_'] a.name");
+	  const over = [...document.querySelectorAll("table")].filter(t => t.getBoundingClientRect().right > document.documentElement.clientWidth + 1).map(t => t.id);
+	  return {width: document.scrollingElement.scrollWidth, client: document.documentElement.clientWidth,
+	    nameh: a.getBoundingClientRect().height, lineh: parseFloat(getComputedStyle(a).fontSize) * 1.25,
+	    cut: a.scrollWidth > a.clientWidth, title: a.title, overflows: over};
+	})()`
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(800, 900), chromedp.Navigate(ts.URL+"/"),
+		chromedp.WaitReady(`body[data-loaded="1"]`)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[result](js))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Width > 800 {
+		t.Errorf("at 800 px the page is %d px wide", got.Width)
+	}
+	if len(got.Overflows) > 0 {
+		t.Errorf("tables cut off at the right: %v", got.Overflows)
+	}
+	if got.NameH > 2*got.LineH {
+		t.Errorf("a file name is %.0f px tall, lines are %.0f", got.NameH, got.LineH)
+	}
+	if !got.Cut {
+		t.Errorf("the long file name is not cut to its column: %+v", got)
+	}
+	if got.Title != longName {
+		t.Errorf("name title %q", got.Title)
+	}
+	screenshot(t, ctx, "page-800.png")
+}
+
+// screenshot writes the page to docs/NAME when VRSNIFF_SCREENSHOTS=1.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	if os.Getenv("VRSNIFF_SCREENSHOTS") != "1" {
+		return
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join("..", "..", "docs", name), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
