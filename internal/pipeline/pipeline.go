@@ -129,6 +129,7 @@ func (pl *Pipeline) process(p *mirror.Packet) error {
 		s.SetHints(pl.dec.Hints())
 	}
 	s.ReadBytes.Add(uint64(len(p.Data)))
+	s.LastPacket.Store(p.Timestamp.UnixNano())
 	if p.TimeClamped {
 		s.TimeClamped.Add(1)
 	}

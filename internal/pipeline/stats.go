@@ -29,6 +29,9 @@ type Stats struct {
 	// TimeClamped counts packets whose source time was out of range and
 	// was clamped (mirror.Packet.TimeClamped).
 	TimeClamped atomic.Uint64
+	// LastPacket is the capture time of the last packet read, in Unix
+	// nanoseconds; 0 before the first.
+	LastPacket atomic.Int64
 
 	// MaxPairs bounds the VN pairs counted one by one (default
 	// DefaultMaxPairs): packets of pairs past it are counted together

@@ -1,6 +1,9 @@
 package server
 
 import (
+	"runtime"
+	"runtime/debug"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
@@ -21,6 +24,9 @@ type collector struct {
 	streamClients, streamSent, streamDrops, streamRejected                              *prometheus.Desc
 	pairPackets, pairs, diskUsage                                                       *prometheus.Desc
 	storeDropped, diskFull, storeWriting                                                *prometheus.Desc
+	lastPacket, buildInfo, filesRotated, filesRemoved                                   *prometheus.Desc
+
+	version string // the build_info label
 }
 
 func newCollector(s *Server) *collector {
@@ -30,7 +36,7 @@ func newCollector(s *Server) *collector {
 	return &collector{
 		s:              s,
 		read:           d("packets_read_total", "Packets read from the capture source."),
-		readBytes:      d("bytes_read_total", "Captured bytes read from the capture source."),
+		readBytes:      d("read_bytes_total", "Captured bytes read from the capture source."),
 		merged:         d("fragments_merged_total", "Outer IP fragments merged into a reassembled datagram they did not end."),
 		decoded:        d("packets_decoded_total", "Packets decoded, by mirror encapsulation.", "mode"),
 		malformed:      d("packets_malformed_total", "Packets that could not be decoded, by reason.", "reason"),
@@ -47,9 +53,14 @@ func newCollector(s *Server) *collector {
 		pairPackets:    d("vn_pair_packets_total", "Decoded packets by source and destination VN (busiest pairs only).", "src_vn", "dst_vn"),
 		pairs:          d("vn_pairs", "Distinct VN pairs seen."),
 		diskUsage:      d("store_disk_usage_bytes", "Bytes used by the capture files."),
-		storeDropped:   d("store_dropped_total", "Packets not written to the capture files because the disk was full."),
+		storeDropped:   d("store_dropped_total", "Packets the capture files lost: full disk, failed writes, VN pairs without a split file."),
 		diskFull:       d("store_disk_full", "1 while the capture files' disk is full and writing is paused."),
 		storeWriting:   d("store_writing", "1 while packets reach the capture files, 0 while the store cannot write."),
+		lastPacket:     d("last_packet_timestamp_seconds", "Capture time of the last packet read, in seconds since 1970; 0 before the first."),
+		buildInfo:      d("build_info", "Always 1; the labels say which build runs.", "version", "goversion"),
+		filesRotated:   d("files_rotated_total", "Capture files closed and kept (rotation, SIGHUP, end of capture)."),
+		filesRemoved:   d("files_removed_total", "Closed capture files deleted, by reason: max_files and max_bytes (retention), api (DELETE).", "reason"),
+		version:        buildVersion(s.opts.Version),
 	}
 }
 
@@ -65,6 +76,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v)
 	}
+	ch <- prometheus.MustNewConstMetric(c.buildInfo, prometheus.GaugeValue, 1, c.version, runtime.Version())
+	last := st.LastPacket.Load()
+	gauge(c.lastPacket, float64(last/1e9)+float64(last%1e9)/1e9)
 	counter(c.read, st.Read.Load())
 	counter(c.readBytes, st.ReadBytes.Load())
 	counter(c.merged, st.Merged.Load())
@@ -112,5 +126,21 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			full = 1
 		}
 		gauge(c.diskFull, full)
+		counter(c.filesRotated, st.Rotated)
+		counter(c.filesRemoved, st.RemovedMaxFiles, "max_files")
+		counter(c.filesRemoved, st.RemovedMaxBytes, "max_bytes")
+		counter(c.filesRemoved, st.Deleted, "api")
 	}
+}
+
+// buildVersion is v, or else the main module's version as the Go build
+// recorded it ("(devel)" for a build from a work tree).
+func buildVersion(v string) string {
+	if v != "" {
+		return v
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "unknown"
 }
