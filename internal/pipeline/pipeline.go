@@ -171,7 +171,7 @@ func (pl *Pipeline) deliver(p *mirror.Packet) error {
 		s.Truncated.Add(1)
 	}
 	if m := &p.Meta; m.SrcVN != nil || m.DstVN != nil {
-		s.CountPair(m.SrcVN, m.DstVN)
+		s.CountPairBytes(m.SrcVN, m.DstVN, max(p.FrameLen, len(p.Frame)))
 	}
 	if !pl.filter.Match(p) {
 		s.Filtered.Add(1)

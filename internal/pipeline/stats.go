@@ -49,11 +49,15 @@ const DefaultMaxPairs = 4096
 
 // CountPair counts one decoded packet for its VN pair. It must be called
 // from one goroutine only.
-func (s *Stats) CountPair(src, dst []byte) {
+func (s *Stats) CountPair(src, dst []byte) { s.CountPairBytes(src, dst, 0) }
+
+// CountPairBytes counts one decoded packet of n bytes (its inner frame's
+// original length) for its VN pair, as CountPair does.
+func (s *Stats) CountPairBytes(src, dst []byte, n int) {
 	if s.pairs.Max == 0 {
 		s.pairs.Max = cmp.Or(s.MaxPairs, DefaultMaxPairs)
 	}
-	s.pairs.Add(src, dst)
+	s.pairs.AddBytes(src, dst, n)
 }
 
 // SetHints records what the decoder noticed about the input.

@@ -22,7 +22,7 @@ type collector struct {
 	read, readBytes, merged, decoded, malformed, truncated, filtered, written, sinkErrs *prometheus.Desc
 	received, kernelDrops                                                               *prometheus.Desc
 	streamClients, streamSent, streamDrops, streamRejected                              *prometheus.Desc
-	pairPackets, pairs, diskUsage                                                       *prometheus.Desc
+	pairPackets, pairBytes, pairs, diskUsage                                            *prometheus.Desc
 	storeDropped, diskFull, storeWriting                                                *prometheus.Desc
 	lastPacket, buildInfo, filesRotated, filesRemoved                                   *prometheus.Desc
 
@@ -51,6 +51,7 @@ func newCollector(s *Server) *collector {
 		streamDrops:    d("stream_drops_total", "Packets lost by live stream clients that did not keep up, summed over clients."),
 		streamRejected: d("stream_rejected_total", "Live stream requests refused because the client limit was reached."),
 		pairPackets:    d("vn_pair_packets_total", "Decoded packets by source and destination VN (busiest pairs only).", "src_vn", "dst_vn"),
+		pairBytes:      d("vn_pair_bytes_total", "Bytes of the decoded inner frames, original length, by source and destination VN (busiest pairs only).", "src_vn", "dst_vn"),
 		pairs:          d("vn_pairs", "Distinct VN pairs seen."),
 		diskUsage:      d("store_disk_usage_bytes", "Bytes used by the capture files."),
 		storeDropped:   d("store_dropped_total", "Packets the capture files lost: full disk, failed writes, VN pairs without a split file."),
@@ -109,6 +110,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			break
 		}
 		counter(c.pairPackets, p.Packets, p.SrcVN, p.DstVN)
+		counter(c.pairBytes, p.Bytes, p.SrcVN, p.DstVN)
 	}
 	if c.s.opts.Store != nil {
 		gauge(c.diskUsage, float64(c.s.opts.Store.DiskUsage()))

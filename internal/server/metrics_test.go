@@ -78,6 +78,7 @@ func TestMetrics(t *testing.T) {
 			st.CountPair(fmt.Appendf(nil, "vn-%03d", i), []byte("vn-dst"))
 		}
 	}
+	st.CountPairBytes([]byte("vn-249"), []byte("vn-dst"), 1500)
 	st.LastPacket.Store(1764554400_250000000)
 	store := &rotatingStore{dirStore: newDirStore(t),
 		stats: StoreStats{Dropped: 7, Rotated: 12, RemovedMaxFiles: 3, RemovedMaxBytes: 2, Deleted: 1}}
@@ -117,7 +118,9 @@ func TestMetrics(t *testing.T) {
 		{"vrsniff_stream_clients", nil, 2},
 		{"vrsniff_stream_drops_total", nil, 0},
 		{"vrsniff_vn_pairs", nil, 250},
-		{"vrsniff_vn_pair_packets_total", []string{"dst_vn=vn-dst", "src_vn=vn-249"}, 250},
+		{"vrsniff_vn_pair_packets_total", []string{"dst_vn=vn-dst", "src_vn=vn-249"}, 251},
+		{"vrsniff_vn_pair_bytes_total", []string{"dst_vn=vn-dst", "src_vn=vn-249"}, 1500},
+		{"vrsniff_vn_pair_bytes_total", []string{"dst_vn=vn-dst", "src_vn=vn-050"}, 0},
 		{"vrsniff_vn_pair_packets_total", []string{"dst_vn=vn-dst", "src_vn=vn-050"}, 51},
 		{"vrsniff_store_disk_usage_bytes", nil, 300 + 1234 + 50},
 		{"vrsniff_last_packet_timestamp_seconds", nil, 1764554400.25},
@@ -133,8 +136,10 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}
-	if n := len(fams["vrsniff_vn_pair_packets_total"].Metric); n != maxPairSeries {
-		t.Errorf("%d VN pair series, want the busiest %d", n, maxPairSeries)
+	for _, name := range []string{"vrsniff_vn_pair_packets_total", "vrsniff_vn_pair_bytes_total"} {
+		if n := len(fams[name].Metric); n != maxPairSeries {
+			t.Errorf("%d %s series, want the busiest %d", n, name, maxPairSeries)
+		}
 	}
 	if fams["go_goroutines"] == nil || fams["process_cpu_seconds_total"] == nil {
 		t.Error("runtime metrics missing")
