@@ -128,3 +128,35 @@ func TestRemovedCounts(t *testing.T) {
 			st.Rotated, st.RemovedMaxFiles, st.RemovedMaxBytes, st.Deleted)
 	}
 }
+
+// Classic pcap has no room for statistics: only the sidecar has them.
+func TestFileDropsPcap(t *testing.T) {
+	dir := t.TempDir()
+	src := &fakeSource{}
+	r := newTestRing(t, dir, Options{Format: pcapfile.FormatPcap, SourceStats: src.Stats})
+	if err := r.WritePacket(testPacket(0, 1, 10)); err != nil {
+		t.Fatal(err)
+	}
+	src.Set(40, 10)
+	if err := r.WritePacket(testPacket(1, 1, 10)); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	infos, _ := r.List()
+	if len(infos) != 1 || infos[0].Received != 40 || infos[0].KernelDropped != 10 || infos[0].StoreDropped != 0 {
+		t.Fatalf("infos %+v", infos)
+	}
+	ps, err := pcapfile.ReadFile(filepath.Join(dir, infos[0].Name))
+	if err != nil || len(ps) != 2 {
+		t.Fatalf("the pcap file reads as %d packets, %v", len(ps), err)
+	}
+	st, err := os.Stat(filepath.Join(dir, infos[0].Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Size() != infos[0].Size {
+		t.Errorf("file size %d, listed %d", st.Size(), infos[0].Size)
+	}
+}
