@@ -57,6 +57,10 @@ func TestFileDrops(t *testing.T) {
 	write(1, 2) // the second pair: dropped
 	write(3, 2)
 	write(4, 1)
+	// The file being written shows what was lost so far.
+	if infos, _ := r.List(); len(infos) != 1 || infos[0].KernelDropped != 50 || infos[0].StoreDropped != 2 || !infos[0].Closed.IsZero() {
+		t.Errorf("open file listed as %+v", infos)
+	}
 	clock.Set(t0.Add(time.Minute))
 	if err := r.Rotate(); err != nil {
 		t.Fatal(err)

@@ -22,8 +22,9 @@ type Info struct {
 	PairsOther uint64        `json:"vn_pairs_other_packets,omitempty"`
 	Open       bool          `json:"open"` // still being written (name ends in .part)
 	// What was lost while the file was open, from its opening (at its
-	// first packet) to its closing, which Opened and Closed give; set
-	// when it is closed (docs/capture.md, "Drops"). Received counts the
+	// first packet) to its closing, which Opened and Closed give; for a
+	// file being written, so far, and Closed is zero (docs/capture.md,
+	// "Drops"). Received counts the
 	// packets the capture source read and KernelDropped those the kernel
 	// dropped before it could (Options.SourceStats); StoreDropped the
 	// packets the store lost (Stats.Dropped), in this file or another.

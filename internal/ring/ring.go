@@ -629,12 +629,9 @@ func (r *Ring) sourceStats() SourceStats {
 // other interface gets the span only, so that summing over interfaces
 // counts nothing twice. docs/capture.md defines the counts.
 func (r *Ring) finish(f *file, now time.Time) {
-	src := r.sourceStats()
 	in := &f.info
-	in.Received = src.Received - f.src0.Received
-	in.KernelDropped = src.Dropped - f.src0.Dropped
-	in.StoreDropped = r.c.dropped - f.dropped0
-	in.Opened, in.Closed = f.opened, now
+	r.countDrops(in, f)
+	in.Closed = now
 	for id := range f.enc.Interfaces() {
 		s := pcapfile.IfaceStats{Time: now, Start: f.opened, End: now}
 		if id == 0 {
@@ -644,6 +641,15 @@ func (r *Ring) finish(f *file, now time.Time) {
 		}
 		f.buf = f.enc.AppendISB(f.buf, id, s)
 	}
+}
+
+// countDrops sets in's counts of what was lost since f was opened.
+func (r *Ring) countDrops(in *Info, f *file) {
+	src := r.sourceStats()
+	in.Received = src.Received - f.src0.Received
+	in.KernelDropped = src.Dropped - f.src0.Dropped
+	in.StoreDropped = r.c.dropped - f.dropped0
+	in.Opened = f.opened
 }
 
 // maxSpareEnc bounds the encoders of closed files kept for the next ones.
@@ -958,9 +964,12 @@ func (r *Ring) Stats() Stats {
 	return s
 }
 
-func (f *file) snapshot() Info {
+// snapshot is f's Info now; for a file being written, with what was lost
+// so far.
+func (r *Ring) snapshot(f *file) Info {
 	in := f.info
 	if f.f != nil {
+		r.countDrops(&in, f)
 		in.Name += partSuffix
 		in.Size = f.size()
 		in.Packets += f.pending
@@ -986,7 +995,7 @@ func (r *Ring) List() ([]Info, error) {
 	slices.SortFunc(all, func(a, b *file) int { return a.seq - b.seq })
 	infos := make([]Info, len(all))
 	for i, f := range all {
-		infos[i] = f.snapshot()
+		infos[i] = r.snapshot(f)
 	}
 	return infos, nil
 }
@@ -1036,7 +1045,7 @@ func (r *Ring) Open(name string) (io.ReadSeekCloser, Info, error) {
 	if err != nil {
 		return nil, Info{}, fmt.Errorf("open %s: %w", name, err)
 	}
-	return fh, f.snapshot(), nil
+	return fh, r.snapshot(f), nil
 }
 
 // Delete removes a closed file and its sidecar. The file being written

@@ -40,10 +40,10 @@ type FileInfo struct {
 	Pairs      []vnpair.Pair `json:"vn_pairs"`
 	PairsOther uint64        `json:"vn_pairs_other_packets,omitempty"`
 	Open       bool          `json:"open"` // still being written (name ends in .part)
-	// What was lost while the file was open, from Opened to Closed, set
-	// once it is closed (docs/capture.md, "Drops"): packets the capture
-	// source read, those the kernel dropped before it could, and those
-	// the capture files lost.
+	// What was lost while the file was open, from Opened to Closed (so
+	// far, and Closed zero, while it is written; docs/capture.md,
+	// "Drops"): packets the capture source read, those the kernel dropped
+	// before it could, and those the capture files lost.
 	Opened        time.Time `json:"opened,omitzero"`
 	Closed        time.Time `json:"closed,omitzero"`
 	Received      uint64    `json:"source_received,omitempty"`
