@@ -62,6 +62,7 @@ func runCapture(args []string) int {
 		filePairs   = fs.Int("max-file-pairs", ring.DefaultMaxPairs, "VN pairs listed per capture file (sidecar and API), busiest first; the packets of the others are counted together")
 		keepRejects = fs.Bool("keep-rejects", false, "keep packets that fail to decode, as captured, in DIR/rejects")
 		httpAddr    = fs.String("http", "", "serve the HTTP API on `addr` (e.g. 127.0.0.1:8080)")
+		metricsAddr = fs.String("metrics-addr", "", "also serve GET /metrics alone, without the token, on `addr` (e.g. 10.0.0.5:9108)")
 		tokenFile   = fs.String("token-file", "", "bearer token `file` required by the HTTP API (at least 16 bytes; a file other users can read is refused)")
 		tlsCert     = fs.String("tls-cert", "", "TLS certificate `file` for the HTTP API")
 		tlsKey      = fs.String("tls-key", "", "TLS key `file` for the HTTP API")
@@ -145,7 +146,7 @@ func runCapture(args []string) int {
 			return usageErr("capture", err.Error())
 		}
 	}
-	srvOpts, err := srvf.options(server.Options{Token: token, Capture: server.CaptureInfo{Version: version}})
+	srvOpts, err := srvf.options(server.Options{Token: token, Version: version, Capture: server.CaptureInfo{Version: version}})
 	if err != nil {
 		return usageErr("capture", err.Error())
 	}
@@ -168,7 +169,7 @@ func runCapture(args []string) int {
 			MaxOpen: *splitOpen, SplitIdle: *splitIdle, DropOther: !*splitOther,
 			MaxPairs: *filePairs, MaxRecord: int(maxRecord),
 		},
-		HTTP: *httpAddr, TLSCert: *tlsCert, TLSKey: *tlsKey, Server: srvOpts,
+		HTTP: *httpAddr, TLSCert: *tlsCert, TLSKey: *tlsKey, Server: srvOpts, MetricsAddr: *metricsAddr,
 		StatsEvery: *statsEvery, Logger: log,
 	})
 	if err != nil {

@@ -8,6 +8,7 @@ package capture
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -60,8 +61,20 @@ type Config struct {
 	// and Logger are set by New.
 	Server server.Options
 
+	// MetricsAddr, if set, serves GET /metrics alone, without the
+	// token, on this address (host:port).
+	MetricsAddr string
+
 	StatsEvery time.Duration // log the counters this often; 0 never
-	Logger     *slog.Logger  // nil discards
+	// DropWarnEvery is the shortest time between two warnings about lost
+	// packets, each summing up the loss since the one before
+	// (DefaultDropWarnEvery when 0).
+	DropWarnEvery time.Duration
+	Logger        *slog.Logger // nil discards
+
+	// source, if set, stands for the source Interface, Listen or Read
+	// names, opened by the caller.
+	source source.Source
 }
 
 // Service is one capture, from New to the end of Run.
@@ -73,6 +86,8 @@ type Service struct {
 	rejects *ring.Ring // nil without KeepRejects
 	srv     *server.Server
 	ln      net.Listener // nil without HTTP
+	metrics net.Listener // nil without MetricsAddr
+	drops   dropWarner
 	pl      *pipeline.Pipeline
 	stats   *pipeline.Stats
 	ran     bool
@@ -127,6 +142,8 @@ func New(c Config) (_ *Service, err error) {
 
 	so := sourceOptions(c)
 	switch {
+	case c.source != nil:
+		s.src = c.source
 	case c.Interface != "":
 		s.src, err = source.OpenAFPacket(c.Interface, so)
 	case c.Listen != "":
@@ -142,6 +159,7 @@ func New(c Config) (_ *Service, err error) {
 	if c.Dir != "" {
 		ro := c.Files
 		ro.Logger = s.log
+		ro.Interface, ro.SourceStats = fileInterface(c, false), s.ringSource
 		if s.files, err = ring.New(c.Dir, ro); err != nil {
 			return nil, err
 		}
@@ -149,6 +167,7 @@ func New(c Config) (_ *Service, err error) {
 		c.Server.Store = store{s.files}
 		if c.KeepRejects {
 			ro.Format, ro.Split, ro.Prefix = pcapfile.FormatRaw, vnpair.None, "rejects"
+			ro.Interface = fileInterface(c, true)
 			if s.rejects, err = ring.New(filepath.Join(c.Dir, "rejects"), ro); err != nil {
 				return nil, err
 			}
@@ -169,6 +188,11 @@ func New(c Config) (_ *Service, err error) {
 			return nil, err
 		}
 	}
+	if c.MetricsAddr != "" {
+		if s.metrics, err = net.Listen("tcp", c.MetricsAddr); err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+	}
 	var rejects pipeline.Sink
 	if s.rejects != nil {
 		rejects = s.rejects
@@ -177,6 +201,15 @@ func New(c Config) (_ *Service, err error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// MetricsAddr is the address GET /metrics is served on without a token, nil
+// without Config.MetricsAddr.
+func (s *Service) MetricsAddr() net.Addr {
+	if s.metrics == nil {
+		return nil
+	}
+	return s.metrics.Addr()
 }
 
 // Addr is the address the HTTP API listens on, nil without one: the port
@@ -207,6 +240,14 @@ func (s *Service) Run(ctx context.Context) error {
 	} else {
 		httpDone <- nil
 	}
+	metricsDone := make(chan error, 1)
+	if s.metrics != nil {
+		go func() { metricsDone <- s.srv.ServeMetrics(httpCtx, s.metrics) }()
+	} else {
+		metricsDone <- nil
+	}
+	drops := s.dropTicker()
+	defer drops.Stop()
 	s.log.Info("capturing", "interface", c.Interface, "listen", c.Listen, "read", c.Read, "dir", c.Dir, "http", c.HTTP,
 		"ports", mirror.FormatPorts(c.Decoder.Traffic.Ports, c.Decoder.Traffic.AutoPorts),
 		"vxlan_ports", mirror.FormatPorts(c.Decoder.Traffic.VXLANPorts, false),
@@ -254,6 +295,8 @@ loop:
 			s.ended.Store(true)
 		case <-tick:
 			s.logStats()
+		case now := <-drops.C:
+			s.warnDrops(now)
 		case err := <-httpDone:
 			httpEnded = true
 			if err != nil {
@@ -280,6 +323,10 @@ loop:
 	}
 	s.ended.Store(true)
 	s.logStats()
+	s.warnDrops(time.Now())
+	if err := <-metricsDone; err != nil {
+		s.log.Error("metrics server", "err", err)
+	}
 	if !httpEnded {
 		// The files are safe; now wait for the HTTP server to end its
 		// streams, so that nothing of the service outlives Run.
@@ -324,6 +371,9 @@ func (s *Service) Close() error {
 	}
 	if s.srv != nil && !s.ran {
 		s.srv.Hub().Close()
+	}
+	if s.metrics != nil && !s.ran {
+		err = errors.Join(err, s.metrics.Close())
 	}
 	for _, r := range s.rings() {
 		err = errors.Join(err, r.Close())

@@ -21,7 +21,8 @@ var (
 
 func fileInfo(in ring.Info) server.FileInfo {
 	return server.FileInfo{Name: in.Name, Size: in.Size, First: in.First, Last: in.Last, Packets: in.Packets,
-		Pairs: in.Pairs, PairsOther: in.PairsOther, Open: in.Open}
+		Pairs: in.Pairs, PairsOther: in.PairsOther, Open: in.Open,
+		Opened: in.Opened, Closed: in.Closed, Received: in.Received, KernelDropped: in.KernelDropped, StoreDropped: in.StoreDropped}
 }
 
 func (s store) List() ([]server.FileInfo, error) {
@@ -55,5 +56,6 @@ func (s store) Healthy() error   { return s.r.Healthy() }
 
 func (s store) StoreStats() server.StoreStats {
 	st := s.r.Stats()
-	return server.StoreStats{Dropped: st.Dropped, DiskFull: st.DiskFull}
+	return server.StoreStats{Dropped: st.Dropped, DiskFull: st.DiskFull, Rotated: st.Rotated,
+		RemovedMaxFiles: st.RemovedMaxFiles, RemovedMaxBytes: st.RemovedMaxBytes, Deleted: st.Deleted}
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"strings"
 
 	"github.com/gopacket/gopacket/layers"
 	"golang.org/x/net/bpf"
@@ -126,4 +127,35 @@ func (f *Filter) Match(p *mirror.Packet) bool {
 		}
 	}
 	return true
+}
+
+// String writes the options as the command-line flags that give them
+// (--vn vn-web --bpf 'tcp port 80'), "" for a filter that keeps
+// everything: how a capture file records the filter in effect.
+func (o Options) String() string {
+	var b strings.Builder
+	for _, f := range [...]struct{ flag, v string }{
+		{"vn", o.VN}, {"src-vn", o.SrcVN}, {"dst-vn", o.DstVN}, {"direction", o.Direction}, {"bpf", o.BPF},
+	} {
+		if f.v == "" {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString("--" + f.flag + " " + shellQuote(f.v))
+	}
+	return b.String()
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but
+// letters, digits and -_.:/
+func shellQuote(s string) string {
+	plain := strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.:/", r))
+	}) < 0
+	if plain {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

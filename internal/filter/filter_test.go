@@ -265,3 +265,20 @@ func FuzzGlob(f *testing.F) {
 		}
 	})
 }
+
+func TestOptionsString(t *testing.T) {
+	for _, c := range []struct {
+		o    Options
+		want string
+	}{
+		{Options{}, ""},
+		{Options{VN: "vn-web"}, "--vn vn-web"},
+		{Options{SrcVN: "*:admin:vn-a", Direction: "ingress", BPF: "tcp port 80"},
+			`--src-vn '*:admin:vn-a' --direction ingress --bpf 'tcp port 80'`},
+		{Options{DstVN: "it's"}, `--dst-vn 'it'\''s'`},
+	} {
+		if got := c.o.String(); got != c.want {
+			t.Errorf("%+v: %q, want %q", c.o, got, c.want)
+		}
+	}
+}

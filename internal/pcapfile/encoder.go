@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/bits"
 	"strconv"
+	"time"
 
 	"github.com/gopacket/gopacket/layers"
 
@@ -68,6 +69,10 @@ type Options struct {
 	// it the interfaces are unnamed and told apart by Packet.Interface and
 	// link type only. Classic pcap has no interfaces.
 	Interfaces Describer
+	// Capture describes the interface of a live capture, when Interfaces
+	// is nil: its Name, Description and Filter go into the IDBs as
+	// if_name, if_description and if_filter.
+	Capture Interface
 	// SnapLen, if positive, cuts every record to at most that many bytes
 	// and is recorded in the file header; zero means no limit.
 	SnapLen int
@@ -99,11 +104,21 @@ const (
 const (
 	optEnd      = 0
 	optComment  = 1
-	optFlags    = 2 // epb_flags
-	optIfName   = 2 // if_name
-	optIfDesc   = 3 // if_description
-	optUserAppl = 4 // shb_userappl
-	optTSResol  = 9 // if_tsresol
+	optFlags    = 2  // epb_flags
+	optIfName   = 2  // if_name
+	optIfDesc   = 3  // if_description
+	optUserAppl = 4  // shb_userappl
+	optTSResol  = 9  // if_tsresol
+	optIfFilter = 11 // if_filter
+
+	// isb_* option codes (pcapng draft, section 4.6).
+	optISBStart  = 2
+	optISBEnd    = 3
+	optISBIfRecv = 4
+	optISBIfDrop = 5
+	optISBOSDrop = 7
+
+	blockISB = 5
 
 	flagInbound  = 1
 	flagOutbound = 2
@@ -408,7 +423,7 @@ func (e *Encoder) rawIface(b []byte, in int, link layers.LinkType) (int, []byte)
 // are not bound by the input's snap length (a reassembled datagram can be
 // longer), packets as captured are.
 func (e *Encoder) iface(b []byte, in int, raw bool, link layers.LinkType) (int, []byte) {
-	var d Interface
+	d := e.o.Capture
 	if e.o.Interfaces != nil {
 		d = e.o.Interfaces.Interface(in)
 	}
@@ -458,9 +473,80 @@ func appendIDB(b []byte, d Interface, link layers.LinkType, snap uint32) []byte 
 	if d.Description != "" {
 		b = appendOption(b, optIfDesc, []byte(d.Description))
 	}
+	if d.Filter != "" {
+		// Type 0: a libpcap filter string, the only kind readers show.
+		b = le.AppendUint16(b, optIfFilter)
+		f := d.Filter[:min(len(d.Filter), 0xfffe)]
+		b = le.AppendUint16(b, uint16(1+len(f)))
+		b = append(b, 0)
+		b = pad(append(b, f...), 1+len(f))
+	}
 	b = appendOption(b, optTSResol, []byte{9})
 	b = le.AppendUint32(b, optEnd)
 	return endBlock(b, start, 0)
+}
+
+// IfaceStats are the statistics of one interface over a span of a capture,
+// as an Interface Statistics Block holds them (pcapng draft, section 4.6).
+// Counts are in packets.
+type IfaceStats struct {
+	// Time is when the statistics were taken; Start and End bound the
+	// span they cover (isb_starttime, isb_endtime). Zero times are left
+	// out, except Time, which is then written as 0.
+	Time, Start, End time.Time
+	// Counted says that the counts below are known; without it only the
+	// times are written.
+	Counted bool
+	// Received is isb_ifrecv, the packets the interface received; IfDrop
+	// isb_ifdrop, those it dropped for want of room (the kernel's drops);
+	// OSDrop isb_osdrop, those the capturing program lost after reading.
+	Received, IfDrop, OSDrop uint64
+}
+
+// AppendISB appends an Interface Statistics Block for interface id of the
+// current file (0 ≤ id < Interfaces()) to dst. Classic pcap holds no
+// statistics, and an interface not described is not referred to: dst then
+// comes back unchanged.
+func (e *Encoder) AppendISB(dst []byte, id int, s IfaceStats) []byte {
+	if e.o.Format == FormatPcap || id < 0 || id >= e.described {
+		return dst
+	}
+	b, start := beginBlock(dst, blockISB)
+	b = le.AppendUint32(b, uint32(id))
+	b = appendTS(b, s.Time)
+	opts := len(b)
+	if !s.Start.IsZero() {
+		b = le.AppendUint16(b, optISBStart)
+		b = le.AppendUint16(b, 8)
+		b = appendTS(b, s.Start)
+	}
+	if !s.End.IsZero() {
+		b = le.AppendUint16(b, optISBEnd)
+		b = le.AppendUint16(b, 8)
+		b = appendTS(b, s.End)
+	}
+	if s.Counted {
+		for _, o := range [...]struct {
+			code uint16
+			v    uint64
+		}{{optISBIfRecv, s.Received}, {optISBIfDrop, s.IfDrop}, {optISBOSDrop, s.OSDrop}} {
+			b = le.AppendUint16(b, o.code)
+			b = le.AppendUint16(b, 8)
+			b = le.AppendUint64(b, o.v)
+		}
+	}
+	if len(b) > opts {
+		b = le.AppendUint32(b, optEnd)
+	}
+	return endBlock(b, start, 0)
+}
+
+// appendTS appends t as a pcapng timestamp in nanoseconds (the resolution
+// of every interface an Encoder describes), high word first.
+func appendTS(b []byte, t time.Time) []byte {
+	ts := nanos(unixTime(&mirror.Packet{Timestamp: t}))
+	b = le.AppendUint32(b, uint32(ts>>32))
+	return le.AppendUint32(b, uint32(ts))
 }
 
 func (e *Encoder) appendPcapRecord(b []byte, p *mirror.Packet, data []byte, wire int, ref *RefWriter) []byte {
@@ -495,12 +581,7 @@ func (e *Encoder) appendEPB(b []byte, p *mirror.Packet, id int, prefix, data []b
 	}
 	caplen = min(caplen, MaxRecord)
 	wire += len(prefix)
-	sec, frac := unixTime(p)
-	hi, ts := bits.Mul64(uint64(sec), 1e9)
-	ts, carry := bits.Add64(ts, uint64(frac), 0)
-	if hi != 0 || carry != 0 {
-		ts = math.MaxUint64 // 2^64 ns after 1970 is in 2554
-	}
+	ts := nanos(unixTime(p))
 
 	b, start := beginBlock(b, blockEPB)
 	b = le.AppendUint32(b, uint32(id))
@@ -575,6 +656,17 @@ func (e *Encoder) appendEPB(b []byte, p *mirror.Packet, id int, prefix, data []b
 		b = le.AppendUint32(b, optEnd)
 	}
 	return endBlock(b, start, virt)
+}
+
+// nanos is a time since 1970 in nanoseconds, as pcapng timestamps hold it;
+// 2^64 ns after 1970 is in 2554, and later times are written as that.
+func nanos(sec, frac int64) uint64 {
+	hi, ts := bits.Mul64(uint64(sec), 1e9)
+	ts, carry := bits.Add64(ts, uint64(frac), 0)
+	if hi != 0 || carry != 0 {
+		return math.MaxUint64
+	}
+	return ts
 }
 
 // unixTime returns the packet's time in seconds and nanoseconds since 1970,

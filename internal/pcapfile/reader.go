@@ -114,8 +114,12 @@ var errTruncated = errors.New("truncated")
 type Interface struct {
 	Name        string // if_name; "" when not given (always in classic pcap)
 	Description string // if_description
-	LinkType    layers.LinkType
-	SnapLen     uint32 // 0: not given
+	// Filter is if_filter, a filter expression in effect (type 0, a
+	// libpcap filter string). An Encoder writes it; a Reader does not read
+	// it, so that decapsulating a file does not claim its filter.
+	Filter   string
+	LinkType layers.LinkType
+	SnapLen  uint32 // 0: not given
 	// TSResol is if_tsresol as written: n for units of 10^-n s, 0x80|n for
 	// 2^-n s; 6 (microseconds) when absent, 9 for a nanosecond pcap file.
 	TSResol uint8

@@ -129,6 +129,7 @@ func (pl *Pipeline) process(p *mirror.Packet) error {
 		s.SetHints(pl.dec.Hints())
 	}
 	s.ReadBytes.Add(uint64(len(p.Data)))
+	s.LastPacket.Store(p.Timestamp.UnixNano())
 	if p.TimeClamped {
 		s.TimeClamped.Add(1)
 	}
@@ -170,7 +171,7 @@ func (pl *Pipeline) deliver(p *mirror.Packet) error {
 		s.Truncated.Add(1)
 	}
 	if m := &p.Meta; m.SrcVN != nil || m.DstVN != nil {
-		s.CountPair(m.SrcVN, m.DstVN)
+		s.CountPairBytes(m.SrcVN, m.DstVN, max(p.FrameLen, len(p.Frame)))
 	}
 	if !pl.filter.Match(p) {
 		s.Filtered.Add(1)

@@ -55,10 +55,16 @@ func generated(t testing.TB, profile string, n int, malformed float64) ([]gen.Wi
 	return ws, cs
 }
 
-type collect struct{ frames [][]byte }
+type collect struct {
+	frames  [][]byte
+	vnBytes uint64 // original frame lengths of packets with a VN name
+}
 
 func (c *collect) WritePacket(p *mirror.Packet) error {
 	c.frames = append(c.frames, bytes.Clone(p.Frame))
+	if p.Meta.SrcVN != nil || p.Meta.DstVN != nil {
+		c.vnBytes += uint64(max(p.FrameLen, len(p.Frame)))
+	}
 	return nil
 }
 
@@ -110,6 +116,16 @@ func TestRunCountsEverything(t *testing.T) {
 		if !bytes.Equal(want[i], good.frames[i]) {
 			t.Fatalf("frame %d differs", i)
 		}
+	}
+	var pairBytes uint64
+	for _, p := range s.Pairs {
+		pairBytes += p.Bytes
+	}
+	if pairBytes == 0 || pairBytes != good.vnBytes {
+		t.Errorf("VN pairs count %d bytes, the sink got %d in packets with VN names", pairBytes, good.vnBytes)
+	}
+	if got, want := st.LastPacket.Load(), ws[len(ws)-1].Timestamp.UnixNano(); got != want {
+		t.Errorf("last packet time %d, want %d", got, want)
 	}
 }
 

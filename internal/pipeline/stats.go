@@ -29,6 +29,9 @@ type Stats struct {
 	// TimeClamped counts packets whose source time was out of range and
 	// was clamped (mirror.Packet.TimeClamped).
 	TimeClamped atomic.Uint64
+	// LastPacket is the capture time of the last packet read, in Unix
+	// nanoseconds; 0 before the first.
+	LastPacket atomic.Int64
 
 	// MaxPairs bounds the VN pairs counted one by one (default
 	// DefaultMaxPairs): packets of pairs past it are counted together
@@ -46,11 +49,15 @@ const DefaultMaxPairs = 4096
 
 // CountPair counts one decoded packet for its VN pair. It must be called
 // from one goroutine only.
-func (s *Stats) CountPair(src, dst []byte) {
+func (s *Stats) CountPair(src, dst []byte) { s.CountPairBytes(src, dst, 0) }
+
+// CountPairBytes counts one decoded packet of n bytes (its inner frame's
+// original length) for its VN pair, as CountPair does.
+func (s *Stats) CountPairBytes(src, dst []byte, n int) {
 	if s.pairs.Max == 0 {
 		s.pairs.Max = cmp.Or(s.MaxPairs, DefaultMaxPairs)
 	}
-	s.pairs.Add(src, dst)
+	s.pairs.AddBytes(src, dst, n)
 }
 
 // SetHints records what the decoder noticed about the input.

@@ -21,4 +21,16 @@ type Info struct {
 	Pairs      []vnpair.Pair `json:"vn_pairs"`
 	PairsOther uint64        `json:"vn_pairs_other_packets,omitempty"`
 	Open       bool          `json:"open"` // still being written (name ends in .part)
+	// What was lost while the file was open, from its opening (at its
+	// first packet) to its closing, which Opened and Closed give; for a
+	// file being written, so far, and Closed is zero (docs/capture.md,
+	// "Drops"). Received counts the
+	// packets the capture source read and KernelDropped those the kernel
+	// dropped before it could (Options.SourceStats); StoreDropped the
+	// packets the store lost (Stats.Dropped), in this file or another.
+	Opened        time.Time `json:"opened,omitzero"`
+	Closed        time.Time `json:"closed,omitzero"`
+	Received      uint64    `json:"source_received,omitempty"`
+	KernelDropped uint64    `json:"kernel_dropped,omitempty"`
+	StoreDropped  uint64    `json:"store_dropped,omitempty"`
 }

@@ -121,8 +121,24 @@ type Options struct {
 	// also how often the directory and the open files are checked for
 	// having been removed.
 	FlushEvery time.Duration
-	Logger     *slog.Logger
-	Now        func() time.Time // the clock, time.Now by default
+	// Interface describes the capture in each file's interface
+	// description (if_name, if_description, if_filter).
+	Interface pcapfile.Interface
+	// SourceStats, if set, returns the capture source's cumulative
+	// counters: each file's statistics (Info.Received, Info.KernelDropped
+	// and the pcapng interface statistics) count what they grew by while
+	// the file was open. It is called with the ring's lock held.
+	SourceStats func() SourceStats
+	Logger      *slog.Logger
+	Now         func() time.Time // the clock, time.Now by default
+}
+
+// SourceStats are the cumulative counters of the capture source that feeds
+// a ring, in packets.
+type SourceStats struct {
+	// Received counts the packets the source read; Dropped those the
+	// kernel dropped before it could (ring or socket buffer full).
+	Received, Dropped uint64
 }
 
 // Stats is a snapshot of a Ring's counters. Packets counts are in packets.
@@ -155,7 +171,14 @@ type Stats struct {
 	// DropOther); SplitClosed counts split files closed to make room.
 	SplitOverflow uint64 `json:"split_overflow"`
 	SplitClosed   uint64 `json:"split_closed_idle"`
-	DiskFull      bool   `json:"disk_full"`
+	// Rotated counts the files closed and kept (rotation, Rotate, Close);
+	// Removed the closed files deleted, by reason: RemovedMaxFiles and
+	// RemovedMaxBytes by retention, Deleted by Delete.
+	Rotated         uint64 `json:"files_rotated"`
+	RemovedMaxFiles uint64 `json:"files_removed_max_files"`
+	RemovedMaxBytes uint64 `json:"files_removed_max_bytes"`
+	Deleted         uint64 `json:"files_deleted"`
+	DiskFull        bool   `json:"disk_full"`
 	// Problem is why the store cannot write (Healthy's error), "" when it
 	// can.
 	Problem string `json:"problem,omitempty"`
@@ -215,6 +238,7 @@ type Ring struct {
 type counters struct {
 	packets, dropped, droppedFull, writeErrs, lost, dirRecreated uint64
 	truncated, overflow, splitClosed                             uint64
+	rotated, removedFiles, removedBytes, deleted                 uint64
 }
 
 // file is a capture file of the store; the fields after sidecar are used
@@ -236,6 +260,11 @@ type file struct {
 	older, newer *file     // in Ring.lru
 	inLRU        bool
 	pairs        *vnpair.Counter // by directed pair, pending until on disk
+	// At the file's opening: the clock, the source's counters and the
+	// store's drops, which its statistics are counted from.
+	opened   time.Time
+	src0     SourceStats
+	dropped0 uint64
 }
 
 func (f *file) size() int64 { return f.written + int64(len(f.buf)) }
@@ -553,7 +582,10 @@ func (r *Ring) openFile(key, label string, now time.Time) (*file, error) {
 		// The busiest pairs of the file stay listed; the others are
 		// counted together, so that spoofed names cost a bounded table
 		// and sidecar.
-		pairs: &vnpair.Counter{Max: r.o.MaxPairs},
+		pairs:    &vnpair.Counter{Max: r.o.MaxPairs},
+		opened:   now,
+		src0:     r.sourceStats(),
+		dropped0: r.c.dropped,
 	}
 	r.spare = nil
 	if f.buf == nil {
@@ -580,7 +612,44 @@ func (r *Ring) newEncoder() (*pcapfile.Encoder, error) {
 		r.spareEnc = r.spareEnc[:n-1]
 		return e, nil
 	}
-	return pcapfile.NewEncoder(pcapfile.Options{Format: r.o.Format, Application: "vrsniff", SnapLen: r.o.MaxRecord})
+	return pcapfile.NewEncoder(pcapfile.Options{Format: r.o.Format, Application: "vrsniff", SnapLen: r.o.MaxRecord,
+		Capture: r.o.Interface})
+}
+
+func (r *Ring) sourceStats() SourceStats {
+	if r.o.SourceStats == nil {
+		return SourceStats{}
+	}
+	return r.o.SourceStats()
+}
+
+// finish counts f's statistics over its lifetime into its Info and
+// appends them to its buffer as pcapng interface statistics, before it is
+// closed: the counts go with the first interface, the capture's, and every
+// other interface gets the span only, so that summing over interfaces
+// counts nothing twice. docs/capture.md defines the counts.
+func (r *Ring) finish(f *file, now time.Time) {
+	in := &f.info
+	r.countDrops(in, f)
+	in.Closed = now
+	for id := range f.enc.Interfaces() {
+		s := pcapfile.IfaceStats{Time: now, Start: f.opened, End: now}
+		if id == 0 {
+			s.Counted = true
+			s.Received = in.Received + in.KernelDropped
+			s.IfDrop, s.OSDrop = in.KernelDropped, in.StoreDropped
+		}
+		f.buf = f.enc.AppendISB(f.buf, id, s)
+	}
+}
+
+// countDrops sets in's counts of what was lost since f was opened.
+func (r *Ring) countDrops(in *Info, f *file) {
+	src := r.sourceStats()
+	in.Received = src.Received - f.src0.Received
+	in.KernelDropped = src.Dropped - f.src0.Dropped
+	in.StoreDropped = r.c.dropped - f.dropped0
+	in.Opened = f.opened
 }
 
 // maxSpareEnc bounds the encoders of closed files kept for the next ones.
@@ -630,6 +699,9 @@ func (r *Ring) closeFile(f *file) error {
 	if f.f == nil {
 		return nil
 	}
+	if f.info.Packets+f.pending > 0 {
+		r.finish(f, r.now())
+	}
 	err := r.flushFile(f)
 	r.forget(f)
 	if cerr := f.f.Close(); cerr != nil && err == nil {
@@ -674,6 +746,7 @@ func (r *Ring) closeFile(f *file) error {
 		}
 	}
 	f.sidecar = n
+	r.c.rotated++
 	r.closed = append(r.closed, f)
 	r.closedBytes += f.info.Size + f.sidecar
 	r.retain()
@@ -724,17 +797,20 @@ func (r *Ring) openFiles() []*file {
 // retain deletes the oldest closed files beyond MaxFiles and MaxBytes.
 func (r *Ring) retain() {
 	for len(r.closed) > 0 {
-		over := r.o.MaxFiles > 0 && len(r.closed) > r.o.MaxFiles
-		if !over && r.o.MaxBytes > 0 {
-			over = r.usage() > r.o.MaxBytes
-		}
-		if !over {
+		byCount := r.o.MaxFiles > 0 && len(r.closed) > r.o.MaxFiles
+		bySize := !byCount && r.o.MaxBytes > 0 && r.usage() > r.o.MaxBytes
+		if !byCount && !bySize {
 			return
 		}
 		f := r.closed[0]
 		if err := r.remove(f); err != nil {
 			r.log.Error("cannot delete old capture file", "file", f.info.Name, "err", err)
 			return
+		}
+		if byCount {
+			r.c.removedFiles++
+		} else {
+			r.c.removedBytes++
 		}
 	}
 }
@@ -876,6 +952,10 @@ func (r *Ring) Stats() Stats {
 		Truncated:       r.c.truncated,
 		SplitOverflow:   r.c.overflow,
 		SplitClosed:     r.c.splitClosed,
+		Rotated:         r.c.rotated,
+		RemovedMaxFiles: r.c.removedFiles,
+		RemovedMaxBytes: r.c.removedBytes,
+		Deleted:         r.c.deleted,
 		DiskFull:        r.fault != nil && r.faultKind == faultFull,
 	}
 	if err := r.health(); err != nil {
@@ -884,9 +964,12 @@ func (r *Ring) Stats() Stats {
 	return s
 }
 
-func (f *file) snapshot() Info {
+// snapshot is f's Info now; for a file being written, with what was lost
+// so far.
+func (r *Ring) snapshot(f *file) Info {
 	in := f.info
 	if f.f != nil {
+		r.countDrops(&in, f)
 		in.Name += partSuffix
 		in.Size = f.size()
 		in.Packets += f.pending
@@ -912,7 +995,7 @@ func (r *Ring) List() ([]Info, error) {
 	slices.SortFunc(all, func(a, b *file) int { return a.seq - b.seq })
 	infos := make([]Info, len(all))
 	for i, f := range all {
-		infos[i] = f.snapshot()
+		infos[i] = r.snapshot(f)
 	}
 	return infos, nil
 }
@@ -962,7 +1045,7 @@ func (r *Ring) Open(name string) (io.ReadSeekCloser, Info, error) {
 	if err != nil {
 		return nil, Info{}, fmt.Errorf("open %s: %w", name, err)
 	}
-	return fh, f.snapshot(), nil
+	return fh, r.snapshot(f), nil
 }
 
 // Delete removes a closed file and its sidecar. The file being written
@@ -977,7 +1060,11 @@ func (r *Ring) Delete(name string) error {
 	if f.f != nil {
 		return fmt.Errorf("delete %s: %w", name, ErrBusy)
 	}
-	return r.remove(f)
+	if err := r.remove(f); err != nil {
+		return err
+	}
+	r.c.deleted++
+	return nil
 }
 
 // DiskUsage returns the bytes used by the store's files and sidecars, data

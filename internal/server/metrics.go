@@ -1,6 +1,8 @@
 package server
 
 import (
+	"runtime"
+	"runtime/debug"
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,8 +24,11 @@ type collector struct {
 	read, readBytes, merged, decoded, malformed, truncated, filtered, written, sinkErrs *prometheus.Desc
 	received, kernelDrops                                                               *prometheus.Desc
 	streamClients, streamSent, streamDrops, streamRejected                              *prometheus.Desc
-	pairPackets, pairs, diskUsage                                                       *prometheus.Desc
+	pairPackets, pairBytes, pairs, diskUsage                                            *prometheus.Desc
 	storeDropped, diskFull, storeWriting                                                *prometheus.Desc
+	lastPacket, buildInfo, filesRotated, filesRemoved                                   *prometheus.Desc
+
+	version string // the build_info label
 }
 
 func newCollector(s *Server) *collector {
@@ -33,7 +38,7 @@ func newCollector(s *Server) *collector {
 	return &collector{
 		s:              s,
 		read:           d("packets_read_total", "Packets read from the capture source."),
-		readBytes:      d("bytes_read_total", "Captured bytes read from the capture source."),
+		readBytes:      d("read_bytes_total", "Captured bytes read from the capture source."),
 		merged:         d("fragments_merged_total", "Outer IP fragments merged into a reassembled datagram they did not end."),
 		decoded:        d("packets_decoded_total", "Packets decoded, by mirror encapsulation.", "mode"),
 		malformed:      d("packets_malformed_total", "Packets that could not be decoded, by reason.", "reason"),
@@ -48,11 +53,17 @@ func newCollector(s *Server) *collector {
 		streamDrops:    d("stream_drops_total", "Packets lost by live stream clients that did not keep up, summed over clients."),
 		streamRejected: d("stream_rejected_total", "Live stream requests refused because the client limit was reached."),
 		pairPackets:    d("vn_pair_packets_total", "Decoded packets by source and destination VN (busiest pairs only).", "src_vn", "dst_vn"),
+		pairBytes:      d("vn_pair_bytes_total", "Bytes of the decoded inner frames, original length, by source and destination VN (busiest pairs only).", "src_vn", "dst_vn"),
 		pairs:          d("vn_pairs", "Distinct VN pairs seen."),
 		diskUsage:      d("store_disk_usage_bytes", "Bytes used by the capture files."),
-		storeDropped:   d("store_dropped_total", "Packets not written to the capture files because the disk was full."),
+		storeDropped:   d("store_dropped_total", "Packets the capture files lost: full disk, failed writes, VN pairs without a split file."),
 		diskFull:       d("store_disk_full", "1 while the capture files' disk is full and writing is paused."),
 		storeWriting:   d("store_writing", "1 while packets reach the capture files, 0 while the store cannot write."),
+		lastPacket:     d("last_packet_timestamp_seconds", "Capture time of the last packet read, in seconds since 1970; 0 before the first."),
+		buildInfo:      d("build_info", "Always 1; the labels say which build runs.", "version", "goversion"),
+		filesRotated:   d("files_rotated_total", "Capture files closed and kept (rotation, SIGHUP, end of capture)."),
+		filesRemoved:   d("files_removed_total", "Closed capture files deleted, by reason: max_files and max_bytes (retention), api (DELETE).", "reason"),
+		version:        buildVersion(s.opts.Version),
 	}
 }
 
@@ -68,6 +79,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v)
 	}
+	ch <- prometheus.MustNewConstMetric(c.buildInfo, prometheus.GaugeValue, 1, c.version, runtime.Version())
+	last := st.LastPacket.Load()
+	gauge(c.lastPacket, float64(last/1e9)+float64(last%1e9)/1e9)
 	counter(c.read, st.Read.Load())
 	counter(c.readBytes, st.ReadBytes.Load())
 	counter(c.merged, st.Merged.Load())
@@ -95,7 +109,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.pairs, float64(len(pairs)))
 	labels, counts := pairSeries(pairs[:min(len(pairs), maxPairSeries)])
 	for i, l := range labels {
-		counter(c.pairPackets, counts[i], l[0], l[1])
+		counter(c.pairPackets, counts[i].Packets, l[0], l[1])
+		counter(c.pairBytes, counts[i].Bytes, l[0], l[1])
 	}
 	if c.s.opts.Store != nil {
 		gauge(c.diskUsage, float64(c.s.opts.Store.DiskUsage()))
@@ -113,24 +128,29 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			full = 1
 		}
 		gauge(c.diskFull, full)
+		counter(c.filesRotated, st.Rotated)
+		counter(c.filesRemoved, st.RemovedMaxFiles, "max_files")
+		counter(c.filesRemoved, st.RemovedMaxBytes, "max_bytes")
+		counter(c.filesRemoved, st.Deleted, "api")
 	}
 }
 
 // pairSeries gives the label values of the VN pair series, in the order of
-// pairs, with the packets of pairs whose labels are the same summed: a
+// pairs, with the counts of pairs whose labels are the same summed: a
 // label value must be valid UTF-8 and a series unique, while VN names are
 // any bytes (docs/decoding.md). A name that is not valid UTF-8 is shown as
 // mirror.AppendName shows it, a Go string literal.
-func pairSeries(pairs []vnpair.Pair) (labels [][2]string, counts []uint64) {
+func pairSeries(pairs []vnpair.Pair) (labels [][2]string, counts []vnpair.Pair) {
 	at := make(map[[2]string]int, len(pairs))
 	for _, p := range pairs {
 		l := [2]string{labelValue(p.SrcVN), labelValue(p.DstVN)}
 		if i, ok := at[l]; ok {
-			counts[i] += p.Packets
+			counts[i].Packets += p.Packets
+			counts[i].Bytes += p.Bytes
 			continue
 		}
 		at[l] = len(labels)
-		labels, counts = append(labels, l), append(counts, p.Packets)
+		labels, counts = append(labels, l), append(counts, vnpair.Pair{Packets: p.Packets, Bytes: p.Bytes})
 	}
 	return labels, counts
 }
@@ -140,4 +160,16 @@ func labelValue(name string) string {
 		return name
 	}
 	return string(mirror.AppendName(nil, []byte(name)))
+}
+
+// buildVersion is v, or else the main module's version as the Go build
+// recorded it ("(devel)" for a build from a work tree).
+func buildVersion(v string) string {
+	if v != "" {
+		return v
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "unknown"
 }

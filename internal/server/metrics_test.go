@@ -1,9 +1,12 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -75,9 +78,12 @@ func TestMetrics(t *testing.T) {
 			st.CountPair(fmt.Appendf(nil, "vn-%03d", i), []byte("vn-dst"))
 		}
 	}
-	store := newDirStore(t)
+	st.CountPairBytes([]byte("vn-249"), []byte("vn-dst"), 1500)
+	st.LastPacket.Store(1764554400_250000000)
+	store := &rotatingStore{dirStore: newDirStore(t),
+		stats: StoreStats{Dropped: 7, Rotated: 12, RemovedMaxFiles: 3, RemovedMaxBytes: 2, Deleted: 1}}
 	s, ts := newTestServer(t, Options{
-		Store: store, Stats: st,
+		Store: store, Stats: st, Version: "1.2.3",
 		Source: func() SourceStats { return SourceStats{Received: 1010, KernelDrops: 10} },
 	})
 	// Two stream clients; what they lose is counted by the hub's tests
@@ -98,7 +104,7 @@ func TestMetrics(t *testing.T) {
 		want   float64
 	}{
 		{"vrsniff_packets_read_total", nil, 1000},
-		{"vrsniff_bytes_read_total", nil, 123456},
+		{"vrsniff_read_bytes_total", nil, 123456},
 		{"vrsniff_packets_decoded_total", []string{"mode=juniper"}, 900},
 		{"vrsniff_packets_decoded_total", []string{"mode=vxlan"}, 40},
 		{"vrsniff_packets_decoded_total", []string{"mode=vlan"}, 0},
@@ -112,17 +118,28 @@ func TestMetrics(t *testing.T) {
 		{"vrsniff_stream_clients", nil, 2},
 		{"vrsniff_stream_drops_total", nil, 0},
 		{"vrsniff_vn_pairs", nil, 250},
-		{"vrsniff_vn_pair_packets_total", []string{"dst_vn=vn-dst", "src_vn=vn-249"}, 250},
+		{"vrsniff_vn_pair_packets_total", []string{"dst_vn=vn-dst", "src_vn=vn-249"}, 251},
+		{"vrsniff_vn_pair_bytes_total", []string{"dst_vn=vn-dst", "src_vn=vn-249"}, 1500},
+		{"vrsniff_vn_pair_bytes_total", []string{"dst_vn=vn-dst", "src_vn=vn-050"}, 0},
 		{"vrsniff_vn_pair_packets_total", []string{"dst_vn=vn-dst", "src_vn=vn-050"}, 51},
 		{"vrsniff_store_disk_usage_bytes", nil, 300 + 1234 + 50},
+		{"vrsniff_last_packet_timestamp_seconds", nil, 1764554400.25},
+		{"vrsniff_build_info", []string{"goversion=" + runtime.Version(), "version=1.2.3"}, 1},
+		{"vrsniff_store_dropped_total", nil, 7},
+		{"vrsniff_files_rotated_total", nil, 12},
+		{"vrsniff_files_removed_total", []string{"reason=max_files"}, 3},
+		{"vrsniff_files_removed_total", []string{"reason=max_bytes"}, 2},
+		{"vrsniff_files_removed_total", []string{"reason=api"}, 1},
 	}
 	for _, c := range checks {
 		if got := value(t, fams, c.name, c.labels...); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}
-	if n := len(fams["vrsniff_vn_pair_packets_total"].Metric); n != maxPairSeries {
-		t.Errorf("%d VN pair series, want the busiest %d", n, maxPairSeries)
+	for _, name := range []string{"vrsniff_vn_pair_packets_total", "vrsniff_vn_pair_bytes_total"} {
+		if n := len(fams[name].Metric); n != maxPairSeries {
+			t.Errorf("%d %s series, want the busiest %d", n, name, maxPairSeries)
+		}
 	}
 	if fams["go_goroutines"] == nil || fams["process_cpu_seconds_total"] == nil {
 		t.Error("runtime metrics missing")
@@ -158,5 +175,42 @@ func TestMetricsVNNameBytes(t *testing.T) {
 	}
 	if got := value(t, fams, "vrsniff_vn_pair_packets_total", "dst_vn=vn-dst", "src_vn="); got != 2 {
 		t.Errorf("absent and empty names: %v packets, want 2", got)
+	}
+}
+
+// rotatingStore is a store with the ring's counters.
+type rotatingStore struct {
+	*dirStore
+	stats StoreStats
+}
+
+func (s *rotatingStore) StoreStats() StoreStats { return s.stats }
+
+// TestServeMetrics checks the metrics-only listener: /metrics without the
+// API's token, nothing else.
+func TestServeMetrics(t *testing.T) {
+	s, ts := newTestServer(t, Options{Store: newDirStore(t), Token: strings.Repeat("k", 32)})
+	if resp, _ := do(t, "GET", ts.URL+"/metrics", nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("API /metrics without the token: %d", resp.StatusCode)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.ServeMetrics(ctx, ln) }()
+	url := "http://" + ln.Addr().String()
+	if fams := scrape(t, url+"/metrics"); fams["vrsniff_packets_read_total"] == nil {
+		t.Error("metrics listener lacks vrsniff_packets_read_total")
+	}
+	for _, path := range []string{"/api/captures", "/api/stats", "/", "/healthz"} {
+		if resp, _ := do(t, "GET", url+path, nil); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("metrics listener answers GET %s with %d, want 404", path, resp.StatusCode)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("ServeMetrics: %v", err)
 	}
 }

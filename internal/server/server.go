@@ -24,7 +24,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/vrsniff/vrsniff/internal/filter"
 	"github.com/vrsniff/vrsniff/internal/pipeline"
@@ -75,7 +74,10 @@ type Options struct {
 	Stats  *pipeline.Stats    // pipeline counters; nil reads as zero
 	Source func() SourceStats // capture source counters; may be nil
 	Token  string             // bearer token required on every request but /healthz; "" for none
-	Logger *slog.Logger       // nil discards
+	// Version is the program's version, the version label of
+	// vrsniff_build_info; "" takes the main module's from the build.
+	Version string
+	Logger  *slog.Logger // nil discards
 	// StreamBuffer is the size in bytes of the backlog of encoded packets
 	// that all live stream clients share: how far behind the capture a
 	// client may fall before it loses packets. At least MinStreamBuffer.
@@ -193,12 +195,7 @@ func newServer(o Options, enc newEncoderFunc) (*Server, error) {
 	mux.HandleFunc("GET /api/stats", s.stats)
 	mux.HandleFunc("GET /api/info", s.info)
 	mux.HandleFunc("GET /api/history", s.historyHandler)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
-		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-		// A metric that cannot be collected is logged and left out: the
-		// others still reach the scraper.
-		ErrorHandling: promhttp.ContinueOnError,
-	}))
+	mux.Handle("GET /metrics", s.metricsHandler())
 	mux.Handle("GET /{$}", files)
 	mux.Handle("GET /app.js", files)
 	mux.Handle("GET /style.css", files)

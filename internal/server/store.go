@@ -40,6 +40,15 @@ type FileInfo struct {
 	Pairs      []vnpair.Pair `json:"vn_pairs"`
 	PairsOther uint64        `json:"vn_pairs_other_packets,omitempty"`
 	Open       bool          `json:"open"` // still being written (name ends in .part)
+	// What was lost while the file was open, from Opened to Closed (so
+	// far, and Closed zero, while it is written; docs/capture.md,
+	// "Drops"): packets the capture source read, those the kernel dropped
+	// before it could, and those the capture files lost.
+	Opened        time.Time `json:"opened,omitzero"`
+	Closed        time.Time `json:"closed,omitzero"`
+	Received      uint64    `json:"source_received,omitempty"`
+	KernelDropped uint64    `json:"kernel_dropped,omitempty"`
+	StoreDropped  uint64    `json:"store_dropped,omitempty"`
 }
 
 // StoreHealth is a Store that says whether it can write; /healthz and
@@ -50,8 +59,9 @@ type StoreHealth interface {
 	Healthy() error
 }
 
-// StoreCounters is a Store that counts the packets it lost;
-// vrsniff_store_dropped_total and vrsniff_store_disk_full report them.
+// StoreCounters is a Store that counts the packets it lost and the files it
+// rotated and removed; vrsniff_store_dropped_total, vrsniff_store_disk_full,
+// vrsniff_files_rotated_total and vrsniff_files_removed_total report them.
 type StoreCounters interface {
 	StoreStats() StoreStats
 }
@@ -60,4 +70,8 @@ type StoreCounters interface {
 type StoreStats struct {
 	Dropped  uint64 // packets not written, whatever the reason
 	DiskFull bool   // writing is paused until space is available
+	// Rotated counts the files closed and kept; the Removed counts the
+	// closed files deleted, by reason: the file count limit, the size
+	// limit, a DELETE request.
+	Rotated, RemovedMaxFiles, RemovedMaxBytes, Deleted uint64
 }

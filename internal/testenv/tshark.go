@@ -223,3 +223,30 @@ func rows(out []byte) [][]string {
 	}
 	return rs
 }
+
+// InterfaceStats reads the Interface Statistics Blocks of the pcapng file
+// at path with tshark's pcapng file dissector, and returns the values of
+// isb_ifrecv, isb_ifdrop and isb_osdrop in file order, as tshark prints
+// them: one entry per block that has the option.
+func InterfaceStats(t testing.TB, path string) (recv, ifDrop, osDrop []string) {
+	t.Helper()
+	rows := TsharkRows(t, "-r", path, "-X", "read_format:MIME Files Format", "-T", "fields",
+		"-e", "pcapng.options.option.data.interface.received",
+		"-e", "pcapng.options.option.data.interface.dropped",
+		"-e", "pcapng.options.option.data.interface.dropped_by_os")
+	// The file dissector shows the whole file as one frame; a field
+	// that occurs several times is a comma-separated list.
+	split := func(s string) []string {
+		if s == "" {
+			return nil
+		}
+		return strings.Split(s, ",")
+	}
+	for _, r := range rows {
+		for len(r) < 3 {
+			r = append(r, "")
+		}
+		recv, ifDrop, osDrop = append(recv, split(r[0])...), append(ifDrop, split(r[1])...), append(osDrop, split(r[2])...)
+	}
+	return recv, ifDrop, osDrop
+}

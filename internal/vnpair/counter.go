@@ -13,6 +13,9 @@ type Pair struct {
 	SrcVN   string `json:"src_vn"`
 	DstVN   string `json:"dst_vn"`
 	Packets uint64 `json:"packets"`
+	// Bytes counts the bytes AddBytes counted for the pair; 0 when only
+	// packets are counted.
+	Bytes uint64 `json:"bytes,omitempty"`
 }
 
 // Counter counts packets by directed VN pair (source -> destination) in a
@@ -50,6 +53,7 @@ type count struct {
 	src, dst       string
 	srcNil, dstNil bool // absent names, which equal empty ones as strings
 	n, pending     atomic.Uint64
+	bytes          atomic.Uint64
 }
 
 // evictSample is how many pairs are looked at to find a quiet one to
@@ -59,6 +63,13 @@ const evictSample = 8
 
 // Add counts one packet of the pair (src, dst).
 func (c *Counter) Add(src, dst []byte) { c.find(src, dst).n.Add(1) }
+
+// AddBytes counts one packet of the pair (src, dst) and its n bytes.
+func (c *Counter) AddBytes(src, dst []byte, n int) {
+	e := c.find(src, dst)
+	e.n.Add(1)
+	e.bytes.Add(uint64(n))
+}
 
 // AddPending counts one packet of the pair (src, dst) as pending.
 func (c *Counter) AddPending(src, dst []byte) { c.find(src, dst).pending.Add(1) }
@@ -111,6 +122,7 @@ func (c *Counter) evict() *count {
 	}
 	c.other.Add(out.n.Swap(0))
 	c.otherPending.Add(out.pending.Swap(0))
+	out.bytes.Store(0)
 	return out
 }
 
@@ -142,7 +154,7 @@ func (c *Counter) Pairs() (pairs []Pair, other uint64) {
 	ps := make([]Pair, 0, len(c.order))
 	for _, e := range c.order {
 		if n := e.n.Load() + e.pending.Load(); n > 0 {
-			ps = append(ps, Pair{SrcVN: e.src, DstVN: e.dst, Packets: n})
+			ps = append(ps, Pair{SrcVN: e.src, DstVN: e.dst, Packets: n, Bytes: e.bytes.Load()})
 		}
 	}
 	other = c.other.Load() + c.otherPending.Load()

@@ -22,7 +22,7 @@ func TestCounterBounded(t *testing.T) {
 	if len(ps) != 100 {
 		t.Fatalf("%d pairs kept, want 100", len(ps))
 	}
-	if ps[0] != (Pair{string(busySrc), string(busyDst), spoofed}) {
+	if ps[0] != (Pair{SrcVN: string(busySrc), DstVN: string(busyDst), Packets: spoofed}) {
 		t.Errorf("busiest pair %+v, want the real one with %d packets", ps[0], spoofed)
 	}
 	var total uint64
@@ -49,7 +49,7 @@ func TestCounterKeys(t *testing.T) {
 		c.Add(p[0], p[1])
 	}
 	ps, other := c.Pairs()
-	want := []Pair{{"", "b", 2}, {"", "b", 1}, {"a", "b", 1}, {"a", "b\xffc", 1}, {"a\xffb", "c", 1}, {"b", "a", 1}}
+	want := []Pair{{"", "b", 2, 0}, {"", "b", 1, 0}, {"a", "b", 1, 0}, {"a", "b\xffc", 1, 0}, {"a\xffb", "c", 1, 0}, {"b", "a", 1, 0}}
 	if !reflect.DeepEqual(ps, want) || other != 0 {
 		t.Errorf("pairs %+v, other %d; want %+v", ps, other, want)
 	}
@@ -65,11 +65,11 @@ func TestCounterPending(t *testing.T) {
 	c.Commit()
 	c.AddPending(a, b)
 	c.AddPending(b, a)
-	if ps, _ := c.Pairs(); !reflect.DeepEqual(ps, []Pair{{"vn-a", "vn-b", 3}, {"vn-b", "vn-a", 1}}) {
+	if ps, _ := c.Pairs(); !reflect.DeepEqual(ps, []Pair{{"vn-a", "vn-b", 3, 0}, {"vn-b", "vn-a", 1, 0}}) {
 		t.Errorf("before rollback: %v", ps)
 	}
 	c.Rollback()
-	if ps, other := c.Pairs(); !reflect.DeepEqual(ps, []Pair{{"vn-a", "vn-b", 2}}) || other != 0 {
+	if ps, other := c.Pairs(); !reflect.DeepEqual(ps, []Pair{{"vn-a", "vn-b", 2, 0}}) || other != 0 {
 		t.Errorf("after rollback: %v, other %d", ps, other)
 	}
 	// x -> a takes the place of b -> a, the quieter, and x -> b that of
@@ -83,7 +83,7 @@ func TestCounterPending(t *testing.T) {
 		t.Fatalf("full table: %v, other %d", ps, other)
 	}
 	c.Rollback()
-	if ps, other := c.Pairs(); other != 0 || len(ps) != 1 || ps[0] != (Pair{"vn-a", "vn-b", 2}) {
+	if ps, other := c.Pairs(); other != 0 || len(ps) != 1 || ps[0] != (Pair{"vn-a", "vn-b", 2, 0}) {
 		t.Errorf("evicted pending packets survive a rollback: %v, other %d", ps, other)
 	}
 	c.AddPending(x, x)
@@ -143,9 +143,9 @@ func TestCounterConcurrentReaders(t *testing.T) {
 }
 
 func TestTop(t *testing.T) {
-	ps := []Pair{{"c", "x", 1}, {"a", "x", 5}, {"b", "x", 5}, {"d", "x", 2}}
+	ps := []Pair{{"c", "x", 1, 0}, {"a", "x", 5, 0}, {"b", "x", 5, 0}, {"d", "x", 2, 0}}
 	top, other := Top(ps, 2)
-	if !reflect.DeepEqual(top, []Pair{{"a", "x", 5}, {"b", "x", 5}}) || other != 3 || cap(top) != 2 {
+	if !reflect.DeepEqual(top, []Pair{{"a", "x", 5, 0}, {"b", "x", 5, 0}}) || other != 3 || cap(top) != 2 {
 		t.Errorf("Top 2: %v (cap %d), other %d", top, cap(top), other)
 	}
 	if top, other := Top(ps, 10); len(top) != 4 || other != 0 {
@@ -153,5 +153,22 @@ func TestTop(t *testing.T) {
 	}
 	if top, other := Top(ps, 0); len(top) != 0 || other != 13 {
 		t.Errorf("Top 0: %v, other %d", top, other)
+	}
+}
+
+// AddBytes counts bytes with the packets; a pair that leaves the table
+// takes its bytes along.
+func TestCounterBytes(t *testing.T) {
+	c := Counter{Max: 1}
+	a, b := []byte("vn-a"), []byte("vn-b")
+	c.AddBytes(a, b, 100)
+	c.AddBytes(a, b, 50)
+	c.Add(a, b)
+	if ps, _ := c.Pairs(); len(ps) != 1 || ps[0].Packets != 3 || ps[0].Bytes != 150 {
+		t.Fatalf("pairs %+v, want 3 packets and 150 bytes", ps)
+	}
+	c.AddBytes(b, a, 7)
+	if ps, other := c.Pairs(); len(ps) != 1 || ps[0] != (Pair{SrcVN: "vn-b", DstVN: "vn-a", Packets: 1, Bytes: 7}) || other != 3 {
+		t.Fatalf("after eviction: pairs %+v, other %d", ps, other)
 	}
 }
