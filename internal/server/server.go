@@ -76,6 +76,10 @@ type Options struct {
 	Source func() SourceStats // capture source counters; may be nil
 	Token  string             // bearer token required on every request but /healthz; "" for none
 	Logger *slog.Logger       // nil discards
+	// Health returns why the capture is unhealthy (a failed source, no
+	// packet for too long), nil while it is not; /healthz answers 503 with
+	// its message and vrsniff_healthy is 0. nil: always healthy.
+	Health func() error
 	// StreamBuffer is the size in bytes of the backlog of encoded packets
 	// that all live stream clients share: how far behind the capture a
 	// client may fall before it loses packets. At least MinStreamBuffer.
@@ -157,6 +161,9 @@ func newServer(o Options, enc newEncoderFunc) (*Server, error) {
 
 	s.reg = prometheus.NewRegistry()
 	if err := s.reg.Register(newCollector(s)); err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
+	if err := s.reg.Register(healthGauge(s)); err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
 	if err := s.reg.Register(collectors.NewGoCollector()); err != nil {
@@ -362,13 +369,14 @@ func storeHealth(st Store) func() error {
 	return func() error { return nil }
 }
 
-// healthz answers 503 with the reason while the store cannot write.
+// healthz answers 503 with the reason while the store cannot write or the
+// capture is unhealthy (Options.Health).
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	if err := s.health(); err != nil {
+	if err := s.unhealthy(); err != nil {
 		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = fmt.Fprintf(w, "store cannot write: %v\n", err)
+		_, _ = fmt.Fprintf(w, "%v\n", err)
 		return
 	}
 	_, _ = w.Write([]byte("ok\n"))
