@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
+
 	"github.com/vrsniff/vrsniff/internal/filter"
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
@@ -61,7 +63,11 @@ type Config struct {
 	Server server.Options
 
 	StatsEvery time.Duration // log the counters this often; 0 never
-	Logger     *slog.Logger  // nil discards
+	// StaleAfter makes /healthz unhealthy (503, vrsniff_healthy 0) when no
+	// packet was read for that long, until one is; 0 never. A replayed
+	// file that ended is not stale.
+	StaleAfter time.Duration
+	Logger     *slog.Logger // nil discards
 }
 
 // Service is one capture, from New to the end of Run.
@@ -77,6 +83,7 @@ type Service struct {
 	stats   *pipeline.Stats
 	ran     bool
 	ended   atomic.Bool // the input ended and the files are finished
+	live    *liveness
 }
 
 // Stats is a snapshot of the service's counters.
@@ -115,10 +122,14 @@ func New(c Config) (_ *Service, err error) {
 	if err := c.Decoder.Traffic.Validate(); err != nil {
 		return nil, err
 	}
+	if c.StaleAfter < 0 {
+		return nil, errors.New("stale-after must not be negative")
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{c: c, log: c.Logger, stats: &pipeline.Stats{}}
+	s.live = &liveness{staleAfter: c.StaleAfter, read: s.stats.Read.Load, ended: s.ended.Load, now: time.Now}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -145,6 +156,9 @@ func New(c Config) (_ *Service, err error) {
 		if s.files, err = ring.New(c.Dir, ro); err != nil {
 			return nil, err
 		}
+		if err = checkWritable(c.Dir); err != nil {
+			return nil, err
+		}
 		sinks = append(sinks, s.files)
 		c.Server.Store = store{s.files}
 		if c.KeepRejects {
@@ -154,7 +168,7 @@ func New(c Config) (_ *Service, err error) {
 			}
 		}
 	}
-	c.Server.Stats, c.Server.Logger = s.stats, s.log
+	c.Server.Stats, c.Server.Logger, c.Server.Health = s.stats, s.log, s.live.check
 	c.Server.Source = func() server.SourceStats {
 		st := s.src.Stats()
 		return server.SourceStats{Received: st.Received, KernelDrops: st.Dropped}
@@ -190,8 +204,11 @@ func (s *Service) Addr() net.Addr {
 // Run captures until ctx is done, the source ends (unless lingering over a
 // replayed file) or the HTTP server fails. It then closes the source,
 // stops the HTTP server (each live stream ends with a complete pcapng),
-// closes the files, logs the final counters and returns what went wrong:
-// nil for a capture that ended as asked. Run is called once.
+// closes the files, logs the final counters and returns what went wrong,
+// unlogged, for the caller to report: nil for a capture that ended as
+// asked. With NOTIFY_SOCKET set it tells systemd READY=1 once it captures
+// and serves, WATCHDOG=1 at half of WATCHDOG_USEC while it runs, and
+// STOPPING=1 when it shuts down. Run is called once.
 func (s *Service) Run(ctx context.Context) error {
 	if s.ran {
 		return errors.New("capture: Run called twice")
@@ -210,14 +227,16 @@ func (s *Service) Run(ctx context.Context) error {
 		"ports", mirror.FormatPorts(c.Decoder.Traffic.Ports, c.Decoder.Traffic.AutoPorts),
 		"vxlan_ports", mirror.FormatPorts(c.Decoder.Traffic.VXLANPorts, false),
 		"mirror_vlan", c.Decoder.Traffic.MirrorVLAN, "fragment_copies", s.pl.FragmentCopies())
+	s.live.sample()
 	runDone := make(chan error, 1)
 	go func() { runDone <- s.pl.Run(ctx) }()
+	notify(s.log, daemon.SdNotifyReady)
 
-	var tick <-chan time.Time
-	if c.StatsEvery > 0 {
-		t := time.NewTicker(c.StatsEvery)
-		defer t.Stop()
-		tick = t.C
+	tick := ticker(c.StatsEvery)
+	watchdog := ticker(watchdogEvery())
+	var stale <-chan time.Time
+	if c.StaleAfter > 0 {
+		stale = ticker(sampleEvery(c.StaleAfter))
 	}
 	var runErr error
 	sourceEnded, httpEnded := false, false
@@ -236,6 +255,9 @@ loop:
 				runErr = nil
 			}
 			s.log.Info("source ended", "err", runErr)
+			if runErr != nil {
+				s.live.failed(runErr)
+			}
 			if runErr != nil || !c.Linger || c.Read == "" {
 				break loop
 			}
@@ -249,10 +271,13 @@ loop:
 			s.ended.Store(true)
 		case <-tick:
 			s.logStats()
+		case <-watchdog:
+			notify(s.log, daemon.SdNotifyWatchdog)
+		case <-stale:
+			s.live.sample()
 		case err := <-httpDone:
 			httpEnded = true
 			if err != nil {
-				s.log.Error("http server", "err", err)
 				s.src.Close()
 				runErr = err
 				if !sourceEnded {
@@ -266,6 +291,7 @@ loop:
 	if errors.Is(runErr, source.ErrClosed) {
 		runErr = nil
 	}
+	notify(s.log, daemon.SdNotifyStopping)
 	s.src.Close()
 	httpCancel()
 	var closeErr error
@@ -281,11 +307,15 @@ loop:
 			s.log.Error("http server", "err", err)
 		}
 	}
-	if err := errors.Join(runErr, closeErr); err != nil {
-		s.log.Error("capture ended", "err", err)
-		return err
+	return errors.Join(runErr, closeErr)
+}
+
+// ticker ticks every d until Run returns; nil, never ticking, for d <= 0.
+func ticker(d time.Duration) <-chan time.Time {
+	if d <= 0 {
+		return nil
 	}
-	return nil
+	return time.Tick(d)
 }
 
 // Rotate closes the capture files being written and starts new ones, as
