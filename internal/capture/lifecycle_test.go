@@ -2,6 +2,7 @@ package capture
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"os"
@@ -254,5 +255,38 @@ func TestDirNotWritable(t *testing.T) {
 	if !strings.Contains(err.Error(), "capture directory "+filepath.Join(mnt, "caps")+" is not writable") ||
 		!strings.Contains(err.Error(), "read-only file system") {
 		t.Fatalf("New: %v", err)
+	}
+}
+
+// The reasons of liveness.check, on a clock the test sets: stale only
+// past StaleAfter and while the input goes on, a failed source whatever
+// the clock.
+func TestLivenessCheck(t *testing.T) {
+	var read uint64
+	var ended bool
+	now := time.Unix(1000, 0)
+	l := &liveness{staleAfter: time.Minute, read: func() uint64 { return read }, ended: func() bool { return ended },
+		now: func() time.Time { return now }}
+	l.sample()
+	now = now.Add(59 * time.Second)
+	if err := l.check(); err != nil {
+		t.Fatalf("59 s after the start: %v", err)
+	}
+	now = now.Add(time.Second)
+	if err := l.check(); err == nil || err.Error() != "no packet read for 1m0s (stale after 1m0s)" {
+		t.Fatalf("60 s after the start: %v", err)
+	}
+	read++
+	if err := l.check(); err != nil {
+		t.Fatalf("after a packet: %v", err)
+	}
+	now = now.Add(2 * time.Minute)
+	ended = true
+	if err := l.check(); err != nil {
+		t.Fatalf("after the end of the input: %v", err)
+	}
+	l.failed(errors.New("read ens4: the interface is gone"))
+	if err := l.check(); err == nil || err.Error() != "source failed: read ens4: the interface is gone" {
+		t.Fatalf("failed source: %v", err)
 	}
 }
