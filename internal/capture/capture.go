@@ -207,8 +207,9 @@ func (s *Service) Addr() net.Addr {
 // closes the files, logs the final counters and returns what went wrong,
 // unlogged, for the caller to report: nil for a capture that ended as
 // asked. With NOTIFY_SOCKET set it tells systemd READY=1 once it captures
-// and serves, WATCHDOG=1 at half of WATCHDOG_USEC while it runs, and
-// STOPPING=1 when it shuts down. Run is called once.
+// and serves, WATCHDOG=1 at half of WATCHDOG_USEC while it runs (not
+// while it is stuck: see stall), and STOPPING=1 when it shuts down. Run is
+// called once.
 func (s *Service) Run(ctx context.Context) error {
 	if s.ran {
 		return errors.New("capture: Run called twice")
@@ -234,6 +235,7 @@ func (s *Service) Run(ctx context.Context) error {
 
 	tick := ticker(c.StatsEvery)
 	watchdog := ticker(watchdogEvery())
+	var stalled stall
 	var stale <-chan time.Time
 	if c.StaleAfter > 0 {
 		stale = ticker(sampleEvery(c.StaleAfter))
@@ -272,6 +274,10 @@ loop:
 		case <-tick:
 			s.logStats()
 		case <-watchdog:
+			if stalled.stuck(s.stats.Read.Load(), s.src.Stats().Dropped) {
+				s.log.Error("no packet read while the kernel drops them: withholding the watchdog ping")
+				continue
+			}
 			notify(s.log, daemon.SdNotifyWatchdog)
 		case <-stale:
 			s.live.sample()

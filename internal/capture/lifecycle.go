@@ -106,3 +106,21 @@ func (l *liveness) check() error {
 	}
 	return nil
 }
+
+// stall tells a capture that stopped reading from one that has nothing to
+// read, from counters sampled once per watchdog period: no packet read
+// while the kernel dropped packets for the source means the pipeline is
+// stuck (a write that does not return), and the watchdog ping is withheld
+// so that systemd restarts the service. It costs nothing per packet.
+type stall struct {
+	read, dropped uint64
+	started       bool
+}
+
+// stuck takes this period's counters and says whether the capture read
+// nothing while packets were dropped for it.
+func (s *stall) stuck(read, dropped uint64) bool {
+	stuck := s.started && read == s.read && dropped > s.dropped
+	s.read, s.dropped, s.started = read, dropped, true
+	return stuck
+}

@@ -290,3 +290,26 @@ func TestLivenessCheck(t *testing.T) {
 		t.Fatalf("failed source: %v", err)
 	}
 }
+
+// A capture is stuck when it read nothing during a period in which the
+// kernel dropped packets for it; idle or busy it is not.
+func TestStall(t *testing.T) {
+	var s stall
+	for i, c := range []struct {
+		read, dropped uint64
+		stuck         bool
+	}{
+		{0, 0, false},    // the first sample has nothing to compare with
+		{0, 0, false},    // idle
+		{10, 0, false},   // reading
+		{20, 5, false},   // reading, with drops
+		{20, 5, false},   // idle again
+		{20, 9, true},    // drops, nothing read: stuck
+		{20, 12, true},   // still
+		{21, 100, false}, // reading again
+	} {
+		if got := s.stuck(c.read, c.dropped); got != c.stuck {
+			t.Errorf("sample %d (read %d, dropped %d): stuck %v, want %v", i, c.read, c.dropped, got, c.stuck)
+		}
+	}
+}
