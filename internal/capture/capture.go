@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -232,6 +233,7 @@ func (s *Service) Run(ctx context.Context) error {
 	runDone := make(chan error, 1)
 	go func() { runDone <- s.pl.Run(ctx) }()
 	notify(s.log, daemon.SdNotifyReady)
+	stopping := sync.OnceFunc(func() { notify(s.log, daemon.SdNotifyStopping) })
 
 	tick := ticker(c.StatsEvery)
 	watchdog := ticker(watchdogEvery())
@@ -246,6 +248,7 @@ loop:
 	for {
 		select {
 		case <-ctx.Done():
+			stopping()
 			s.src.Close()
 			if !sourceEnded {
 				runErr = <-runDone
@@ -297,7 +300,7 @@ loop:
 	if errors.Is(runErr, source.ErrClosed) {
 		runErr = nil
 	}
-	notify(s.log, daemon.SdNotifyStopping)
+	stopping()
 	s.src.Close()
 	httpCancel()
 	var closeErr error
@@ -316,7 +319,8 @@ loop:
 	return errors.Join(runErr, closeErr)
 }
 
-// ticker ticks every d until Run returns; nil, never ticking, for d <= 0.
+// ticker ticks every d; nil, never ticking, for d <= 0. The ticker goes
+// with the garbage once Run returns.
 func ticker(d time.Duration) <-chan time.Time {
 	if d <= 0 {
 		return nil
