@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -107,6 +110,11 @@ func runCapture(args []string) int {
 	}
 	if nsrc != 1 {
 		return usageErr("capture", "give exactly one of -i, --listen and --read")
+	}
+	for _, a := range []struct{ flag, network, addr string }{{"--listen", "udp", *listen}, {"--http", "tcp", *httpAddr}} {
+		if err := checkHostPort(a.network, a.addr); err != nil {
+			return usageErr("capture", fmt.Sprintf("%s %q: %v", a.flag, a.addr, err))
+		}
 	}
 	cfg, err := dec.config()
 	if err != nil {
@@ -232,4 +240,23 @@ func newLogger(level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(os.Stderr, o)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// checkHostPort refuses an address that no bind could take ("" passes):
+// a missing or out-of-range port is a usage error, not a failure to bind.
+// A service name (http) is looked up in /etc/services.
+func checkHostPort(network, addr string) error {
+	if addr == "" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("want host:port")
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		if _, lerr := net.LookupPort(network, port); lerr != nil || port == "" {
+			return fmt.Errorf("port %q: want 0 to 65535 or a service name", port)
+		}
+	}
+	return nil
 }

@@ -94,6 +94,7 @@ func TestCaptureFatalErrors(t *testing.T) {
 		want string
 	}{
 		{"port taken", []string{"--read", in, "--dir", dir(), "--http", ln.Addr().String()}, "address already in use"},
+		{"no such interface", []string{"-i", "vrsniffnone0", "--dir", dir()}, "open vrsniffnone0: "},
 		{"bad TLS", []string{"--read", in, "--http", "127.0.0.1:0", "--tls-cert", badCert, "--tls-key", badCert}, "TLS: "},
 		{"directory not writable", []string{"--read", in, "--dir", ro}, "capture directory " + ro + " is not writable: "},
 		{"missing file", []string{"--read", missing, "--dir", dir()}, "open " + missing + ": no such file or directory"},
@@ -112,12 +113,23 @@ func TestCaptureFatalErrors(t *testing.T) {
 	}
 }
 
-// A bad --stale-after is a usage error.
-func TestCaptureStaleAfterUsage(t *testing.T) {
+// A bad --stale-after, or an address no bind could take, is a usage
+// error: exit 2, before anything is opened.
+func TestCaptureUsageErrors(t *testing.T) {
 	in := testenv.FieldCase(t, "f13_long_k8s_names.pcap")
-	_, stderr, code := run(t, nil, "capture", "--read", in, "--dir", t.TempDir(), "--stale-after", "-1s")
-	if code != exitUsage || !strings.Contains(stderr, "--stale-after -1s: must not be negative") {
-		t.Fatalf("exit %d\n%s", code, stderr)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--read", in, "--dir", t.TempDir(), "--stale-after", "-1s"}, "--stale-after -1s: must not be negative"},
+		{[]string{"--listen", "127.0.0.1:99999", "--dir", t.TempDir()}, `--listen "127.0.0.1:99999": port "99999": want 0 to 65535`},
+		{[]string{"--listen", "8099", "--dir", t.TempDir()}, `--listen "8099": want host:port`},
+		{[]string{"--read", in, "--http", "127.0.0.1:80x"}, `--http "127.0.0.1:80x": port "80x"`},
+	} {
+		_, stderr, code := run(t, nil, append([]string{"capture"}, tc.args...)...)
+		if code != exitUsage || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: exit %d, want %d and %q:\n%s", tc.args, code, exitUsage, tc.want, stderr)
+		}
 	}
 }
 
