@@ -160,30 +160,42 @@ func TestStaleAfterLinger(t *testing.T) {
 	}
 }
 
-// The capture interface deleted under a running capture: Run ends with
-// an error that says so, and the files are closed.
+// The capture interface deleted, or set down, under a running capture:
+// Run ends with an error that says so, and the files are closed.
 func TestInterfaceGone(t *testing.T) {
-	env := testenv.NewNetns(t)
-	dir := t.TempDir()
-	c := config(dir)
-	c.Interface = env.CaptureIf
-	r := start(t, c)
-	cs := capturetest.Cases(t, "acl", 23, 20, 1400)
-	env.Send(t, capturetest.OuterFrames(cs))
-	r.waitWritten(uint64(len(cs)))
-	if out, err := exec.Command("ip", "link", "delete", env.CaptureIf).CombinedOutput(); err != nil {
-		t.Fatalf("ip link delete: %v: %s", err, out)
-	}
-	select {
-	case <-r.done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("Run did not end when the interface went away")
-	}
-	if r.err == nil || !strings.Contains(r.err.Error(), "read "+env.CaptureIf+": the interface is gone") {
-		t.Fatalf("Run: %v", r.err)
-	}
-	if closed, parts := capturetest.CaptureFiles(t, dir); len(closed) != 1 || len(parts) != 0 {
-		t.Errorf("files after the failure: closed %v, open %v", closed, parts)
+	for _, tc := range []struct {
+		name string
+		ip   func(ifname string) []string // the ip command's arguments
+		want string
+	}{
+		{"deleted", func(i string) []string { return []string{"link", "delete", i} }, "the interface is gone"},
+		{"down", func(i string) []string { return []string{"link", "set", i, "down"} }, "the interface is down"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := testenv.NewNetns(t)
+			dir := t.TempDir()
+			c := config(dir)
+			c.Interface = env.CaptureIf
+			r := start(t, c)
+			cs := capturetest.Cases(t, "acl", 23, 20, 1400)
+			env.Send(t, capturetest.OuterFrames(cs))
+			r.waitWritten(uint64(len(cs)))
+			args := tc.ip(env.CaptureIf)
+			if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+				t.Fatalf("ip %v: %v: %s", args, err, out)
+			}
+			select {
+			case <-r.done:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("Run did not end when the interface was %s", tc.name)
+			}
+			if r.err == nil || !strings.Contains(r.err.Error(), "read "+env.CaptureIf+": "+tc.want) {
+				t.Fatalf("Run: %v", r.err)
+			}
+			if closed, parts := capturetest.CaptureFiles(t, dir); len(closed) != 1 || len(parts) != 0 {
+				t.Errorf("files after the failure: closed %v, open %v", closed, parts)
+			}
+		})
 	}
 }
 
