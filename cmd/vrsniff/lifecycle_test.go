@@ -208,6 +208,38 @@ func TestCaptureSignalEnds(t *testing.T) {
 			t.Fatalf("exit %d", code)
 		}
 	})
+	t.Run("blocked disk write", func(t *testing.T) {
+		// A frozen file system blocks the writes in the kernel, where not
+		// even SIGKILL reaches them: the process says it gives up within
+		// the bound, and ends once the disk answers again.
+		fz := testenv.NewFreezable(t)
+		defer fz.Thaw() // before the daemon's cleanup waits for it
+		addr := testenv.FreeAddr(t, "udp")
+		d := startCapture(t, "", "--listen", addr, "--dir", fz.Dir)
+		ps := capturetest.UDPPayloads(t, capturetest.Cases(t, "acl", 25, 400, 9000))
+		testenv.SendUDP(t, addr, ps[:200])
+		d.waitWritten(200)
+		fz.Freeze()
+		testenv.SendUDP(t, addr, ps[200:])
+		d.cmd.Process.Signal(syscall.SIGTERM)
+		deadline := time.Now().Add(stopBound)
+		for !strings.Contains(d.stderr.String(), "vrsniff capture: did not stop within 4.5s of the signal") {
+			if time.Now().After(deadline) {
+				t.Fatalf("no word of giving up on a blocked write:\n%s", d.stderr)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		fz.Thaw()
+		select {
+		case <-d.done:
+		case <-time.After(stopBound):
+			t.Fatal("vrsniff did not end once the disk was thawed")
+		}
+		var ee *exec.ExitError
+		if !errors.As(d.err, &ee) || ee.ExitCode() != exitFailure {
+			t.Fatalf("exit: %v", d.err)
+		}
+	})
 }
 
 // The shutdown bound: a run that does not return after the signal is
