@@ -325,3 +325,54 @@ func TestStall(t *testing.T) {
 		}
 	}
 }
+
+// A capture stuck on a disk that stopped answering, while packets keep
+// coming and the kernel drops them, withholds the watchdog ping (systemd
+// then restarts it), and pings again once the disk answers.
+func TestWatchdogStuck(t *testing.T) {
+	msgs := notifySocket(t)
+	t.Setenv("WATCHDOG_USEC", "200000")
+	t.Setenv("WATCHDOG_PID", "")
+	fz := testenv.NewFreezable(t)
+	c := config(fz.Dir)
+	c.Listen, c.Source.ReadBuffer = testenv.FreeAddr(t, "udp"), 64<<10
+	r := start(t, c)
+	defer fz.Thaw() // before the cleanup stops the capture
+	if m := next(t, msgs); m != "READY=1" {
+		t.Fatalf("first notification %q", m)
+	}
+	ps := capturetest.UDPPayloads(t, capturetest.Cases(t, "acl", 26, 200, 9000))
+	testenv.SendUDP(t, c.Listen, ps)
+	r.waitWritten(uint64(len(ps)))
+	fz.Freeze()
+	conn, err := net.Dial("udp", c.Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	sending := make(chan struct{})
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		for i := 0; ; i++ {
+			select {
+			case <-sending:
+				return
+			default:
+				_, _ = conn.Write(ps[i%len(ps)]) // what the kernel drops is the point
+			}
+		}
+	}()
+	r.waitFor("the watchdog withheld", func() bool {
+		return strings.Contains(r.log.String(), "withholding the watchdog ping")
+	})
+	close(sending)
+	<-sent
+	fz.Thaw()
+	for len(msgs) > 0 {
+		<-msgs
+	}
+	if m := next(t, msgs); m != "WATCHDOG=1" {
+		t.Fatalf("after the thaw: %q, want WATCHDOG=1", m)
+	}
+}
