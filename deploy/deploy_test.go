@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -72,6 +73,8 @@ func TestUnitVerifies(t *testing.T) {
 	// What the daemon needs, and what would break AF_PACKET.
 	for _, want := range []string{
 		"Restart=on-failure\n",
+		"Type=notify\n",
+		"WatchdogSec=30s\n",
 		"AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN\n",
 		"CapabilityBoundingSet=CAP_NET_RAW CAP_NET_ADMIN\n",
 		"StateDirectory=vrsniff\n",
@@ -230,15 +233,25 @@ func TestShippedConfigRuns(t *testing.T) {
 	if err := os.WriteFile(confFile, b, 0o640); err != nil {
 		t.Fatal(err)
 	}
+	// The unit is Type=notify: systemd waits for READY=1 on this socket.
+	notifyAddr := &net.UnixAddr{Name: filepath.Join(dir, "notify"), Net: "unixgram"}
+	notify, err := net.ListenUnixgram("unixgram", notifyAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer notify.Close()
 	cmd := exec.Command(vrsniffBin, "capture", "--config", confFile)
-	var stderr bytes.Buffer
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+notifyAddr.Name)
+	var stderr testenv.SyncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() {
-		cmd.Process.Kill()
-		cmd.Wait()
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
 		if t.Failed() {
 			t.Logf("vrsniff:\n%s", stderr.String())
 		}
@@ -287,5 +300,28 @@ func TestShippedConfigRuns(t *testing.T) {
 	})
 	if code, body := get("/api/captures"); code != http.StatusOK || !bytes.Contains(body, []byte(`"packets": 50`)) {
 		t.Errorf("captures: %d %s", code, body)
+	}
+
+	// systemd heard READY=1; on SIGTERM it hears STOPPING=1 and the daemon
+	// ends cleanly.
+	readNotify := func() string {
+		t.Helper()
+		notify.SetReadDeadline(time.Now().Add(30 * time.Second))
+		b := make([]byte, 256)
+		n, err := notify.Read(b)
+		if err != nil {
+			t.Fatalf("notify socket: %v", err)
+		}
+		return string(b[:n])
+	}
+	if m := readNotify(); m != "READY=1" {
+		t.Fatalf("first notification %q, want READY=1", m)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if m := readNotify(); m != "STOPPING=1" {
+		t.Fatalf("notification on SIGTERM %q, want STOPPING=1", m)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit on SIGTERM: %v", err)
 	}
 }

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -31,7 +34,9 @@ files and serves them (list, download, live stream, metrics) over HTTP.
   --read FILE    replay a capture file (--realtime to keep its pace)
 
 Every flag can also be set in a YAML file given with --config, with the flag
-names as keys. SIGHUP rotates the files; SIGINT/SIGTERM close them cleanly.
+names as keys. SIGHUP rotates the files; SIGINT/SIGTERM close them cleanly
+and end the process within 5 seconds. Under systemd (Type=notify) it sends
+READY=1 once it captures and serves, STOPPING=1 and watchdog pings.
 
 flags:
 `
@@ -71,6 +76,7 @@ func runCapture(args []string) int {
 		fanout      = fs.Uint("fanout", 0, "AF_PACKET fanout group `id` (0: none)")
 		ringMB      = fs.Int("ring-mb", 64, "AF_PACKET ring size in `MiB`")
 		statsEvery  = fs.Duration("stats-every", time.Minute, "log the counters this often (0: never)")
+		staleAfter  = fs.Duration("stale-after", 0, "/healthz answers 503 when no packet was read for this `duration` (0: never)")
 		logLevel    = fs.String("log-level", "info", "log `level`: debug, info, warn, error")
 		logFormat   = fs.String("log-format", "text", "log `format`: text or json")
 		_           = fs.String("config", "", "read flags from this YAML `file`")
@@ -110,6 +116,11 @@ func runCapture(args []string) int {
 	if *fanout > math.MaxUint16 {
 		return usageErr("capture", fmt.Sprintf("--fanout %d: want a group id 0-65535", *fanout))
 	}
+	for _, a := range []struct{ flag, network, addr string }{{"--listen", "udp", *listen}, {"--http", "tcp", *httpAddr}} {
+		if err := checkHostPort(a.network, a.addr); err != nil {
+			return usageErr("capture", fmt.Sprintf("%s %q: %v", a.flag, a.addr, err))
+		}
+	}
 	cfg, err := dec.config()
 	if err != nil {
 		return usageErr("capture", err.Error())
@@ -131,6 +142,9 @@ func runCapture(args []string) int {
 	}
 	if maxRecord < 1 || maxRecord > ring.DefaultMaxRecord {
 		return usageErr("capture", fmt.Sprintf("--max-record %d: want 1 to %d", maxRecord, ring.DefaultMaxRecord))
+	}
+	if *staleAfter < 0 {
+		return usageErr("capture", fmt.Sprintf("--stale-after %v: must not be negative", *staleAfter))
 	}
 	if (*tlsCert == "") != (*tlsKey == "") {
 		return usageErr("capture", "--tls-cert and --tls-key go together")
@@ -170,7 +184,7 @@ func runCapture(args []string) int {
 			MaxPairs: *filePairs, MaxRecord: int(maxRecord),
 		},
 		HTTP: *httpAddr, TLSCert: *tlsCert, TLSKey: *tlsKey, Server: srvOpts, MetricsAddr: *metricsAddr,
-		StatsEvery: *statsEvery, Logger: log,
+		StatsEvery: *statsEvery, StaleAfter: *staleAfter, Logger: log,
 	})
 	if err != nil {
 		return fail("capture", err)
@@ -185,10 +199,37 @@ func runCapture(args []string) int {
 			_ = svc.Rotate() // logged by Rotate
 		}
 	}()
-	if err := svc.Run(ctx); err != nil {
-		return exitFailure // logged by Run
+	if err := runBounded(ctx, svc.Run, stopTimeout); err != nil {
+		return fail("capture", err)
 	}
 	return exitOK
+}
+
+// stopTimeout bounds the shutdown that SIGTERM or SIGINT starts: the
+// process ends within it whatever the capture is doing (a disk write that
+// does not return, a client that does not read). It exceeds the HTTP
+// server's own grace for requests in flight.
+const stopTimeout = 4500 * time.Millisecond
+
+// runBounded runs run until it returns, or until stop after ctx is done:
+// then it gives up on run, whose files stay open (.part, recovered by the
+// next start), and says so.
+func runBounded(ctx context.Context, run func(context.Context) error, stop time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(stop)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		return fmt.Errorf("did not stop within %v of the signal; exiting with the files being written left as .part (the next start recovers them)", stop)
+	}
 }
 
 func newLogger(level, format string) (*slog.Logger, error) {
@@ -204,4 +245,23 @@ func newLogger(level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(os.Stderr, o)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// checkHostPort refuses an address that no bind could take ("" passes):
+// a missing or out-of-range port is a usage error, not a failure to bind.
+// A service name (http) is looked up in /etc/services.
+func checkHostPort(network, addr string) error {
+	if addr == "" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("want host:port")
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		if _, lerr := net.LookupPort(network, port); lerr != nil || port == "" {
+			return fmt.Errorf("port %q: want 0 to 65535 or a service name", port)
+		}
+	}
+	return nil
 }

@@ -63,7 +63,7 @@ func usage() {
 	for _, c := range commands {
 		fmt.Fprintf(os.Stderr, "  %-8s %s\n", c.name, c.short)
 	}
-	fmt.Fprintf(os.Stderr, "\nexit codes: 0 ok, 1 failure, 2 usage, 3 done but some packets were malformed\n")
+	fmt.Fprintf(os.Stderr, "\nexit codes: 0 ok, 1 failure, 2 usage, 3 (decap) done but some packets were malformed\n")
 }
 
 func runVersion([]string) int {

@@ -12,8 +12,11 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/vrsniff/vrsniff/internal/filter"
 	"github.com/vrsniff/vrsniff/internal/mirror"
@@ -70,11 +73,15 @@ type Config struct {
 	// packets, each summing up the loss since the one before
 	// (DefaultDropWarnEvery when 0).
 	DropWarnEvery time.Duration
-	Logger        *slog.Logger // nil discards
 
 	// source, if set, stands for the source Interface, Listen or Read
 	// names, opened by the caller.
 	source source.Source
+	// StaleAfter makes /healthz unhealthy (503, vrsniff_healthy 0) when no
+	// packet was read for that long, until one is; 0 never. A replayed
+	// file that ended is not stale.
+	StaleAfter time.Duration
+	Logger *slog.Logger // nil discards
 }
 
 // Service is one capture, from New to the end of Run.
@@ -92,6 +99,7 @@ type Service struct {
 	stats   *pipeline.Stats
 	ran     bool
 	ended   atomic.Bool // the input ended and the files are finished
+	live    *liveness
 }
 
 // Stats is a snapshot of the service's counters.
@@ -130,10 +138,14 @@ func New(c Config) (_ *Service, err error) {
 	if err := c.Decoder.Traffic.Validate(); err != nil {
 		return nil, err
 	}
+	if c.StaleAfter < 0 {
+		return nil, errors.New("stale-after must not be negative")
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{c: c, log: c.Logger, stats: &pipeline.Stats{}}
+	s.live = &liveness{staleAfter: c.StaleAfter, read: s.stats.Read.Load, ended: s.ended.Load, now: time.Now}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -163,6 +175,9 @@ func New(c Config) (_ *Service, err error) {
 		if s.files, err = ring.New(c.Dir, ro); err != nil {
 			return nil, err
 		}
+		if err = checkWritable(c.Dir); err != nil {
+			return nil, err
+		}
 		sinks = append(sinks, s.files)
 		c.Server.Store = store{s.files}
 		if c.KeepRejects {
@@ -173,7 +188,7 @@ func New(c Config) (_ *Service, err error) {
 			}
 		}
 	}
-	c.Server.Stats, c.Server.Logger = s.stats, s.log
+	c.Server.Stats, c.Server.Logger, c.Server.Health = s.stats, s.log, s.live.check
 	c.Server.Capture = captureInfo(c, time.Now())
 	c.Server.Source = func() server.SourceStats {
 		st := s.src.Stats()
@@ -224,8 +239,12 @@ func (s *Service) Addr() net.Addr {
 // Run captures until ctx is done, the source ends (unless lingering over a
 // replayed file) or the HTTP server fails. It then closes the source,
 // stops the HTTP server (each live stream ends with a complete pcapng),
-// closes the files, logs the final counters and returns what went wrong:
-// nil for a capture that ended as asked. Run is called once.
+// closes the files, logs the final counters and returns what went wrong,
+// unlogged, for the caller to report: nil for a capture that ended as
+// asked. With NOTIFY_SOCKET set it tells systemd READY=1 once it captures
+// and serves, WATCHDOG=1 at half of WATCHDOG_USEC while it runs (not
+// while it is stuck: see stall), and STOPPING=1 when it shuts down. Run is
+// called once.
 func (s *Service) Run(ctx context.Context) error {
 	if s.ran {
 		return errors.New("capture: Run called twice")
@@ -252,14 +271,18 @@ func (s *Service) Run(ctx context.Context) error {
 		"ports", mirror.FormatPorts(c.Decoder.Traffic.Ports, c.Decoder.Traffic.AutoPorts),
 		"vxlan_ports", mirror.FormatPorts(c.Decoder.Traffic.VXLANPorts, false),
 		"mirror_vlan", c.Decoder.Traffic.MirrorVLAN, "fragment_copies", s.pl.FragmentCopies())
+	s.live.sample()
 	runDone := make(chan error, 1)
 	go func() { runDone <- s.pl.Run(ctx) }()
+	notify(s.log, daemon.SdNotifyReady)
+	stopping := sync.OnceFunc(func() { notify(s.log, daemon.SdNotifyStopping) })
 
-	var tick <-chan time.Time
-	if c.StatsEvery > 0 {
-		t := time.NewTicker(c.StatsEvery)
-		defer t.Stop()
-		tick = t.C
+	tick := ticker(c.StatsEvery)
+	watchdog := ticker(watchdogEvery())
+	var stalled stall
+	var stale <-chan time.Time
+	if c.StaleAfter > 0 {
+		stale = ticker(sampleEvery(c.StaleAfter))
 	}
 	var runErr error
 	sourceEnded, httpEnded := false, false
@@ -267,6 +290,7 @@ loop:
 	for {
 		select {
 		case <-ctx.Done():
+			stopping()
 			s.src.Close()
 			if !sourceEnded {
 				runErr = <-runDone
@@ -279,6 +303,7 @@ loop:
 			}
 			if runErr != nil {
 				s.log.Error("source ended", "err", runErr)
+				s.live.failed(runErr)
 			} else {
 				s.log.Info("source ended")
 			}
@@ -297,10 +322,17 @@ loop:
 			s.logStats()
 		case now := <-drops.C:
 			s.warnDrops(now)
+		case <-watchdog:
+			if stalled.stuck(s.stats.Read.Load(), s.src.Stats().Dropped) {
+				s.log.Error("no packet read while the kernel drops them: withholding the watchdog ping")
+				continue
+			}
+			notify(s.log, daemon.SdNotifyWatchdog)
+		case <-stale:
+			s.live.sample()
 		case err := <-httpDone:
 			httpEnded = true
 			if err != nil {
-				s.log.Error("http server", "err", err)
 				s.src.Close()
 				runErr = err
 				if !sourceEnded {
@@ -314,6 +346,7 @@ loop:
 	if errors.Is(runErr, source.ErrClosed) {
 		runErr = nil
 	}
+	stopping()
 	s.src.Close()
 	httpCancel()
 	s.srv.Hub().Close() // also when no HTTP server runs: its goroutine ends
@@ -334,11 +367,16 @@ loop:
 			s.log.Error("http server", "err", err)
 		}
 	}
-	if err := errors.Join(runErr, closeErr); err != nil {
-		s.log.Error("capture ended", "err", err)
-		return err
+	return errors.Join(runErr, closeErr)
+}
+
+// ticker ticks every d; nil, never ticking, for d <= 0. The ticker goes
+// with the garbage once Run returns.
+func ticker(d time.Duration) <-chan time.Time {
+	if d <= 0 {
+		return nil
 	}
-	return nil
+	return time.Tick(d)
 }
 
 // Rotate closes the capture files being written, and the rejects file,

@@ -13,8 +13,9 @@ import (
 	"golang.org/x/net/netutil"
 )
 
-// shutdownGrace is how long a shutdown waits for requests to finish.
-const shutdownGrace = 5 * time.Second
+// shutdownGrace is how long a shutdown waits for requests to finish: less
+// than the 5 s within which `vrsniff capture` ends on SIGTERM.
+const shutdownGrace = 3 * time.Second
 
 // CheckListen refuses to serve without a token on anything but loopback:
 // the API can delete captures and stream tenant traffic.

@@ -77,7 +77,11 @@ type Options struct {
 	// Version is the program's version, the version label of
 	// vrsniff_build_info; "" takes the main module's from the build.
 	Version string
-	Logger  *slog.Logger // nil discards
+	Logger *slog.Logger       // nil discards
+	// Health returns why the capture is unhealthy (a failed source, no
+	// packet for too long), nil while it is not; /healthz answers 503 with
+	// its message and vrsniff_healthy is 0. nil: always healthy.
+	Health func() error
 	// StreamBuffer is the size in bytes of the backlog of encoded packets
 	// that all live stream clients share: how far behind the capture a
 	// client may fall before it loses packets. At least MinStreamBuffer.
@@ -172,6 +176,9 @@ func newServer(o Options, enc newEncoderFunc) (*Server, error) {
 
 	s.reg = prometheus.NewRegistry()
 	if err := s.reg.Register(newCollector(s)); err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
+	if err := s.reg.Register(healthGauge(s)); err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
 	if err := s.reg.Register(collectors.NewGoCollector()); err != nil {
@@ -379,13 +386,14 @@ func storeHealth(st Store) func() error {
 	return func() error { return nil }
 }
 
-// healthz answers 503 with the reason while the store cannot write.
+// healthz answers 503 with the reason while the store cannot write or the
+// capture is unhealthy (Options.Health).
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	if err := s.health(); err != nil {
+	if err := s.unhealthy(); err != nil {
 		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = fmt.Fprintf(w, "store cannot write: %v\n", err)
+		_, _ = fmt.Fprintf(w, "%v\n", err)
 		return
 	}
 	_, _ = w.Write([]byte("ok\n"))

@@ -149,7 +149,7 @@ func (s *afSource) Next(p *mirror.Packet) error {
 			if s.closed.Load() {
 				return ErrClosed
 			}
-			return fmt.Errorf("read %s: %w", s.iface, err)
+			return fmt.Errorf("read %s: %w", s.iface, ifaceState(s.iface, err))
 		}
 		p.Timestamp = ci.Timestamp
 		p.LinkType = layers.LinkTypeEthernet
@@ -195,4 +195,17 @@ func (s *afSource) Close() error {
 	s.readSocketStats()
 	s.tp.Close()
 	return nil
+}
+
+// ifaceState explains err, a failed read, by the interface's state: the
+// socket reports an interface deleted or set down only as a poll error.
+func ifaceState(iface string, err error) error {
+	ifi, ierr := net.InterfaceByName(iface)
+	switch {
+	case ierr != nil:
+		return fmt.Errorf("the interface is gone (%w)", err)
+	case ifi.Flags&net.FlagUp == 0:
+		return fmt.Errorf("the interface is down (%w)", err)
+	}
+	return err
 }
