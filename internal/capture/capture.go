@@ -81,7 +81,7 @@ type Config struct {
 	// packet was read for that long, until one is; 0 never. A replayed
 	// file that ended is not stale.
 	StaleAfter time.Duration
-	Logger *slog.Logger // nil discards
+	Logger     *slog.Logger // nil discards
 }
 
 // Service is one capture, from New to the end of Run.

@@ -77,7 +77,7 @@ type Options struct {
 	// Version is the program's version, the version label of
 	// vrsniff_build_info; "" takes the main module's from the build.
 	Version string
-	Logger *slog.Logger       // nil discards
+	Logger  *slog.Logger // nil discards
 	// Health returns why the capture is unhealthy (a failed source, no
 	// packet for too long), nil while it is not; /healthz answers 503 with
 	// its message and vrsniff_healthy is 0. nil: always healthy.
