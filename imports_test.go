@@ -26,9 +26,10 @@ var allowed = map[string][]string{
 	"internal/pipeline": {"internal/filter", "internal/mirror", "internal/vnpair"},
 	"internal/source":   {"internal/mirror", "internal/pcapfile"},
 	"internal/ring":     {"internal/mirror", "internal/pcapfile", "internal/vnpair"},
+	"internal/extract":  {"internal/filter", "internal/mirror", "internal/pcapfile"},
 	"internal/decap":    {"internal/filter", "internal/mirror", "internal/pcapfile", "internal/pipeline", "internal/vnpair"},
 	// The server serves a Store it declares: neither ring nor source.
-	"internal/server": {"internal/filter", "internal/mirror", "internal/pcapfile", "internal/pipeline", "internal/vnpair"},
+	"internal/server": {"internal/extract", "internal/filter", "internal/mirror", "internal/pcapfile", "internal/pipeline", "internal/vnpair"},
 	"internal/extcap": {"internal/filter", "internal/mirror", "internal/pcapfile", "internal/pipeline", "internal/secret", "internal/source"},
 	"internal/capture": {"internal/filter", "internal/mirror", "internal/pcapfile", "internal/pipeline", "internal/ring",
 		"internal/server", "internal/source", "internal/vnpair"},

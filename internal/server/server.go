@@ -177,6 +177,7 @@ func newServer(o Options, enc newEncoderFunc) (*Server, error) {
 	mux.HandleFunc("GET /api/captures/{name}", s.getCapture)
 	mux.HandleFunc("DELETE /api/captures/{name}", s.deleteCapture)
 	mux.HandleFunc("GET /api/stream", s.stream)
+	mux.HandleFunc("GET /api/pcap", s.pcap)
 	mux.HandleFunc("GET /api/stats", s.stats)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
