@@ -46,7 +46,7 @@ var allowed = map[string][]string{
 	"internal/contrail/fakeapi/transcript": {"internal/testenv"},
 	"bench/genhostile":                     {"internal/mirror", "internal/pcapfile"},
 	"bench/sendmirror":                     nil,
-	"cmd/vrsniff": {"internal/capture", "internal/contrail", "internal/decap", "internal/extcap", "internal/filter",
+	"cmd/vrsniff": {"internal/capture", "internal/contrail", "internal/decap", "internal/extcap", "internal/extract", "internal/filter",
 		"internal/gen", "internal/heat", "internal/mirror", "internal/pcapfile", "internal/provision", "internal/ring",
 		"internal/secret", "internal/server", "internal/source", "internal/vnpair"},
 }

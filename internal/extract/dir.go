@@ -53,9 +53,11 @@ func Dir(dir string) ([]Source, error) {
 		}
 		s := Source{Name: name, Partial: part}
 		if part {
-			s.Open = openEither(filepath.Join(dir, name), filepath.Join(dir, base))
+			s.Paths = []string{filepath.Join(dir, name), filepath.Join(dir, base)}
+			s.Open = openEither(s.Paths[0], s.Paths[1])
 		} else {
 			path := filepath.Join(dir, name)
+			s.Paths = []string{path}
 			s.Open = func() (io.ReadCloser, error) { return os.Open(path) }
 			s.First, s.Last = sidecarTimes(path, name)
 		}

@@ -10,6 +10,7 @@ package extract
 
 import (
 	"container/heap"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -38,6 +39,9 @@ var ErrTooManyOpen = errors.New("too many files overlap in time")
 // Source is one capture file to read.
 type Source struct {
 	Name string // for messages
+	// Paths are the file's paths, for a file of a directory (Dir): a file
+	// being written lists both its names. Empty for a file of a store.
+	Paths []string
 	// First and Last are the times of the file's first and last packets,
 	// from its sidecar (ring.Info) or the store's listing; zero when not
 	// known. They decide which files the window skips without opening
@@ -100,8 +104,9 @@ func Overlaps(first, last, since, until time.Time) bool {
 // whatever file it comes from.
 //
 // Files that vanish or cannot be read are counted in Stats and logged, not
-// errors; the error is a write error, or ErrTooManyOpen.
-func Write(w io.Writer, srcs []Source, o Options) (Stats, error) {
+// errors; the error is a write error, ErrTooManyOpen, or ctx's error when
+// it ends first.
+func Write(ctx context.Context, w io.Writer, srcs []Source, o Options) (Stats, error) {
 	m := &merger{o: o, log: o.Log}
 	if m.o.MaxOpen <= 0 {
 		m.o.MaxOpen = DefaultMaxOpen
@@ -133,6 +138,9 @@ func Write(w io.Writer, srcs []Source, o Options) (Stats, error) {
 		}
 		if len(m.open) == 0 {
 			break
+		}
+		if m.st.Written%1024 == 0 && ctx.Err() != nil {
+			return m.st, fmt.Errorf("extract: %w", context.Cause(ctx))
 		}
 		c := m.open[0]
 		c.p.Interface = c.global(&m.ifaces)

@@ -2,6 +2,7 @@ package extract
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"io/fs"
@@ -111,7 +112,7 @@ func extractFile(t testing.TB, srcs []Source, o Options) (string, Stats) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := Write(f, srcs, o)
+	st, err := Write(context.Background(), f, srcs, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +219,7 @@ func TestWriteOverlappingSets(t *testing.T) {
 		t.Errorf("interface ids %q, want all 0", ids)
 	}
 	// With room for one open file only, the merge refuses.
-	if _, err := Write(io.Discard, append(sb, sa...), Options{MaxOpen: 1}); !errors.Is(err, ErrTooManyOpen) {
+	if _, err := Write(context.Background(), io.Discard, append(sb, sa...), Options{MaxOpen: 1}); !errors.Is(err, ErrTooManyOpen) {
 		t.Errorf("MaxOpen 1: %v, want ErrTooManyOpen", err)
 	}
 }

@@ -47,7 +47,7 @@ func (s *Server) pcap(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
 	h.Set("Trailer", "X-Vrsniff-Packets, X-Vrsniff-Warnings")
 	o.Log = s.log
-	st, err := extract.Write(w, srcs, o)
+	st, err := extract.Write(r.Context(), w, srcs, o)
 	if err != nil {
 		// The status is sent: an aborted response tells the client that
 		// what it got is not the whole answer.
