@@ -166,6 +166,7 @@ type Reader struct {
 	ids      []int32
 	section  uint64
 	comments [][]byte
+	stats    []InterfaceStats // by interface index, from the last ISB of each
 }
 
 // NewReader reads the file header (or first pcapng section header) from r
@@ -540,7 +541,7 @@ func (r *Reader) nextNG(p *mirror.Packet) error {
 			return &FormatError{Offset: start, What: "pcapng block", Err: err}
 		}
 		switch typ {
-		case blockEPB, blockSPB, blockPB, blockIDB:
+		case blockEPB, blockSPB, blockPB, blockIDB, blockISB:
 		default:
 			// Statistics, name resolution, secrets, custom blocks: not needed
 			// to read packets, skipped without looking at them.
@@ -564,6 +565,10 @@ func (r *Reader) nextNG(p *mirror.Packet) error {
 			if err := r.parseIDB(body); err != nil {
 				return &FormatError{Offset: start, What: "pcapng interface description block", Err: err}
 			}
+			continue
+		}
+		if typ == blockISB {
+			r.parseISB(body)
 			continue
 		}
 		if err := r.parsePacket(typ, body, p); err != nil {
