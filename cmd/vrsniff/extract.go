@@ -55,7 +55,7 @@ func runExtract(args []string) int {
 		since   = fs.String("since", "", "start of the window (`time`, included)")
 		until   = fs.String("until", "now", "end of the window (`time`, excluded)")
 		out     = fs.String("w", "-", "output `FILE` (pcapng), - for standard output")
-		maxOpen = fs.Int("max-open", extract.DefaultMaxOpen, "most capture files open at once (`N`), 1 MiB of buffer each; more files overlapping one instant is an error")
+		maxOpen = fs.Int("max-open", extract.DefaultMaxOpen, "most capture files open at once (`N`), 64 KiB of buffer each; more files overlapping one instant is an error")
 		quiet   = fs.Bool("quiet", false, "no summary on standard error")
 	)
 	flt.register(fs)

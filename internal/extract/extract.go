@@ -26,10 +26,15 @@ import (
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
 )
 
-// DefaultMaxOpen is the default of Options.MaxOpen. Each open file holds
-// one packet and its reader's buffer (1 MiB), so the default bounds the
-// memory of a merge to about 64 MiB.
-const DefaultMaxOpen = 64
+// DefaultMaxOpen is the default of Options.MaxOpen: room for every file
+// a capture split by VN pair has open at once (ring.DefaultMaxOpen, 256,
+// and the other set), twice over. Each open file holds one packet and a
+// read buffer of readBuf bytes (more while a longer record is read), so
+// the default bounds the memory of a merge to about 32 MiB.
+const DefaultMaxOpen = 512
+
+// readBuf is the read buffer of each open file.
+const readBuf = 64 << 10
 
 // ErrTooManyOpen is returned (wrapped) when more files overlap one instant
 // of the window than Options.MaxOpen allows: the merge needs them all open
@@ -120,6 +125,12 @@ func Write(ctx context.Context, w io.Writer, srcs []Source, o Options) (Stats, e
 	}
 	defer m.closeAll()
 	for i, s := range srcs {
+		if s.First.IsZero() {
+			// A file being written has no sidecar yet: its first packet
+			// says when to open it, so that many of them (a capture split
+			// by VN pair) are not all open from the start.
+			s.First = firstTime(s)
+		}
 		if !Overlaps(s.First, s.Last, o.Since, o.Until) {
 			m.st.Skipped++
 			continue
@@ -189,7 +200,7 @@ func (m *merger) start(c *cursor) error {
 		return nil
 	}
 	c.rc = rc
-	rd, err := pcapfile.NewReader(rc)
+	rd, err := pcapfile.NewReaderSize(rc, readBuf)
 	if err != nil {
 		c.close()
 		if !isCut(err, c.src.Partial) {
@@ -234,6 +245,25 @@ func (m *merger) advance(c *cursor) bool {
 			return true
 		}
 	}
+}
+
+// firstTime returns the time of the first packet of s, zero when it
+// cannot be read; the file is opened again when the merge reaches it.
+func firstTime(s Source) time.Time {
+	rc, err := s.Open()
+	if err != nil {
+		return time.Time{}
+	}
+	defer rc.Close()
+	rd, err := pcapfile.NewReaderSize(rc, 4096)
+	if err != nil {
+		return time.Time{}
+	}
+	var p mirror.Packet
+	if rd.Next(&p) != nil {
+		return time.Time{}
+	}
+	return p.Timestamp
 }
 
 // isCut reports whether err is the end of a file being written: a record

@@ -318,3 +318,37 @@ func TestDirPartRenamed(t *testing.T) {
 		t.Errorf("open of a removed file: %v", err)
 	}
 }
+
+// TestWriteWithoutSidecars: files without times (no sidecar, or being
+// written) are opened when the merge reaches their first packet, not all
+// at once: consecutive files merge with one open at a time.
+func TestWriteWithoutSidecars(t *testing.T) {
+	ps := packets(t, 100)
+	dir := t.TempDir()
+	writeRing(t, dir, ring.Options{}, ps)
+	sidecars, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	if len(sidecars) < 3 {
+		t.Fatalf("%d sidecars", len(sidecars))
+	}
+	for _, s := range sidecars {
+		os.Remove(s)
+	}
+	srcs, err := Dir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range srcs {
+		if !s.First.IsZero() {
+			t.Fatalf("%s has times without a sidecar", s.Name)
+		}
+	}
+	ref := filepath.Join(t.TempDir(), "ref.pcapng")
+	writeRef(t, ref, ps[20:80])
+	out, st := extractFile(t, srcs, Options{MaxOpen: 1, Since: ps[20].Timestamp, Until: ps[80].Timestamp})
+	if got, exp := tsharkRows(t, out), tsharkRows(t, ref); !slices.EqualFunc(got, exp, slices.Equal) {
+		t.Errorf("got\n%q\nwant\n%q", got, exp)
+	}
+	if st.Skipped == 0 {
+		t.Errorf("stats %+v: no file skipped by its first packet's time", st)
+	}
+}

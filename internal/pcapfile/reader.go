@@ -175,6 +175,14 @@ func NewReader(r io.Reader) (*Reader, error) {
 	return newReader(bufio.NewReaderSize(r, readBufSize))
 }
 
+// NewReaderSize is NewReader with a read buffer of size bytes (4 KiB at
+// least) instead of 1 MiB, for a program that reads many files at once (a
+// merge of capture files): a record longer than the buffer is copied into
+// a scratch buffer of the Reader's own.
+func NewReaderSize(r io.Reader, size int) (*Reader, error) {
+	return newReader(bufio.NewReaderSize(r, max(size, 4096)))
+}
+
 // NewReaderBytes reads a capture held in memory, typically a mapped file.
 // Packets point into data: nothing is copied. The decoder may rewrite a
 // packet's bytes in place, so data must be writable (a private mapping).
