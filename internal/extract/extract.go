@@ -112,7 +112,7 @@ func Overlaps(first, last, since, until time.Time) bool {
 // errors; the error is a write error, ErrTooManyOpen, or ctx's error when
 // it ends first.
 func Write(ctx context.Context, w io.Writer, srcs []Source, o Options) (Stats, error) {
-	m := &merger{o: o, log: o.Log}
+	m := &merger{o: o, log: o.Log, ctx: ctx}
 	if m.o.MaxOpen <= 0 {
 		m.o.MaxOpen = DefaultMaxOpen
 	}
@@ -150,8 +150,8 @@ func Write(ctx context.Context, w io.Writer, srcs []Source, o Options) (Stats, e
 		if len(m.open) == 0 {
 			break
 		}
-		if m.st.Written%1024 == 0 && ctx.Err() != nil {
-			return m.st, fmt.Errorf("extract: %w", context.Cause(ctx))
+		if m.err != nil {
+			return m.st, m.err
 		}
 		c := m.open[0]
 		c.p.Interface = c.global(&m.ifaces)
@@ -166,6 +166,9 @@ func Write(ctx context.Context, w io.Writer, srcs []Source, o Options) (Stats, e
 			c.close()
 		}
 	}
+	if m.err != nil {
+		return m.st, m.err
+	}
 	if err := pw.Flush(); err != nil {
 		return m.st, fmt.Errorf("extract: %w", err)
 	}
@@ -173,6 +176,9 @@ func Write(ctx context.Context, w io.Writer, srcs []Source, o Options) (Stats, e
 }
 
 type merger struct {
+	ctx     context.Context
+	err     error  // ctx's, once it ended
+	steps   uint64 // packets read, for how often ctx is looked at
 	o       Options
 	log     *slog.Logger
 	st      Stats
@@ -223,6 +229,13 @@ func (m *merger) start(c *cursor) error {
 // false at the end of the file.
 func (m *merger) advance(c *cursor) bool {
 	for {
+		if m.steps++; m.steps%1024 == 1 && m.ctx.Err() != nil {
+			m.err = fmt.Errorf("extract: %w", context.Cause(m.ctx))
+			return false
+		}
+		if m.err != nil {
+			return false
+		}
 		err := c.rd.Next(&c.p)
 		if err == io.EOF {
 			return false

@@ -352,3 +352,20 @@ func TestWriteWithoutSidecars(t *testing.T) {
 		t.Errorf("stats %+v: no file skipped by its first packet's time", st)
 	}
 }
+
+// TestWriteCancelled: a merge ends with the context's error, without
+// reading on.
+func TestWriteCancelled(t *testing.T) {
+	dir := t.TempDir()
+	writeRing(t, dir, ring.Options{}, packets(t, 50))
+	srcs, err := Dir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	st, err := Write(ctx, io.Discard, srcs, Options{})
+	if !errors.Is(err, context.Canceled) || st.Written != 0 {
+		t.Errorf("cancelled: %v, stats %+v", err, st)
+	}
+}
