@@ -25,7 +25,9 @@ var pcapParams = map[string]bool{"since": true, "until": true, "vn": true, "src_
 // until defaults to now; both take what extract.ParseTime does. A bad or
 // unknown parameter is answered 400 with the reason. The trailers
 // X-Vrsniff-Packets and X-Vrsniff-Warnings give the packets written and
-// the files skipped (removed by retention meanwhile, unreadable).
+// the files skipped (removed by retention meanwhile, unreadable). More
+// files overlapping one instant than extract.DefaultMaxOpen is answered
+// 503 when found before any packet was sent, else by aborting the answer.
 func (s *Server) pcap(w http.ResponseWriter, r *http.Request) {
 	o, name, err := s.pcapOptions(r)
 	if err != nil {
@@ -46,9 +48,21 @@ func (s *Server) pcap(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "application/x-pcapng")
 	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
 	h.Set("Trailer", "X-Vrsniff-Packets, X-Vrsniff-Warnings")
-	o.Log = s.log
-	st, err := extract.Write(r.Context(), w, srcs, o)
-	if err != nil {
+	o.Log, o.MaxOpen = s.log, s.pcapMaxOpen
+	cw := &countWriter{w: w}
+	st, err := extract.Write(r.Context(), cw, srcs, o)
+	switch {
+	case err != nil && r.Context().Err() != nil:
+		return // the client went away
+	case err != nil && cw.n == 0:
+		// Nothing sent yet (the writer buffers the start): the status can
+		// still say so.
+		h.Del("Content-Disposition")
+		h.Del("Trailer")
+		s.log.Warn("extract", "err", err)
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	case err != nil:
 		// The status is sent: an aborted response tells the client that
 		// what it got is not the whole answer.
 		s.log.Warn("extract", "err", err)
@@ -111,4 +125,16 @@ func storeSources(st Store, files []FileInfo) []extract.Source {
 			}}
 	}
 	return srcs
+}
+
+// countWriter counts the bytes written through it.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
 }

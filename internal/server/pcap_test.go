@@ -1,12 +1,18 @@
 package server
 
 import (
+	"encoding/binary"
+	"errors"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
 )
 
@@ -63,5 +69,76 @@ func TestPcapWindowSkipsFiles(t *testing.T) {
 	}
 	if rd.Offset() != int64(len(body)) {
 		t.Errorf("empty capture of %d bytes has more than a header (%d)", len(body), rd.Offset())
+	}
+}
+
+// writePcapng writes packets into a pcapng file of the store's directory.
+func writePcapng(t *testing.T, path string, ps []*mirror.Packet) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := pcapfile.NewWriter(f, pcapfile.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ps {
+		if err := w.WritePacket(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := errors.Join(w.Flush(), f.Close()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPcapMerge: two files whose packets interleave in time are answered
+// as one capture in time order; with room for one open file only, the
+// answer is 503 with the reason, since nothing was sent yet.
+func TestPcapMerge(t *testing.T) {
+	dir := t.TempDir()
+	var a, b []*mirror.Packet
+	for i := range 20 {
+		p := decodedPacket(frame(t, true, uint16(1000+i), 80), "default-domain:admin:vn-a", "default-domain:admin:vn-b",
+			mirror.DirIngress, t0.Add(time.Duration(i)*time.Second))
+		if i%2 == 0 {
+			a = append(a, p)
+		} else {
+			b = append(b, p)
+		}
+	}
+	writePcapng(t, filepath.Join(dir, "a.pcapng"), a)
+	writePcapng(t, filepath.Join(dir, "b.pcapng"), b)
+	st := &dirStore{dir: dir, infos: map[string]FileInfo{
+		"a.pcapng": {First: a[0].Timestamp, Last: a[9].Timestamp, Packets: 10},
+		"b.pcapng": {First: b[0].Timestamp, Last: b[9].Timestamp, Packets: 10},
+	}}
+	s, ts := newTestServer(t, Options{Store: st})
+	q := "/api/pcap?since=" + url.QueryEscape(t0.Add(3*time.Second).Format(time.RFC3339)) +
+		"&until=" + url.QueryEscape(t0.Add(15*time.Second).Format(time.RFC3339))
+	resp, body := do(t, "GET", ts.URL+q, nil)
+	mustStatus(t, resp.StatusCode, 200, "pcap")
+	rd, err := pcapfile.NewReaderBytes(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ports []int
+	var p mirror.Packet
+	for rd.Next(&p) == nil {
+		ports = append(ports, int(binary.BigEndian.Uint16(p.Data[34:])))
+	}
+	if want := []int{1003, 1004, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014}; !slices.Equal(ports, want) {
+		t.Errorf("UDP source ports %v, want %v", ports, want)
+	}
+	if n := resp.Trailer.Get("X-Vrsniff-Packets"); n != "12" {
+		t.Errorf("packets trailer %q", n)
+	}
+
+	s.pcapMaxOpen = 1
+	resp, body = do(t, "GET", ts.URL+q, nil)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "too many files overlap") ||
+		resp.Header.Get("Content-Disposition") != "" {
+		t.Errorf("one open file at most: %d %q, Content-Disposition %q", resp.StatusCode, body, resp.Header.Get("Content-Disposition"))
 	}
 }

@@ -111,6 +111,8 @@ type Server struct {
 	hosts   atomic.Pointer[[]string] // Host names accepted without a token
 	now     func() time.Time         // the clock, for links
 	health  func() error             // nil while the store can write
+
+	pcapMaxOpen int // files /api/pcap opens at once; 0: extract.DefaultMaxOpen
 }
 
 //go:embed static
