@@ -39,10 +39,18 @@ func TestParseCommentRejects(t *testing.T) {
 	}
 }
 
+// FuzzParseComment: any comment parses or is refused without a panic,
+// and names of any bytes come back from what AppendComment writes.
 func FuzzParseComment(f *testing.F) {
-	f.Add([]byte(`src_vn=a dst_vn="b c" dir=egress`))
-	f.Fuzz(func(t *testing.T, c []byte) {
+	f.Add([]byte(`src_vn=a dst_vn="b c" dir=egress`), []byte("vn a"), []byte("\"x\x00"))
+	f.Fuzz(func(t *testing.T, c, src, dst []byte) {
 		var m Meta
 		ParseComment(c, &m)
+		p := &Packet{Mode: ModeJuniper, Meta: Meta{SrcVN: src, DstVN: dst, Direction: DirEgress}}
+		c = AppendComment(nil, p)
+		m = Meta{}
+		if !ParseComment(c, &m) || !bytes.Equal(m.SrcVN, src) || !bytes.Equal(m.DstVN, dst) || m.Direction != DirEgress {
+			t.Errorf("%q: got %q %q %v", c, m.SrcVN, m.DstVN, m.Direction)
+		}
 	})
 }
