@@ -2,6 +2,7 @@ package extract
 
 import (
 	"bytes"
+	"fmt"
 	"context"
 	"errors"
 	"io"
@@ -44,8 +45,13 @@ func testPacket(t testing.TB, i int) *mirror.Packet {
 	if i%2 == 1 {
 		dir = mirror.DirEgress
 	}
+	var notes [][]byte
+	if i%5 == 0 {
+		notes = [][]byte{[]byte(fmt.Sprintf("note %d", i))} // a comment of the source's own
+	}
 	return &mirror.Packet{
 		Timestamp: t0.Add(time.Duration(i) * 10 * time.Millisecond),
+		Comments:  notes,
 		Mode:      mirror.ModeJuniper,
 		Frame:     f,
 		FrameLen:  len(f),
@@ -173,6 +179,9 @@ func TestWriteWindowAndFilter(t *testing.T) {
 			got, exp := tsharkRows(t, out), tsharkRows(t, ref)
 			if len(exp) == 0 || !slices.EqualFunc(got, exp, slices.Equal) {
 				t.Errorf("extract gave %d packets, want %d:\n%q\nwant\n%q", len(got), len(exp), got, exp)
+			}
+			if !slices.ContainsFunc(got, func(r []string) bool { return strings.Contains(r[3], ",note ") }) {
+				t.Errorf("no packet kept its own comment after the metadata: %q", got)
 			}
 			if st.Written != uint64(len(want)) || st.Skipped == 0 || st.Warnings() != 0 {
 				t.Errorf("stats %+v, want %d written, files skipped by time, no warnings", st, len(want))
@@ -367,5 +376,52 @@ func TestWriteCancelled(t *testing.T) {
 	st, err := Write(ctx, io.Discard, srcs, Options{})
 	if !errors.Is(err, context.Canceled) || st.Written != 0 {
 		t.Errorf("cancelled: %v, stats %+v", err, st)
+	}
+}
+
+// named describes every input interface by one name.
+type named string
+
+func (n named) Interface(int) pcapfile.Interface { return pcapfile.Interface{Name: string(n)} }
+
+// TestWriteInterfaces: files captured on different interfaces give one
+// output interface per distinct description, each packet on its own.
+func TestWriteInterfaces(t *testing.T) {
+	ps := packets(t, 30)
+	dir := t.TempDir()
+	var srcs []Source
+	for k, name := range []string{"eth1", "eth2", "eth1"} {
+		path := filepath.Join(dir, fmt.Sprintf("f%d.pcapng", k))
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := pcapfile.NewWriter(f, pcapfile.Options{Interfaces: named(name)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := k; i < len(ps); i += 3 {
+			if err := w.WritePacket(ps[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := errors.Join(w.Flush(), f.Close()); err != nil {
+			t.Fatal(err)
+		}
+		srcs = append(srcs, Source{Name: path, Open: func() (io.ReadCloser, error) { return os.Open(path) }})
+	}
+	out, _ := extractFile(t, srcs, Options{})
+	rows := testenv.TsharkRows(t, "-r", out, "-T", "fields", "-e", "udp.srcport", "-e", "frame.interface_id", "-e", "frame.interface_name")
+	if len(rows) != len(ps) {
+		t.Fatalf("%d packets, want %d", len(rows), len(ps))
+	}
+	for i, r := range rows {
+		want := []string{fmt.Sprint(1000 + i), "0", "eth1"}
+		if i%3 == 1 {
+			want = []string{fmt.Sprint(1000 + i), "1", "eth2"}
+		}
+		if !slices.Equal(r, want) {
+			t.Errorf("packet %d: %q, want %q", i, r, want)
+		}
 	}
 }
