@@ -142,3 +142,27 @@ func TestPcapMerge(t *testing.T) {
 		t.Errorf("one open file at most: %d %q, Content-Disposition %q", resp.StatusCode, body, resp.Header.Get("Content-Disposition"))
 	}
 }
+
+// vanishing lists, besides its store's files, one that is gone by the
+// time it is opened, as retention leaves it.
+type vanishing struct{ *dirStore }
+
+func (v vanishing) List() ([]FileInfo, error) {
+	l, err := v.dirStore.List()
+	return append(l, FileInfo{Name: "gone.pcapng", First: t0, Last: t0.Add(time.Hour)}), err
+}
+
+// TestPcapVanished: a listed file removed before it is read is a warning,
+// not an error.
+func TestPcapVanished(t *testing.T) {
+	dir := t.TempDir()
+	p := decodedPacket(frame(t, true, 1000, 80), "a", "b", mirror.DirIngress, t0.Add(time.Second))
+	writePcapng(t, filepath.Join(dir, "a.pcapng"), []*mirror.Packet{p})
+	st := vanishing{&dirStore{dir: dir, infos: map[string]FileInfo{"a.pcapng": {First: p.Timestamp, Last: p.Timestamp}}}}
+	_, ts := newTestServer(t, Options{Store: st})
+	resp, _ := do(t, "GET", ts.URL+"/api/pcap?since="+url.QueryEscape(t0.Format(time.RFC3339)), nil)
+	mustStatus(t, resp.StatusCode, 200, "pcap")
+	if w, n := resp.Trailer.Get("X-Vrsniff-Warnings"), resp.Trailer.Get("X-Vrsniff-Packets"); w != "1" || n != "1" {
+		t.Errorf("trailers: %s warnings, %s packets; want 1 and 1", w, n)
+	}
+}
