@@ -549,7 +549,7 @@ func (r *Reader) nextNG(p *mirror.Packet) error {
 			return &FormatError{Offset: start, What: "pcapng block", Err: err}
 		}
 		switch typ {
-		case blockEPB, blockSPB, blockPB, blockIDB, blockISB:
+		case blockEPB, blockSPB, blockPB, blockIDB, blockStats:
 		default:
 			// Statistics, name resolution, secrets, custom blocks: not needed
 			// to read packets, skipped without looking at them.
@@ -575,7 +575,7 @@ func (r *Reader) nextNG(p *mirror.Packet) error {
 			}
 			continue
 		}
-		if typ == blockISB {
+		if typ == blockStats {
 			r.parseISB(body)
 			continue
 		}

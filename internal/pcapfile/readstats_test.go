@@ -10,9 +10,9 @@ import (
 	"github.com/vrsniff/vrsniff/internal/mirror"
 )
 
-// isbBlock is a little-endian interface statistics block for interface
+// statsBlock is a little-endian interface statistics block for interface
 // id with the given uint64 options.
-func isbBlock(id uint32, opts map[uint16]uint64) []byte {
+func statsBlock(id uint32, opts map[uint16]uint64) []byte {
 	le := binary.LittleEndian
 	var body []byte
 	body = le.AppendUint32(body, id)
@@ -27,7 +27,7 @@ func isbBlock(id uint32, opts map[uint16]uint64) []byte {
 	}
 	body = le.AppendUint32(body, 0)
 	n := uint32(12 + len(body))
-	b := le.AppendUint32(nil, blockISB)
+	b := le.AppendUint32(nil, blockStats)
 	b = le.AppendUint32(b, n)
 	b = append(b, body...)
 	return le.AppendUint32(b, n)
@@ -46,9 +46,9 @@ func TestReaderStats(t *testing.T) {
 	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	buf.Write(isbBlock(0, map[uint16]uint64{4: 100, 5: 3}))
-	buf.Write(isbBlock(7, map[uint16]uint64{5: 99})) // no such interface: passed over
-	buf.Write(isbBlock(0, map[uint16]uint64{4: 1 << 40, 7: 5}))
+	buf.Write(statsBlock(0, map[uint16]uint64{4: 100, 5: 3}))
+	buf.Write(statsBlock(7, map[uint16]uint64{5: 99})) // no such interface: passed over
+	buf.Write(statsBlock(0, map[uint16]uint64{4: 1 << 40, 7: 5}))
 	rd, err := NewReader(&buf)
 	if err != nil {
 		t.Fatal(err)

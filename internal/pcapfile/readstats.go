@@ -2,15 +2,9 @@ package pcapfile
 
 import "encoding/binary"
 
-// blockISB is the pcapng interface statistics block.
-const blockISB = 0x00000005
-
-// isb_* option codes (pcapng §4.6).
-const (
-	optISBIfRecv = 4
-	optISBIfDrop = 5
-	optISBOSDrop = 7
-)
+// blockStats is the pcapng interface statistics block, as the Reader
+// reads it.
+const blockStats = 0x00000005
 
 // InterfaceStats are the counters of an interface's last pcapng interface
 // statistics block read so far (pcapng §4.6): packets received, dropped
@@ -44,6 +38,8 @@ func (r *Reader) parseISB(body []byte) {
 	if id >= len(r.ids) {
 		return
 	}
+	// isb_* option codes (pcapng §4.6).
+	const ifRecv, ifDrop, osDrop = 4, 5, 7
 	var s InterfaceStats
 	for opts := body[12:]; len(opts) >= 4; {
 		code, l := r.u16(opts), int(r.u16(opts[2:]))
@@ -56,11 +52,11 @@ func (r *Reader) parseISB(body []byte) {
 				v = binary.BigEndian.Uint64(opts[4:])
 			}
 			switch code {
-			case optISBIfRecv:
+			case ifRecv:
 				s.Received, s.HasReceived = v, true
-			case optISBIfDrop:
+			case ifDrop:
 				s.IfDropped, s.HasIfDropped = v, true
-			case optISBOSDrop:
+			case osDrop:
 				s.OSDropped, s.HasOSDropped = v, true
 			}
 		}
