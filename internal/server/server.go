@@ -102,6 +102,8 @@ type Options struct {
 
 // Server is the HTTP side of a capture.
 type Server struct {
+	pcapMaxOpen int // files /api/pcap opens at once; 0: extract.DefaultMaxOpen
+
 	opts    Options
 	log     *slog.Logger
 	hub     *Hub
@@ -111,8 +113,6 @@ type Server struct {
 	hosts   atomic.Pointer[[]string] // Host names accepted without a token
 	now     func() time.Time         // the clock, for links
 	health  func() error             // nil while the store can write
-
-	pcapMaxOpen int // files /api/pcap opens at once; 0: extract.DefaultMaxOpen
 }
 
 //go:embed static
