@@ -26,9 +26,10 @@ var allowed = map[string][]string{
 	"internal/pipeline": {"internal/filter", "internal/mirror", "internal/vnpair"},
 	"internal/source":   {"internal/mirror", "internal/pcapfile"},
 	"internal/ring":     {"internal/mirror", "internal/pcapfile", "internal/vnpair"},
+	"internal/extract":  {"internal/filter", "internal/mirror", "internal/pcapfile"},
 	"internal/decap":    {"internal/filter", "internal/mirror", "internal/pcapfile", "internal/pipeline", "internal/vnpair"},
 	// The server serves a Store it declares: neither ring nor source.
-	"internal/server": {"internal/filter", "internal/mirror", "internal/pcapfile", "internal/pipeline", "internal/vnpair"},
+	"internal/server": {"internal/extract", "internal/filter", "internal/mirror", "internal/pcapfile", "internal/pipeline", "internal/vnpair"},
 	"internal/extcap": {"internal/filter", "internal/mirror", "internal/pcapfile", "internal/pipeline", "internal/secret", "internal/source"},
 	"internal/capture": {"internal/filter", "internal/mirror", "internal/pcapfile", "internal/pipeline", "internal/ring",
 		"internal/server", "internal/source", "internal/vnpair"},
@@ -45,7 +46,7 @@ var allowed = map[string][]string{
 	"internal/contrail/fakeapi/transcript": {"internal/testenv"},
 	"bench/genhostile":                     {"internal/mirror", "internal/pcapfile"},
 	"bench/sendmirror":                     nil,
-	"cmd/vrsniff": {"internal/capture", "internal/contrail", "internal/decap", "internal/extcap", "internal/filter",
+	"cmd/vrsniff": {"internal/capture", "internal/contrail", "internal/decap", "internal/extcap", "internal/extract", "internal/filter",
 		"internal/gen", "internal/heat", "internal/mirror", "internal/pcapfile", "internal/provision", "internal/ring",
 		"internal/secret", "internal/server", "internal/source", "internal/vnpair"},
 }

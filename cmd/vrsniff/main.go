@@ -27,6 +27,8 @@ var commands = []command{
 	{"decap", "decode mirror captures into clean pcap/pcapng", runDecap},
 	{"gen", "write synthetic vRouter mirror captures", runGen},
 	{"capture", "capture mirror traffic live into rotating files, serve them over HTTP", runCapture},
+	{"extract", "merge the stored captures of a time window into one pcapng", runExtract},
+	{"stats", "summarize capture files: totals, rates, drops, VN pairs, top conversations", runStats},
 	{"mirror", "set up and tear down mirroring through the Contrail config API", runMirror},
 	{"extcap", "Wireshark extcap interface (also when invoked as vrsniff-extcap)", runExtcap},
 	{"version", "print the version", runVersion},

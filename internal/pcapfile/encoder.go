@@ -30,9 +30,15 @@ const (
 	// FormatRaw writes packets as captured, in pcapng, with the reason they
 	// could not be decoded as a comment: the rejects file.
 	FormatRaw
+	// FormatCopy writes, in pcapng, packets read back from a file vrsniff
+	// wrote, as they were: the data as read, the record's own comments
+	// only (Packet.Comments, the metadata comment among them) and the
+	// direction (Packet.Meta.Direction) in epb_flags. vrsniff extract
+	// uses it; it is not a choice of the command line.
+	FormatCopy
 )
 
-var formatNames = [...]string{"pcapng", "pcap", "juniper-vn", "raw"}
+var formatNames = [...]string{"pcapng", "pcap", "juniper-vn", "raw", "copy"}
 
 func (f Format) String() string {
 	if f >= 0 && int(f) < len(formatNames) {
@@ -43,7 +49,7 @@ func (f Format) String() string {
 
 // ParseFormat is the inverse of Format.String, for command-line flags.
 func ParseFormat(s string) (Format, error) {
-	for i, n := range formatNames {
+	for i, n := range formatNames[:FormatCopy] {
 		if s == n {
 			return Format(i), nil
 		}
@@ -182,7 +188,7 @@ func NewEncoder(o Options) (*Encoder, error) {
 }
 
 func (e *Encoder) init(o Options) error {
-	if o.Format < FormatPcapNG || o.Format > FormatRaw {
+	if o.Format < FormatPcapNG || o.Format > FormatCopy {
 		return fmt.Errorf("unknown format %d", o.Format)
 	}
 	if o.SnapLen < 0 {
@@ -212,7 +218,7 @@ func (e *Encoder) AppendHeader(dst []byte) []byte {
 			// so that a reader of the stream knows it before any packet.
 			_, dst = e.decIface(dst, 0)
 		}
-	case FormatRaw:
+	case FormatRaw, FormatCopy:
 		// Interfaces are described as packets from them turn up.
 		dst = e.appendSHB(dst)
 	}
@@ -225,7 +231,7 @@ func (e *Encoder) AppendHeader(dst []byte) []byte {
 // link type of data. raw says the packet goes as captured: it has no
 // decoded frame (ModeOther, ModeNone), or the format is FormatRaw.
 func (e *Encoder) content(p *mirror.Packet) (prefix, data []byte, wire int, link layers.LinkType, raw bool) {
-	raw = p.Mode == mirror.ModeOther || p.Mode == mirror.ModeNone || p.Frame == nil || e.o.Format == FormatRaw
+	raw = p.Mode == mirror.ModeOther || p.Mode == mirror.ModeNone || p.Frame == nil || e.o.Format >= FormatRaw
 	if raw {
 		return nil, p.Data, max(p.WireLen, len(p.Data)), p.LinkType, true
 	}
@@ -607,7 +613,9 @@ func (e *Encoder) appendEPB(b []byte, p *mirror.Packet, id int, prefix, data []b
 	// so that it is never built in a buffer of its own.
 	opt := len(b)
 	b = le.AppendUint32(b, optComment)
-	if e.o.Format == FormatRaw {
+	if e.o.Format == FormatCopy {
+		// Only the record's own comments, below.
+	} else if e.o.Format == FormatRaw {
 		if p.Err != mirror.OK {
 			b = append(b, "malformed: "...)
 			b = append(b, p.Err.String()...)

@@ -170,12 +170,21 @@ type Reader struct {
 	ids      []int32
 	section  uint64
 	comments [][]byte
+	stats    []InterfaceStats // by interface index, from the last ISB of each
 }
 
 // NewReader reads the file header (or first pcapng section header) from r
 // and returns a Reader positioned at the first packet.
 func NewReader(r io.Reader) (*Reader, error) {
 	return newReader(bufio.NewReaderSize(r, readBufSize))
+}
+
+// NewReaderSize is NewReader with a read buffer of size bytes (4 KiB at
+// least) instead of 1 MiB, for a program that reads many files at once (a
+// merge of capture files): a record longer than the buffer is copied into
+// a scratch buffer of the Reader's own.
+func NewReaderSize(r io.Reader, size int) (*Reader, error) {
+	return newReader(bufio.NewReaderSize(r, max(size, 4096)))
 }
 
 // NewReaderBytes reads a capture held in memory, typically a mapped file.
@@ -544,7 +553,7 @@ func (r *Reader) nextNG(p *mirror.Packet) error {
 			return &FormatError{Offset: start, What: "pcapng block", Err: err}
 		}
 		switch typ {
-		case blockEPB, blockSPB, blockPB, blockIDB:
+		case blockEPB, blockSPB, blockPB, blockIDB, blockStats:
 		default:
 			// Statistics, name resolution, secrets, custom blocks: not needed
 			// to read packets, skipped without looking at them.
@@ -568,6 +577,10 @@ func (r *Reader) nextNG(p *mirror.Packet) error {
 			if err := r.parseIDB(body); err != nil {
 				return &FormatError{Offset: start, What: "pcapng interface description block", Err: err}
 			}
+			continue
+		}
+		if typ == blockStats {
+			r.parseISB(body)
 			continue
 		}
 		if err := r.parsePacket(typ, body, p); err != nil {

@@ -1006,16 +1006,16 @@ func (r *Ring) lookup(op, name string) (*file, error) {
 	if name == "" || strings.ContainsAny(name, "/\\\x00") || strings.Contains(name, "..") || strings.HasPrefix(name, ".") {
 		return nil, notExist
 	}
-	if base, ok := strings.CutSuffix(name, partSuffix); ok {
-		for _, f := range r.open {
-			if f.info.Name == base {
-				return f, nil
-			}
+	// A file keeps one name across its rename: with or without ".part",
+	// it is found whether it is still written or closed since.
+	base, _ := strings.CutSuffix(name, partSuffix)
+	for _, f := range r.open {
+		if f.info.Name == base {
+			return f, nil
 		}
-		return nil, notExist
 	}
 	for _, f := range r.closed {
-		if f.info.Name == name {
+		if f.info.Name == base {
 			return f, nil
 		}
 	}
@@ -1024,7 +1024,9 @@ func (r *Ring) lookup(op, name string) (*file, error) {
 
 // Open opens a file of the store for reading. A file being written is
 // first brought up to date, and reads as a valid capture up to its last
-// packet at the time of the call.
+// packet at the time of the call. The name may be given with or without
+// ".part": either finds the file whether it is being written or closed
+// since, so a name listed once stays valid across the rename.
 func (r *Ring) Open(name string) (io.ReadSeekCloser, Info, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -293,7 +293,7 @@ func TestStoreAccess(t *testing.T) {
 		t.Fatalf("list %+v", infos)
 	}
 	for _, name := range []string{"", ".", "..", "../secret", "/etc/passwd", "a/b", `a\b`, ".hidden",
-		closed.Name + ".json", "vrsniff_99999_20260101000000.pcapng", strings.TrimSuffix(open.Name, ".part"),
+		closed.Name + ".json", "vrsniff_99999_20260101000000.pcapng", "vrsniff_99999_20260101000000.pcapng.part",
 		"./" + closed.Name, closed.Name + "/.."} {
 		if _, _, err := r.Open(name); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("Open(%q): %v, want not-exist", name, err)
@@ -419,5 +419,46 @@ func TestRotateNow(t *testing.T) {
 				t.Errorf("after restart: %+v", again)
 			}
 		})
+	}
+}
+
+// TestStoreStableName: a file is found under the name it was listed with,
+// with or without ".part", before and after it is closed and renamed.
+func TestStoreStableName(t *testing.T) {
+	r := newTestRing(t, t.TempDir(), Options{})
+	writeN(t, r, 5, 1, 100, nil)
+	infos, _ := r.List()
+	part := infos[len(infos)-1].Name
+	base := strings.TrimSuffix(part, ".part")
+	if base == part {
+		t.Fatalf("open file listed as %s", part)
+	}
+	count := func(name string) uint64 {
+		t.Helper()
+		rc, in, err := r.Open(name)
+		if err != nil {
+			t.Fatalf("Open(%q): %v", name, err)
+		}
+		defer rc.Close()
+		b, err := io.ReadAll(rc)
+		if err != nil || len(b) == 0 {
+			t.Fatalf("read %s: %d bytes, %v", name, len(b), err)
+		}
+		return in.Packets
+	}
+	if n := count(base); n != 5 {
+		t.Errorf("open file by its final name: %d packets, want 5", n)
+	}
+	if err := r.Delete(base); !errors.Is(err, ErrBusy) {
+		t.Errorf("Delete(%q) of the open file: %v, want ErrBusy", base, err)
+	}
+	if err := r.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(part); n != 5 {
+		t.Errorf("closed file by its .part name: %d packets, want 5", n)
+	}
+	if n := count(base); n != 5 {
+		t.Errorf("closed file: %d packets, want 5", n)
 	}
 }

@@ -115,6 +115,8 @@ type Options struct {
 
 // Server is the HTTP side of a capture.
 type Server struct {
+	pcapMaxOpen int // files /api/pcap opens at once; 0: extract.DefaultMaxOpen
+
 	opts    Options
 	log     *slog.Logger
 	hub     *Hub
@@ -199,6 +201,7 @@ func newServer(o Options, enc newEncoderFunc) (*Server, error) {
 	mux.HandleFunc("GET /api/captures/{name}", s.getCapture)
 	mux.HandleFunc("DELETE /api/captures/{name}", s.deleteCapture)
 	mux.HandleFunc("GET /api/stream", s.stream)
+	mux.HandleFunc("GET /api/pcap", s.pcap)
 	mux.HandleFunc("GET /api/stats", s.stats)
 	mux.HandleFunc("GET /api/info", s.info)
 	mux.HandleFunc("GET /api/history", s.historyHandler)

@@ -12,9 +12,11 @@ import (
 type Store interface {
 	// List returns the files, oldest first.
 	List() ([]FileInfo, error)
-	// Open opens a file by base name for reading. Names that are not a
-	// plain file of the store (separators, "..", unknown) give an error
-	// satisfying errors.Is(err, fs.ErrNotExist).
+	// Open opens a file by base name for reading. A file listed while
+	// being written (its name ends in ".part") is found by either name,
+	// with or without ".part", before and after it is closed. Names that
+	// are not a plain file of the store (separators, "..", unknown) give
+	// an error satisfying errors.Is(err, fs.ErrNotExist).
 	Open(name string) (io.ReadSeekCloser, FileInfo, error)
 	// Delete removes a closed file. The file being written is refused
 	// with an error satisfying errors.Is(err, ErrBusy), an unknown one
