@@ -302,7 +302,7 @@ loop:
 				runErr = nil
 			}
 			if runErr != nil {
-				s.log.Error("source ended", "err", runErr)
+				// Run's caller reports the error, once.
 				s.live.failed(runErr)
 			} else {
 				s.log.Info("source ended")
