@@ -6,5 +6,8 @@ package filter
 // release binary) has no libpcap.
 var compileExpr = goCompile
 
+// libpcapCompiler tells the tests which compiler compileExpr is.
+const libpcapCompiler = false
+
 // slotCount: the pure-Go compiler is reentrant.
 func slotCount() int { return compileSlots }

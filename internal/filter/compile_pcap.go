@@ -36,6 +36,9 @@ import (
 // compileExpr is libpcap's compiler, the complete one.
 var compileExpr = pcapCompile
 
+// libpcapCompiler tells the tests which compiler compileExpr is.
+const libpcapCompiler = true
+
 // slotCount allows a single compile at a time with a libpcap older than
 // 1.8, whose compiler is not reentrant.
 func slotCount() int {

@@ -366,14 +366,18 @@ func (p *parser) number(what string) (uint32, error) {
 }
 
 func parseNum(t string) (uint32, error) {
-	n, err := strconv.ParseUint(t, 0, 32)
-	if err != nil || strings.HasPrefix(t, "0b") || strings.HasPrefix(t, "0o") || strings.Contains(t, "_") {
-		if err == nil {
-			err = errors.New("bad number")
-		}
-		return 0, err
+	base := 10
+	switch {
+	case strings.HasPrefix(t, "0x") || strings.HasPrefix(t, "0X"):
+		base, t = 16, t[2:]
+	case len(t) > 1 && t[0] == '0':
+		base = 8
 	}
-	return uint32(n), nil
+	if t == "" || t[0] == '+' || t[0] == '-' || strings.Contains(t, "_") {
+		return 0, errors.New("bad number")
+	}
+	n, err := strconv.ParseUint(t, base, 32)
+	return uint32(n), err
 }
 
 func addr(id string) (netip.Addr, error) {
