@@ -297,6 +297,7 @@ func (p *parser) primitive() (node, error) {
 			p.last = nil
 			return protoOnly(p.link, q.proto), nil
 		}
+		return nil, fmt.Errorf("syntax error at %q: %s before an address or number needs host, net, port or src/dst", p.peek(), q.proto)
 	}
 	id := p.next()
 	if id == "" {
@@ -434,8 +435,8 @@ func (p *parser) netPrefix(id string) (netip.Prefix, error) {
 		}
 		var b [4]byte
 		for i, s := range parts {
-			v, err := parseNum(s)
-			if err != nil || v > 255 {
+			v, err := strconv.ParseUint(s, 10, 8) // decimal only, as libpcap's
+			if err != nil || strings.TrimLeft(s, "0123456789") != "" {
 				if _, err := addr(id); err != nil {
 					return pf, err
 				}
