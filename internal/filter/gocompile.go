@@ -428,6 +428,22 @@ func (p *parser) netPrefix(id string) (netip.Prefix, error) {
 		pf = netip.PrefixFrom(ad, n)
 	} else if a, err := netip.ParseAddr(id); err == nil {
 		pf = netip.PrefixFrom(a, a.BitLen())
+	} else if !strings.Contains(id, ".") {
+		// A number: its leading zero bytes are dropped, and the mask
+		// covers the rest (net 10 is 10.0.0.0/8, net 256 1.0.0.0/16).
+		v, err := parseNum(id)
+		if err != nil {
+			if _, err := addr(id); err != nil {
+				return pf, err
+			}
+			return pf, fmt.Errorf("net %q: bad address", id)
+		}
+		bits := 32
+		for v != 0 && v&0xff000000 == 0 {
+			v <<= 8
+			bits -= 8
+		}
+		pf = netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}), bits)
 	} else {
 		parts := strings.Split(id, ".")
 		if len(parts) > 3 {
