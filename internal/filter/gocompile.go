@@ -37,6 +37,11 @@ const snapRet = 262144
 // same precedence and associate to the left, and each vlan shifts the
 // offsets of every primitive after it by 4 bytes.
 //
+// The program is not optimized. On a frame cut short before a field it
+// reads, it rejects the frame where libpcap's optimized program may not
+// need that field ("port 0 or udp" on a UDP frame cut after its IP
+// header); on whole frames the verdicts are libpcap's.
+//
 // Host and service names, byte-offset expressions (tcp[13] & 2 != 0),
 // ether/broadcast/multicast and the other link or protocol keywords are
 // refused with an error wrapping ErrUnsupported that names the word.

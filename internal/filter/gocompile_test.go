@@ -41,8 +41,14 @@ var diffExprs = []string{
 
 // diffFrames returns Ethernet frames that tell the expressions apart:
 // every protocol above, with and without VLAN tags, IPv4 options and
-// fragments, an IPv6 fragment header, and frames cut short.
-func diffFrames(t testing.TB) [][]byte {
+// fragments, an IPv6 fragment header, and, with cut, frames cut short.
+//
+// On a frame cut short before a field the expression reads the verdicts
+// may differ: a load past the end rejects the frame, and libpcap's
+// optimizer may have removed the load ("port 0 or udp" keeps a UDP frame
+// cut after its IP header). The fixed expressions agree on them; the
+// fuzzed ones are compared on whole frames.
+func diffFrames(t testing.TB, cut bool) [][]byte {
 	mac1 := net.HardwareAddr{0, 1, 2, 3, 4, 5}
 	mac2 := net.HardwareAddr{0, 1, 2, 3, 4, 6}
 	a1, a2, a3 := net.IP{10, 0, 0, 1}, net.IP{10, 0, 0, 2}, net.IP{192, 168, 1, 1}
@@ -137,7 +143,7 @@ func diffFrames(t testing.TB) [][]byte {
 			}
 			frames = append(frames, ser(append(tagged, ls...)...))
 		}
-		if i%7 == 0 {
+		if cut && i%7 == 0 {
 			for _, n := range []int{13, 20, 34, 40, 55} {
 				if n < len(plain) {
 					frames = append(frames, plain[:n])
@@ -220,7 +226,7 @@ func sameVerdicts(t testing.TB, expr string, frames [][]byte) {
 }
 
 func TestGoCompileMatchesLibpcap(t *testing.T) {
-	frames := diffFrames(t)
+	frames := diffFrames(t, true)
 	for _, e := range diffExprs {
 		sameVerdicts(t, e, frames)
 	}
@@ -229,7 +235,7 @@ func TestGoCompileMatchesLibpcap(t *testing.T) {
 // Every expression keeps some frame and drops another, so that the
 // comparison above tells something.
 func TestDiffCorpusDiscriminates(t *testing.T) {
-	frames := diffFrames(t)
+	frames := diffFrames(t, true)
 	for _, e := range diffExprs {
 		if e == "" || e == "less 0" || e == "dst portrange 0-65535" || e == "net 0.0.0.0/0" || e == "ip6 net ::/0" {
 			continue
@@ -292,7 +298,7 @@ func TestGoCompileFarJumps(t *testing.T) {
 	if len(raw) < 300 {
 		t.Fatalf("program of %d instructions: want one past the 8-bit jump range", len(raw))
 	}
-	sameVerdicts(t, expr, diffFrames(t))
+	sameVerdicts(t, expr, diffFrames(t, true))
 }
 
 // FuzzGoCompile: the pure-Go compiler never panics, and what it accepts
@@ -304,7 +310,7 @@ func FuzzGoCompile(f *testing.F) {
 	}
 	f.Add("tcp[13] & 2 != 0")
 	f.Add("host 10.0.0.1 or 10.0.0.2 and vlan 7")
-	frames := diffFrames(f)
+	frames := diffFrames(f, false)
 	f.Fuzz(func(t *testing.T, expr string) {
 		if checkExpr(expr) != nil {
 			return
