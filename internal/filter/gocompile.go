@@ -316,14 +316,14 @@ func (p *parser) primitive() (node, error) {
 	}
 	if q.typ == "" {
 		q.typ = "host"
-		if strings.Contains(id, "/") {
-			q.typ = "net"
-		}
 	}
 	last := q
 	p.last = &last
 	switch q.typ {
 	case "host":
+		if strings.Contains(id, "/") {
+			return nil, fmt.Errorf("%q: a network needs net (net %s)", id, id)
+		}
 		a, err := addr(id)
 		if err != nil {
 			return nil, err
