@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -106,6 +107,81 @@ func TestRelease(t *testing.T) {
 	if fmt.Sprint(kept) != fmt.Sprint(wantKept) {
 		t.Errorf("--bpf %q kept %d frames:\n%v\ntshark's %q keeps %d:\n%v", expr, len(kept), kept, display, len(wantKept), wantKept)
 	}
+
+	// The container: the Containerfile's COPY names the release binary
+	// of each architecture, and its command, with its environment and
+	// VRSNIFF_ variables for the file and the filter, captures what decap
+	// kept into its volume.
+	cf := containerfile(t)
+	for _, arch := range []string{"amd64", "arm64"} {
+		src := strings.NewReplacer("${VERSION}", testVersion, "${TARGETARCH}", arch).Replace(cf.copySrc)
+		if _, err := os.Stat(filepath.Join(dist, strings.TrimPrefix(src, "dist/"))); err != nil || !strings.HasPrefix(src, "dist/") {
+			t.Errorf("Containerfile copies %s: not a file of the release (%v)", src, err)
+		}
+	}
+	if cf.from != "scratch" || cf.copyDst != "/vrsniff" || len(cf.entrypoint) != 1 || cf.entrypoint[0] != "/vrsniff" {
+		t.Fatalf("Containerfile: FROM %s, COPY to %s, ENTRYPOINT %v", cf.from, cf.copyDst, cf.entrypoint)
+	}
+	vol := filepath.Join(root, cf.volume)
+	if err := os.MkdirAll(vol, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("chroot", append([]string{root}, append(cf.entrypoint, cf.cmd...)...)...)
+	cmd.Env = append(cf.env, "VRSNIFF_READ=/sample.pcap", "VRSNIFF_BPF="+expr)
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), `"msg":"source ended"`) {
+		t.Fatalf("container command %v with %v: %v\n%s", cmd.Args, cmd.Env, err, out)
+	}
+	files, _ := filepath.Glob(filepath.Join(vol, "*.pcapng"))
+	if len(files) != 1 {
+		t.Fatalf("the capture wrote %v into %s", files, cf.volume)
+	}
+	captured := testenv.TsharkRows(t, "-r", files[0], "-T", "fields", "-e", "frame.len", "-e", "frame.protocols")
+	if fmt.Sprint(captured) != fmt.Sprint(wantKept) {
+		t.Errorf("the container's capture kept %d frames, want decap's %d:\n%v", len(captured), len(wantKept), captured)
+	}
+}
+
+// image is what the tests read of the Containerfile.
+type image struct {
+	from, copySrc, copyDst, volume string
+	env, entrypoint, cmd           []string
+}
+
+func containerfile(t *testing.T) image {
+	b, err := os.ReadFile("Containerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var img image
+	text := strings.ReplaceAll(string(b), "\\\n", " ")
+	for _, line := range strings.Split(text, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		list := func() []string {
+			var v []string
+			if err := json.Unmarshal([]byte(strings.TrimSpace(strings.TrimPrefix(line, f[0]))), &v); err != nil {
+				t.Fatalf("Containerfile %s: %v", f[0], err)
+			}
+			return v
+		}
+		switch f[0] {
+		case "FROM":
+			img.from = f[1]
+		case "COPY":
+			img.copySrc, img.copyDst = f[1], f[2]
+		case "ENV":
+			img.env = append(img.env, f[1:]...)
+		case "VOLUME":
+			img.volume = f[1]
+		case "ENTRYPOINT":
+			img.entrypoint = list()
+		case "CMD":
+			img.cmd = list()
+		}
+	}
+	return img
 }
 
 // TestVersion: the release's VERSION is git describe's.
