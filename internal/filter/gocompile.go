@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -426,9 +427,9 @@ func (p *parser) netPrefix(id string) (netip.Prefix, error) {
 		}
 		b := m.As4()
 		v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
-		n := 32 - trailingZeros(v)
-		if v != math.MaxUint32<<(32-n)&math.MaxUint32 && n != 0 || n == 0 && v != 0 {
-			return pf, fmt.Errorf("mask %s: %w (non-contiguous)", m, ErrUnsupported)
+		n := bits.OnesCount32(v)
+		if v != ^uint32(0)<<(32-n) {
+			return pf, fmt.Errorf("mask %s: %w (a mask with gaps)", m, ErrUnsupported)
 		}
 		pf = netip.PrefixFrom(ad, n)
 	} else if a, err := netip.ParseAddr(id); err == nil {
@@ -471,14 +472,6 @@ func (p *parser) netPrefix(id string) (netip.Prefix, error) {
 		return pf, fmt.Errorf("net %s: non-network bits set", id)
 	}
 	return pf, nil
-}
-
-func trailingZeros(v uint32) int {
-	n := 0
-	for n < 32 && v&(1<<n) == 0 {
-		n++
-	}
-	return n
 }
 
 // netNode matches an address or network in the header of every protocol
@@ -590,8 +583,7 @@ func (p *parser) portNode(q quals, id string) (node, error) {
 	default:
 		return nil, fmt.Errorf("%s %s: qualifiers that do not fit together", q.proto, q.typ)
 	}
-	var anyProto func(off int) node
-	anyProto = func(off int) node {
+	anyProto := func(off int) node {
 		var n node
 		for _, pr := range protos {
 			t := test{load: load{size: 1, off: off}, op: opEQ, k: pr}
