@@ -410,11 +410,11 @@ func (p *parser) netPrefix(id string) (netip.Prefix, error) {
 		if err != nil {
 			return pf, err
 		}
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 0 || n > ad.BitLen() {
+		n, err := parseNum(l) // a number as libpcap reads one: 010 is 8
+		if err != nil || int(n) > ad.BitLen() {
 			return pf, fmt.Errorf("net %q: bad prefix length", id)
 		}
-		pf = netip.PrefixFrom(ad, n)
+		pf = netip.PrefixFrom(ad, int(n))
 	} else if p.peek() == "mask" {
 		p.next()
 		ad, err := addr(id)

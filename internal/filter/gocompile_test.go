@@ -24,7 +24,7 @@ var diffExprs = []string{
 	"arp host 10.0.0.1", "rarp dst host 10.0.0.2", "src or dst host 10.0.0.2", "src and dst host 10.0.0.1",
 	"host 10.0.0.1 or 10.0.0.2", "host 10.0.0.1 and not 10.0.0.2", "host 10.0.0.1 or (10.0.0.2)", "src 10.0.0.1",
 	"host 2001:db8::1", "src host 2001:db8::1", "dst 2001:db8::2", "ip6 host 2001:db8::2",
-	"net 10.0.0.0/8", "net 10.0.0.0/24", "src net 10.0.0.0/31", "dst net 10.0.0.0 mask 255.255.255.0", "net 0.0.0.0 mask 0.0.0.0",
+	"net 10.0.0.0/8", "net 10.0.0.0/24", "net 10.0.0.0/030", "net 10.0.0.0/0x8", "src net 10.0.0.0/31", "dst net 10.0.0.0 mask 255.255.255.0", "net 0.0.0.0 mask 0.0.0.0",
 	"net 10", "net 0x0a", "net 012", "net 2560", "net 10.0", "net 10.0.0", "net 0.0.0.0/0", "net 2001:db8::/32",
 	"src net 2001:db8::/127", "net 2001:db8:0:0:8000::/65", "ip6 net ::/0",
 	"port 80", "tcp port 80", "udp port 53", "sctp port 80", "src port 80", "dst port 80",
