@@ -558,11 +558,12 @@ func (p *parser) portNode(q quals, id string) (node, error) {
 		if !ok {
 			return nil, fmt.Errorf("portrange %q: want N-M", id)
 		}
+		// Decimal, as libpcap reads a range (sscanf %d-%d): 0100 is 100.
 		var err error
-		if lo, err = port(a); err != nil {
+		if lo, err = rangePort(a); err != nil {
 			return nil, err
 		}
-		if hi, err = port(b); err != nil {
+		if hi, err = rangePort(b); err != nil {
 			return nil, err
 		}
 		if lo > hi {
@@ -633,6 +634,20 @@ func port(s string) (uint32, error) {
 		return 0, fmt.Errorf("port %d: over 65535", n)
 	}
 	return n, nil
+}
+
+func rangePort(s string) (uint32, error) {
+	if s == "" || strings.TrimLeft(s, "0123456789") != "" {
+		if _, err := port(s); err != nil {
+			return 0, err
+		}
+		return 0, fmt.Errorf("portrange %q: %w (give decimal numbers)", s, ErrUnsupported)
+	}
+	n, err := strconv.ParseUint(s, 10, 32)
+	if err != nil || n > 65535 {
+		return 0, fmt.Errorf("port %s: over 65535", s)
+	}
+	return uint32(n), nil
 }
 
 func etherType(link int, t uint32) node {

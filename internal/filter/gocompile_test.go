@@ -29,7 +29,7 @@ var diffExprs = []string{
 	"src net 2001:db8::/127", "net 2001:db8:0:0:8000::/65", "ip6 net ::/0",
 	"port 80", "tcp port 80", "udp port 53", "sctp port 80", "src port 80", "dst port 80",
 	"tcp dst port 443", "src and dst port 80", "port 80 or 443", "tcp port 80 or 53",
-	"portrange 50-90", "tcp portrange 443-443", "udp src portrange 90-50", "dst portrange 0-65535",
+	"portrange 50-90", "portrange 0-0100", "tcp portrange 443-443", "udp src portrange 90-50", "dst portrange 0-65535",
 	"less 64", "greater 100", "less 0", "greater 1514",
 	"vlan", "vlan 10", "vlan 20", "vlan and ip", "vlan 10 and tcp port 80", "vlan and vlan 20",
 	"vlan 10 or vlan 20", "ip or vlan and ip", "vlan and host 10.0.0.1", "vlan and ip6 and port 53",
