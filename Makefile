@@ -23,8 +23,10 @@ vet:
 	gofmt -l . | (! grep .) || (echo "gofmt wants changes" && exit 1)
 	$(GO) vet ./...
 
+# TestRelease builds the release for every architecture: with a cold build
+# cache that takes minutes on a small machine, beyond go test's default 10.
 test: vet
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -timeout 30m ./...
 	$(MAKE) fuzz
 
 # Every fuzz target, briefly: a regression run on the seed corpus and
