@@ -375,7 +375,7 @@ func (p *parser) number(what string) (uint32, error) {
 func parseNum(t string) (uint32, error) {
 	if len(t) == 12 && strings.Trim(t, "0123456789abcdefABCDEF") == "" {
 		// libpcap reads twelve hex digits as an Ethernet address.
-		return 0, fmt.Errorf("Ethernet address %q: %w", t, ErrUnsupported)
+		return 0, fmt.Errorf("ethernet address %q: %w", t, ErrUnsupported)
 	}
 	base := 10
 	switch {
