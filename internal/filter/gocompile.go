@@ -34,9 +34,12 @@ const snapRet = 262144
 //	and && or || not ! ( )
 //
 // A bare address or number after and/or (and not or a parenthesis) takes
-// the qualifiers of the primitive before it ("host A or not B"). As in libpcap, and and or have the
-// same precedence and associate to the left, and each vlan shifts the
-// offsets of every primitive after it by 4 bytes.
+// the qualifiers of the primitive before it ("host A or not B"). As in
+// libpcap, and and or have the same precedence and associate to the left
+// ("tcp or udp and port 53" is "(tcp or udp) and port 53"), each vlan
+// shifts the offsets of every primitive after it by 4 bytes, numbers are
+// decimal, 0x hexadecimal or 0 octal (portrange: decimal only), and
+// 12 hex digits are an Ethernet address (refused).
 //
 // The program is not optimized. On a frame cut short before a field it
 // reads, it rejects the frame where libpcap's optimized program may not
