@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -30,6 +31,7 @@ const snapRet = 262144
 //	[ip|ip6|arp|rarp] [src|dst|src or dst|src and dst] host ADDR  (IPv4 or IPv6 literal)
 //	[...] net ADDR/LEN, net ADDR mask MASK, net A[.B[.C]]
 //	[tcp|udp|sctp] [src|dst|...] port N, portrange N-M
+//	ether [src|dst] host MAC (aa:bb:cc:dd:ee:ff), ether proto N (N > 1500)
 //	less N, greater N, vlan [ID]
 //	and && or || not ! ( )
 //
@@ -47,7 +49,7 @@ const snapRet = 262144
 // header); on whole frames the verdicts are libpcap's.
 //
 // Host and service names, byte-offset expressions (tcp[13] & 2 != 0),
-// ether/broadcast/multicast and the other link or protocol keywords are
+// broadcast/multicast and the other link or protocol keywords are
 // refused with an error wrapping ErrUnsupported that names the word.
 func goCompile(expr string) ([]bpf.RawInstruction, error) {
 	toks, err := lex(expr)
@@ -186,6 +188,7 @@ func (p *parser) unary() (node, error) {
 		if p.next() != ")" {
 			return nil, errors.New("syntax error: missing )")
 		}
+		p.last = nil // "(port 1) or 2" is no "port 2"
 		return n, nil
 	case "":
 		return nil, errors.New("syntax error: expression ends early")
@@ -194,7 +197,7 @@ func (p *parser) unary() (node, error) {
 }
 
 var unsupportedWords = map[string]bool{
-	"ether": true, "broadcast": true, "multicast": true, "gateway": true, "fddi": true, "tr": true,
+	"broadcast": true, "multicast": true, "gateway": true, "fddi": true, "tr": true,
 	"wlan": true, "ppp": true, "slip": true, "link": true, "decnet": true, "atalk": true, "aarp": true,
 	"iso": true, "esis": true, "isis": true, "clnp": true, "stp": true, "ipx": true, "netbeui": true,
 	"mpls": true, "pppoed": true, "pppoes": true, "geneve": true, "inbound": true, "outbound": true,
@@ -244,6 +247,11 @@ func (p *parser) primitive() (node, error) {
 		p.next()
 		return protoNode(p.link, map[string]string{"icmp": "ip", "icmp6": "ip6", "igmp": "ip"}[t],
 			map[string]uint32{"icmp": 1, "icmp6": 58, "igmp": 2}[t]), nil
+	}
+	if t == "ether" {
+		p.next()
+		p.last = nil
+		return p.ether()
 	}
 	if unsupportedWords[t] {
 		return nil, fmt.Errorf("%q: %w", t, ErrUnsupported)
@@ -363,6 +371,50 @@ func (p *parser) vlan() (node, error) {
 	}
 	p.link += 4
 	return n, nil
+}
+
+// ether parses what follows "ether": [src|dst] [host] MAC, or proto N
+// for an EtherType above 1500. The Ethernet addresses are at the start of
+// the frame whatever vlan came before.
+func (p *parser) ether() (node, error) {
+	if p.peek() == "proto" {
+		p.next()
+		n, err := p.number("ether proto")
+		if err != nil {
+			return nil, err
+		}
+		if n <= 1500 || n > 0xffff {
+			return nil, fmt.Errorf("ether proto %d (a length or LLC type): %w", n, ErrUnsupported)
+		}
+		return etherType(p.link, n), nil
+	}
+	dir := ""
+	if d := p.peek(); d == "src" || d == "dst" {
+		dir = p.next()
+	}
+	if p.peek() == "host" {
+		p.next()
+	} else if dir == "" {
+		return nil, fmt.Errorf("ether %q: %w", p.peek(), ErrUnsupported)
+	}
+	id := p.next()
+	mac, err := net.ParseMAC(id)
+	if err != nil || len(mac) != 6 || strings.Count(id, ":") != 5 {
+		return nil, fmt.Errorf("ethernet address %q: want six bytes of two hex digits joined by ':'", id)
+	}
+	at := func(off int) node {
+		return and{
+			test{load: load{size: 4, off: off + 2}, op: opEQ, k: uint32(mac[2])<<24 | uint32(mac[3])<<16 | uint32(mac[4])<<8 | uint32(mac[5])},
+			test{load: load{size: 2, off: off}, op: opEQ, k: uint32(mac[0])<<8 | uint32(mac[1])},
+		}
+	}
+	switch dir {
+	case "src":
+		return at(6), nil
+	case "dst":
+		return at(0), nil
+	}
+	return or{at(6), at(0)}, nil
 }
 
 // number parses a decimal, 0x hexadecimal or 0 octal number, as libpcap.

@@ -37,6 +37,9 @@ var diffExprs = []string{
 	"(tcp)", "((tcp or udp) and not (icmp))", "tcp&&port 80||udp", "!(host 10.0.0.1)",
 	"ip and not icmp and less 100", "ip6 and (tcp or icmp6)", "port 80 and src 10.0.0.1",
 	"tcp or port 80 and greater 60", "not port 80 and not port 443",
+	"ether host 00:01:02:03:04:05", "ether src 00:01:02:03:04:05", "ether dst host 00:01:02:03:04:06",
+	"ether src 00:01:02:03:04:06 or ether dst 00:01:02:03:04:05", "ether proto 0x0806", "ether proto 2054 or ether proto 0x86dd",
+	"vlan and ether proto 0x86dd", "vlan 10 and ether src host 00:01:02:03:04:05",
 }
 
 // diffFrames returns Ethernet frames that tell the expressions apart:
@@ -65,6 +68,15 @@ func diffFrames(t testing.TB, cut bool) [][]byte {
 		return &layers.Ethernet{SrcMAC: mac1, DstMAC: mac2, EthernetType: et}
 	}
 	pay := gopacket.Payload(make([]byte, 20))
+	// Every third frame goes the other way on the wire (the MACs swapped).
+	ethN := 0
+	eth = func(et layers.EthernetType) *layers.Ethernet {
+		ethN++
+		if ethN%3 == 0 {
+			return &layers.Ethernet{SrcMAC: mac2, DstMAC: mac1, EthernetType: et}
+		}
+		return &layers.Ethernet{SrcMAC: mac1, DstMAC: mac2, EthernetType: et}
+	}
 	big := gopacket.Payload(make([]byte, 200))
 	var l3 [][]gopacket.SerializableLayer // after the Ethernet header
 	var l3types []layers.EthernetType
@@ -268,7 +280,9 @@ func TestGoCompileRefuses(t *testing.T) {
 		"ip[0] = 69":             "byte-offset",
 		"host example.com":       `host name "example.com"`,
 		"port http":              `service name "http"`,
-		"ether host 0:1:2:3:4:5": `"ether"`,
+		"ether broadcast":        `"broadcast"`,
+		"ether host 0:1:2:3:4:5": "two hex digits",
+		"ether proto 100":        "a length or LLC type",
 		"broadcast":              `"broadcast"`,
 		"tcp and mpls":           `"mpls"`,
 		"net 10.0.0.1/8":         "non-network bits",
