@@ -7,7 +7,7 @@ package deploy
 import _ "embed"
 
 // CloudInit is cloud-init.yaml: it installs the binary from DefaultURL
-// (edit it), writes Settings and Unit, makes a token and starts the service.
+// when its SHA-256 is DefaultSHA256 (edit both), writes Settings and Unit, makes a token and starts the service.
 //
 //go:embed cloud-init.yaml
 var CloudInit string
@@ -24,6 +24,9 @@ var Settings string
 
 // Values in CloudInit meant to be replaced for a given VM.
 const (
-	DefaultURL       = "https://downloads.example.com/vrsniff/latest/vrsniff-linux-amd64"
+	DefaultURL = "https://downloads.example.com/vrsniff/latest/vrsniff-linux-amd64"
+	// DefaultSHA256 is no SHA-256: the install script refuses to run
+	// until it is replaced by the binary's (from the release's SHA256SUMS).
+	DefaultSHA256    = "SHA256-OF-THE-BINARY"
 	DefaultInterface = "i: ens4"
 )

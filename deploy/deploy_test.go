@@ -6,6 +6,8 @@ package deploy
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -147,9 +149,89 @@ func TestCloudInit(t *testing.T) {
 	if out, err := sh.CombinedOutput(); err != nil {
 		t.Fatalf("install script: %v\n%s", err, out)
 	}
-	for _, want := range []string{`VRSNIFF_URL="${VRSNIFF_URL:-`, "/etc/vrsniff/token", "systemctl enable --now vrsniff.service"} {
+	for _, want := range []string{`VRSNIFF_URL="${VRSNIFF_URL:-` + DefaultURL + "}", `VRSNIFF_SHA256="${VRSNIFF_SHA256:-` + DefaultSHA256 + "}",
+		"/etc/vrsniff/token", "systemctl enable --now vrsniff.service"} {
 		if !strings.Contains(script, want) {
 			t.Errorf("install script lacks %q", want)
+		}
+	}
+}
+
+// installScript is the content of /usr/local/sbin/vrsniff-install.
+func installScript(t *testing.T) string {
+	var cc cloudConfig
+	if err := yaml.Unmarshal([]byte(read(t, "cloud-init.yaml")), &cc); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range cc.WriteFiles {
+		if f.Path == "/usr/local/sbin/vrsniff-install" {
+			return f.Content
+		}
+	}
+	t.Fatal("no install script")
+	return ""
+}
+
+// The download part of the install script, run for real with a curl that
+// copies a local file: the binary is installed only when its SHA-256 is
+// VRSNIFF_SHA256, and a missing or malformed checksum stops the script
+// before the download.
+func TestInstallChecksum(t *testing.T) {
+	script := installScript(t)
+	start := strings.Index(script, "VRSNIFF_URL=")
+	const installLine = `install -m 0755 "$tmp" /usr/local/bin/vrsniff`
+	end := strings.Index(script, installLine)
+	if start < 0 || end < start {
+		t.Fatal("no download step in the install script")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// curl -fsSL ... -o FILE URL: copies URL (a local path) to FILE and
+	// notes that it ran.
+	fakeCurl := "#!/bin/sh\nwhile [ $# -gt 1 ]; do [ \"$1\" = -o ] && out=$2; shift; done\ntouch \"$CURLED\"\ncp \"$1\" \"$out\"\n"
+	if err := os.WriteFile(filepath.Join(bin, "curl"), []byte(fakeCurl), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	binary := filepath.Join(dir, "vrsniff-linux-amd64")
+	content := []byte("a release binary\n")
+	if err := os.WriteFile(binary, content, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.Sum256(content)
+	sum := hex.EncodeToString(h[:])
+	step := "set -eu\n" + script[start:end] + `cp "$tmp" "$INSTALLED"` + "\n"
+	for _, tc := range []struct {
+		name, sha  string
+		ok, curled bool
+		msg        string
+	}{
+		{"match", sum, true, true, ""},
+		{"match, upper case", strings.ToUpper(sum), true, true, ""},
+		{"mismatch", strings.Repeat("0", 64), false, true, "not installed"},
+		{"unset", "", false, false, "VRSNIFF_SHA256 must be the binary's SHA-256"},
+		{"short", sum[:63], false, false, "VRSNIFF_SHA256 must be the binary's SHA-256"},
+		{"two sums", sum + " " + sum, false, false, "VRSNIFF_SHA256 must be the binary's SHA-256"},
+	} {
+		installed, curled := filepath.Join(dir, "installed-"+tc.name), filepath.Join(dir, "curled-"+tc.name)
+		cmd := exec.Command("sh", "-c", step)
+		cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "VRSNIFF_URL="+binary,
+			"INSTALLED="+installed, "CURLED="+curled)
+		if tc.sha != "" {
+			cmd.Env = append(cmd.Env, "VRSNIFF_SHA256="+tc.sha)
+		}
+		out, err := cmd.CombinedOutput()
+		_, statErr := os.Stat(installed)
+		if got := err == nil && statErr == nil; got != tc.ok {
+			t.Errorf("%s: installed %v (%v), want %v\n%s", tc.name, got, err, tc.ok, out)
+		}
+		if _, err := os.Stat(curled); (err == nil) != tc.curled {
+			t.Errorf("%s: downloaded %v, want %v", tc.name, err == nil, tc.curled)
+		}
+		if !strings.Contains(string(out), tc.msg) {
+			t.Errorf("%s: output %q lacks %q", tc.name, out, tc.msg)
 		}
 	}
 }

@@ -89,10 +89,8 @@ func runCapture(args []string) int {
 	dec.register(fs)
 	flt.register(fs)
 	srvf.register(fs)
-	if path := configArg(args); path != "" {
-		if err := applyConfig(fs, path); err != nil {
-			return usageErr("capture", err.Error())
-		}
+	if err := presetFlags(fs, args, os.Environ()); err != nil {
+		return usageErr("capture", err.Error())
 	}
 	if err := fs.Parse(args); err != nil {
 		return usageCode(err)

@@ -269,6 +269,7 @@ func mirrorHeat(args []string) int {
 	fs.StringVar(&o.Image, "image", "", "default for the image parameter")
 	fs.StringVar(&o.Flavor, "flavor", "", "default for the flavor parameter")
 	fs.StringVar(&o.VrsniffURL, "vrsniff-url", "", "default for the vrsniff_url parameter (where the VM downloads vrsniff)")
+	fs.StringVar(&o.VrsniffSHA256, "vrsniff-sha256", "", "default for the vrsniff_sha256 parameter (the binary's SHA-256 from SHA256SUMS; the VM refuses a binary that differs)")
 	fs.StringVar(&out, "o", "-", "output file, - for stdout")
 	if err := fs.Parse(args); err != nil {
 		return usageCode(err)

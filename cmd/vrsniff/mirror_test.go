@@ -92,6 +92,26 @@ func TestMirrorCommand(t *testing.T) {
 	}
 }
 
+// TestMirrorHeatSHA256: --vrsniff-sha256 is the default of the template's
+// vrsniff_sha256 parameter, and one that is no SHA-256 is a usage error.
+func TestMirrorHeatSHA256(t *testing.T) {
+	sum := strings.Repeat("ab", 32)
+	out := filepath.Join(t.TempDir(), "mirror.yaml")
+	if got := runMirror([]string{"heat", "--vrsniff-sha256", sum, "-o", out}); got != exitOK {
+		t.Fatalf("heat = %d", got)
+	}
+	b, err := os.ReadFile(out)
+	var v struct {
+		Parameters map[string]struct{ Default any } `yaml:"parameters"`
+	}
+	if err != nil || yaml.Unmarshal(b, &v) != nil || v.Parameters["vrsniff_sha256"].Default != sum {
+		t.Errorf("vrsniff_sha256 parameter %+v (%v)", v.Parameters["vrsniff_sha256"], err)
+	}
+	if got := runMirror([]string{"heat", "--vrsniff-sha256", sum[:10], "-o", out}); got == exitOK {
+		t.Error("heat accepted a short SHA-256")
+	}
+}
+
 func jsonOf(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)

@@ -61,10 +61,14 @@ func TestLimits(t *testing.T) {
 		{"too many terms", join(MaxTerms+1, " or ", port), "65 terms joined by and/or, the limit is 64"},
 		{"too many terms, symbols", join(MaxTerms+1, "||", port), "65 terms"},
 		{"too many terms, mixed case", join(MaxTerms+1, " AnD ", port), "65 terms"},
-		// 64 terms, but 5980 instructions before the optimizer runs.
+		// 64 terms, but 5980 instructions before libpcap's optimizer runs
+		// (the pure-Go compiler makes 2 to 3 times fewer).
 		{"program", join(MaxTerms, " or ", func(i int) string { return fmt.Sprintf("portrange %d-%d", i, i+5) }), "BPF instructions before optimization, the limit is 4096"},
 	} {
 		_, err := New(Options{BPF: tc.expr})
+		if tc.name == "program" && !libpcapCompiler {
+			tc.want = ""
+		}
 		switch {
 		case tc.want == "" && err != nil:
 			t.Errorf("%s: %v", tc.name, err)

@@ -2,6 +2,7 @@ package filter
 
 import (
 	"bytes"
+	"errors"
 	"net/url"
 	"os"
 	"os/exec"
@@ -101,6 +102,9 @@ func TestBPFAgreesWithTcpdump(t *testing.T) {
 		"tcp[tcpflags] & tcp-ack != 0", "net 10.0.0.0/8 and not tcp", "ip proto 17", "ip[8] > 63", "ether host 00:00:5e:00:01:00",
 	} {
 		f, err := New(Options{BPF: expr})
+		if !libpcapCompiler && errors.Is(err, ErrUnsupported) && (strings.Contains(expr, "[") || strings.HasPrefix(expr, "ether")) {
+			continue // refused by name, as it should be
+		}
 		if err != nil {
 			t.Fatalf("%q: %v", expr, err)
 		}

@@ -73,6 +73,8 @@ const (
 	objectPattern = fqNamePattern + `|` + uuidPattern
 	// The mirror rule of a new network matches IPv4 (ethertype).
 	ipv4Pattern = `[0-9]{1,3}(\.[0-9]{1,3}){3}`
+	// A SHA-256 as sha256sum prints it.
+	sha256Pattern = `[0-9a-fA-F]{64}`
 )
 
 // matchesWhole reports whether s matches pattern the way Heat's
@@ -101,6 +103,7 @@ type Options struct {
 	Target        string
 	Image, Flavor string // defaults for image and flavor
 	VrsniffURL    string // default for vrsniff_url
+	VrsniffSHA256 string // default for vrsniff_sha256
 }
 
 func (o *Options) check() error {
@@ -126,6 +129,8 @@ func (o *Options) check() error {
 		return fmt.Errorf("target network %q: want a UUID or domain:project:name", s.VN)
 	case s.Project != nil && (len(s.Project) != 2 || !matchesWhole(projectPattern, project)):
 		return fmt.Errorf("project %q: want domain:project", project)
+	case o.VrsniffSHA256 != "" && !matchesWhole(sha256Pattern, o.VrsniffSHA256):
+		return fmt.Errorf("vrsniff SHA-256 %q: want 64 hexadecimal digits, as in SHA256SUMS", o.VrsniffSHA256)
 	}
 	if err := provision.CheckName(s.Name); err != nil {
 		return err
@@ -199,13 +204,14 @@ const (
 	phSSHKey  = "__SSH_KEY__"
 	phToken   = "__TOKEN__"
 	phURL     = "__VRSNIFF_URL__"
+	phSHA256  = "__VRSNIFF_SHA256__"
 	phIface   = "__CAPTURE_IF__"
 	phUDPPort = "__UDP_PORT__"
 )
 
 // cloudConfig is the cloud-init snippet of deploy/ (binary, settings,
 // hardened unit, token) with what Heat fills in per VM as placeholders: the
-// ssh key, the token, the binary's URL, the capture interface and the
+// ssh key, the token, the binary's URL and SHA-256, the capture interface and the
 // mirror UDP port.
 func cloudConfig() (string, error) {
 	var ci map[string]any
@@ -228,6 +234,7 @@ func cloudConfig() (string, error) {
 	s := "#cloud-config\n" + string(out)
 	for old, placeholder := range map[string]string{
 		deploy.DefaultURL:                             phURL,
+		deploy.DefaultSHA256:                          phSHA256,
 		deploy.DefaultInterface:                       "i: " + phIface,
 		fmt.Sprintf("port: [%d]", mirror.DefaultPort): "port: [" + phUDPPort + "]",
 	} {
@@ -582,6 +589,8 @@ func (b *builder) sniffer() error {
 	p["mgmt_network"] = param{Type: "string", Description: "network of the sniffer's management interface (ssh, HTTP, binary download): name or UUID"}
 	p["capture_interface"] = param{Type: "string", Description: "the sniffer's capture interface inside the VM (its second one)", Default: "eth1"}
 	p["vrsniff_url"] = param{Type: "string", Description: "URL of the vrsniff binary (linux/amd64)", Default: opt(o.VrsniffURL)}
+	p["vrsniff_sha256"] = param{Type: "string", Description: "SHA-256 of the binary at vrsniff_url (its line in the release's SHA256SUMS); the VM refuses a binary that differs",
+		Default: opt(o.VrsniffSHA256), Constraints: pattern(sha256Pattern, "64 hexadecimal digits")}
 	p["vrsniff_token"] = param{Type: "string", Description: "bearer token for the sniffer's HTTP interface", Hidden: true,
 		// vrsniff capture refuses a shorter one (a service that would not start).
 		Constraints: []any{map[string]any{"length": map[string]int{"min": secret.MinTokenLen},
@@ -611,6 +620,7 @@ func (b *builder) sniffer() error {
 			phSSHKey:  getParam("ssh_public_key"),
 			phToken:   getParam("vrsniff_token"),
 			phURL:     getParam("vrsniff_url"),
+			phSHA256:  getParam("vrsniff_sha256"),
 			phIface:   getParam("capture_interface"),
 			phUDPPort: udpPort,
 		}),

@@ -518,10 +518,13 @@ func TestSniffer(t *testing.T) {
 					t.Errorf("cloud-config lacks %s", k)
 				}
 			}
+			if got := sr["params"].(map[string]any)["__VRSNIFF_SHA256__"]; fmt.Sprint(got) != fmt.Sprint(getParam("vrsniff_sha256")) {
+				t.Errorf("__VRSNIFF_SHA256__ is %v, want the vrsniff_sha256 parameter", got)
+			}
 			// It is deploy's snippet: the hardened unit and the settings,
-			// with the capture interface, URL, UDP port and token filled
+			// with the capture interface, URL, SHA-256, UDP port and token filled
 			// in by Heat.
-			for _, want := range []string{"i: __CAPTURE_IF__", "__VRSNIFF_URL__", "__TOKEN__", "port: [__UDP_PORT__]",
+			for _, want := range []string{"i: __CAPTURE_IF__", "__VRSNIFF_URL__", `VRSNIFF_SHA256="${VRSNIFF_SHA256:-__VRSNIFF_SHA256__}"`, "__TOKEN__", "port: [__UDP_PORT__]",
 				"systemctl enable --now vrsniff.service"} {
 				if !strings.Contains(tmpl, want) {
 					t.Errorf("cloud-config lacks %q", want)
@@ -695,6 +698,39 @@ func TestTargetNetworkPattern(t *testing.T) {
 		if !heatAllows(pat, tc.ok) || heatAllows(pat, tc.bad) {
 			t.Errorf("%s: pattern %q", tc.param, pat)
 		}
+	}
+}
+
+// TestSHA256Parameter: vrsniff_sha256 takes a SHA-256 as sha256sum
+// prints it and nothing else (the VM would refuse to install), and its
+// default is --vrsniff-sha256's.
+func TestSHA256Parameter(t *testing.T) {
+	sum := "3c9f939962d5ad41bd1e8564a6fd546bbc6d8c50c76be11ac637a25b5ff25e24"
+	h, _ := generate(t, Options{VrsniffSHA256: sum})
+	p := h.Parameters["vrsniff_sha256"]
+	if p.Default != sum {
+		t.Errorf("default %v, want %s", p.Default, sum)
+	}
+	pat := p.Constraints[0]["allowed_pattern"].(string)
+	for v, want := range map[string]bool{
+		sum:                     true,
+		strings.ToUpper(sum):    true,
+		sum[:63]:                false,
+		sum + "0":               false,
+		sum + "\n":              false,
+		sum + "  vrsniff":       false,
+		"":                      false,
+		strings.Repeat("g", 64): false,
+	} {
+		if got := heatAllows(pat, v); got != want {
+			t.Errorf("vrsniff_sha256 %q: allowed %v, want %v", v, got, want)
+		}
+	}
+	if _, err := Template(Options{Mirror: provision.Spec{VN: "default-domain:demo:vn-web"}, VrsniffSHA256: sum[:63]}); err == nil {
+		t.Error("Template accepted a short SHA-256")
+	}
+	if h, _ := generate(t, Options{}); h.Parameters["vrsniff_sha256"].Default != nil {
+		t.Errorf("without --vrsniff-sha256 the parameter has default %v: Heat must ask for it", h.Parameters["vrsniff_sha256"].Default)
 	}
 }
 
