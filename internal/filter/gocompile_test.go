@@ -64,13 +64,10 @@ func diffFrames(t testing.TB, cut bool) [][]byte {
 		}
 		return append([]byte(nil), buf.Bytes()...)
 	}
-	eth := func(et layers.EthernetType) *layers.Ethernet {
-		return &layers.Ethernet{SrcMAC: mac1, DstMAC: mac2, EthernetType: et}
-	}
 	pay := gopacket.Payload(make([]byte, 20))
 	// Every third frame goes the other way on the wire (the MACs swapped).
 	ethN := 0
-	eth = func(et layers.EthernetType) *layers.Ethernet {
+	eth := func(et layers.EthernetType) *layers.Ethernet {
 		ethN++
 		if ethN%3 == 0 {
 			return &layers.Ethernet{SrcMAC: mac2, DstMAC: mac1, EthernetType: et}
