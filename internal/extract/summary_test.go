@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -144,5 +145,21 @@ func TestSummarize(t *testing.T) {
 	}
 	if len(s.Unreadable) != 0 {
 		t.Errorf("unreadable %q", s.Unreadable)
+	}
+
+	// What people read: the same numbers, in their sections.
+	var out strings.Builder
+	s.Print(&out)
+	for _, want := range []string{
+		fmt.Sprintf("Packets:       %d\n", s.Packets),
+		"Packet rate:   8.20 packets/s\n",
+		"\nInterfaces:\n", " 82 ", " 200 ", " 6 ", " 10\n",
+		"\nVN pairs:\n", "->  " + vns[1],
+		"\nTop conversations (inner frames):\n",
+		fmt.Sprintf("(%d packets without an IP header)", s.NotIP),
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("printed summary lacks %q:\n%s", want, out.String())
+		}
 	}
 }
