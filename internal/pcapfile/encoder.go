@@ -492,28 +492,11 @@ func appendIDB(b []byte, d Interface, link layers.LinkType, snap uint32) []byte 
 	return endBlock(b, start, 0)
 }
 
-// IfaceStats are the statistics of one interface over a span of a capture,
-// as an Interface Statistics Block holds them (pcapng draft, section 4.6).
-// Counts are in packets.
-type IfaceStats struct {
-	// Time is when the statistics were taken; Start and End bound the
-	// span they cover (isb_starttime, isb_endtime). Zero times are left
-	// out, except Time, which is then written as 0.
-	Time, Start, End time.Time
-	// Counted says that the counts below are known; without it only the
-	// times are written.
-	Counted bool
-	// Received is isb_ifrecv, the packets the interface received; IfDrop
-	// isb_ifdrop, those it dropped for want of room (the kernel's drops);
-	// OSDrop isb_osdrop, those the capturing program lost after reading.
-	Received, IfDrop, OSDrop uint64
-}
-
 // AppendISB appends an Interface Statistics Block for interface id of the
 // current file (0 ≤ id < Interfaces()) to dst. Classic pcap holds no
 // statistics, and an interface not described is not referred to: dst then
 // comes back unchanged.
-func (e *Encoder) AppendISB(dst []byte, id int, s IfaceStats) []byte {
+func (e *Encoder) AppendISB(dst []byte, id int, s InterfaceStats) []byte {
 	if e.o.Format == FormatPcap || id < 0 || id >= e.described {
 		return dst
 	}
@@ -531,11 +514,12 @@ func (e *Encoder) AppendISB(dst []byte, id int, s IfaceStats) []byte {
 		b = le.AppendUint16(b, 8)
 		b = appendTS(b, s.End)
 	}
-	if s.Counted {
-		for _, o := range [...]struct {
-			code uint16
-			v    uint64
-		}{{optISBIfRecv, s.Received}, {optISBIfDrop, s.IfDrop}, {optISBOSDrop, s.OSDrop}} {
+	for _, o := range [...]struct {
+		code uint16
+		v    uint64
+		ok   bool
+	}{{optISBIfRecv, s.Received, s.HasReceived}, {optISBIfDrop, s.IfDropped, s.HasIfDropped}, {optISBOSDrop, s.OSDropped, s.HasOSDropped}} {
+		if o.ok {
 			b = le.AppendUint16(b, o.code)
 			b = le.AppendUint16(b, 8)
 			b = le.AppendUint64(b, o.v)

@@ -12,7 +12,7 @@ import (
 
 // isbFile encodes a pcapng file of the live capture interface described
 // as capture, with ps and an ISB for interface 0 at the end.
-func isbFile(t *testing.T, capture Interface, ps []*mirror.Packet, s IfaceStats) []byte {
+func isbFile(t *testing.T, capture Interface, ps []*mirror.Packet, s InterfaceStats) []byte {
 	t.Helper()
 	e, err := NewEncoder(Options{Format: FormatPcapNG, Capture: capture})
 	if err != nil {
@@ -35,7 +35,7 @@ func TestAppendISBBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	head := e.AppendHeader(nil)
-	b := e.AppendISB(nil, 0, IfaceStats{Time: end, Start: start, End: end, Counted: true, Received: 1000, IfDrop: 480, OSDrop: 7})
+	b := e.AppendISB(nil, 0, InterfaceStats{Time: end, Start: start, End: end, Received: 1000, IfDropped: 480, OSDropped: 7, HasReceived: true, HasIfDropped: true, HasOSDropped: true})
 	want := []byte{
 		5, 0, 0, 0, 88, 0, 0, 0, // block type, length
 		0, 0, 0, 0, // interface id
@@ -64,15 +64,15 @@ func TestAppendISBBytes(t *testing.T) {
 
 	// Only the times without counts; nothing for an interface not
 	// described, nor in classic pcap.
-	if b := e.AppendISB(nil, 0, IfaceStats{Time: end}); len(b) != 24 {
+	if b := e.AppendISB(nil, 0, InterfaceStats{Time: end}); len(b) != 24 {
 		t.Errorf("ISB without counts or span is %d bytes, want 24", len(b))
 	}
-	if b := e.AppendISB(nil, 1, IfaceStats{Counted: true}); len(b) != 0 {
+	if b := e.AppendISB(nil, 1, InterfaceStats{HasReceived: true}); len(b) != 0 {
 		t.Errorf("ISB for an undescribed interface: %x", b)
 	}
 	p, _ := NewEncoder(Options{Format: FormatPcap})
 	p.AppendHeader(nil)
-	if b := p.AppendISB(nil, 0, IfaceStats{Counted: true}); len(b) != 0 {
+	if b := p.AppendISB(nil, 0, InterfaceStats{HasReceived: true}); len(b) != 0 {
 		t.Errorf("ISB in classic pcap: %x", b)
 	}
 }
@@ -85,7 +85,7 @@ func TestISBAndIDBOptionsTshark(t *testing.T) {
 		Filter: "src vn default-domain:admin:vn-a"}
 	start, end := ps[0].Timestamp.Add(-time.Second), ps[2].Timestamp.Add(time.Second)
 	path := writeTemp(t, "isb.pcapng", isbFile(t, capture, ps,
-		IfaceStats{Time: end, Start: start, End: end, Counted: true, Received: 1000, IfDrop: 480, OSDrop: 7}))
+		InterfaceStats{Time: end, Start: start, End: end, Received: 1000, IfDropped: 480, OSDropped: 7, HasReceived: true, HasIfDropped: true, HasOSDropped: true}))
 
 	rows := testenv.TsharkRows(t, "-r", path, "-T", "fields", "-e", "frame.interface_name", "-e", "frame.interface_description")
 	if len(rows) != 3 || rows[0][0] != capture.Name || rows[0][1] != capture.Description {

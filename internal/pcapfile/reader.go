@@ -553,7 +553,7 @@ func (r *Reader) nextNG(p *mirror.Packet) error {
 			return &FormatError{Offset: start, What: "pcapng block", Err: err}
 		}
 		switch typ {
-		case blockEPB, blockSPB, blockPB, blockIDB, blockStats:
+		case blockEPB, blockSPB, blockPB, blockIDB, blockISB:
 		default:
 			// Statistics, name resolution, secrets, custom blocks: not needed
 			// to read packets, skipped without looking at them.
@@ -579,7 +579,7 @@ func (r *Reader) nextNG(p *mirror.Packet) error {
 			}
 			continue
 		}
-		if typ == blockStats {
+		if typ == blockISB {
 			r.parseISB(body)
 			continue
 		}

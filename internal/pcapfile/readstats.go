@@ -1,16 +1,22 @@
 package pcapfile
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"time"
+)
 
-// blockStats is the pcapng interface statistics block, as the Reader
-// reads it.
-const blockStats = 0x00000005
-
-// InterfaceStats are the counters of an interface's last pcapng interface
-// statistics block read so far (pcapng §4.6): packets received, dropped
-// by the interface, dropped by the operating system. Has* say whether the
-// block gave each.
+// InterfaceStats are the statistics of one interface over a span of a
+// capture, as a pcapng Interface Statistics Block holds them (pcapng
+// §4.6), in packets: Received is isb_ifrecv, the packets the interface
+// received; IfDropped isb_ifdrop, those it dropped for want of room (the
+// kernel's drops); OSDropped isb_osdrop, those the capturing program lost
+// after reading. Has* say whether the block gives each.
+//
+// Time is when the statistics were taken, Start and End bound the span
+// they cover (isb_starttime, isb_endtime). Encoder.AppendISB writes them
+// (zero Start and End are left out); Reader.Stats gives the counters only.
 type InterfaceStats struct {
+	Time, Start, End                        time.Time
 	Received, IfDropped, OSDropped          uint64
 	HasReceived, HasIfDropped, HasOSDropped bool
 }

@@ -27,7 +27,7 @@ func statsBlock(id uint32, opts map[uint16]uint64) []byte {
 	}
 	body = le.AppendUint32(body, 0)
 	n := uint32(12 + len(body))
-	b := le.AppendUint32(nil, blockStats)
+	b := le.AppendUint32(nil, blockISB)
 	b = le.AppendUint32(b, n)
 	b = append(b, body...)
 	return le.AppendUint32(b, n)

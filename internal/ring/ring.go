@@ -633,11 +633,11 @@ func (r *Ring) finish(f *file, now time.Time) {
 	r.countDrops(in, f)
 	in.Closed = now
 	for id := range f.enc.Interfaces() {
-		s := pcapfile.IfaceStats{Time: now, Start: f.opened, End: now}
+		s := pcapfile.InterfaceStats{Time: now, Start: f.opened, End: now}
 		if id == 0 {
-			s.Counted = true
 			s.Received = in.Received + in.KernelDropped
-			s.IfDrop, s.OSDrop = in.KernelDropped, in.StoreDropped
+			s.IfDropped, s.OSDropped = in.KernelDropped, in.StoreDropped
+			s.HasReceived, s.HasIfDropped, s.HasOSDropped = true, true, true
 		}
 		f.buf = f.enc.AppendISB(f.buf, id, s)
 	}
