@@ -114,7 +114,7 @@ func liveServer(t *testing.T, token string) (*Server, *httptest.Server, *request
 		for range 10 + i%30 {
 			stats.Read.Add(1)
 			stats.ReadBytes.Add(1000)
-			stats.CountPair([]byte("default-domain:admin:vn-a"), []byte("default-domain:admin:vn-b"))
+			stats.CountPairBytes([]byte("default-domain:admin:vn-a"), []byte("default-domain:admin:vn-b"), 1000)
 		}
 		stats.CountPair([]byte("default-domain:k8s-default:k8s-default-pod-network-with-a-long-name"), []byte("default-domain:admin:vn-b"))
 		if i == 300 {
@@ -155,16 +155,17 @@ func TestPageLogin(t *testing.T) {
 		t.Errorf("before the token, the login form is not shown alone")
 	}
 	type result struct {
-		Stored  string            `json:"stored"`
-		Header  map[string]string `json:"header"`
-		Points  map[string]string `json:"points"`
-		Path    string            `json:"path"`
-		Pairs   []string          `json:"pairs"`
-		Files   []string          `json:"files"`
-		Hours   int               `json:"hours"`
-		Drop    string            `json:"drop"`
-		DropCls string            `json:"dropcls"`
-		Error   string            `json:"error"`
+		Stored    string            `json:"stored"`
+		Header    map[string]string `json:"header"`
+		Points    map[string]string `json:"points"`
+		Path      string            `json:"path"`
+		Pairs     []string          `json:"pairs"`
+		Files     []string          `json:"files"`
+		Hours     int               `json:"hours"`
+		Drop      string            `json:"drop"`
+		PairBytes []string          `json:"pairBytes"`
+		DropCls   string            `json:"dropcls"`
+		Error     string            `json:"error"`
 	}
 	js := `(() => {
 	  const h = {};
@@ -175,6 +176,7 @@ func TestPageLogin(t *testing.T) {
 	    stored: sessionStorage.getItem("vrsniff-token"), header: h, points: p,
 	    path: document.querySelector("#chart-packets path").getAttribute("d"),
 	    pairs: [...document.querySelectorAll("#pairs tbody tr")].map(r => r.dataset.pair),
+	    pairBytes: [...document.querySelectorAll("#pairs tbody .bytes")].map(c => c.textContent),
 	    files: [...document.querySelectorAll("#captures tr[data-name]")].map(r => r.dataset.name),
 	    hours: document.querySelectorAll("#captures tr.hour").length,
 	    drop: document.getElementById("dropline").textContent,
@@ -211,6 +213,10 @@ func TestPageLogin(t *testing.T) {
 	}
 	if !strings.Contains(got.Drop, "Dropped 25 packets") || !strings.Contains(got.Drop, "last drop") || got.DropCls != "bad" {
 		t.Errorf("drop line %q (class %q)", got.Drop, got.DropCls)
+	}
+	// 360 samples of 10 to 39 packets of 1000 bytes: 8,820 packets.
+	if len(got.PairBytes) != 2 || got.PairBytes[0] != "8.82 MB" {
+		t.Errorf("VN pair bytes %q, want 8.82 MB first", got.PairBytes)
 	}
 	if len(got.Pairs) != 2 || got.Pairs[0] != "default-domain:admin:vn-a default-domain:admin:vn-b" {
 		t.Errorf("VN pairs table: %q", got.Pairs)
@@ -271,13 +277,18 @@ func TestPageNarrow(t *testing.T) {
 		Title     string   `json:"title"`
 		Cut       bool     `json:"cut"`
 		Overflows []string `json:"overflows"`
+		Hidden    int      `json:"hidden"`
 	}
 	js := `(() => {
 	  const a = document.querySelector("#captures tr[data-name^='vrsniff_'] a.name");
 	  const over = [...document.querySelectorAll("table")].filter(t => t.getBoundingClientRect().right > document.documentElement.clientWidth + 1).map(t => t.id);
 	  return {width: document.scrollingElement.scrollWidth, client: document.documentElement.clientWidth,
 	    nameh: a.getBoundingClientRect().height, lineh: parseFloat(getComputedStyle(a).fontSize) * 1.25,
-	    cut: a.scrollWidth > a.clientWidth, title: a.title, overflows: over};
+	    cut: a.scrollWidth > a.clientWidth, title: a.title, overflows: over,
+	    hidden: [...document.querySelectorAll("#pairs tbody tr td:last-child > *")].filter(x => {
+	      const r = x.getBoundingClientRect();
+	      return r.width === 0 || r.right > document.documentElement.clientWidth;
+	    }).length};
 	})()`
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(800, 900), chromedp.Navigate(ts.URL+"/"),
 		chromedp.WaitReady(`body[data-loaded="1"]`)); err != nil {
@@ -292,6 +303,9 @@ func TestPageNarrow(t *testing.T) {
 	}
 	if len(got.Overflows) > 0 {
 		t.Errorf("tables cut off at the right: %v", got.Overflows)
+	}
+	if got.Hidden > 0 {
+		t.Errorf("%d of the VN pairs' stream and download actions are not shown", got.Hidden)
 	}
 	if got.NameH > 2*got.LineH {
 		t.Errorf("a file name is %.0f px tall, lines are %.0f", got.NameH, got.LineH)

@@ -239,7 +239,8 @@
         tr.dataset.pair = p.src_vn + " " + p.dst_vn;
         vnCell(tr, p.src_vn);
         vnCell(tr, p.dst_vn);
-        cell(tr, String(p.packets), "num");
+        // Bytes under the packets: one more column would not fit 800 px.
+        cell(tr, String(p.packets), "num").appendChild(el("div", si(p.bytes || 0, "B"), "bytes"));
         cell(tr, si(p.packets_per_s || 0, "pkt/s"), "num rate");
         cell(tr, clock(p.last_seen), "seen");
         const act = cell(tr, "");
