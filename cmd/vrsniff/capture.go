@@ -111,6 +111,13 @@ func runCapture(args []string) int {
 	if nsrc != 1 {
 		return usageErr("capture", "give exactly one of -i, --listen and --read")
 	}
+	// Flags that would be ignored are refused: the operator meant something.
+	if *keepRejects && *dir == "" {
+		return usageErr("capture", "--keep-rejects needs --dir (the rejects go to DIR/rejects)")
+	}
+	if *linger && (*read == "" || *httpAddr == "") {
+		return usageErr("capture", "--linger needs --read and --http (it keeps serving a replayed file)")
+	}
 	if *fanout > math.MaxUint16 {
 		return usageErr("capture", fmt.Sprintf("--fanout %d: want a group id 0-65535", *fanout))
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -91,5 +92,38 @@ func TestGenFlags(t *testing.T) {
 	}
 	if rc := runGen([]string{filepath.Join(dir, "missing", "x.pcap")}); rc != exitFailure {
 		t.Errorf("unwritable output: exit code %d, want %d", rc, exitFailure)
+	}
+}
+
+// gen says which decap flags its capture needs; with them decap decodes
+// the NIC-assisted and port-8888 cases that it passes through as other
+// traffic without them.
+func TestGenDecapHint(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "g.pcap")
+	_, stderr, code := run(t, nil, "gen", "-count", "300", "-port", "8888", in)
+	const hint = "; decode it with vrsniff decap --port 8888 --mirror-vlan 999\n"
+	if code != exitOK || !strings.HasSuffix(stderr, hint) {
+		t.Fatalf("gen: exit %d, want the hint %q:\n%s", code, hint, stderr)
+	}
+	decoded := func(flags ...string) map[string]uint64 {
+		t.Helper()
+		args := append(append([]string{"decap", "--json"}, flags...), in, filepath.Join(dir, "g.pcapng"))
+		out, stderr, code := run(t, nil, args...)
+		if code != exitOK && code != exitPartial {
+			t.Fatalf("decap %v: exit %d\n%s", flags, code, stderr)
+		}
+		var sum struct {
+			Decoded map[string]uint64 `json:"decoded"`
+		}
+		if err := json.Unmarshal([]byte(out), &sum); err != nil {
+			t.Fatalf("decap --json: %v\n%s", err, out)
+		}
+		return sum.Decoded
+	}
+	without, with := decoded(), decoded("--port", "8888", "--mirror-vlan", "999")
+	if with["juniper"] == 0 || with["vlan"] == 0 || without["juniper"] != 0 || without["vlan"] != 0 ||
+		without["other"] != with["other"]+with["juniper"]+with["vlan"] {
+		t.Errorf("decoded without the hinted flags %v, with them %v", without, with)
 	}
 }

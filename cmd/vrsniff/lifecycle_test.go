@@ -125,6 +125,8 @@ func TestCaptureUsageErrors(t *testing.T) {
 		{[]string{"--listen", "127.0.0.1:99999", "--dir", t.TempDir()}, `--listen "127.0.0.1:99999": port "99999": want 0 to 65535`},
 		{[]string{"--listen", "8099", "--dir", t.TempDir()}, `--listen "8099": want host:port`},
 		{[]string{"--read", in, "--http", "127.0.0.1:80x"}, `--http "127.0.0.1:80x": port "80x"`},
+		{[]string{"--read", in, "--http", "127.0.0.1:0", "--keep-rejects"}, "--keep-rejects needs --dir"},
+		{[]string{"--read", in, "--dir", t.TempDir(), "--linger"}, "--linger needs --read and --http"},
 	} {
 		_, stderr, code := run(t, nil, append([]string{"capture"}, tc.args...)...)
 		if code != exitUsage || !strings.Contains(stderr, tc.want) {

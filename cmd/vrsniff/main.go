@@ -14,7 +14,7 @@ const (
 	exitOK      = 0 // done, nothing lost
 	exitFailure = 1 // could not run: bad input file, I/O error, API error
 	exitUsage   = 2 // bad command line
-	exitPartial = 3 // ran to the end, but some packets were malformed
+	exitPartial = 3 // ran to the end, but not all of it: malformed packets (decap), files skipped (extract, stats)
 )
 
 type command struct {
@@ -51,6 +51,9 @@ func main() {
 			os.Exit(c.run(os.Args[2:]))
 		}
 	}
+	if name == "--version" || name == "-version" {
+		os.Exit(runVersion(nil))
+	}
 	if name == "-h" || name == "--help" || name == "help" {
 		usage()
 		os.Exit(exitOK)
@@ -65,7 +68,7 @@ func usage() {
 	for _, c := range commands {
 		fmt.Fprintf(os.Stderr, "  %-8s %s\n", c.name, c.short)
 	}
-	fmt.Fprintf(os.Stderr, "\nexit codes: 0 ok, 1 failure, 2 usage, 3 (decap) done but some packets were malformed\n")
+	fmt.Fprintf(os.Stderr, "\nexit codes: 0 ok, 1 failure, 2 usage, 3 done but not all of it (decap: malformed packets; extract, stats: files skipped)\n")
 }
 
 func runVersion([]string) int {

@@ -90,3 +90,16 @@ func readAll(t *testing.T, name string) []mirror.Packet {
 func execOut(name string, args ...string) ([]byte, error) {
 	return exec.Command(name, args...).CombinedOutput()
 }
+
+// `vrsniff --version`, as tcpdump users type it, is `vrsniff version`.
+func TestVersionFlag(t *testing.T) {
+	want, _, code := run(t, nil, "version")
+	if code != exitOK || !strings.HasPrefix(want, "vrsniff ") {
+		t.Fatalf("version: %q, exit %d", want, code)
+	}
+	for _, arg := range []string{"--version", "-version"} {
+		if got, _, code := run(t, nil, arg); code != exitOK || got != want {
+			t.Errorf("%s: %q, exit %d; want %q", arg, got, code, want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package gen
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/gopacket/gopacket/layers"
+	"github.com/vrsniff/vrsniff/internal/mirror"
 )
 
 // Command is what "vrsniff gen" is asked to write.
@@ -130,6 +132,22 @@ func (c *Command) Write(g *Generator, f Format, stdout io.Writer) (string, error
 	if c.Scenario != "" {
 		from = "scenario " + c.Scenario
 	}
-	return fmt.Sprintf("%s: %d cases, %d packets (%d fragmented datagrams, %d malformed), %s, seed %d, %s",
-		c.Out, st.Cases, st.Packets, st.Fragmented, st.Malformed, from, c.Seed, f), nil
+	line := fmt.Sprintf("%s: %d cases, %d packets (%d fragmented datagrams, %d malformed), %s, seed %d, %s",
+		c.Out, st.Cases, st.Packets, st.Fragmented, st.Malformed, from, c.Seed, f)
+	// The decoder needs to be told what it cannot guess: decap's defaults
+	// are port 8099, VXLAN port 4789 and no mirror VLAN.
+	var flags []string
+	if p := c.Traffic.Ports; len(p) > 0 && p[0] != mirror.DefaultPort {
+		flags = append(flags, fmt.Sprintf("--port %d", p[0]))
+	}
+	if p := c.Traffic.VXLANPorts; len(p) > 0 && p[0] != mirror.DefaultVXLANPort {
+		flags = append(flags, fmt.Sprintf("--vxlan-port %d", p[0]))
+	}
+	if st.VLAN > 0 {
+		flags = append(flags, fmt.Sprintf("--mirror-vlan %d", cmp.Or(c.Traffic.MirrorVLAN, DefaultMirrorVLAN)))
+	}
+	if len(flags) > 0 {
+		line += "; decode it with vrsniff decap " + strings.Join(flags, " ")
+	}
+	return line, nil
 }

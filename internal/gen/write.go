@@ -257,6 +257,9 @@ func truthName(s *string) (*string, string) {
 type Stats struct {
 	Cases, Packets, Malformed, Fragmented int
 	Kinds                                 [numKinds]int
+	// VLAN counts the cases mirrored NIC-assisted on the mirror VLAN:
+	// a decoder finds them only when told that VLAN.
+	VLAN int
 }
 
 // Write generates count cases with g, writes their packets to w in format
@@ -286,6 +289,9 @@ func Write(w io.Writer, truth io.Writer, g *Generator, count int, f Format) (Sta
 		st.Cases++
 		st.Packets += len(c.Packets)
 		st.Kinds[c.Kind]++
+		if c.Mode == mirror.ModeVLAN {
+			st.VLAN++
+		}
 		if !c.Decodes() {
 			st.Malformed++
 		}
