@@ -134,7 +134,7 @@ func TestMirrorHidesCredentials(t *testing.T) {
 		return ""
 	}
 	for _, sub := range []string{"create", "list", "delete"} {
-		_, help, _ := run(t, nil, "mirror", sub, "--os-password", "flag-pw-S4", "-h")
+		help, _, _ := run(t, nil, "mirror", sub, "--os-password", "flag-pw-S4", "-h")
 		if s := shows(help); s != "" {
 			t.Errorf("mirror %s -h shows %s:\n%s", sub, s, help)
 		}

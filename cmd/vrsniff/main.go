@@ -46,6 +46,12 @@ func main() {
 		os.Exit(exitUsage)
 	}
 	name := os.Args[1]
+	if asksHelp(os.Args[1:]) {
+		// Help is what was asked for: it goes to standard output, so that
+		// `vrsniff decap -h | less` works. Every usage text is written to
+		// os.Stderr (the flag package's default too), hence the swap.
+		os.Stderr = os.Stdout
+	}
 	for _, c := range commands {
 		if c.name == name {
 			os.Exit(c.run(os.Args[2:]))
@@ -89,4 +95,21 @@ func usageErr(cmd, msg string) int {
 func fail(cmd string, err error) int {
 	fmt.Fprintf(os.Stderr, "vrsniff %s: %v\n", cmd, err)
 	return exitFailure
+}
+
+// asksHelp reports whether args (the command and its arguments) ask for
+// help: the command help, or -h, -help or --help before any "--".
+func asksHelp(args []string) bool {
+	if len(args) > 0 && args[0] == "help" {
+		return true
+	}
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
 }

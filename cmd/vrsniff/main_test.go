@@ -103,3 +103,18 @@ func TestVersionFlag(t *testing.T) {
 		}
 	}
 }
+
+// Help that was asked for goes to standard output with exit 0; a usage
+// error goes to standard error with exit 2.
+func TestHelpToStdout(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"help"}, {"decap", "-h"}, {"capture", "--help"}, {"gen", "-h"}, {"mirror", "create", "-h"}, {"extract", "-h"}} {
+		out, errOut, code := run(t, nil, args...)
+		if code != exitOK || !strings.Contains(strings.ToLower(out), "usage") || errOut != "" {
+			t.Errorf("%v: exit %d, stdout %d bytes, stderr %q", args, code, len(out), errOut)
+		}
+	}
+	out, errOut, code := run(t, nil, "decap", "--bogus")
+	if code != exitUsage || out != "" || !strings.Contains(errOut, "bogus") {
+		t.Errorf("decap --bogus: exit %d, stdout %q, stderr %d bytes", code, out, len(errOut))
+	}
+}

@@ -60,7 +60,7 @@ func TestMirrorRedactsAPIURL(t *testing.T) {
 	if code != exitOK || !strings.Contains(stdout, want) {
 		t.Errorf("dry run: exit %d, stdout %q, stderr %q; want %q", code, stdout, stderr, want)
 	}
-	_, help, _ := run(t, nil, "mirror", "create", "-h")
+	help, _, _ := run(t, nil, "mirror", "create", "-h")
 	for what, s := range map[string]string{"dry-run output": stdout + stderr, "help": help} {
 		if strings.Contains(s, user) || strings.Contains(s, pass) {
 			t.Errorf("%s shows the URL's userinfo:\n%s", what, s)
