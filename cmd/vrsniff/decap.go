@@ -60,6 +60,7 @@ func runDecap(args []string) int {
 		rejects  = fs.String("rejects", "", "write packets that fail to decode, as captured, to `FILE` (pcapng)")
 		jsonOut  = fs.Bool("json", false, "print the summary as JSON on stdout (or stderr when OUT is -)")
 		quiet    = fs.Bool("quiet", false, "no summary")
+		unbuf    = fs.Bool("U", false, "write each packet out as soon as it is decoded (the default when OUT is - and not a file, e.g. a pipe into wireshark -k -i -)")
 		progress = fs.Bool("progress", isTerminal(os.Stderr), "progress line on stderr")
 		maxIfs   = fs.Int("max-interfaces", pcapfile.DefaultMaxInterfaces, "most distinct interfaces a pcapng input may describe (`N`)")
 	)
@@ -102,7 +103,8 @@ func runDecap(args []string) int {
 	if *maxIfs < 1 {
 		return usageErr("decap", fmt.Sprintf("--max-interfaces %d: want at least 1", *maxIfs))
 	}
-	opts := decap.Options{Format: f, Nanosecond: *nanos, Decoder: cfg, Filter: packetFilter, Split: split, MaxInterfaces: *maxIfs}
+	opts := decap.Options{Format: f, Nanosecond: *nanos, Decoder: cfg, Filter: packetFilter, Split: split, MaxInterfaces: *maxIfs,
+		PacketBuffered: *unbuf || outName == "-" && !isRegular(os.Stdout)}
 	if *progress && !*quiet {
 		opts.Progress = os.Stderr
 	}
@@ -128,4 +130,11 @@ func runDecap(args []string) int {
 		return exitPartial
 	}
 	return exitOK
+}
+
+// isRegular reports whether f is a regular file: output to anything else
+// (a pipe, a terminal, a socket) has a reader waiting for each packet.
+func isRegular(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode().IsRegular()
 }

@@ -42,6 +42,10 @@ type Options struct {
 	// MaxInterfaces bounds the distinct interfaces a pcapng input may
 	// describe (see pcapfile.Reader.MaxInterfaces); 0 keeps the Reader's.
 	MaxInterfaces int
+	// PacketBuffered writes the single output out after every packet, as
+	// tcpdump -U does, so that a reader at the other end of a pipe (e.g.
+	// wireshark -k -i -) sees each packet as it is decoded.
+	PacketBuffered bool
 
 	// Set by RunFiles: what the split files must not be written over.
 	in          os.FileInfo
@@ -259,6 +263,9 @@ func RunReader(ctx context.Context, r *pcapfile.Reader, o Options) (*pipeline.St
 		w.Refer(r.Mapped())
 		single = flushCloser{w, aw}
 		out = single
+		if o.PacketBuffered {
+			out = packetFlusher{single.RefWriter}
+		}
 	}
 	var rejects *pcapfile.Writer
 	if o.Rejects != nil {
@@ -370,4 +377,14 @@ func progress(w io.Writer, s *pipeline.Stats, size int64) (stop func()) {
 		}
 	}()
 	return func() { close(done); <-finished }
+}
+
+// packetFlusher writes each packet out as soon as it is encoded.
+type packetFlusher struct{ w *pcapfile.RefWriter }
+
+func (f packetFlusher) WritePacket(p *mirror.Packet) error {
+	if err := f.w.WritePacket(p); err != nil {
+		return err
+	}
+	return f.w.Flush()
 }
