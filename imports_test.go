@@ -40,7 +40,7 @@ var allowed = map[string][]string{
 	"contrib/wireshark":  nil,
 	// Test support: imported by tests and the benchmark tools only.
 	"internal/testenv":                     nil,
-	"internal/capture/capturetest":         {"internal/gen", "internal/mirror"},
+	"internal/capture/capturetest":         {"internal/gen", "internal/mirror", "internal/pcapfile"},
 	"internal/contrail/fakeapi":            nil,
 	"internal/contrail/fakeapi/agent":      {"internal/contrail/fakeapi"},
 	"internal/contrail/fakeapi/transcript": {"internal/testenv"},

@@ -15,6 +15,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
+	"github.com/vrsniff/vrsniff/internal/capture/capturetest"
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
 	"github.com/vrsniff/vrsniff/internal/ring"
@@ -193,22 +194,6 @@ func captureFiles(t *testing.T, dir string) (closed, parts []string) {
 func writeReference(t *testing.T, ps []*mirror.Packet) string {
 	t.Helper()
 	name := filepath.Join(t.TempDir(), "ref.pcapng")
-	f, err := os.Create(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	w, err := pcapfile.NewWriter(f, pcapfile.Options{Application: "vrsniff"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range ps {
-		if err := w.WritePacket(p); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	capturetest.WritePcapng(t, name, ps)
 	return name
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gopacket/gopacket/layers"
 
+	"github.com/vrsniff/vrsniff/internal/capture/capturetest"
 	"github.com/vrsniff/vrsniff/internal/filter"
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
@@ -77,27 +78,6 @@ func writeRing(t testing.TB, dir string, o ring.Options, ps []*mirror.Packet) {
 		}
 	}
 	if err := r.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// writeRef writes packets into one pcapng file, as the ring encodes them.
-func writeRef(t testing.TB, path string, ps []*mirror.Packet) {
-	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := pcapfile.NewWriter(f, pcapfile.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range ps {
-		if err := w.WritePacket(p); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := errors.Join(w.Flush(), f.Close()); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -174,7 +154,7 @@ func TestWriteWindowAndFilter(t *testing.T) {
 				}
 			}
 			ref := filepath.Join(t.TempDir(), "ref.pcapng")
-			writeRef(t, ref, want)
+			capturetest.WritePcapng(t, ref, want)
 			out, st := extractFile(t, srcs, Options{Since: since, Until: until, Filter: f})
 			got, exp := tsharkRows(t, out), tsharkRows(t, ref)
 			if len(exp) == 0 || !slices.EqualFunc(got, exp, slices.Equal) {
@@ -214,7 +194,7 @@ func TestWriteOverlappingSets(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref := filepath.Join(t.TempDir(), "ref.pcapng")
-	writeRef(t, ref, ps)
+	capturetest.WritePcapng(t, ref, ps)
 	out, st := extractFile(t, append(sb, sa...), Options{})
 	if got, exp := tsharkRows(t, out), tsharkRows(t, ref); !slices.EqualFunc(got, exp, slices.Equal) {
 		t.Errorf("merge of interleaved sets:\n%q\nwant\n%q", got, exp)
@@ -286,7 +266,7 @@ func TestWriteVanishedAndPartial(t *testing.T) {
 	}
 	want := ps[len(first) : len(ps)-1]
 	ref := filepath.Join(t.TempDir(), "ref.pcapng")
-	writeRef(t, ref, want)
+	capturetest.WritePcapng(t, ref, want)
 	out, st := extractFile(t, srcs, Options{})
 	if got, exp := tsharkRows(t, out), tsharkRows(t, ref); !slices.EqualFunc(got, exp, slices.Equal) {
 		t.Errorf("got\n%q\nwant\n%q", got, exp)
@@ -358,7 +338,7 @@ func TestWriteWithoutSidecars(t *testing.T) {
 		}
 	}
 	ref := filepath.Join(t.TempDir(), "ref.pcapng")
-	writeRef(t, ref, ps[20:80])
+	capturetest.WritePcapng(t, ref, ps[20:80])
 	out, st := extractFile(t, srcs, Options{MaxOpen: 1, Since: ps[20].Timestamp, Until: ps[80].Timestamp})
 	if got, exp := tsharkRows(t, out), tsharkRows(t, ref); !slices.EqualFunc(got, exp, slices.Equal) {
 		t.Errorf("got\n%q\nwant\n%q", got, exp)

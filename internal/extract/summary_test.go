@@ -15,6 +15,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
+	"github.com/vrsniff/vrsniff/internal/capture/capturetest"
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/testenv"
 )
@@ -71,7 +72,7 @@ func TestSummarize(t *testing.T) {
 		ps[i] = summaryPacket(t, i)
 	}
 	path := filepath.Join(t.TempDir(), "mixed.pcapng")
-	writeRef(t, path, ps)
+	capturetest.WritePcapng(t, path, ps)
 	// A statistics block for the file's interface: 100 received, 3 and 5
 	// dropped.
 	isb := binary.LittleEndian.AppendUint32(nil, 5)

@@ -2,16 +2,15 @@ package server
 
 import (
 	"encoding/binary"
-	"errors"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vrsniff/vrsniff/internal/capture/capturetest"
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
 )
@@ -72,27 +71,6 @@ func TestPcapWindowSkipsFiles(t *testing.T) {
 	}
 }
 
-// writePcapng writes packets into a pcapng file of the store's directory.
-func writePcapng(t *testing.T, path string, ps []*mirror.Packet) {
-	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := pcapfile.NewWriter(f, pcapfile.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range ps {
-		if err := w.WritePacket(p); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := errors.Join(w.Flush(), f.Close()); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestPcapMerge: two files whose packets interleave in time are answered
 // as one capture in time order; with room for one open file only, the
 // answer is 503 with the reason, since nothing was sent yet.
@@ -108,8 +86,8 @@ func TestPcapMerge(t *testing.T) {
 			b = append(b, p)
 		}
 	}
-	writePcapng(t, filepath.Join(dir, "a.pcapng"), a)
-	writePcapng(t, filepath.Join(dir, "b.pcapng"), b)
+	capturetest.WritePcapng(t, filepath.Join(dir, "a.pcapng"), a)
+	capturetest.WritePcapng(t, filepath.Join(dir, "b.pcapng"), b)
 	st := &dirStore{dir: dir, infos: map[string]FileInfo{
 		"a.pcapng": {First: a[0].Timestamp, Last: a[9].Timestamp, Packets: 10},
 		"b.pcapng": {First: b[0].Timestamp, Last: b[9].Timestamp, Packets: 10},
@@ -157,7 +135,7 @@ func (v vanishing) List() ([]FileInfo, error) {
 func TestPcapVanished(t *testing.T) {
 	dir := t.TempDir()
 	p := decodedPacket(frame(t, true, 1000, 80), "a", "b", mirror.DirIngress, t0.Add(time.Second))
-	writePcapng(t, filepath.Join(dir, "a.pcapng"), []*mirror.Packet{p})
+	capturetest.WritePcapng(t, filepath.Join(dir, "a.pcapng"), []*mirror.Packet{p})
 	st := vanishing{&dirStore{dir: dir, infos: map[string]FileInfo{"a.pcapng": {First: p.Timestamp, Last: p.Timestamp}}}}
 	_, ts := newTestServer(t, Options{Store: st})
 	resp, _ := do(t, "GET", ts.URL+"/api/pcap?since="+url.QueryEscape(t0.Format(time.RFC3339)), nil)

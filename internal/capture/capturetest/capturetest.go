@@ -5,6 +5,7 @@
 package capturetest
 
 import (
+	"errors"
 	"os"
 	"slices"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/vrsniff/vrsniff/internal/gen"
 	"github.com/vrsniff/vrsniff/internal/mirror"
+	"github.com/vrsniff/vrsniff/internal/pcapfile"
 )
 
 // Cases returns n generated mirror cases, each with its own copy of the data.
@@ -108,4 +110,26 @@ func CaptureFiles(t testing.TB, dir string) (closed []string, parts []string) {
 	}
 	slices.Sort(closed)
 	return closed, parts
+}
+
+// WritePcapng writes packets into the pcapng file path as the capture
+// files encode them: decoded frames with their metadata comments.
+func WritePcapng(t testing.TB, path string, ps []*mirror.Packet) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := pcapfile.NewWriter(f, pcapfile.Options{Application: "vrsniff"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ps {
+		if err := w.WritePacket(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := errors.Join(w.Flush(), f.Close()); err != nil {
+		t.Fatal(err)
+	}
 }
