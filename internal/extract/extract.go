@@ -252,7 +252,7 @@ func (m *merger) advance(c *cursor) bool {
 			continue
 		}
 		m.st.Read++
-		prepare(&c.p)
+		c.names = prepare(&c.p, c.names)
 		if m.o.Filter.Match(&c.p) {
 			c.seq++
 			return true
@@ -288,16 +288,18 @@ func isCut(err error, partial bool) bool {
 
 // prepare fills in, from what a stored record holds, what the filter
 // looks at: the VN names and direction from the metadata comment, and
-// the frame.
-func prepare(p *mirror.Packet) {
+// the frame. Quoted names are unquoted into names, which it returns for
+// the next packet of the same file.
+func prepare(p *mirror.Packet, names []byte) []byte {
 	p.Reset()
 	p.Frame = p.Data
 	if p.LinkType != layers.LinkTypeEthernet {
 		p.Mode = mirror.ModeOther // not a frame an expression can match
 	}
 	if len(p.Comments) > 0 {
-		mirror.ParseComment(p.Comments[0], &p.Meta)
+		names, _ = mirror.ParseCommentBuf(p.Comments[0], &p.Meta, names)
 	}
+	return names
 }
 
 func (m *merger) closeAll() {
@@ -315,7 +317,8 @@ type cursor struct {
 	rc    io.ReadCloser
 	rd    *pcapfile.Reader
 	p     mirror.Packet
-	local []int // the reader's interface index to the output's
+	local []int  // the reader's interface index to the output's
+	names []byte // p's quoted VN names, unquoted
 }
 
 func (c *cursor) close() {
