@@ -231,7 +231,7 @@ func (r *Ring) Uploaded(name string) error {
 
 // OpenIndex opens the flow index of the closed file name for reading; an
 // error wrapping fs.ErrNotExist when the file has none.
-func (r *Ring) OpenIndex(name string) (*os.File, error) {
+func (r *Ring) OpenIndex(name string) (io.ReadCloser, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	f, err := r.lookup("open", name)
@@ -241,7 +241,11 @@ func (r *Ring) OpenIndex(name string) (*os.File, error) {
 	if f.f != nil || f.info.IndexSize == 0 {
 		return nil, &fs.PathError{Op: "open", Path: IndexName(name), Err: fs.ErrNotExist}
 	}
-	return os.Open(filepath.Join(r.dir, IndexName(f.info.Name)))
+	fh, err := os.Open(filepath.Join(r.dir, IndexName(f.info.Name)))
+	if err != nil {
+		return nil, err // not a nil *os.File in the interface
+	}
+	return fh, nil
 }
 
 // Packet block types of pcapng: enhanced, simple and the obsolete packet
