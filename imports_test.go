@@ -35,7 +35,7 @@ var allowed = map[string][]string{
 		"internal/ring", "internal/server", "internal/source", "internal/upload", "internal/vnpair"},
 	// The uploader consumes a Bucket it declares (objstore's Store) and the
 	// ring's spool.
-	"internal/upload":    {"internal/objstore", "internal/ring"},
+	"internal/upload":    {"internal/objstore", "internal/ring", "internal/secret"},
 	"internal/objstore":  {"internal/vnpair"},
 	"internal/flowindex": {"internal/mirror"},
 	"internal/contrail":  {"internal/secret"},

@@ -22,6 +22,7 @@ import (
 
 	"github.com/vrsniff/vrsniff/internal/objstore"
 	"github.com/vrsniff/vrsniff/internal/ring"
+	"github.com/vrsniff/vrsniff/internal/secret"
 )
 
 // Defaults of the Config fields.
@@ -416,8 +417,9 @@ func (u *Uploader) succeeded() {
 // signature and access key of a request URL or an Authorization header.
 var secrets = regexp.MustCompile(`(?i)(X-Amz-(?:Credential|Signature|Security-Token)=|Credential=|Signature=)[^&\s,"]*`)
 
-// redact hides the credentials an error message may quote.
-func redact(s string) string { return secrets.ReplaceAllString(s, "${1}REDACTED") }
+// redact hides the credentials an error message may quote: those of a
+// URL's userinfo and of a request's signature.
+func redact(s string) string { return secrets.ReplaceAllString(secret.RedactURL(s), "${1}REDACTED") }
 
 // Stats returns the counters, and the spool's state now.
 func (u *Uploader) Stats() Stats {

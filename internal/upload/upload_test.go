@@ -227,7 +227,8 @@ func TestUploadOutage(t *testing.T) {
 	if c := logs.count("level=INFO"); c != 1 || !strings.Contains(out, "reachable again") {
 		t.Errorf("%d infos:\n%s", c, out)
 	}
-	if strings.Contains(out, "0123abcd") || strings.Contains(out, "vrsniff%2F2026") || !strings.Contains(out, "503") {
+	if strings.Contains(out, "0123abcd") || strings.Contains(out, "vrsniff%2F2026") || strings.Contains(out, "vrsniffsecret") ||
+		!strings.Contains(out, "503") {
 		t.Errorf("credentials logged, or the cause not:\n%s", out)
 	}
 	if st := u.Stats(); st.Failing || st.Files != 10 {
