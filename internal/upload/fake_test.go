@@ -38,7 +38,7 @@ type fakeBucket struct {
 	beforePut func(key string, data []byte)
 }
 
-var errDown = errors.New(`Put "http://vrsniff:vrsniffsecret@127.0.0.1:17480/b/k?X-Amz-Signature=0123abcd&X-Amz-Credential=vrsniff%2F2026": 503 Service Unavailable`)
+var errDown = errors.New(`put "http://vrsniff:vrsniffsecret@127.0.0.1:17480/b/k?X-Amz-Signature=0123abcd&X-Amz-Credential=vrsniff%2F2026": 503 Service Unavailable`)
 
 func newFakeBucket() *fakeBucket {
 	return &fakeBucket{objects: map[string][]byte{}, puts: map[string]int{}, multipart: map[string]bool{}}
