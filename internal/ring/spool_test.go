@@ -18,6 +18,7 @@ import (
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
+	"github.com/vrsniff/vrsniff/internal/testenv"
 	"github.com/vrsniff/vrsniff/internal/vnpair"
 )
 
@@ -366,5 +367,46 @@ func TestIndexAfterCrash(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, IndexName(name))); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("index of a cut file kept: %v", err)
+	}
+}
+
+// TestIndexDiskFull checks that the records a failed write lost are in no
+// index: every index names exactly its file's packets, at offsets within
+// the file, and the file whose write failed keeps none.
+func TestIndexDiskFull(t *testing.T) {
+	// The second file's first write (at flushAt) fits, its last does
+	// not: the file is kept with the packets of its first.
+	dir := testenv.MountTmpfs(t, "200k")
+	clk := &fakeClock{t: t0}
+	r := newTestRing(t, dir, Options{MaxSize: 100 << 10, Index: newFakeIndex, Now: clk.Now})
+	for i := range 300 {
+		clk.Set(t0.Add(time.Duration(i) * 10 * time.Millisecond))
+		if err := r.WritePacket(testPacket(i, 2, 1000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := r.Stats(); st.DroppedDiskFull == 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	r.Close()
+	infos, _ := r.List()
+	without := 0
+	for _, in := range infos {
+		if in.IndexSize == 0 {
+			without++
+			continue
+		}
+		recs := readIndex(t, filepath.Join(dir, IndexName(in.Name)))
+		if uint64(len(recs)) != in.Packets {
+			t.Errorf("%s: %d index records, %d packets", in.Name, len(recs), in.Packets)
+		}
+		for _, rec := range recs {
+			if rec.Off+int64(rec.Length) > in.Size {
+				t.Errorf("%s: record at %d+%d past the end, %d", in.Name, rec.Off, rec.Length, in.Size)
+			}
+		}
+	}
+	if without == 0 {
+		t.Errorf("every file has an index: %+v", infos)
 	}
 }
