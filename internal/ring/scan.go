@@ -108,8 +108,9 @@ func (r *Ring) load(name string) (*file, error) {
 			if fresh && len(in.Pairs) <= r.o.MaxPairs {
 				return &file{info: in, sidecar: int64(len(b))}, nil
 			}
-			// From a version that listed every pair: the busiest are
-			// kept.
+			// From a version that listed every pair (the busiest are
+			// kept) or did not record the sequence and header length,
+			// or an index that came or went since: written again.
 			var other uint64
 			in.Pairs, other = vnpair.Top(in.Pairs, r.o.MaxPairs)
 			in.PairsOther += other
