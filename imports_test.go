@@ -31,8 +31,11 @@ var allowed = map[string][]string{
 	// The server serves a Store it declares: neither ring nor source.
 	"internal/server": {"internal/extract", "internal/filter", "internal/mirror", "internal/pcapfile", "internal/pipeline", "internal/vnpair"},
 	"internal/extcap": {"internal/filter", "internal/mirror", "internal/pcapfile", "internal/pipeline", "internal/secret", "internal/source"},
-	"internal/capture": {"internal/filter", "internal/mirror", "internal/pcapfile", "internal/pipeline", "internal/ring",
-		"internal/server", "internal/source", "internal/vnpair"},
+	"internal/capture": {"internal/filter", "internal/mirror", "internal/objstore", "internal/pcapfile", "internal/pipeline",
+		"internal/ring", "internal/server", "internal/source", "internal/upload", "internal/vnpair"},
+	// The uploader consumes a Bucket it declares (objstore's Store) and the
+	// ring's spool.
+	"internal/upload":    {"internal/objstore", "internal/ring", "internal/secret"},
 	"internal/objstore":  {"internal/vnpair"},
 	"internal/flowindex": {"internal/mirror"},
 	"internal/contrail":  {"internal/secret"},

@@ -25,6 +25,7 @@ import (
 	"github.com/vrsniff/vrsniff/internal/ring"
 	"github.com/vrsniff/vrsniff/internal/server"
 	"github.com/vrsniff/vrsniff/internal/source"
+	"github.com/vrsniff/vrsniff/internal/upload"
 	"github.com/vrsniff/vrsniff/internal/vnpair"
 )
 
@@ -55,6 +56,9 @@ type Config struct {
 	// KeepRejects keeps the packets that fail to decode, as captured, in
 	// Dir/rejects: Files' rotation and retention, raw format, no split.
 	KeepRejects bool
+	// Upload, with a Bucket, makes Dir a spool whose closed files are
+	// uploaded to object storage and then deleted (upload.go).
+	Upload Upload
 
 	// HTTP is the API's listen address; "" for none. TLSCert and TLSKey,
 	// together, make it HTTPS.
@@ -89,8 +93,9 @@ type Service struct {
 	c       Config
 	log     *slog.Logger
 	src     source.Source
-	files   *ring.Ring // nil without Dir
-	rejects *ring.Ring // nil without KeepRejects
+	files   *ring.Ring       // nil without Dir
+	rejects *ring.Ring       // nil without KeepRejects
+	up      *upload.Uploader // nil without Upload.Bucket
 	srv     *server.Server
 	ln      net.Listener // nil without HTTP
 	metrics net.Listener // nil without MetricsAddr
@@ -106,8 +111,9 @@ type Service struct {
 type Stats struct {
 	Pipeline pipeline.Summary
 	Source   source.Stats
-	Files    ring.Stats // zero without Dir
-	Rejects  ring.Stats // zero without KeepRejects
+	Files    ring.Stats   // zero without Dir
+	Rejects  ring.Stats   // zero without KeepRejects
+	Upload   upload.Stats // zero without Upload.Bucket
 	// StreamClients is the live stream clients connected now;
 	// StreamDropped the packets they lost, summed over clients.
 	StreamClients int
@@ -136,6 +142,9 @@ func New(c Config) (_ *Service, err error) {
 		return nil, errors.New("nothing would be kept: give a directory (files) and/or an HTTP address (API, live stream)")
 	}
 	if err := c.Decoder.Traffic.Validate(); err != nil {
+		return nil, err
+	}
+	if err := checkUpload(c); err != nil {
 		return nil, err
 	}
 	if c.StaleAfter < 0 {
@@ -172,14 +181,21 @@ func New(c Config) (_ *Service, err error) {
 		ro := c.Files
 		ro.Logger = s.log
 		ro.Interface, ro.SourceStats = fileInterface(c, false), s.ringSource
-		if s.files, err = ring.New(c.Dir, ro); err != nil {
+		fo := ro
+		if err = spoolOptions(c, &fo, s.log.Info); err != nil {
+			return nil, err
+		}
+		if s.files, err = ring.New(c.Dir, fo); err != nil {
+			return nil, err
+		}
+		if err = s.newUploader(c); err != nil {
 			return nil, err
 		}
 		if err = checkWritable(c.Dir); err != nil {
 			return nil, err
 		}
 		sinks = append(sinks, s.files)
-		c.Server.Store = store{s.files}
+		c.Server.Store = s.fileStore()
 		if c.KeepRejects {
 			ro.Format, ro.Split, ro.Prefix = pcapfile.FormatRaw, vnpair.None, "rejects"
 			ro.Interface = fileInterface(c, true)
@@ -272,6 +288,7 @@ func (s *Service) Run(ctx context.Context) error {
 		"vxlan_ports", mirror.FormatPorts(c.Decoder.Traffic.VXLANPorts, false),
 		"mirror_vlan", c.Decoder.Traffic.MirrorVLAN, "fragment_copies", s.pl.FragmentCopies())
 	s.live.sample()
+	stopUpload := s.startUpload()
 	runDone := make(chan error, 1)
 	go func() { runDone <- s.pl.Run(ctx) }()
 	notify(s.log, daemon.SdNotifyReady)
@@ -354,6 +371,7 @@ loop:
 	for _, r := range s.rings() {
 		closeErr = errors.Join(closeErr, r.Close())
 	}
+	stopUpload()
 	s.ended.Store(true)
 	s.logStats()
 	s.warnDrops(time.Now())
@@ -428,6 +446,9 @@ func (s *Service) Stats() Stats {
 	if s.rejects != nil {
 		st.Rejects = s.rejects.Stats()
 	}
+	if s.up != nil {
+		st.Upload = s.up.Stats()
+	}
 	if s.srv != nil {
 		st.StreamClients, st.StreamDropped = s.srv.Hub().Clients(), s.srv.Hub().Dropped()
 	}
@@ -483,6 +504,10 @@ func (s *Service) logStats() {
 		f := st.Files
 		args = append(args, "written", f.Packets, "store_dropped", f.Dropped, "store_lost", f.Lost,
 			"store_write_errors", f.WriteErrors, "record_cut", f.Truncated, "split_overflow", f.SplitOverflow)
+	}
+	if s.up != nil {
+		args = append(args, "uploaded_files", st.Upload.Files, "upload_failures", st.Upload.Failures,
+			"spool_files", st.Upload.SpoolFiles, "spool_dropped", st.Files.DroppedSpoolFull)
 	}
 	if s.rejects != nil {
 		args = append(args, "rejects_written", st.Rejects.Packets, "rejects_dropped", st.Rejects.Dropped)

@@ -38,6 +38,9 @@ func (r *Ring) health() error {
 	if r.done {
 		return ErrClosed
 	}
+	if r.fault == nil && r.spool.full {
+		return r.spool.err
+	}
 	return r.fault
 }
 
@@ -155,6 +158,7 @@ func (r *Ring) checkDir() (bool, error) {
 			r.discard(f)
 		}
 		r.closed, r.closedBytes, r.dirID = nil, 0, fileID{}
+		r.checkSpool()
 		r.log.Warn("capture directory removed or replaced; its files are forgotten", "dir", r.dir,
 			"files", files, "lost", lost)
 	}

@@ -10,11 +10,20 @@ import (
 
 // Info describes one capture file, as its sidecar records it.
 type Info struct {
-	Name    string    `json:"name"` // base name, no directory
-	Size    int64     `json:"size"`
-	First   time.Time `json:"first_packet,omitzero"`
-	Last    time.Time `json:"last_packet,omitzero"`
-	Packets uint64    `json:"packets"`
+	Name string `json:"name"` // base name, no directory
+	// Seq is the file's sequence number in the ring (the one in its name).
+	Seq  int   `json:"seq"`
+	Size int64 `json:"size"`
+	// HeaderLen is the length in bytes of the blocks before the first
+	// packet record: the file header (pcapng: section header and the
+	// interface descriptions that come before it).
+	HeaderLen int64 `json:"header_len,omitempty"`
+	// IndexSize is the size of the file's flow index (IndexName), 0
+	// without one; for a file being written, 0.
+	IndexSize int64     `json:"index_size,omitempty"`
+	First     time.Time `json:"first_packet,omitzero"`
+	Last      time.Time `json:"last_packet,omitzero"`
+	Packets   uint64    `json:"packets"`
 	// Pairs lists the busiest VN pairs of the file (Options.MaxPairs at
 	// most), most packets first; PairsOther counts the packets of the
 	// others.

@@ -67,6 +67,9 @@ var (
 	ErrDiskFull   = errors.New("disk full")
 	ErrDirMissing = errors.New("directory missing and cannot be created")
 	ErrWrite      = errors.New("writes fail")
+	// ErrSpoolFull: with Options.Spool, the files waiting for upload
+	// fill MaxBytes.
+	ErrSpoolFull = errors.New("spool full")
 )
 
 // Options configures a Ring. The zero value writes one pcapng file that
@@ -129,8 +132,24 @@ type Options struct {
 	// and the pcapng interface statistics) count what they grew by while
 	// the file was open. It is called with the ring's lock held.
 	SourceStats func() SourceStats
-	Logger      *slog.Logger
-	Now         func() time.Time // the clock, time.Now by default
+	// MaxSpan rotates a file before a packet whose timestamp lies MaxSpan
+	// or more away from the file's first packet, either way (0: no limit),
+	// so that a file covers a bounded stretch of capture time even when a
+	// replayed file goes faster than its timestamps.
+	MaxSpan time.Duration
+	// Index, if set, gives each file a flow index (see Indexer), written
+	// at its closing as <name>.flows.parquet beside it.
+	Index func() Indexer
+	// Spool makes the directory a spool for an uploader: retention never
+	// deletes a closed file, Uploaded does once the file is stored
+	// elsewhere, and Spooled and Ready tell what waits. When the files
+	// reach MaxBytes, the open files are closed (so that they can be
+	// uploaded) and new packets are dropped and counted
+	// (Stats.DroppedSpoolFull) until uploads make room. MaxFiles does
+	// not apply.
+	Spool  bool
+	Logger *slog.Logger
+	Now    func() time.Time // the clock, time.Now by default
 }
 
 // SourceStats are the cumulative counters of the capture source that feeds
@@ -155,6 +174,9 @@ type Stats struct {
 	// hold the packet, DropOther.
 	Dropped         uint64 `json:"dropped"`
 	DroppedDiskFull uint64 `json:"dropped_disk_full"`
+	// DroppedSpoolFull counts the packets dropped (also in Dropped)
+	// because the spool was full (Options.Spool).
+	DroppedSpoolFull uint64 `json:"dropped_spool_full,omitempty"`
 	// WriteErrors counts failures of the store: a file that could not be
 	// created, written, closed or renamed.
 	WriteErrors uint64 `json:"write_errors"`
@@ -178,7 +200,12 @@ type Stats struct {
 	RemovedMaxFiles uint64 `json:"files_removed_max_files"`
 	RemovedMaxBytes uint64 `json:"files_removed_max_bytes"`
 	Deleted         uint64 `json:"files_deleted"`
-	DiskFull        bool   `json:"disk_full"`
+	// Uploaded counts the spooled files removed by Uploaded.
+	Uploaded uint64 `json:"files_uploaded,omitempty"`
+	DiskFull bool   `json:"disk_full"`
+	// SpoolFull is set while new packets are dropped for want of room in
+	// the spool.
+	SpoolFull bool `json:"spool_full,omitempty"`
 	// Problem is why the store cannot write (Healthy's error), "" when it
 	// can.
 	Problem string `json:"problem,omitempty"`
@@ -210,9 +237,11 @@ type Ring struct {
 
 	mu       sync.Mutex
 	spareEnc []*pcapfile.Encoder // encoders of closed files, for the next ones
+	spareIdx []Indexer           // flow indexes of closed files, reset, for the next ones
 	seq      int
 	closed   []*file // oldest first
-	// closedBytes is the size of the closed files and their sidecars.
+	// closedBytes is the size of the closed files, their sidecars and
+	// their flow indexes.
 	closedBytes int64
 	open        map[string]*file // by VN pair key (vnpair.AppendKey; "" without Split; otherKey)
 	lru         fileList         // open split files of a VN pair, most recently used first
@@ -227,6 +256,9 @@ type Ring struct {
 	faultDropped uint64 // in this episode
 	lastTry      time.Time
 
+	spool spoolState
+	ready chan struct{} // Ready's; holds a token when files were closed since the last receive
+
 	overflowLogged   uint64 // SplitOverflow when last logged
 	overflowLoggedAt time.Time
 
@@ -239,6 +271,7 @@ type counters struct {
 	packets, dropped, droppedFull, writeErrs, lost, dirRecreated uint64
 	truncated, overflow, splitClosed                             uint64
 	rotated, removedFiles, removedBytes, deleted                 uint64
+	droppedSpool, uploaded                                       uint64
 }
 
 // file is a capture file of the store; the fields after sidecar are used
@@ -260,6 +293,8 @@ type file struct {
 	older, newer *file     // in Ring.lru
 	inLRU        bool
 	pairs        *vnpair.Counter // by directed pair, pending until on disk
+	idx          Indexer         // nil without Options.Index
+	idxBad       bool            // idx holds records a failed write lost: no index is written
 	// At the file's opening: the clock, the source's counters and the
 	// store's drops, which its statistics are counted from.
 	opened   time.Time
@@ -306,8 +341,9 @@ func New(dir string, o Options) (*Ring, error) {
 	}
 	r := &Ring{
 		dir: dir, o: o, ext: ext, label: label, log: o.Logger, now: o.Now,
-		open: make(map[string]*file),
-		stop: make(chan struct{}),
+		open:  make(map[string]*file),
+		stop:  make(chan struct{}),
+		ready: make(chan struct{}, 1),
 	}
 	if r.log == nil {
 		r.log = slog.Default()
@@ -332,6 +368,9 @@ func New(dir string, o Options) (*Ring, error) {
 		return nil, err
 	}
 	r.retain()
+	if len(r.closed) > 0 {
+		r.signal()
+	}
 	r.wg.Add(1)
 	go r.loop()
 	return r, nil
@@ -366,6 +405,10 @@ func (r *Ring) WritePacket(p *mirror.Packet) error {
 		}
 		return now
 	}
+	if r.spool.full {
+		r.spoolDrop(clock())
+		return nil
+	}
 	if r.fault != nil {
 		// A clock that went back also allows a retry.
 		if clock().Sub(r.lastTry) < retryEvery && !now.Before(r.lastTry) {
@@ -382,11 +425,13 @@ func (r *Ring) WritePacket(p *mirror.Packet) error {
 	if f == nil {
 		return nil // dropped for want of room, and counted
 	}
+	start := len(f.buf)
 	f.buf, err = f.enc.Append(f.buf, p)
 	if err != nil {
 		r.c.dropped++
 		return fmt.Errorf("capture files: %w", err)
 	}
+	r.recordAdded(f, p, start)
 	if f.enc.RecordLen(p) > r.o.MaxRecord {
 		r.c.truncated++
 	}
@@ -430,7 +475,7 @@ func (r *Ring) fileFor(p *mirror.Packet, clock func() time.Time) (*file, error) 
 		r.key = vnpair.AppendKey(r.key, p.Meta.SrcVN, p.Meta.DstVN, r.o.Split)
 	}
 	f := r.open[string(r.key)]
-	if f, err := r.current(f, clock); f != nil || err != nil {
+	if f, err := r.current(f, p, clock); f != nil || err != nil {
 		return f, err
 	}
 	if !split {
@@ -442,7 +487,7 @@ func (r *Ring) fileFor(p *mirror.Packet, clock func() time.Time) (*file, error) 
 			return nil, err
 		}
 		if !ok {
-			return r.overflow(clock)
+			return r.overflow(p, clock)
 		}
 	}
 	// openFile may forget the open files (a removed directory): the key
@@ -457,9 +502,13 @@ func (r *Ring) fileFor(p *mirror.Packet, clock func() time.Time) (*file, error) 
 	return f, nil
 }
 
-// current returns f unless its time is up, when it is closed.
-func (r *Ring) current(f *file, clock func() time.Time) (*file, error) {
-	if f == nil || f.deadline.IsZero() || clock().Before(f.deadline) {
+// current returns f unless its time is up, or p lies outside the span
+// it may cover (Options.MaxSpan), when it is closed.
+func (r *Ring) current(f *file, p *mirror.Packet, clock func() time.Time) (*file, error) {
+	if f == nil {
+		return nil, nil
+	}
+	if (f.deadline.IsZero() || clock().Before(f.deadline)) && !r.outOfSpan(f, p) {
 		return f, nil
 	}
 	return nil, r.closeFile(f)
@@ -478,7 +527,7 @@ func (r *Ring) makeRoom(now time.Time) (bool, error) {
 
 // overflow handles a packet of a VN pair that finds no room among the
 // split files: it goes to the other set, or is dropped.
-func (r *Ring) overflow(clock func() time.Time) (*file, error) {
+func (r *Ring) overflow(p *mirror.Packet, clock func() time.Time) (*file, error) {
 	r.c.overflow++
 	if r.overflowLogged == 0 && r.overflowLoggedAt.IsZero() {
 		r.overflowLoggedAt = clock()
@@ -493,7 +542,7 @@ func (r *Ring) overflow(clock func() time.Time) (*file, error) {
 		r.drop(1, false)
 		return nil, nil
 	}
-	f, err := r.current(r.open[otherKey], clock)
+	f, err := r.current(r.open[otherKey], p, clock)
 	if f != nil || err != nil {
 		return f, err
 	}
@@ -586,7 +635,9 @@ func (r *Ring) openFile(key, label string, now time.Time) (*file, error) {
 		opened:   now,
 		src0:     r.sourceStats(),
 		dropped0: r.c.dropped,
+		idx:      r.newIndexer(),
 	}
+	f.info.Seq = seq
 	r.spare = nil
 	if f.buf == nil {
 		// Grown as needed: most split files of a flood of spoofed pairs
@@ -671,6 +722,9 @@ func (r *Ring) flushFile(f *file) error {
 		}
 		f.f.Seek(f.written, io.SeekStart)
 		r.drop(f.pending, isDiskFull(err))
+		if f.pending > 0 && f.idx != nil {
+			f.idxBad = true
+		}
 		f.pending = 0
 		f.pairs.Rollback()
 		if f.info.Packets == 0 {
@@ -713,7 +767,11 @@ func (r *Ring) closeFile(f *file) error {
 		r.release(f)
 		return err
 	}
+	// The index goes first: a closed file always has its index, or none
+	// was made.
+	f.info.IndexSize = r.writeIndex(f)
 	if rerr := os.Rename(part, filepath.Join(r.dir, f.info.Name)); rerr != nil {
+		r.removeIndex(f.info.Name)
 		if errors.Is(rerr, fs.ErrNotExist) {
 			// Someone removed it while it was written. A removed
 			// directory is reported when it is found.
@@ -748,8 +806,9 @@ func (r *Ring) closeFile(f *file) error {
 	f.sidecar = n
 	r.c.rotated++
 	r.closed = append(r.closed, f)
-	r.closedBytes += f.info.Size + f.sidecar
+	r.closedBytes += f.closedSize()
 	r.retain()
+	r.signal()
 	return err
 }
 
@@ -770,7 +829,11 @@ func (r *Ring) release(f *file) {
 	if f.enc != nil && len(r.spareEnc) < maxSpareEnc {
 		r.spareEnc = append(r.spareEnc, f.enc)
 	}
-	f.f, f.enc, f.buf, f.pairs = nil, nil, nil, nil
+	if f.idx != nil && len(r.spareIdx) < maxSpareEnc {
+		f.idx.Reset()
+		r.spareIdx = append(r.spareIdx, f.idx)
+	}
+	f.f, f.enc, f.buf, f.pairs, f.idx = nil, nil, nil, nil, nil
 }
 
 // closeAll closes every open file.
@@ -794,8 +857,13 @@ func (r *Ring) openFiles() []*file {
 	return fs
 }
 
-// retain deletes the oldest closed files beyond MaxFiles and MaxBytes.
+// retain deletes the oldest closed files beyond MaxFiles and MaxBytes; a
+// spool deletes none, and says whether it is full instead.
 func (r *Ring) retain() {
+	if r.o.Spool {
+		r.checkSpool()
+		return
+	}
 	for len(r.closed) > 0 {
 		byCount := r.o.MaxFiles > 0 && len(r.closed) > r.o.MaxFiles
 		bySize := !byCount && r.o.MaxBytes > 0 && r.usage() > r.o.MaxBytes
@@ -822,9 +890,12 @@ func (r *Ring) remove(f *file) error {
 	if err := os.Remove(filepath.Join(r.dir, f.info.Name+sidecarSuffix)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("delete %s: %w", f.info.Name+sidecarSuffix, err)
 	}
+	if err := r.removeIndex(f.info.Name); err != nil {
+		return err
+	}
 	i := slices.Index(r.closed, f)
 	r.closed = slices.Delete(r.closed, i, i+1)
-	r.closedBytes -= f.info.Size + f.sidecar
+	r.closedBytes -= f.closedSize()
 	return nil
 }
 
@@ -865,6 +936,10 @@ func (r *Ring) tick() {
 	if _, err := r.checkDir(); err != nil {
 		r.enterFault(faultDir, err, now)
 		return
+	}
+	if r.spool.full {
+		// A quiet capture's files are closed too, to be uploaded.
+		r.closeForSpool(now)
 	}
 	for _, f := range r.openFiles() {
 		if f.f == nil {
@@ -939,24 +1014,27 @@ func (r *Ring) Stats() Stats {
 		pending += f.pending
 	}
 	s := Stats{
-		Files:           len(r.closed) + len(r.open),
-		OpenFiles:       len(r.open),
-		Bytes:           r.usage(),
-		Packets:         r.c.packets,
-		Pending:         pending,
-		Dropped:         r.c.dropped,
-		DroppedDiskFull: r.c.droppedFull,
-		WriteErrors:     r.c.writeErrs,
-		Lost:            r.c.lost,
-		DirRecreated:    r.c.dirRecreated,
-		Truncated:       r.c.truncated,
-		SplitOverflow:   r.c.overflow,
-		SplitClosed:     r.c.splitClosed,
-		Rotated:         r.c.rotated,
-		RemovedMaxFiles: r.c.removedFiles,
-		RemovedMaxBytes: r.c.removedBytes,
-		Deleted:         r.c.deleted,
-		DiskFull:        r.fault != nil && r.faultKind == faultFull,
+		Files:            len(r.closed) + len(r.open),
+		OpenFiles:        len(r.open),
+		Bytes:            r.usage(),
+		Packets:          r.c.packets,
+		Pending:          pending,
+		Dropped:          r.c.dropped,
+		DroppedDiskFull:  r.c.droppedFull,
+		DroppedSpoolFull: r.c.droppedSpool,
+		WriteErrors:      r.c.writeErrs,
+		Lost:             r.c.lost,
+		DirRecreated:     r.c.dirRecreated,
+		Truncated:        r.c.truncated,
+		SplitOverflow:    r.c.overflow,
+		SplitClosed:      r.c.splitClosed,
+		Rotated:          r.c.rotated,
+		RemovedMaxFiles:  r.c.removedFiles,
+		RemovedMaxBytes:  r.c.removedBytes,
+		Deleted:          r.c.deleted,
+		Uploaded:         r.c.uploaded,
+		DiskFull:         r.fault != nil && r.faultKind == faultFull,
+		SpoolFull:        r.spool.full,
 	}
 	if err := r.health(); err != nil {
 		s.Problem = err.Error()

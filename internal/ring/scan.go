@@ -79,7 +79,7 @@ func (r *Ring) scan() error {
 		if f != nil {
 			f.seq = seq
 			r.closed = append(r.closed, f)
-			r.closedBytes += f.info.Size + f.sidecar
+			r.closedBytes += f.closedSize()
 		}
 	}
 	slices.SortFunc(r.closed, func(a, b *file) int { return a.seq - b.seq })
@@ -93,15 +93,24 @@ func (r *Ring) load(name string) (*file, error) {
 	if err != nil {
 		return nil, err
 	}
+	seq, _ := r.parseName(name)
+	idxSize := r.indexSize(name)
 	if b, err := readSidecar(path + sidecarSuffix); err == nil {
 		var in Info
 		if json.Unmarshal(b, &in) == nil && in.Name == name && in.Size == st.Size() {
 			in.Open = false
-			if len(in.Pairs) <= r.o.MaxPairs {
+			fresh := in.Seq == seq && in.IndexSize == idxSize && (in.HeaderLen > 0 || in.Packets == 0)
+			in.Seq, in.IndexSize = seq, idxSize
+			if in.HeaderLen == 0 && in.Packets > 0 {
+				// From a version that did not record it.
+				in.HeaderLen, _ = headerLen(path)
+			}
+			if fresh && len(in.Pairs) <= r.o.MaxPairs {
 				return &file{info: in, sidecar: int64(len(b))}, nil
 			}
-			// From a version that listed every pair: the busiest are
-			// kept.
+			// From a version that listed every pair (the busiest are
+			// kept) or did not record the sequence and header length,
+			// or an index that came or went since: written again.
 			var other uint64
 			in.Pairs, other = vnpair.Top(in.Pairs, r.o.MaxPairs)
 			in.PairsOther += other
@@ -114,6 +123,7 @@ func (r *Ring) load(name string) (*file, error) {
 	}
 	// Missing, stale or too large: rebuilt from the file.
 	in := r.rebuild(path, name, st)
+	in.Seq, in.IndexSize = seq, idxSize
 	n, err := r.writeSidecar(&in)
 	if err != nil {
 		r.log.Debug("cannot write capture file info", "file", name, "err", err)
@@ -131,6 +141,13 @@ func (r *Ring) recover(name string) (*file, error) {
 		return nil, fmt.Errorf("recover %s: %s exists too", part, name)
 	}
 	s, err := scanFile(part)
+	if s.cut || err != nil {
+		// An index is written once its file is complete: this one is
+		// not.
+		if err := r.removeIndex(name); err != nil {
+			return nil, fmt.Errorf("recover %s: %w", part, err)
+		}
+	}
 	if s.cut {
 		// The crash cut the last record: the file ends at the one before.
 		if err := os.Truncate(part, s.end); err != nil {
@@ -164,6 +181,7 @@ func (r *Ring) rebuild(path, name string, st fs.FileInfo) Info {
 		return in
 	}
 	in.Packets, in.First, in.Last = s.packets, s.first, s.last
+	in.HeaderLen, _ = headerLen(path)
 	return in
 }
 

@@ -27,6 +27,7 @@ type collector struct {
 	pairPackets, pairBytes, pairs, diskUsage                                            *prometheus.Desc
 	storeDropped, diskFull, storeWriting                                                *prometheus.Desc
 	lastPacket, buildInfo, filesRotated, filesRemoved                                   *prometheus.Desc
+	uploadFiles, uploadBytes, uploadFailures, uploadLag, spoolFiles, spoolBytes         *prometheus.Desc
 
 	version string // the build_info label
 }
@@ -63,6 +64,12 @@ func newCollector(s *Server) *collector {
 		buildInfo:      d("build_info", "Always 1; the labels say which build runs.", "version", "goversion"),
 		filesRotated:   d("files_rotated_total", "Capture files closed and kept (rotation, SIGHUP, end of capture)."),
 		filesRemoved:   d("files_removed_total", "Closed capture files deleted, by reason: max_files and max_bytes (retention), api (DELETE).", "reason"),
+		uploadFiles:    d("upload_files_total", "Capture files stored in object storage (manifest written)."),
+		uploadBytes:    d("upload_bytes_total", "Bytes of the capture files and flow indexes stored in object storage."),
+		uploadFailures: d("upload_failures_total", "Failed attempts to store a capture file or the sniffer record; each is retried."),
+		uploadLag:      d("upload_lag_seconds", "Age of the oldest capture file waiting for upload, since it was closed; 0 when none waits."),
+		spoolFiles:     d("spool_files", "Closed capture files waiting for upload."),
+		spoolBytes:     d("spool_bytes", "Bytes of the capture files and flow indexes waiting for upload."),
 		version:        buildVersion(s.opts.Version),
 	}
 }
@@ -132,6 +139,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.filesRemoved, st.RemovedMaxFiles, "max_files")
 		counter(c.filesRemoved, st.RemovedMaxBytes, "max_bytes")
 		counter(c.filesRemoved, st.Deleted, "api")
+	}
+	if uc, ok := c.s.opts.Store.(UploadCounters); ok {
+		st := uc.UploadStats()
+		counter(c.uploadFiles, st.Files)
+		counter(c.uploadBytes, st.Bytes)
+		counter(c.uploadFailures, st.Failures)
+		gauge(c.uploadLag, st.Lag.Seconds())
+		gauge(c.spoolFiles, float64(st.SpoolFiles))
+		gauge(c.spoolBytes, float64(st.SpoolBytes))
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -185,6 +186,35 @@ type rotatingStore struct {
 }
 
 func (s *rotatingStore) StoreStats() StoreStats { return s.stats }
+
+// spoolStore is a store whose files are uploaded.
+type spoolStore struct {
+	*dirStore
+	stats UploadStats
+}
+
+func (s *spoolStore) UploadStats() UploadStats { return s.stats }
+
+// TestUploadMetrics checks the upload and spool series of a store that
+// uploads, and that a store that does not has none.
+func TestUploadMetrics(t *testing.T) {
+	store := &spoolStore{dirStore: newDirStore(t), stats: UploadStats{Files: 4, Bytes: 5000, Failures: 3,
+		Lag: 1500 * time.Millisecond, SpoolFiles: 2, SpoolBytes: 777}}
+	_, ts := newTestServer(t, Options{Store: store, Stats: &pipeline.Stats{}})
+	fams := scrape(t, ts.URL+"/metrics")
+	for name, want := range map[string]float64{
+		"vrsniff_upload_files_total": 4, "vrsniff_upload_bytes_total": 5000, "vrsniff_upload_failures_total": 3,
+		"vrsniff_upload_lag_seconds": 1.5, "vrsniff_spool_files": 2, "vrsniff_spool_bytes": 777,
+	} {
+		if got := value(t, fams, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	_, ts = newTestServer(t, Options{Store: newDirStore(t), Stats: &pipeline.Stats{}})
+	if _, ok := scrape(t, ts.URL+"/metrics")["vrsniff_upload_files_total"]; ok {
+		t.Error("upload series without uploads")
+	}
+}
 
 // TestServeMetrics checks the metrics-only listener: /metrics without the
 // API's token, nothing else.

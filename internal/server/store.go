@@ -77,3 +77,21 @@ type StoreStats struct {
 	// limit, a DELETE request.
 	Rotated, RemovedMaxFiles, RemovedMaxBytes, Deleted uint64
 }
+
+// UploadCounters is a Store whose files are uploaded to object storage
+// (a spool); vrsniff_upload_* and vrsniff_spool_* report them.
+type UploadCounters interface {
+	UploadStats() UploadStats
+}
+
+// UploadStats are the counters of an UploadCounters.
+type UploadStats struct {
+	// Files and Bytes count the capture files stored and their bytes,
+	// flow indexes included; Failures the failed attempts, each retried.
+	Files, Bytes, Failures uint64
+	// Lag is the age of the oldest file waiting for upload, 0 when none
+	// waits; SpoolFiles and SpoolBytes what waits.
+	Lag        time.Duration
+	SpoolFiles int
+	SpoolBytes int64
+}
