@@ -33,7 +33,7 @@ var allowed = map[string][]string{
 	"internal/extcap": {"internal/filter", "internal/mirror", "internal/pcapfile", "internal/pipeline", "internal/secret", "internal/source"},
 	"internal/capture": {"internal/filter", "internal/mirror", "internal/pcapfile", "internal/pipeline", "internal/ring",
 		"internal/server", "internal/source", "internal/vnpair"},
-	"internal/objstore":  {"internal/vnpair"},
+	"internal/objstore":  {"internal/secret", "internal/vnpair"},
 	"internal/flowindex": {"internal/mirror"},
 	"internal/contrail":  {"internal/secret"},
 	"internal/provision": {"internal/contrail", "internal/mirror"},
