@@ -8,6 +8,7 @@ import (
 	"io"
 	"iter"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -305,7 +306,18 @@ func (s *Store) AbortUploads(ctx context.Context, prefix string, olderThan time.
 		if olderThan > 0 && !u.Initiated.Before(cut) {
 			continue
 		}
-		if err := s.core.AbortMultipartUpload(ctx, s.loc.Bucket, u.Key, u.UploadID); err != nil {
+		err := s.core.AbortMultipartUpload(ctx, s.loc.Bucket, u.Key, u.UploadID)
+		// RGW URL-encodes the keys of the uploads it lists, as asked, but
+		// does not say so (no EncodingType in the answer), so minio-go
+		// leaves them encoded: "dt%3D…" for "dt=…". Decoding every key
+		// would break a real '%' elsewhere; try the decoded key when the
+		// upload is not found under the listed one.
+		if dec, derr := url.QueryUnescape(u.Key); err != nil && derr == nil && dec != u.Key &&
+			minio.ToErrorResponse(err).Code == "NoSuchUpload" {
+			u.Key = dec
+			err = s.core.AbortMultipartUpload(ctx, s.loc.Bucket, u.Key, u.UploadID)
+		}
+		if err != nil {
 			return n, s.fail("abort upload "+u.UploadID, s.rel(u.Key), err)
 		}
 		n++
