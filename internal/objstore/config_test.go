@@ -1,10 +1,17 @@
 package objstore
 
 import (
+	"context"
+	"encoding/pem"
 	"errors"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/vrsniff/vrsniff/internal/secret"
@@ -206,5 +213,55 @@ func TestConfigErrors(t *testing.T) {
 		if !errors.As(err, &exposed) || exposed.Name != open {
 			t.Errorf("%+v with a 0644 credentials file: error %v, want a *secret.ExposedError for it", cfg, err)
 		}
+	}
+}
+
+// TestTLS checks that TLS is verified by default and that CACert adds a
+// CA: an HTTPS server whose certificate no system CA signed answers every
+// request (the bucket check included) with 200.
+func TestTLS(t *testing.T) {
+	var heads atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead && r.URL.Path == "/captures/" {
+			heads.Add(1)
+		}
+	}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes
+	srv.StartTLS()
+	defer srv.Close()
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	notPEM := filepath.Join(dir, "not.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	hostPort := strings.TrimPrefix(srv.URL, "https://")
+	cfg := func(endpoint, caCert string) Config {
+		return Config{URL: "s3://captures/fleet", Endpoint: endpoint, CACert: caCert, AccessKey: "A", SecretKey: "secretvalue"}
+	}
+	for _, ep := range []string{srv.URL, hostPort} {
+		s, err := Open(ctx, cfg(ep, ca))
+		if err != nil {
+			t.Fatalf("Open(%s) with its CA: %v", ep, err)
+		}
+		if s.Endpoint() != srv.URL || s.Location() != (Location{"captures", "fleet/"}) {
+			t.Errorf("store at %s %+v", s.Endpoint(), s.Location())
+		}
+	}
+	if n := heads.Load(); n != 2 {
+		t.Errorf("%d path-style HEAD /captures/ requests, want 2", n)
+	}
+	if _, err := Open(ctx, cfg(srv.URL, "")); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("Open without the CA: %v, want a certificate error", err)
+	}
+	if _, err := Open(ctx, cfg(srv.URL, notPEM)); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
+		t.Errorf("Open with a CA file that holds none: %v", err)
+	}
+	if n := heads.Load(); n != 2 {
+		t.Errorf("requests reached the server unverified")
 	}
 }

@@ -13,6 +13,10 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -618,5 +622,169 @@ func TestOpenErrors(t *testing.T) {
 				t.Errorf("error %q shows the secret key", err)
 			}
 		})
+	}
+}
+
+// request is what the recording proxy saw of one request.
+type request struct {
+	method, path string
+	query        url.Values
+	header       http.Header
+}
+
+func (r request) isMultiDelete() bool {
+	_, ok := r.query["delete"]
+	return r.method == http.MethodPost && ok
+}
+
+// recorder is a proxy to the test engine that records the requests it
+// passes on, and answers those that refuse says to refuse with S3's
+// AccessDenied.
+type recorder struct {
+	mu     sync.Mutex
+	seen   []request
+	refuse func(request) bool
+}
+
+func (rc *recorder) requests() []request {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return slices.Clone(rc.seen)
+}
+
+// openRecorded opens a store on the test engine through a recorder, with
+// 5 MiB parts and 10 keys a list page.
+func openRecorded(t *testing.T, refuse func(request) bool) (*Store, *recorder, testenv.S3Endpoint) {
+	t.Helper()
+	e := testenv.S3(t)
+	target, err := url.Parse(e.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := &recorder{refuse: refuse}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req := request{r.Method, r.URL.Path, r.URL.Query(), r.Header.Clone()}
+		rc.mu.Lock()
+		rc.seen = append(rc.seen, req)
+		refused := rc.refuse != nil && rc.refuse(req)
+		rc.mu.Unlock()
+		if refused {
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusForbidden)
+			io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>refused by the test</Message></Error>`)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	s, err := Open(context.Background(), Config{URL: "s3://" + e.Bucket + "/fleet", Endpoint: srv.URL, AccessKey: e.AccessKey,
+		SecretKey: e.SecretKey, PartSize: MinPartSize, ListPageSize: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, rc, e
+}
+
+// TestWireSubset puts a recording proxy between the store and the engine
+// and checks that the store speaks only the subset every engine serves:
+// path-style requests, Content-MD5 on every request that carries data
+// (each part, the multi-delete), unsigned payloads rather than aws-chunked
+// streams, no CRC checksums, and lists that page.
+func TestWireSubset(t *testing.T) {
+	s, rc, e := openRecorded(t, nil)
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, bytes.Repeat([]byte("vrsniff"), (MinPartSize+1000)/7), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutFile(ctx, "p/f.pcapng", path, ""); err != nil {
+		t.Fatal(err)
+	}
+	var ks []string
+	for i := range 25 {
+		ks = append(ks, fmt.Sprintf("p/%02d", i))
+	}
+	putMany(t, s, ks)
+	if got := keys(t, s, "p/"); len(got) != 26 {
+		t.Fatalf("listed %d keys, want 26", len(got))
+	}
+	listed := len(rc.requests())
+	if n, err := s.DeletePrefix(ctx, "p/"); err != nil || n != 26 {
+		t.Fatalf("DeletePrefix = %d, %v", n, err)
+	}
+
+	parts, lists, deletes := 0, 0, 0
+	for i, r := range rc.requests() {
+		if !strings.HasPrefix(r.path, "/"+e.Bucket) {
+			t.Errorf("%s %s: not path-style", r.method, r.path)
+		}
+		for k := range r.header {
+			if strings.HasPrefix(strings.ToLower(k), "x-amz-checksum") || strings.EqualFold(k, "x-amz-trailer") {
+				t.Errorf("%s %s: sends %s", r.method, r.path, k)
+			}
+		}
+		if sha := r.header.Get("X-Amz-Content-Sha256"); strings.HasPrefix(sha, "STREAMING-") || strings.Contains(r.header.Get("Content-Encoding"), "aws-chunked") {
+			t.Errorf("%s %s: a streaming (aws-chunked) upload", r.method, r.path)
+		}
+		if (r.method == http.MethodPut || r.isMultiDelete()) && r.header.Get("Content-Md5") == "" {
+			t.Errorf("%s %s?%s: no Content-MD5", r.method, r.path, r.query.Encode())
+		}
+		switch {
+		case r.method == http.MethodPut && r.query.Get("partNumber") != "":
+			parts++
+		case r.method == http.MethodGet && r.query.Get("list-type") == "2" && i < listed:
+			lists++
+		case r.isMultiDelete():
+			deletes++
+		}
+	}
+	// 26 keys at 10 a page.
+	if parts != 2 || lists != 3 || deletes < 1 {
+		t.Errorf("%d part uploads, %d list pages, %d multi-deletes; want 2, 3, at least 1", parts, lists, deletes)
+	}
+}
+
+// TestDeletePrefixAgain refuses the first multi-delete and checks that
+// DeletePrefix lists and deletes again, and gives up after deletePasses.
+func TestDeletePrefixAgain(t *testing.T) {
+	refusals := 1
+	s, rc, _ := openRecorded(t, func(r request) bool {
+		if r.isMultiDelete() && refusals > 0 {
+			refusals--
+			return true
+		}
+		return false
+	})
+	ctx := context.Background()
+	putMany(t, s, []string{"p/1", "p/2", "p/3"})
+	n, err := s.DeletePrefix(ctx, "p/")
+	if err != nil || n != 3 {
+		t.Fatalf("DeletePrefix with one refusal = %d, %v; want 3", n, err)
+	}
+	if got := keys(t, s, "p/"); len(got) != 0 {
+		t.Errorf("left %q", got)
+	}
+	count := func() (d int) {
+		for _, r := range rc.requests() {
+			if r.isMultiDelete() {
+				d++
+			}
+		}
+		return d
+	}
+	if d := count(); d != 2 {
+		t.Errorf("%d multi-deletes, want 2", d)
+	}
+	putMany(t, s, []string{"p/1"})
+	rc.mu.Lock()
+	refusals = 100
+	rc.mu.Unlock()
+	before := count()
+	if n, err := s.DeletePrefix(ctx, "p/"); err == nil || n != 0 || !strings.Contains(err.Error(), "fleet/p/1") {
+		t.Errorf("DeletePrefix refused every time = %d, %v; want an error naming the key", n, err)
+	}
+	if d := count() - before; d != deletePasses {
+		t.Errorf("%d multi-deletes, want %d", d, deletePasses)
 	}
 }

@@ -243,14 +243,31 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
+// deletePasses is how many times DeletePrefix lists and deletes before it
+// gives up: a multi-delete cut short (RGW has been seen to drop one's
+// answer mid-body) leaves keys that the next pass finds.
+const deletePasses = 3
+
 // DeletePrefix removes every object under prefix (not ""), up to 1000 keys
 // a multi-delete request (which carries Content-MD5), and returns how many
-// it removed. It goes on past a key it fails to remove and returns the
-// first such failure.
+// it removed. It goes on past a key it fails to remove; when some remain
+// it lists and deletes again, up to deletePasses times, and then returns
+// the first failure of the last pass.
 func (s *Store) DeletePrefix(ctx context.Context, prefix string) (int, error) {
 	if prefix == "" {
 		return 0, s.fail("delete prefix", prefix, errors.New("refusing to delete the whole store"))
 	}
+	n := 0
+	for pass := 1; ; pass++ {
+		m, err := s.deletePass(ctx, prefix)
+		n += m
+		if err == nil || pass == deletePasses || ctx.Err() != nil {
+			return n, err
+		}
+	}
+}
+
+func (s *Store) deletePass(ctx context.Context, prefix string) (int, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	keys := make(chan minio.ObjectInfo)
