@@ -29,7 +29,8 @@ func run(t *testing.T, name string, args ...string) string {
 // TestRelease builds the release with the Makefile, checks the binaries'
 // SHA256SUMS and that they are static, and runs the amd64 one under
 // chroot in a folder that holds only it and the sample: `vrsniff decap`
-// with a packet filter must keep what tshark says the filter keeps.
+// with a packet filter must keep what tshark says the filter keeps. The
+// arm64 one, run by qemu-aarch64, must write the same bytes.
 func TestRelease(t *testing.T) {
 	dist := filepath.Join(t.TempDir(), "dist")
 	run(t, "make", "-C", ".", "release", "DIST="+dist, "VERSION="+testVersion)
@@ -106,6 +107,35 @@ func TestRelease(t *testing.T) {
 	}
 	if fmt.Sprint(kept) != fmt.Sprint(wantKept) {
 		t.Errorf("--bpf %q kept %d frames:\n%v\ntshark's %q keeps %d:\n%v", expr, len(kept), kept, display, len(wantKept), wantKept)
+	}
+
+	// The arm64 binary, under user-mode emulation, decodes the sample to
+	// the same bytes.
+	qemu, err := exec.LookPath("qemu-aarch64")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("qemu-aarch64 (Debian's qemu-user) is needed to run the arm64 release: %v", err)
+		}
+		t.Logf("arm64 release not run: %v", err)
+	} else {
+		arm := filepath.Join(dist, "vrsniff-"+testVersion+"-linux-arm64")
+		for _, c := range [][]string{
+			{"decap", filepath.Join(root, "sample.pcap"), filepath.Join(root, "all-arm64.pcapng")},
+			{"decap", "--bpf", expr, filepath.Join(root, "sample.pcap"), filepath.Join(root, "kept-arm64.pcapng")},
+		} {
+			cmd := exec.Command(qemu, append([]string{arm}, c...)...)
+			cmd.Env = []string{}
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("qemu-aarch64 vrsniff %s: %v\n%s", strings.Join(c, " "), err, out)
+			}
+		}
+		for _, name := range []string{"all", "kept"} {
+			a, errA := os.ReadFile(filepath.Join(root, name+".pcapng"))
+			b, errB := os.ReadFile(filepath.Join(root, name+"-arm64.pcapng"))
+			if errA != nil || errB != nil || !bytes.Equal(a, b) {
+				t.Errorf("%s: the arm64 release wrote %d bytes, amd64 %d, not the same (%v %v)", name, len(b), len(a), errA, errB)
+			}
+		}
 	}
 
 	// The container: the Containerfile's COPY names the release binary

@@ -23,10 +23,15 @@ const (
 
 // sidecar is what Dir reads of a ring sidecar (ring.Info's JSON).
 type sidecar struct {
-	Name  string    `json:"name"`
-	Size  int64     `json:"size"`
-	First time.Time `json:"first_packet"`
-	Last  time.Time `json:"last_packet"`
+	Name          string    `json:"name"`
+	Size          int64     `json:"size"`
+	First         time.Time `json:"first_packet"`
+	Last          time.Time `json:"last_packet"`
+	Opened        time.Time `json:"opened"`
+	Closed        time.Time `json:"closed"`
+	Received      uint64    `json:"source_received"`
+	KernelDropped uint64    `json:"kernel_dropped"`
+	StoreDropped  uint64    `json:"store_dropped"`
 }
 
 // Dir lists the capture files of a directory vrsniff capture writes
@@ -59,7 +64,7 @@ func Dir(dir string) ([]Source, error) {
 			path := filepath.Join(dir, name)
 			s.Paths = []string{path}
 			s.Open = func() (io.ReadCloser, error) { return os.Open(path) }
-			s.First, s.Last = sidecarTimes(path, name)
+			s.First, s.Last, s.Stats = sidecarInfo(path, name)
 		}
 		out = append(out, s)
 	}
@@ -81,9 +86,9 @@ func openEither(path, alt string) func() (io.ReadCloser, error) {
 	}
 }
 
-// sidecarTimes returns the packet times of a closed file's sidecar, zero
+// sidecarInfo returns the packet times and drop counts of a closed file's sidecar, zero
 // when it has none that matches the file.
-func sidecarTimes(path, name string) (first, last time.Time) {
+func sidecarInfo(path, name string) (first, last time.Time, drops Drops) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return
@@ -97,5 +102,7 @@ func sidecarTimes(path, name string) (first, last time.Time) {
 	if json.NewDecoder(io.LimitReader(f, 1<<20)).Decode(&sc) != nil || sc.Name != name || sc.Size != st.Size() {
 		return
 	}
-	return sc.First, sc.Last
+	drops = Drops{Opened: sc.Opened, Closed: sc.Closed, Received: sc.Received,
+		KernelDropped: sc.KernelDropped, StoreDropped: sc.StoreDropped}
+	return sc.First, sc.Last, drops
 }

@@ -55,11 +55,27 @@ type Source struct {
 	// Partial marks a file still being written: an incomplete record at
 	// its end is where it ends for now, not an error.
 	Partial bool
+	// Stats is what the capture received and lost while the file was
+	// written (its sidecar, or the store's listing); zero when not known.
+	Stats Drops
 	// Open opens the file; an error satisfying errors.Is(err,
 	// fs.ErrNotExist) means it was removed (retention) since it was
 	// listed, and the file is skipped with a warning.
 	Open func() (io.ReadCloser, error)
 }
+
+// Drops are a stored file's counts of what its capture received and lost
+// while it was written, from Opened to Closed (docs/capture.md, "Drops").
+type Drops struct {
+	Opened, Closed time.Time
+	// Received counts the packets the capture source read, KernelDropped
+	// those the kernel dropped before it could, StoreDropped those the
+	// store could not write.
+	Received, KernelDropped, StoreDropped uint64
+}
+
+// known reports whether d holds counts.
+func (d Drops) known() bool { return !d.Opened.IsZero() }
 
 // Options select what Write copies.
 type Options struct {
@@ -155,6 +171,10 @@ func Write(ctx context.Context, w io.Writer, srcs []Source, o Options) (Stats, e
 		}
 		c := m.open[0]
 		c.p.Interface = c.global(&m.ifaces)
+		if !c.counted && c.src.Stats.known() {
+			c.counted = true
+			m.addStats(c.p.Interface, c.src.Stats)
+		}
 		if err := pw.WritePacket(&c.p); err != nil {
 			return m.st, fmt.Errorf("extract: %w", err)
 		}
@@ -168,6 +188,13 @@ func Write(ctx context.Context, w io.Writer, srcs []Source, o Options) (Stats, e
 	}
 	if m.err != nil {
 		return m.st, m.err
+	}
+	for id, s := range m.isb {
+		if s.HasReceived {
+			if err := pw.WriteStats(id, s); err != nil {
+				return m.st, fmt.Errorf("extract: %w", err)
+			}
+		}
 	}
 	if err := pw.Flush(); err != nil {
 		return m.st, fmt.Errorf("extract: %w", err)
@@ -185,6 +212,31 @@ type merger struct {
 	pending []*cursor
 	open    cursors
 	ifaces  ifaceTable
+	isb     []pcapfile.InterfaceStats // by output interface: the sum of its files' Drops
+}
+
+// addStats adds the counts of a file whose packets go to output interface
+// id: the statistics block written for it at the end covers every file
+// that gave it packets, from the first opened to the last closed, whole
+// files (a window cuts packets, not counts).
+func (m *merger) addStats(id int, d Drops) {
+	for len(m.isb) <= id {
+		m.isb = append(m.isb, pcapfile.InterfaceStats{})
+	}
+	s := &m.isb[id]
+	if !s.HasReceived || d.Opened.Before(s.Start) {
+		s.Start = d.Opened
+	}
+	if d.Closed.After(s.End) {
+		s.End = d.Closed
+	}
+	s.Time = s.End
+	// As the capture writes its blocks (internal/ring): what reached the
+	// interface is what was read and what the kernel dropped.
+	s.Received += d.Received + d.KernelDropped
+	s.IfDropped += d.KernelDropped
+	s.OSDropped += d.StoreDropped
+	s.HasReceived, s.HasIfDropped, s.HasOSDropped = true, true, true
 }
 
 // start opens c and queues it at its first packet; a file without one in
@@ -252,7 +304,7 @@ func (m *merger) advance(c *cursor) bool {
 			continue
 		}
 		m.st.Read++
-		prepare(&c.p)
+		c.names = prepare(&c.p, c.names)
 		if m.o.Filter.Match(&c.p) {
 			c.seq++
 			return true
@@ -288,16 +340,18 @@ func isCut(err error, partial bool) bool {
 
 // prepare fills in, from what a stored record holds, what the filter
 // looks at: the VN names and direction from the metadata comment, and
-// the frame.
-func prepare(p *mirror.Packet) {
+// the frame. Quoted names are unquoted into names, which it returns for
+// the next packet of the same file.
+func prepare(p *mirror.Packet, names []byte) []byte {
 	p.Reset()
 	p.Frame = p.Data
 	if p.LinkType != layers.LinkTypeEthernet {
 		p.Mode = mirror.ModeOther // not a frame an expression can match
 	}
 	if len(p.Comments) > 0 {
-		mirror.ParseComment(p.Comments[0], &p.Meta)
+		names, _ = mirror.ParseCommentBuf(p.Comments[0], &p.Meta, names)
 	}
+	return names
 }
 
 func (m *merger) closeAll() {
@@ -309,13 +363,15 @@ func (m *merger) closeAll() {
 
 // cursor is one open file of the merge and its next packet.
 type cursor struct {
-	src   Source
-	order int
-	seq   uint64
-	rc    io.ReadCloser
-	rd    *pcapfile.Reader
-	p     mirror.Packet
-	local []int // the reader's interface index to the output's
+	src     Source
+	order   int
+	seq     uint64
+	rc      io.ReadCloser
+	rd      *pcapfile.Reader
+	p       mirror.Packet
+	local   []int  // the reader's interface index to the output's
+	counted bool   // its Stats were added to its output interface's
+	names   []byte // p's quoted VN names, unquoted
 }
 
 func (c *cursor) close() {

@@ -411,3 +411,51 @@ func TestWriteInterfaces(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteStats: the merged capture ends with an interface statistics
+// block summing the drop counts of the files that gave it packets, as
+// their sidecars record them, and tshark reads it.
+func TestWriteStats(t *testing.T) {
+	ps := packets(t, 200)
+	dir := t.TempDir()
+	// Each file sees 10 packets received and 3 dropped by the kernel
+	// more than the one before it.
+	var n uint64
+	o := ring.Options{SourceStats: func() ring.SourceStats {
+		n++
+		return ring.SourceStats{Received: 10 * n, Dropped: 3 * n}
+	}}
+	writeRing(t, dir, o, ps)
+	srcs, err := Dir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(srcs) < 4 {
+		t.Fatalf("%d files; the test wants several", len(srcs))
+	}
+	// A window from inside the second file to inside the third.
+	since, until := srcs[1].First.Add(time.Millisecond), srcs[2].Last
+	var recv, drop uint64
+	for _, s := range srcs[1:3] {
+		if s.Stats.KernelDropped == 0 || s.Stats.Received == 0 {
+			t.Fatalf("%s: sidecar without drop counts: %+v", s.Name, s.Stats)
+		}
+		recv += s.Stats.Received + s.Stats.KernelDropped
+		drop += s.Stats.KernelDropped
+	}
+	out, _ := extractFile(t, srcs, Options{Since: since, Until: until})
+	gotRecv, gotDrop, gotOS := testenv.InterfaceStats(t, out)
+	if fmt.Sprint(gotRecv, gotDrop, gotOS) != fmt.Sprint([]uint64{recv}, []uint64{drop}, []uint64{0}) {
+		t.Errorf("tshark reads the statistics as received %v, dropped %v, by the OS %v; want [%d] [%d] [0]",
+			gotRecv, gotDrop, gotOS, recv, drop)
+	}
+
+	// Files without counts (no sidecar) give no statistics block.
+	for i := range srcs {
+		srcs[i].Stats = Drops{}
+	}
+	out, _ = extractFile(t, srcs, Options{Since: since, Until: until})
+	if r, _, _ := testenv.InterfaceStats(t, out); len(r) != 0 {
+		t.Errorf("statistics %v without counts", r)
+	}
+}

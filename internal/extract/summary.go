@@ -102,6 +102,7 @@ type summarizer struct {
 	ifs    []IfaceSummary
 	pairs  map[pairKey]*counts
 	convs  map[convKey]*counts
+	names  []byte // the packet's quoted VN names, unquoted
 
 	parser  *gopacket.DecodingLayerParser
 	eth     layers.Ethernet
@@ -233,7 +234,7 @@ func (z *summarizer) packet(p *mirror.Packet, iface int) {
 
 	var m mirror.Meta
 	if len(p.Comments) > 0 {
-		mirror.ParseComment(p.Comments[0], &m)
+		z.names, _ = mirror.ParseCommentBuf(p.Comments[0], &m, z.names)
 	}
 	if c := z.pairs[pairKey{string(m.SrcVN), string(m.DstVN)}]; c != nil {
 		c.packets++

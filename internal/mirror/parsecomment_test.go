@@ -3,6 +3,7 @@ package mirror
 import (
 	"bytes"
 	"net/netip"
+	"strconv"
 	"testing"
 )
 
@@ -52,5 +53,35 @@ func FuzzParseComment(f *testing.F) {
 		if !ParseComment(c, &m) || !bytes.Equal(m.SrcVN, src) || !bytes.Equal(m.DstVN, dst) || m.Direction != DirEgress {
 			t.Errorf("%q: got %q %q %v", c, m.SrcVN, m.DstVN, m.Direction)
 		}
+		// The reusing form reads the same, into a buffer too small to
+		// start with, so that it moves while it grows.
+		buf := make([]byte, 0, 1)
+		m = Meta{}
+		if _, ok := ParseCommentBuf(c, &m, buf); !ok || !bytes.Equal(m.SrcVN, src) || !bytes.Equal(m.DstVN, dst) {
+			t.Errorf("ParseCommentBuf(%q): got %q %q", c, m.SrcVN, m.DstVN)
+		}
+		// Unquoting agrees with strconv on every literal strconv accepts.
+		if len(c) > 0 && c[0] == '"' {
+			return
+		}
+		lit := []byte(strconv.Quote(string(src)))
+		want, err := strconv.Unquote(string(lit))
+		got, ok := appendUnquoted(nil, lit[1:len(lit)-1])
+		if err != nil || !ok || string(got) != want {
+			t.Errorf("appendUnquoted(%s) = %q, %v; strconv: %q, %v", lit, got, ok, want, err)
+		}
 	})
+}
+
+// TestParseCommentBufAllocs: a loop over stored packets reuses one buffer.
+func TestParseCommentBufAllocs(t *testing.T) {
+	c := AppendComment(nil, &Packet{Mode: ModeJuniper, Meta: Meta{SrcVN: []byte("a b"), DstVN: []byte("c\x01d"), Direction: DirIngress}})
+	buf := make([]byte, 0, 64)
+	var m Meta
+	if n := testing.AllocsPerRun(100, func() { buf, _ = ParseCommentBuf(c, &m, buf) }); n != 0 {
+		t.Errorf("ParseCommentBuf allocates %v times per call", n)
+	}
+	if string(m.SrcVN) != "a b" || string(m.DstVN) != "c\x01d" {
+		t.Errorf("names %q %q", m.SrcVN, m.DstVN)
+	}
 }

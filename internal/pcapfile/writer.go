@@ -61,6 +61,17 @@ func (w *Writer) WritePacket(p *mirror.Packet) error {
 	return err
 }
 
+// WriteStats writes an interface statistics block for interface id, as
+// Encoder.AppendISB does: nothing for pcap, or for an interface that no
+// packet has described yet. It returns a write error of an earlier flush.
+func (w *Writer) WriteStats(id int, s InterfaceStats) error {
+	if w.err != nil {
+		return w.err
+	}
+	w.buf = w.enc.AppendISB(w.buf, id, s)
+	return nil
+}
+
 // Flush writes the buffered records to the underlying writer. A write
 // error is sticky: later calls return it.
 func (w *Writer) Flush() error {

@@ -1,23 +1,35 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 
+	"github.com/vrsniff/vrsniff/internal/capture/capturetest"
+	"github.com/vrsniff/vrsniff/internal/extract"
+	"github.com/vrsniff/vrsniff/internal/filter"
+	"github.com/vrsniff/vrsniff/internal/mirror"
+	"github.com/vrsniff/vrsniff/internal/pcapfile"
 	"github.com/vrsniff/vrsniff/internal/pipeline"
 )
 
-// browser starts headless Chromium for the test, its window width x 900.
+// browser starts headless Chromium for the test, its window width x 900,
+// on UTC: the page's time inputs are in the browser's local time.
 func browser(t *testing.T, width int) context.Context {
 	t.Helper()
 	bin, err := exec.LookPath("chromium")
@@ -26,7 +38,7 @@ func browser(t *testing.T, width int) context.Context {
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin), chromedp.NoSandbox,
 		chromedp.DisableGPU, chromedp.WindowSize(width, 900), chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-quic", true))
+		chromedp.Flag("disable-quic", true), chromedp.Env("TZ=UTC"))
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	t.Cleanup(cancel)
 	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
@@ -331,5 +343,136 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	}
 	if err := os.WriteFile(filepath.Join("..", "..", "docs", name), png, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPageDownloadRange: a VN pair's download over the time range set on
+// the page saves, through the browser, the pcapng that extract writes for
+// that pair and range from the same files, packet for packet.
+func TestPageDownloadRange(t *testing.T) {
+	const token = "download-token-0123456789"
+	dir := t.TempDir()
+	pairs := [][2]string{{"default-domain:admin:vn-a", "default-domain:admin:vn-b"}, {"default-domain:admin:vn-c", "default-domain:admin:vn-d"}}
+	var files [2][]*mirror.Packet
+	stats := new(pipeline.Stats)
+	for i := range 60 {
+		pr := pairs[i%2]
+		p := decodedPacket(frame(t, i%3 == 0, uint16(2000+i), 80+i), pr[0], pr[1], mirror.DirEgress, t0.Add(time.Duration(i)*time.Second))
+		files[i/30] = append(files[i/30], p)
+		stats.CountPair(p.Meta.SrcVN, p.Meta.DstVN)
+	}
+	st := &dirStore{dir: dir, infos: map[string]FileInfo{}}
+	var srcs []extract.Source
+	for k, ps := range files {
+		name := fmt.Sprintf("cap_%05d.pcapng", k+1)
+		path := filepath.Join(dir, name)
+		capturetest.WritePcapng(t, path, ps)
+		st.infos[name] = FileInfo{First: ps[0].Timestamp, Last: ps[len(ps)-1].Timestamp, Packets: uint64(len(ps))}
+		srcs = append(srcs, extract.Source{Name: name, First: ps[0].Timestamp, Last: ps[len(ps)-1].Timestamp,
+			Open: func() (io.ReadCloser, error) { return os.Open(path) }})
+	}
+	s, err := New(Options{Store: st, Stats: stats, Token: token, Capture: CaptureInfo{Interface: "ens3f1", Dir: dir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := new(requestLog)
+	ts := httptest.NewServer(log.wrap(s.Handler()))
+	t.Cleanup(func() {
+		s.Hub().Close()
+		ts.Close()
+	})
+
+	ctx := browser(t, 1280)
+	saved := t.TempDir()
+	if _, err := chromedp.CallBrowser(ctx, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{
+		Behavior: cdpbrowser.SetDownloadBehaviorBehaviorAllow, DownloadPath: saved}); err != nil {
+		t.Fatal(err)
+	}
+	// The range [t0+10s, t0+45s) crosses from the first file into the
+	// second; the inputs are UTC (browser).
+	if err := chromedp.Do(ctx, chromedp.Navigate(ts.URL+"/"), chromedp.WaitVisible("#login"),
+		chromedp.SendKeys("#token", token), chromedp.Click(`#login button`),
+		chromedp.WaitReady(`body[data-loaded="1"]`)); err != nil {
+		t.Fatalf("log in: %v", err)
+	}
+	set := fmt.Sprintf(`document.getElementById("dlsince").value = %q; document.getElementById("dluntil").value = %q;
+	  [...document.querySelectorAll("#pairs tbody tr")].map(r => r.dataset.pair)`,
+		t0.Add(10*time.Second).Format("2006-01-02T15:04:05"), t0.Add(45*time.Second).Format("2006-01-02T15:04:05"))
+	rows, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](set))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := pairs[1][0] + " " + pairs[1][1]
+	i := slices.Index(rows, want)
+	if i < 0 {
+		t.Fatalf("VN pairs table %q lacks %q", rows, want)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(fmt.Sprintf(`#pairs tbody tr:nth-child(%d) a.dl`, i+1))); err != nil {
+		t.Fatal(err)
+	}
+	u, _, err := log.find(ctx, "/api/pcap?")
+	if err != nil {
+		t.Fatalf("no request to /api/pcap: %v", err)
+	}
+	name := strings.NewReplacer(":", "_", "-", "-").Replace(pairs[1][0]+"_"+pairs[1][1]) + ".pcapng"
+	var got []byte
+	for {
+		if b, err := os.ReadFile(filepath.Join(saved, name)); err == nil && len(b) > 0 {
+			got = b
+			break
+		}
+		select {
+		case <-ctx.Done():
+			entries, _ := os.ReadDir(saved)
+			t.Fatalf("no download %s in %v after %s", name, entries, u)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+
+	// The reference: extract over the same files, the window and the
+	// pair's filter as the page's request states them.
+	q, err := url.ParseQuery(strings.TrimPrefix(u, "/api/pcap?"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.Get("since") != "2026-03-01T12:00:10Z" || q.Get("until") != "2026-03-01T12:00:45Z" {
+		t.Errorf("the page asked for %s to %s, want the range set on it", q.Get("since"), q.Get("until"))
+	}
+	since, _ := time.Parse(time.RFC3339, q.Get("since"))
+	until, _ := time.Parse(time.RFC3339, q.Get("until"))
+	q.Del("since")
+	q.Del("until")
+	f, err := filter.FromQuery(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref bytes.Buffer
+	if _, err := extract.Write(context.Background(), &ref, srcs, extract.Options{Since: since, Until: until, Filter: f}); err != nil {
+		t.Fatal(err)
+	}
+	type rec struct {
+		ts      time.Time
+		data    string
+		comment string
+	}
+	read := func(b []byte) []rec {
+		rd, err := pcapfile.NewReaderBytes(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rs []rec
+		var p mirror.Packet
+		for rd.Next(&p) == nil {
+			rs = append(rs, rec{p.Timestamp, string(p.Data), string(bytes.Join(p.Comments, []byte("|")))})
+		}
+		return rs
+	}
+	gotRecs, refRecs := read(got), read(ref.Bytes())
+	// vn-c to vn-d is every odd second: 11, 13, ..., 43.
+	if len(refRecs) != 17 {
+		t.Fatalf("extract wrote %d packets, want 17", len(refRecs))
+	}
+	if !slices.Equal(gotRecs, refRecs) {
+		t.Errorf("the page's download holds %d packets, extract %d: not the same", len(gotRecs), len(refRecs))
 	}
 }

@@ -119,6 +119,8 @@ func storeSources(st Store, files []FileInfo) []extract.Source {
 	for i, f := range files {
 		name := strings.TrimSuffix(f.Name, ".part")
 		srcs[i] = extract.Source{Name: f.Name, First: f.First, Last: f.Last, Partial: f.Open,
+			Stats: extract.Drops{Opened: f.Opened, Closed: f.Closed, Received: f.Received,
+				KernelDropped: f.KernelDropped, StoreDropped: f.StoreDropped},
 			Open: func() (io.ReadCloser, error) {
 				rc, _, err := st.Open(name)
 				return rc, err
