@@ -316,12 +316,9 @@ func (s *Store) AbortUploads(ctx context.Context, prefix string, olderThan time.
 	defer cancel()
 	cut := time.Now().Add(-olderThan)
 	n := 0
-	for u := range s.cl.ListIncompleteUploads(ctx, s.loc.Bucket, s.full(prefix), true) {
-		if u.Err != nil {
-			return n, s.fail("list uploads", prefix, u.Err)
-		}
+	err := s.eachUpload(ctx, s.full(prefix), func(u minio.ObjectMultipartInfo) error {
 		if olderThan > 0 && !u.Initiated.Before(cut) {
-			continue
+			return nil
 		}
 		err := s.core.AbortMultipartUpload(ctx, s.loc.Bucket, u.Key, u.UploadID)
 		// RGW URL-encodes the keys of the uploads it lists, as asked, but
@@ -335,9 +332,67 @@ func (s *Store) AbortUploads(ctx context.Context, prefix string, olderThan time.
 			err = s.core.AbortMultipartUpload(ctx, s.loc.Bucket, u.Key, u.UploadID)
 		}
 		if err != nil {
-			return n, s.fail("abort upload "+u.UploadID, s.rel(u.Key), err)
+			return s.fail("abort upload "+u.UploadID, s.rel(u.Key), err)
 		}
 		n++
+		return nil
+	})
+	return n, err
+}
+
+// eachUpload calls fn for every incomplete multipart upload whose key
+// starts with full (a key of the bucket, prefix included), once each.
+//
+// It asks for them all at once (no delimiter). Swift's s3api takes the
+// empty delimiter minio-go sends then for one that matches at once, and
+// answers with the prefix as a common prefix and no upload; an answer
+// with a common prefix is therefore walked again one level at a time,
+// with delimiter "/".
+func (s *Store) eachUpload(ctx context.Context, full string, fn func(minio.ObjectMultipartInfo) error) error {
+	seen := map[string]bool{}
+	var walk func(p string, delimited bool) error
+	walk = func(p string, delimited bool) error {
+		var dirs []string
+		split := false
+		for u := range s.cl.ListIncompleteUploads(ctx, s.loc.Bucket, p, !delimited) {
+			if u.Err != nil {
+				return s.fail("list uploads", s.rel(p), u.Err)
+			}
+			if u.UploadID == "" { // a common prefix
+				split = true
+				if d, ok := underPrefix(u.Key, p); delimited && ok {
+					dirs = append(dirs, d)
+				}
+				continue
+			}
+			if seen[u.UploadID] {
+				continue
+			}
+			seen[u.UploadID] = true
+			if err := fn(u); err != nil {
+				return err
+			}
+		}
+		if split && !delimited {
+			return walk(p, true)
+		}
+		for _, d := range dirs {
+			if err := walk(d, true); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
-	return n, nil
+	return walk(full, false)
+}
+
+// underPrefix returns a common prefix d of a delimited list under p when
+// it lies strictly below p, URL-decoded if the engine left it encoded.
+func underPrefix(d, p string) (string, bool) {
+	if !strings.HasPrefix(d, p) {
+		if dec, err := url.QueryUnescape(d); err == nil {
+			d = dec
+		}
+	}
+	return d, strings.HasPrefix(d, p) && len(d) > len(p)
 }
