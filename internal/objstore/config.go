@@ -35,7 +35,12 @@ const (
 
 // Config says where a Store is and how to reach it. The zero value of a
 // field means "not given": Open then looks in the environment, then in the
-// AWS shared credentials file (see Config.resolve for the precedence).
+// AWS shared credentials file. The keys come from AccessKey/SecretKey;
+// else from a CredentialsFile or Profile named here; else from
+// $AWS_ACCESS_KEY_ID/$AWS_SECRET_ACCESS_KEY (with $AWS_SESSION_TOKEN);
+// else from the profile $AWS_PROFILE (or "default") of
+// $AWS_SHARED_CREDENTIALS_FILE (or ~/.aws/credentials). docs/fleet.md,
+// "Connecting to the bucket", has the table.
 type Config struct {
 	// URL is "s3://BUCKET/PREFIX" (ParseURL).
 	URL string
