@@ -36,7 +36,7 @@ var allowed = map[string][]string{
 	// The uploader consumes a Bucket it declares (objstore's Store) and the
 	// ring's spool.
 	"internal/upload":    {"internal/objstore", "internal/ring", "internal/secret"},
-	"internal/objstore":  {"internal/vnpair"},
+	"internal/objstore":  {"internal/secret", "internal/vnpair"},
 	"internal/flowindex": {"internal/mirror"},
 	"internal/contrail":  {"internal/secret"},
 	"internal/provision": {"internal/contrail", "internal/mirror"},
