@@ -34,6 +34,9 @@ type Upload struct {
 	Drain time.Duration
 }
 
+// The object store is the uploader's bucket.
+var _ upload.Bucket = (*objstore.Store)(nil)
+
 // spoolOptions turns the files' options into a spool's: no retention by
 // deletion, a flow index per file, files that cover at most
 // objstore.MaxFileSpan (rotation capped to it) and are pcapng.

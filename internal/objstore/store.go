@@ -89,10 +89,7 @@ func (s *Store) putOptions(contentType string) minio.PutObjectOptions {
 		SendContentMd5: true, DisableContentSha256: true}
 }
 
-// PutFile uploads the file at path as key: in one PUT up to the part size
-// (Config.PartSize), in a multipart upload of parts of that size above
-// it. Every request carries its Content-MD5, so a part damaged on the way
-// is refused by the server; a failed multipart upload is aborted.
+// PutFile uploads the file at path as key, as PutReader does.
 func (s *Store) PutFile(ctx context.Context, key, path, contentType string) error {
 	if err := checkKey(key); err != nil {
 		return s.fail("put", key, err)
@@ -106,11 +103,26 @@ func (s *Store) PutFile(ctx context.Context, key, path, contentType string) erro
 	if err != nil {
 		return s.fail("put", key, err)
 	}
-	// The file as an io.Reader only: minio-go would read a ReaderAt in
-	// parallel sections without Content-MD5.
-	_, err = s.cl.PutObject(ctx, s.loc.Bucket, s.full(key), struct{ io.Reader }{f}, st.Size(), s.putOptions(contentType))
+	if err := s.PutReader(ctx, key, f, st.Size(), contentType); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// PutReader uploads size bytes read from r as key: in one PUT up to the
+// part size (Config.PartSize), in a multipart upload of parts of that size
+// above it. Every request carries its Content-MD5, so a part damaged on
+// the way is refused by the server; a failed multipart upload is aborted.
+// r is read once, in order.
+func (s *Store) PutReader(ctx context.Context, key string, r io.Reader, size int64, contentType string) error {
+	if err := checkKey(key); err != nil {
+		return s.fail("put", key, err)
+	}
+	// r as an io.Reader only: minio-go would read a ReaderAt in parallel
+	// sections without Content-MD5.
+	_, err := s.cl.PutObject(ctx, s.loc.Bucket, s.full(key), struct{ io.Reader }{r}, size, s.putOptions(contentType))
 	if err != nil {
-		return s.fail("put", key, fmt.Errorf("%s: %w", path, err))
+		return s.fail("put", key, err)
 	}
 	return nil
 }

@@ -44,7 +44,7 @@ func newFakeBucket() *fakeBucket {
 	return &fakeBucket{objects: map[string][]byte{}, puts: map[string]int{}, multipart: map[string]bool{}}
 }
 
-func (b *fakeBucket) PutFile(ctx context.Context, key string, r io.Reader, size int64) error {
+func (b *fakeBucket) PutReader(ctx context.Context, key string, r io.Reader, size int64, contentType string) error {
 	if b.down.Load() {
 		// A multipart upload that failed half way is left in progress.
 		io.CopyN(io.Discard, r, size/2)
@@ -60,10 +60,10 @@ func (b *fakeBucket) PutFile(ctx context.Context, key string, r io.Reader, size 
 	if int64(len(data)) != size {
 		return fmt.Errorf("put %s: %d bytes, announced %d", key, len(data), size)
 	}
-	return b.put("PutFile", key, data)
+	return b.put("PutReader", key, data)
 }
 
-func (b *fakeBucket) PutBytes(ctx context.Context, key string, data []byte) error {
+func (b *fakeBucket) PutBytes(ctx context.Context, key string, data []byte, contentType string) error {
 	if b.down.Load() {
 		return errDown
 	}
@@ -82,19 +82,21 @@ func (b *fakeBucket) put(op, key string, data []byte) error {
 	return nil
 }
 
-func (b *fakeBucket) AbortUploads(ctx context.Context, prefix string) error {
+func (b *fakeBucket) AbortUploads(ctx context.Context, prefix string, olderThan time.Duration) (int, error) {
 	if b.down.Load() {
-		return errDown
+		return 0, errDown
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	n := 0
 	for k := range b.multipart {
 		if strings.HasPrefix(k, prefix) {
 			delete(b.multipart, k)
+			n++
 		}
 	}
 	b.events = append(b.events, event{"AbortUploads", prefix})
-	return nil
+	return n, nil
 }
 
 func (b *fakeBucket) get(key string) ([]byte, bool) {

@@ -39,12 +39,13 @@ type Bucket interface {
 	// PutFile stores size bytes read from r under key, with a multipart
 	// upload when they are many; a failed upload leaves nothing under key
 	// that a reader would take for the object.
-	PutFile(ctx context.Context, key string, r io.Reader, size int64) error
-	// PutBytes stores data under key in one request.
-	PutBytes(ctx context.Context, key string, data []byte) error
+	PutReader(ctx context.Context, key string, r io.Reader, size int64, contentType string) error
+	// PutBytes stores data under key.
+	PutBytes(ctx context.Context, key string, data []byte, contentType string) error
 	// AbortUploads aborts the multipart uploads in progress whose keys
-	// start with prefix.
-	AbortUploads(ctx context.Context, prefix string) error
+	// start with prefix and that began more than olderThan ago (0: all),
+	// and says how many.
+	AbortUploads(ctx context.Context, prefix string, olderThan time.Duration) (int, error)
 }
 
 // Spool is the capture directory the files wait in: a ring.Ring made
@@ -274,7 +275,7 @@ func (u *Uploader) upload(ctx context.Context, in ring.Info, stale bool) error {
 	}
 	base := objstore.FileBase(u.c.Sniffer, first, uint64(in.Seq))
 	if stale {
-		if err := u.b.AbortUploads(ctx, base); err != nil {
+		if _, err := u.b.AbortUploads(ctx, base, 0); err != nil {
 			return fmt.Errorf("abort stale uploads of %s: %w", in.Name, err)
 		}
 	}
@@ -297,7 +298,7 @@ func (u *Uploader) upload(ctx context.Context, in ring.Info, stale bool) error {
 		return fmt.Errorf("read %s: %w", in.Name, err)
 	}
 	sum := sha256.New()
-	err = u.put(ctx, m.Pcap, fh, in.Size, sum)
+	err = u.put(ctx, m.Pcap, fh, in.Size, contentPcapng, sum)
 	fh.Close()
 	if err != nil {
 		return fmt.Errorf("store %s: %w", in.Name, err)
@@ -311,7 +312,7 @@ func (u *Uploader) upload(ctx context.Context, in ring.Info, stale bool) error {
 		case err != nil:
 			return fmt.Errorf("read index of %s: %w", in.Name, err)
 		default:
-			err = u.put(ctx, base+objstore.SuffixIndex, ix, in.IndexSize, nil)
+			err = u.put(ctx, base+objstore.SuffixIndex, ix, in.IndexSize, contentParquet, nil)
 			ix.Close()
 			if err != nil {
 				return fmt.Errorf("store index of %s: %w", in.Name, err)
@@ -324,7 +325,7 @@ func (u *Uploader) upload(ctx context.Context, in ring.Info, stale bool) error {
 	if err != nil {
 		return err
 	}
-	if err := u.b.PutBytes(ctx, base+objstore.SuffixManifest, append(b, '\n')); err != nil {
+	if err := u.b.PutBytes(ctx, base+objstore.SuffixManifest, append(b, '\n'), contentJSON); err != nil {
 		return fmt.Errorf("store manifest of %s: %w", in.Name, err)
 	}
 	if err := u.spool.Uploaded(in.Name); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -337,11 +338,18 @@ func (u *Uploader) upload(ctx context.Context, in ring.Info, stale bool) error {
 	return nil
 }
 
+// The content types of the stored objects.
+const (
+	contentPcapng  = "application/x-pcapng"
+	contentParquet = "application/vnd.apache.parquet"
+	contentJSON    = "application/json"
+)
+
 // put stores size bytes of r under key, hashing them into sum (if not
 // nil) as they are read; a file that does not hold size bytes is an error.
-func (u *Uploader) put(ctx context.Context, key string, r io.Reader, size int64, sum hash.Hash) error {
+func (u *Uploader) put(ctx context.Context, key string, r io.Reader, size int64, contentType string, sum hash.Hash) error {
 	cr := &countingReader{r: r, sum: sum}
-	if err := u.b.PutFile(ctx, key, cr, size); err != nil {
+	if err := u.b.PutReader(ctx, key, cr, size, contentType); err != nil {
 		return err
 	}
 	if cr.n != size {
@@ -374,7 +382,7 @@ func (u *Uploader) putSniffer(ctx context.Context) {
 		Started: u.started.UTC(), LastSeen: u.now().UTC()}
 	b, err := json.Marshal(&rec)
 	if err == nil {
-		err = u.b.PutBytes(ctx, objstore.SnifferKey(u.c.Sniffer), append(b, '\n'))
+		err = u.b.PutBytes(ctx, objstore.SnifferKey(u.c.Sniffer), append(b, '\n'), contentJSON)
 	}
 	if err != nil {
 		if ctx.Err() == nil {

@@ -121,7 +121,7 @@ func checkOrder(t *testing.T, b *fakeBucket) {
 		base := strings.TrimSuffix(e.key, objstore.SuffixManifest)
 		prev := slices.IndexFunc(evs[:i], func(x event) bool { return x.key == e.key }) // an earlier upload of it
 		for _, want := range []string{base + objstore.SuffixPcap, base + objstore.SuffixIndex} {
-			j := slices.IndexFunc(evs[prev+1:i], func(x event) bool { return x.op == "PutFile" && x.key == want })
+			j := slices.IndexFunc(evs[prev+1:i], func(x event) bool { return x.op == "PutReader" && x.key == want })
 			if j < 0 {
 				t.Errorf("manifest %s stored (request %d) before %s", e.key, i, want)
 			}
@@ -296,7 +296,7 @@ func TestUploadRestart(t *testing.T) {
 	}
 	evs := b.eventList()
 	abort := slices.Index(evs, event{"AbortUploads", strings.TrimSuffix(staleKey, objstore.SuffixPcap)})
-	put := slices.Index(evs, event{"PutFile", staleKey})
+	put := slices.Index(evs, event{"PutReader", staleKey})
 	if abort < 0 || abort > put {
 		t.Errorf("abort at request %d, upload at %d: %v", abort, put, evs)
 	}
