@@ -35,6 +35,7 @@ var allowed = map[string][]string{
 		"internal/server", "internal/source", "internal/vnpair"},
 	"internal/objstore":  {"internal/vnpair"},
 	"internal/flowindex": {"internal/mirror"},
+	"internal/query":     {"internal/extract", "internal/filter", "internal/flowindex", "internal/mirror", "internal/objstore"},
 	"internal/contrail":  {"internal/secret"},
 	"internal/provision": {"internal/contrail", "internal/mirror"},
 	"internal/heat":      {"deploy", "internal/mirror", "internal/provision", "internal/secret"},
