@@ -29,7 +29,7 @@ var allowed = map[string][]string{
 	"internal/extract":  {"internal/filter", "internal/mirror", "internal/pcapfile"},
 	"internal/decap":    {"internal/filter", "internal/mirror", "internal/pcapfile", "internal/pipeline", "internal/vnpair"},
 	// The server serves a Store it declares: neither ring nor source.
-	"internal/server": {"internal/extract", "internal/filter", "internal/mirror", "internal/pcapfile", "internal/pipeline", "internal/vnpair"},
+	"internal/server": {"internal/extract", "internal/filter", "internal/mirror", "internal/objstore", "internal/pcapfile", "internal/pipeline", "internal/vnpair"},
 	"internal/extcap": {"internal/filter", "internal/mirror", "internal/pcapfile", "internal/pipeline", "internal/secret", "internal/source"},
 	"internal/capture": {"internal/filter", "internal/mirror", "internal/pcapfile", "internal/pipeline", "internal/ring",
 		"internal/server", "internal/source", "internal/vnpair"},
