@@ -30,7 +30,8 @@ var allowed = map[string][]string{
 	"internal/decap":    {"internal/filter", "internal/mirror", "internal/pcapfile", "internal/pipeline", "internal/vnpair"},
 	// The server serves a Store it declares: neither ring nor source.
 	"internal/server": {"internal/extract", "internal/filter", "internal/mirror", "internal/objstore", "internal/pcapfile", "internal/pipeline", "internal/vnpair"},
-	"internal/extcap": {"internal/filter", "internal/mirror", "internal/pcapfile", "internal/pipeline", "internal/secret", "internal/source"},
+	"internal/extcap": {"internal/extract", "internal/filter", "internal/mirror", "internal/pcapfile", "internal/pipeline", "internal/query",
+		"internal/secret", "internal/source"},
 	"internal/capture": {"internal/filter", "internal/mirror", "internal/pcapfile", "internal/pipeline", "internal/ring",
 		"internal/server", "internal/source", "internal/vnpair"},
 	"internal/objstore":  {"internal/vnpair"},
