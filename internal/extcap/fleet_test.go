@@ -153,7 +153,9 @@ func TestFleetCapture(t *testing.T) {
 
 	// A store that cannot be opened, and a query without a store, are
 	// errors Wireshark shows.
-	pr.OpenFleet = func(string) (query.Bucket, query.Options, error) { return nil, query.Options{}, errors.New("no credentials") }
+	pr.OpenFleet = func(string) (query.Bucket, query.Options, error) {
+		return nil, query.Options{}, errors.New("no credentials")
+	}
 	if _, err := run(t, pr, "--capture", "--extcap-interface", Fleet, "--fifo", fifo, "--store", "s3://x/y"); err == nil ||
 		!strings.Contains(err.Error(), "no credentials") {
 		t.Errorf("store that cannot be opened: %v", err)
