@@ -3,7 +3,7 @@
 // manifests) are narrowed down by their manifests (window, sniffer, VN
 // pairs) and, where a file has a flow index, by the index (addresses,
 // ports, Community ID), read with range GETs, and merged by time into one
-// pcapng with internal/extract, the comments kept. docs/fleet.md describes
+// pcapng with internal/extract, the comments kept. docs/query.md describes
 // the design.
 package query
 
@@ -97,7 +97,7 @@ type Query struct {
 const (
 	DefaultParallel = 8
 	DefaultGap      = 64 << 10
-	DefaultMaxRange = 4 << 20
+	DefaultMaxRange = 2 << 20
 )
 
 // Options tune Run.
@@ -112,7 +112,8 @@ type Options struct {
 	// Gap is the largest gap in bytes between two needed byte ranges of a
 	// file that one GET reads through (DefaultGap when 0; negative: none),
 	// MaxRange the most bytes one GET reads (DefaultMaxRange when 0). A
-	// file being merged holds at most two GETs' bytes in memory.
+	// file being merged holds at most two GETs' bytes in memory, so a
+	// query holds at most 2 × MaxRange × the files merged at once.
 	Gap, MaxRange int64
 	// MaxOpen bounds the files merged at once (extract.Options.MaxOpen).
 	MaxOpen int
@@ -215,6 +216,8 @@ func Run(ctx context.Context, b Bucket, q Query, w io.Writer, o Options) (Stats,
 		eo.Match = func(p *mirror.Packet) bool { return o.CommunityID(p) == q.CommunityID }
 	}
 	es, err := extract.Write(ctx, w, srcs, eo)
+	// Every stream is closed by now; their GETs in flight end first.
+	r.fills.Wait()
 	if err == nil && ctx.Err() != nil {
 		// Files whose GETs the end of ctx stopped count as unreadable to
 		// the merge; the answer is not whole.
@@ -275,11 +278,12 @@ func pairsMayMatch(m objstore.Manifest, f *filter.Filter) bool {
 
 // run is one Run's shared state.
 type run struct {
-	ctx context.Context
-	b   Bucket
-	o   Options
-	iq  IndexQuery
-	sem chan struct{} // range GETs in flight
+	ctx   context.Context
+	b     Bucket
+	o     Options
+	iq    IndexQuery
+	sem   chan struct{}  // range GETs in flight
+	fills sync.WaitGroup // the goroutines filling the streams
 
 	indexed                       atomic.Int64
 	indexBytes, pcapBytes, ranges atomic.Int64

@@ -21,7 +21,11 @@ func (r *run) open(p plan) io.ReadCloser {
 	if p.indexed {
 		sel = &selector{}
 	}
-	go s.fill(r, p, sel)
+	r.fills.Add(1)
+	go func() {
+		defer r.fills.Done()
+		s.fill(r, p, sel)
+	}()
 	return s
 }
 
