@@ -3,15 +3,19 @@ package query_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/vrsniff/vrsniff/internal/extract"
 	"github.com/vrsniff/vrsniff/internal/filter"
 	"github.com/vrsniff/vrsniff/internal/mirror"
+	"github.com/vrsniff/vrsniff/internal/objstore"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
 	"github.com/vrsniff/vrsniff/internal/query"
 )
@@ -316,5 +320,54 @@ func TestRunReadable(t *testing.T) {
 	}
 	if n == 0 {
 		t.Error("no packet")
+	}
+}
+
+// TestRunIndexFallback: a file whose index cannot be opened, whose index
+// points outside the file, or whose manifest has no header length is read
+// whole, and the answer is the same.
+func TestRunIndexFallback(t *testing.T) {
+	fl := newFleet(t)
+	since, until := window()
+	q := query.Query{Since: since, Until: until, Filter: filter.Options{BPF: "host 10.0.0.3 or host 10.0.0.4"}}
+	ms, err := fl.b.Manifests(context.Background(), since, until, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(ms, func(a, b objstore.Manifest) int { return strings.Compare(a.Pcap, b.Pcap) })
+	// An index that is no index.
+	fl.b.put(ms[0].Index, []byte("not an index"))
+	// An index pointing past the end of its file.
+	var x fakeIndex
+	if err := json.Unmarshal(fl.b.objs[ms[1].Index], &x); err != nil {
+		t.Fatal(err)
+	}
+	x.Rows[0].Offsets[0] = ms[1].PcapSize
+	js, err := json.Marshal(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl.b.put(ms[1].Index, js)
+	// A manifest without a header length.
+	m := ms[2]
+	m.HeaderLen = 0
+	if js, err = json.Marshal(m); err != nil {
+		t.Fatal(err)
+	}
+	fl.b.put(strings.TrimSuffix(m.Pcap, objstore.SuffixPcap)+objstore.SuffixManifest, js)
+
+	var logs bytes.Buffer
+	got, st := runQuery(t, fl, q, query.Options{OpenIndex: openFakeIndex, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	same(t, fl, q, got, st)
+	if st.Indexed != fl.files-3 {
+		t.Errorf("%d files read through their index, want %d", st.Indexed, fl.files-3)
+	}
+	if n := strings.Count(logs.String(), "flow index not usable"); n != 2 {
+		t.Errorf("%d warnings of an unusable index, want 2:\n%s", n, logs.String())
+	}
+	for _, m := range ms[:3] {
+		if n := fl.b.read[m.Pcap]; n != m.PcapSize {
+			t.Errorf("%s: read %d of %d bytes, want it whole", m.Pcap, n, m.PcapSize)
+		}
 	}
 }
