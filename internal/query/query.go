@@ -137,7 +137,8 @@ type Progress struct {
 type Stats struct {
 	Manifests int // manifests the bucket listed for the window
 	Kept      int // manifests kept by sniffer, time and VN pairs
-	Indexed   int // files narrowed down by their index
+	Files     int // files read (all kept ones, unless the query ended early)
+	Indexed   int // of those, files narrowed down by their index
 	// IndexBytes and PcapBytes are the bytes read from indexes and from
 	// capture files; Ranges the range GETs of capture files.
 	IndexBytes, PcapBytes int64
@@ -223,7 +224,7 @@ func Run(ctx context.Context, b Bucket, q Query, w io.Writer, o Options) (Stats,
 		// the merge; the answer is not whole.
 		err = context.Cause(ctx)
 	}
-	st.Extract, st.Packets = es, es.Written
+	st.Extract, st.Packets, st.Files = es, es.Written, es.Files
 	st.Indexed = int(r.indexed.Load())
 	st.IndexBytes, st.PcapBytes, st.Ranges = r.indexBytes.Load(), r.pcapBytes.Load(), r.ranges.Load()
 	if errors.Is(err, extract.ErrTooManyOpen) {

@@ -128,8 +128,8 @@ func TestRunIndexed(t *testing.T) {
 
 	got, st := runQuery(t, fl, q, query.Options{OpenIndex: openFakeIndex})
 	same(t, fl, q, got, st)
-	if st.Manifests != fl.files || st.Kept != fl.files || st.Indexed != fl.files {
-		t.Errorf("manifests %d, kept %d, indexed %d; want %d each", st.Manifests, st.Kept, st.Indexed, fl.files)
+	if st.Manifests != fl.files || st.Kept != fl.files || st.Files != fl.files || st.Indexed != fl.files {
+		t.Errorf("manifests %d, kept %d, files %d, indexed %d; want %d each", st.Manifests, st.Kept, st.Files, st.Indexed, fl.files)
 	}
 	if st.PcapBytes != fl.b.bytesRead(".pcapng") || st.IndexBytes != fl.b.bytesRead(".flows.parquet") {
 		t.Errorf("stats say %d capture and %d index bytes read, the bucket served %d and %d",
