@@ -62,7 +62,9 @@ func (r *run) planFile(m objstore.Manifest) plan {
 	}
 	spans, err := r.lookup(m)
 	if err != nil {
-		r.o.Log.Warn("flow index not usable, reading the whole file", "file", m.Pcap, "index", m.Index, "err", err)
+		if r.ctx.Err() == nil { // not a query that ended
+			r.o.Log.Warn("flow index not usable, reading the whole file", "file", m.Pcap, "index", m.Index, "err", err)
+		}
 		return whole
 	}
 	r.indexed.Add(1)
