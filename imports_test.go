@@ -29,8 +29,9 @@ var allowed = map[string][]string{
 	"internal/extract":  {"internal/filter", "internal/mirror", "internal/pcapfile"},
 	"internal/decap":    {"internal/filter", "internal/mirror", "internal/pcapfile", "internal/pipeline", "internal/vnpair"},
 	// The server serves a Store it declares: neither ring nor source.
-	"internal/server": {"internal/extract", "internal/filter", "internal/mirror", "internal/pcapfile", "internal/pipeline", "internal/vnpair"},
-	"internal/extcap": {"internal/filter", "internal/mirror", "internal/pcapfile", "internal/pipeline", "internal/secret", "internal/source"},
+	"internal/server": {"internal/extract", "internal/filter", "internal/mirror", "internal/objstore", "internal/pcapfile", "internal/pipeline", "internal/vnpair"},
+	"internal/extcap": {"internal/extract", "internal/filter", "internal/mirror", "internal/pcapfile", "internal/pipeline", "internal/query",
+		"internal/secret", "internal/source"},
 	"internal/capture": {"internal/filter", "internal/mirror", "internal/objstore", "internal/pcapfile", "internal/pipeline",
 		"internal/ring", "internal/server", "internal/source", "internal/upload", "internal/vnpair"},
 	// The uploader consumes a Bucket it declares (objstore's Store) and the
@@ -38,6 +39,7 @@ var allowed = map[string][]string{
 	"internal/upload":    {"internal/objstore", "internal/ring", "internal/secret"},
 	"internal/objstore":  {"internal/secret", "internal/vnpair"},
 	"internal/flowindex": {"internal/mirror"},
+	"internal/query":     {"internal/extract", "internal/filter", "internal/flowindex", "internal/mirror", "internal/objstore"},
 	"internal/contrail":  {"internal/secret"},
 	"internal/provision": {"internal/contrail", "internal/mirror"},
 	"internal/heat":      {"deploy", "internal/mirror", "internal/provision", "internal/secret"},

@@ -1,10 +1,13 @@
 // Package extcap makes vrsniff a Wireshark external capture (extcap)
-// program with two interfaces:
+// program with these interfaces:
 //
 //   - vrsniff-remote reads the live decoded stream of a running
 //     "vrsniff capture" over HTTP(S) and copies it into Wireshark;
 //   - vrsniff-local captures mirror traffic on a local interface (Linux),
-//     decodes it and writes the mirrored frames into Wireshark.
+//     decodes it and writes the mirrored frames into Wireshark;
+//   - vrsniff-fleet, when the program can open a fleet's store
+//     (Program.OpenFleet), writes the packets of a time window that the
+//     fleet's sniffers stored in object storage (internal/query).
 //
 // Wireshark runs the program with --extcap-interfaces, --extcap-dlts and
 // --extcap-config to learn what it offers, then with --capture --fifo PATH
@@ -33,6 +36,7 @@ import (
 
 	"github.com/vrsniff/vrsniff/internal/filter"
 	"github.com/vrsniff/vrsniff/internal/mirror"
+	"github.com/vrsniff/vrsniff/internal/query"
 	"github.com/vrsniff/vrsniff/internal/source"
 )
 
@@ -59,6 +63,10 @@ type Program struct {
 	// Interfaces lists the local interfaces offered in the dialog; nil
 	// means net.Interfaces.
 	Interfaces func() ([]net.Interface, error)
+	// OpenFleet opens the bucket of a store URL (s3://BUCKET/PREFIX) and
+	// gives the query options that go with it (the flow index reader,
+	// the Community ID); nil leaves the fleet interface out.
+	OpenFleet func(store string) (query.Bucket, query.Options, error)
 }
 
 // Options are the extcap command line: Wireshark's own arguments and the
@@ -87,7 +95,14 @@ type Options struct {
 	MirrorVLAN uint
 	Promisc    bool
 
-	// Both: metadata and inner-frame filters.
+	// Fleet.
+	Store       string
+	Since       string
+	Until       string
+	Sniffer     string
+	CommunityID string
+
+	// All: metadata and inner-frame filters.
 	Filter filter.Options
 }
 
@@ -122,6 +137,11 @@ func ParseArgs(args []string) (Options, error) {
 	fs.StringVar(&o.VXLANPorts, "vxlan_port", "", "")
 	fs.UintVar(&o.MirrorVLAN, "mirror_vlan", 0, "")
 	fs.BoolVar(&o.Promisc, "promisc", false, "")
+	fs.StringVar(&o.Store, "store", "", "")
+	fs.StringVar(&o.Since, "since", "", "")
+	fs.StringVar(&o.Until, "until", "", "")
+	fs.StringVar(&o.Sniffer, "sniffer", "", "")
+	fs.StringVar(&o.CommunityID, "community_id", "", "")
 	fs.StringVar(&o.Filter.VN, "vn", "", "")
 	fs.StringVar(&o.Filter.SrcVN, "src_vn", "", "")
 	fs.StringVar(&o.Filter.DstVN, "dst_vn", "", "")
@@ -152,7 +172,7 @@ func (pr *Program) Run(ctx context.Context, o Options) error {
 		return pr.writeInterfaces(out)
 	case o.Interface == "":
 		return errors.New("no --extcap-interface given")
-	case o.Interface != Remote && (o.Interface != Local || !localSupported):
+	case o.Interface != Remote && (o.Interface != Local || !localSupported) && (o.Interface != Fleet || pr.OpenFleet == nil):
 		return fmt.Errorf("unknown interface %q", o.Interface)
 	case o.ListDLTs:
 		_, err := fmt.Fprintf(out, "dlt {number=%d}{name=EN10MB}{display=Ethernet (decoded mirror frames)}\n", linkEthernet)
@@ -184,8 +204,11 @@ func (pr *Program) Run(ctx context.Context, o Options) error {
 	if _, err := filter.New(flt); err != nil {
 		return fmt.Errorf("filter: %w", err)
 	}
-	if o.Interface == Remote {
+	switch o.Interface {
+	case Remote:
 		return pr.captureRemote(ctx, o, flt)
+	case Fleet:
+		return pr.captureFleet(ctx, o, flt)
 	}
 	return pr.captureLocal(ctx, o, flt)
 }
@@ -205,6 +228,9 @@ func (pr *Program) writeInterfaces(w io.Writer) error {
 	fmt.Fprintf(&b, "interface {value=%s}{display=vRouter mirror: remote vrsniff capture}\n", Remote)
 	if localSupported {
 		fmt.Fprintf(&b, "interface {value=%s}{display=vRouter mirror: decode on a local interface}\n", Local)
+	}
+	if pr.OpenFleet != nil {
+		fmt.Fprintf(&b, "interface {value=%s}{display=vRouter mirror: stored by a fleet of sniffers}\n", Fleet)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -228,6 +254,9 @@ func (pr *Program) args(iface string) ([]arg, error) {
 			def: "any", values: [][2]string{{"any", "Any"}, {"ingress", "Ingress (from the VM)"}, {"egress", "Egress (to the VM)"}}},
 		{call: "bpf", display: "Inner filter", typ: "string", tooltip: "tcpdump expression applied to the mirrored frames (the capture filter field works too)",
 			extra: "{group=Filter}"},
+	}
+	if iface == Fleet {
+		return append(fleetArgs(), filters...), nil
 	}
 	if iface == Remote {
 		return append([]arg{

@@ -83,6 +83,10 @@ type Options struct {
 	// a zero value leaves that side open.
 	Since, Until time.Time
 	Filter       *filter.Filter // nil keeps every packet
+	// Match, when set, is a further condition a packet that passed Filter
+	// must meet (what a filter.Filter cannot say, such as a flow's
+	// Community ID). The packet is as Filter sees it.
+	Match func(*mirror.Packet) bool
 	// MaxOpen bounds the files open at once (DefaultMaxOpen when 0).
 	MaxOpen int
 	// Application names the writing program in the section header.
@@ -305,7 +309,7 @@ func (m *merger) advance(c *cursor) bool {
 		}
 		m.st.Read++
 		c.names = prepare(&c.p, c.names)
-		if m.o.Filter.Match(&c.p) {
+		if m.o.Filter.Match(&c.p) && (m.o.Match == nil || m.o.Match(&c.p)) {
 			c.seq++
 			return true
 		}

@@ -136,11 +136,14 @@ func TestWriteWindowAndFilter(t *testing.T) {
 		name string
 		fo   filter.Options
 		keep func(i int) bool
+		m    func(*mirror.Packet) bool // Options.Match
 	}{
-		{"all", filter.Options{}, func(int) bool { return true }},
-		{"vn", filter.Options{VN: "vn-a"}, func(i int) bool { return i%3 != 1 }},
-		{"dst-vn and direction", filter.Options{DstVN: "*:web/db", Direction: "egress"}, func(i int) bool { return i%3 == 1 && i%2 == 1 }},
-		{"bpf", filter.Options{BPF: "udp and dst host 10.0.0.3"}, func(i int) bool { return i%3 == 1 }},
+		{"all", filter.Options{}, func(int) bool { return true }, nil},
+		{"vn", filter.Options{VN: "vn-a"}, func(i int) bool { return i%3 != 1 }, nil},
+		{"dst-vn and direction", filter.Options{DstVN: "*:web/db", Direction: "egress"}, func(i int) bool { return i%3 == 1 && i%2 == 1 }, nil},
+		{"bpf", filter.Options{BPF: "udp and dst host 10.0.0.3"}, func(i int) bool { return i%3 == 1 }, nil},
+		{"bpf and match", filter.Options{BPF: "udp and dst host 10.0.0.3"}, func(i int) bool { return i%3 == 1 && i%2 == 1 },
+			func(p *mirror.Packet) bool { return p.Meta.Direction == mirror.DirEgress }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, err := filter.New(tc.fo)
@@ -155,7 +158,7 @@ func TestWriteWindowAndFilter(t *testing.T) {
 			}
 			ref := filepath.Join(t.TempDir(), "ref.pcapng")
 			capturetest.WritePcapng(t, ref, want)
-			out, st := extractFile(t, srcs, Options{Since: since, Until: until, Filter: f})
+			out, st := extractFile(t, srcs, Options{Since: since, Until: until, Filter: f, Match: tc.m})
 			got, exp := tsharkRows(t, out), tsharkRows(t, ref)
 			if len(exp) == 0 || !slices.EqualFunc(got, exp, slices.Equal) {
 				t.Errorf("extract gave %d packets, want %d:\n%q\nwant\n%q", len(got), len(exp), got, exp)

@@ -129,6 +129,25 @@ func (f *Filter) Match(p *mirror.Packet) bool {
 	return true
 }
 
+// MayMatchVNs reports whether a packet from VN src to VN dst can pass the
+// filter's VN patterns, whatever else it holds: how a reader decides from
+// a stored file's VN pair counts whether to read it. A nil Filter, or one
+// without VN patterns, gives true. An empty name stands for an absent one
+// too, so it is kept where either could match.
+func (f *Filter) MayMatchVNs(src, dst string) bool {
+	if f == nil {
+		return true
+	}
+	// A stored pair's names are text: "" was an absent or an empty name.
+	may := func(v vnPattern, pattern, name string) bool {
+		return pattern == "" || v.match([]byte(name))
+	}
+	if f.opts.VN != "" && !may(f.vn, f.opts.VN, src) && !may(f.vn, f.opts.VN, dst) {
+		return false
+	}
+	return may(f.src, f.opts.SrcVN, src) && may(f.dst, f.opts.DstVN, dst)
+}
+
 // String writes the options as the command-line flags that give them
 // (--vn vn-web --bpf 'tcp port 80'), "" for a filter that keeps
 // everything: how a capture file records the filter in effect.

@@ -286,3 +286,35 @@ func TestOptionsString(t *testing.T) {
 		}
 	}
 }
+
+func TestMayMatchVNs(t *testing.T) {
+	const a, b = "default-domain:admin:vn-a", "default-domain:admin:vn-b"
+	for _, c := range []struct {
+		o        Options
+		src, dst string
+		want     bool
+	}{
+		{Options{}, a, b, true},
+		{Options{BPF: "tcp"}, a, b, true},
+		{Options{VN: "vn-b"}, a, b, true},
+		{Options{VN: "vn-b"}, b, a, true},
+		{Options{VN: "vn-c"}, a, b, false},
+		{Options{SrcVN: "vn-a"}, a, b, true},
+		{Options{SrcVN: "vn-b"}, a, b, false},
+		{Options{DstVN: "*:admin:vn-b"}, a, b, true},
+		{Options{SrcVN: "vn-a", DstVN: "vn-a"}, a, b, false},
+		{Options{VN: "*"}, "", "", true}, // "" may be an empty name, which * matches
+		{Options{VN: "vn-a"}, "", "", false},
+	} {
+		f, err := New(c.o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := f.MayMatchVNs(c.src, c.dst); got != c.want {
+			t.Errorf("%+v MayMatchVNs(%q, %q) = %v, want %v", c.o, c.src, c.dst, got, c.want)
+		}
+	}
+	if !(*Filter)(nil).MayMatchVNs(a, b) {
+		t.Error("a nil filter refused a pair")
+	}
+}

@@ -52,6 +52,23 @@ const snapRet = 262144
 // broadcast/multicast and the other link or protocol keywords are
 // refused with an error wrapping ErrUnsupported that names the word.
 func goCompile(expr string) ([]bpf.RawInstruction, error) {
+	n, err := parse(expr)
+	if err != nil {
+		return nil, err
+	}
+	var g codegen
+	tl, fl := g.label(), g.label()
+	n.emit(&g, tl, fl)
+	g.place(tl)
+	g.ins = append(g.ins, ains{in: bpf.RetConstant{Val: snapRet}})
+	g.place(fl)
+	g.ins = append(g.ins, ains{in: bpf.RetConstant{Val: 0}})
+	return g.assemble()
+}
+
+// parse turns expr into its expression tree; the empty expression
+// accepts every frame.
+func parse(expr string) (node, error) {
 	toks, err := lex(expr)
 	if err != nil {
 		return nil, err
@@ -66,14 +83,7 @@ func goCompile(expr string) ([]bpf.RawInstruction, error) {
 			return nil, fmt.Errorf("syntax error at %q", p.toks[p.pos])
 		}
 	}
-	var g codegen
-	tl, fl := g.label(), g.label()
-	n.emit(&g, tl, fl)
-	g.place(tl)
-	g.ins = append(g.ins, ains{in: bpf.RetConstant{Val: snapRet}})
-	g.place(fl)
-	g.ins = append(g.ins, ains{in: bpf.RetConstant{Val: 0}})
-	return g.assemble()
+	return n, nil
 }
 
 // lex splits expr into words, parentheses and the operators ! && ||.
@@ -245,8 +255,8 @@ func (p *parser) primitive() (node, error) {
 		return p.vlan()
 	case "icmp", "icmp6", "igmp":
 		p.next()
-		return protoNode(p.link, map[string]string{"icmp": "ip", "icmp6": "ip6", "igmp": "ip"}[t],
-			map[string]uint32{"icmp": 1, "icmp6": 58, "igmp": 2}[t]), nil
+		return ipOnly{protoNode(p.link, map[string]string{"icmp": "ip", "icmp6": "ip6", "igmp": "ip"}[t],
+			map[string]uint32{"icmp": 1, "icmp6": 58, "igmp": 2}[t])}, nil
 	}
 	if t == "ether" {
 		p.next()
@@ -286,7 +296,7 @@ func (p *parser) primitive() (node, error) {
 		}
 		switch q.proto {
 		case "", "ip", "ip6":
-			return protoNode(p.link, q.proto, n), nil
+			return ipOnly{protoNode(p.link, q.proto, n)}, nil
 		}
 		return nil, fmt.Errorf("%s proto: %w", q.proto, ErrUnsupported)
 	}
@@ -312,7 +322,10 @@ func (p *parser) primitive() (node, error) {
 		switch p.peek() {
 		case "", "and", "&&", "or", "||", ")":
 			p.last = nil
-			return protoOnly(p.link, q.proto), nil
+			if q.proto == "arp" || q.proto == "rarp" {
+				return protoOnly(p.link, q.proto), nil
+			}
+			return ipOnly{protoOnly(p.link, q.proto)}, nil
 		}
 		return nil, fmt.Errorf("syntax error at %q: %s before an address or number needs host, net, port or src/dst", p.peek(), q.proto)
 	}
@@ -344,13 +357,13 @@ func (p *parser) primitive() (node, error) {
 		if a.Is6() {
 			bits = 128
 		}
-		return p.netNode(q, netip.PrefixFrom(a, bits))
+		return p.addrNode(q, netip.PrefixFrom(a, bits))
 	case "net":
 		pf, err := p.netPrefix(id)
 		if err != nil {
 			return nil, err
 		}
-		return p.netNode(q, pf)
+		return p.addrNode(q, pf)
 	default: // port, portrange
 		return p.portNode(q, id)
 	}
@@ -678,7 +691,7 @@ func (p *parser) portNode(q quals, id string) (node, error) {
 	v4 := and{and{and{etherType(l, 0x0800), anyProto(l + 9)},
 		test{load: load{size: 2, off: l + 6}, op: opSet, k: 0x1fff, neg: true}},
 		dirs(load{size: 2, off: l, ipHdr: l}, load{size: 2, off: l + 2, ipHdr: l})}
-	return or{v6, v4}, nil
+	return portPrim{or{v6, v4}, lo, hi}, nil
 }
 
 func port(s string) (uint32, error) {

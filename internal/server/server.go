@@ -111,6 +111,9 @@ type Options struct {
 	// samples are kept (DefaultHistoryLen when 0): a fixed ring.
 	HistoryEvery time.Duration
 	HistoryLen   int
+	// Querier answers GET /api/query across the fleet's stored files; nil
+	// when the server has no fleet store (404).
+	Querier Querier
 }
 
 // Server is the HTTP side of a capture.
@@ -202,6 +205,7 @@ func newServer(o Options, enc newEncoderFunc) (*Server, error) {
 	mux.HandleFunc("DELETE /api/captures/{name}", s.deleteCapture)
 	mux.HandleFunc("GET /api/stream", s.stream)
 	mux.HandleFunc("GET /api/pcap", s.pcap)
+	mux.HandleFunc("GET /api/query", s.query)
 	mux.HandleFunc("GET /api/stats", s.stats)
 	mux.HandleFunc("GET /api/info", s.info)
 	mux.HandleFunc("GET /api/history", s.historyHandler)
