@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"math"
@@ -42,15 +41,14 @@ flags:
 `
 
 func runCapture(args []string) int {
-	fs := flag.NewFlagSet("capture", flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprint(os.Stderr, captureUsage); fs.PrintDefaults() }
+	fs := newFlagSet("capture", captureUsage)
 	var (
 		dec         decoderFlags
 		flt         filterFlags
 		srvf        serverFlags
 		rotateSize  sizeFlag
 		maxBytes    sizeFlag
-		iface       = fs.String("i", "", "capture on `interface` with AF_PACKET")
+		iface       = fs.StringP("interface", "i", "", "capture on `interface` with AF_PACKET")
 		listen      = fs.String("listen", "", "receive mirror datagrams on the UDP socket `addr:port`")
 		read        = fs.String("read", "", "replay the capture `file`")
 		realtime    = fs.Bool("realtime", false, "with --read: replay at the pace of the timestamps")
@@ -89,11 +87,11 @@ func runCapture(args []string) int {
 	dec.register(fs)
 	flt.register(fs)
 	srvf.register(fs)
-	if err := presetFlags(fs, args, os.Environ()); err != nil {
-		return usageErr("capture", err.Error())
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
-	if err := fs.Parse(args); err != nil {
-		return usageCode(err)
+	if err := presetFlags(fs, os.Environ()); err != nil {
+		return usageErr("capture", err.Error())
 	}
 	if fs.NArg() > 0 {
 		return usageErr("capture", fmt.Sprintf("unexpected argument %q", fs.Arg(0)))

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -49,8 +48,7 @@ flags:
 `
 
 func runDecap(args []string) int {
-	fs := flag.NewFlagSet("decap", flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprint(os.Stderr, decapUsage); fs.PrintDefaults() }
+	fs := newFlagSet("decap", decapUsage)
 	var (
 		dec      decoderFlags
 		flt      filterFlags
@@ -60,18 +58,17 @@ func runDecap(args []string) int {
 		rejects  = fs.String("rejects", "", "write packets that fail to decode, as captured, to `FILE` (pcapng)")
 		jsonOut  = fs.Bool("json", false, "print the summary as JSON on stdout (or stderr when OUT is -)")
 		quiet    = fs.Bool("quiet", false, "no summary")
-		unbuf    = fs.Bool("U", false, "write each packet out as soon as it is decoded (the default when OUT is - and not a file, e.g. a pipe into wireshark -k -i -)")
+		unbuf    = fs.BoolP("packet-buffered", "U", false, "write each packet out as soon as it is decoded (the default when OUT is - and not a file, e.g. a pipe into wireshark -k -i -)")
 		progress = fs.Bool("progress", isTerminal(os.Stderr), "progress line on stderr")
 		maxIfs   = fs.Int("max-interfaces", pcapfile.DefaultMaxInterfaces, "most distinct interfaces a pcapng input may describe (`N`)")
 	)
 	dec.register(fs)
 	flt.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return usageCode(err)
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() < 2 {
-		fs.Usage()
-		return usageErr("decap", "want IN and OUT")
+		return usageErr("decap", "want IN and OUT (see vrsniff decap --help)")
 	}
 	inName, outName := fs.Arg(0), fs.Arg(1)
 	if rest := fs.Args()[2:]; len(rest) > 0 {
