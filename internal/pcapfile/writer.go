@@ -61,6 +61,9 @@ func (w *Writer) WritePacket(p *mirror.Packet) error {
 	return err
 }
 
+// Buffered returns how many bytes are buffered, not yet written.
+func (w *Writer) Buffered() int { return len(w.buf) }
+
 // Flush writes the buffered records to the underlying writer. A write
 // error is sticky: later calls return it.
 func (w *Writer) Flush() error {
