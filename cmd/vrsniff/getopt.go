@@ -55,6 +55,10 @@ func newFlagSet(name, header string) *pflag.FlagSet {
 // (-h, --help) was written to standard output, exitUsage after one line on
 // standard error naming the problem.
 func parseFlags(fs *pflag.FlagSet, args []string) (code int, ok bool) {
+	if defineOnly {
+		defined = fs
+		return exitOK, false
+	}
 	// pflag writes the help itself, and nothing else: to standard output.
 	fs.SetOutput(os.Stdout)
 	err := fs.Parse(compatArgs(fs, args))

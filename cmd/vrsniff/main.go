@@ -62,6 +62,8 @@ func runMain(args []string) int {
 		}
 	}
 	switch name {
+	case "completion":
+		return runCompletion(args[1:])
 	case "--version", "-version":
 		return runVersion(nil)
 	case "-h", "--help", "-help", "help":
@@ -78,6 +80,7 @@ func usage(w io.Writer) {
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.short)
 	}
+	fmt.Fprintf(w, "  %-10s %s\n", "completion", "print a shell completion script: vrsniff completion bash|zsh|fish")
 	fmt.Fprintf(w, "\nRun \"vrsniff help COMMAND\" (or vrsniff COMMAND --help) for its flags.\n")
 	fmt.Fprintf(w, "\nexit codes: 0 ok, 1 failure, 2 usage, 3 done but not all of it (decap: malformed packets; extract, stats: files skipped)\n")
 }
