@@ -160,6 +160,14 @@ func TestCaptureAutostop(t *testing.T) {
 	raw := filepath.Join(dir, "raw.pcap")
 	mustRun(t, "gen", "--count", "100", "--seed", "9", "--profile", "acl", raw)
 	two := filepath.Join(dir, "two.pcapng")
+	cmd := exec.Command(vrsniffBin, "capture", "-r", raw, "-w", two)
+	cmd.Env = append(os.Environ(), "VRSNIFF_AUTOSTOP=duration:3600,packets:9,packets:2")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("VRSNIFF_AUTOSTOP=duration:3600,packets:9,packets:2: %v\n%s", err, out)
+	}
+	if n := len(tshark(t, two, nil, "frame.number")); n != 2 {
+		t.Errorf("-a packets:2 from the environment: %d packets", n)
+	}
 	if _, stderr, code := run(t, nil, "capture", "-r", raw, "-w", two, "-a", "packets:2", "-a", "duration:3600"); code != exitOK {
 		t.Fatalf("-a packets:2: exit %d\n%s", code, stderr)
 	}

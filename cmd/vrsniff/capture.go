@@ -326,9 +326,15 @@ type autostop struct {
 }
 
 // parseAutostop reads dumpcap's -a conditions: duration:SECONDS,
-// packets:N, filesize:KB; the lowest of each kind counts.
-func parseAutostop(conds []string) (autostop, error) {
+// packets:N, filesize:KB, each given alone or several separated by commas
+// (as a YAML list or a VRSNIFF_AUTOSTOP variable gives them); the lowest of
+// each kind counts.
+func parseAutostop(args []string) (autostop, error) {
 	var a autostop
+	var conds []string
+	for _, arg := range args {
+		conds = append(conds, strings.Split(arg, ",")...)
+	}
 	for _, c := range conds {
 		kind, v, _ := strings.Cut(c, ":")
 		n, err := strconv.ParseInt(v, 10, 64)
