@@ -129,6 +129,9 @@ func TestUsageAndHelp(t *testing.T) {
 		{"mirror", "delete", "a", "b"},
 		{"stats"},
 		{"nosuchcommand"},
+		{"mirror"},
+		{"mirror", "nosuch"},
+		{"completion"},
 	} {
 		stdout, stderr, code := run(t, nil, args...)
 		if code != exitUsage || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "vrsniff") {

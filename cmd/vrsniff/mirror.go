@@ -29,8 +29,7 @@ Run "vrsniff mirror <sub-command> -h" for its flags.
 
 func runMirror(args []string) int {
 	if len(args) == 0 {
-		fmt.Fprint(os.Stderr, mirrorUsage)
-		return exitUsage
+		return usageErr("mirror", "want a sub-command: create, list, delete or heat (see vrsniff mirror --help)")
 	}
 	switch args[0] {
 	case "create":
@@ -51,8 +50,7 @@ func runMirror(args []string) int {
 		fmt.Fprint(os.Stdout, mirrorUsage)
 		return exitOK
 	}
-	fmt.Fprintf(os.Stderr, "vrsniff mirror: unknown sub-command %q\n%s", args[0], mirrorUsage)
-	return exitUsage
+	return usageErr("mirror", fmt.Sprintf("unknown sub-command %q (see vrsniff mirror --help)", args[0]))
 }
 
 const (
