@@ -242,3 +242,60 @@ func TestCaptureRefuses(t *testing.T) {
 		t.Errorf("a capture that could not start changed %s", out)
 	}
 }
+
+// A reader of -w - that goes away (Wireshark closed) ends the capture
+// cleanly, exit 0, instead of SIGPIPE killing it.
+func TestCaptureWriteStdoutReaderGone(t *testing.T) {
+	addr := testenv.FreeAddr(t, "udp")
+	dir := t.TempDir()
+	cmd := exec.Command(vrsniffBin, "capture", "--listen", addr, "-w", "-", "--dir", dir, "--stats-every", "0")
+	var stderr testenv.SyncBuffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	testenv.WaitFor(t, "the capture to start", func() bool { return strings.Contains(stderr.String(), "msg=capturing") })
+	ps := capturetest.UDPPayloads(t, capturetest.Cases(t, "acl", 33, 10, 9000))
+	testenv.SendUDP(t, addr, ps[:1])
+	r, err := pcapfile.NewReader(stdout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p mirror.Packet
+	if err := r.Next(&p); err != nil {
+		t.Fatal(err)
+	}
+	stdout.Close()
+	// Packets until the capture notices: the first write after the close
+	// fails.
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := 0; ; i++ {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("capture -w - after its reader left: %v\n%s", err, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), "standard output closed by its reader") {
+				t.Errorf("no word of the reader leaving:\n%s", stderr.String())
+			}
+			closed, parts := capturetest.CaptureFiles(t, dir)
+			if len(closed) != 1 || len(parts) != 0 {
+				t.Errorf("capture files %v, %v: want one, closed", closed, parts)
+			}
+			return
+		case <-time.After(10 * time.Millisecond):
+			c.Write(ps[i%len(ps)])
+		}
+	}
+}
