@@ -53,7 +53,9 @@ func newFlagSet(name, header string) *pflag.FlagSet {
 // parseFlags parses args into fs. It returns ok when the command is to
 // run; otherwise the exit status: exitOK after help that was asked for
 // (-h, --help) was written to standard output, exitUsage after one line on
-// standard error naming the problem.
+// standard error naming the problem. Every command calls it before it does
+// anything else: the completion learns the command's flags from it (see
+// defineOnly).
 func parseFlags(fs *pflag.FlagSet, args []string) (code int, ok bool) {
 	if defineOnly {
 		defined = fs
