@@ -2,11 +2,12 @@ package main
 
 import (
 	"context"
-	"flag"
 	"log/slog"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/vrsniff/vrsniff/internal/contrail"
 	"github.com/vrsniff/vrsniff/internal/provision"
@@ -43,12 +44,14 @@ func (s *secretFlag) String() string {
 	return contrail.Secret(*s).String()
 }
 
+func (s *secretFlag) Type() string { return "string" }
+
 func (s *secretFlag) Set(v string) error {
 	*s = secretFlag(v)
 	return nil
 }
 
-func (a *apiFlags) register(fs *flag.FlagSet, dryRun bool) {
+func (a *apiFlags) register(fs *pflag.FlagSet, dryRun bool) {
 	// Defaults are resolved after parsing, so that -h never prints a
 	// password that CONTRAIL_API or an OS_* variable may carry.
 	fs.StringVar(&a.endpoint, "api", "", "config API URL (default $CONTRAIL_API, else "+contrail.DefaultEndpoint+")")
@@ -57,7 +60,7 @@ func (a *apiFlags) register(fs *flag.FlagSet, dryRun bool) {
 	fs.BoolVar(&a.insecure, "insecure", false, "do not verify TLS certificates (Keystone and the config API)")
 	fs.DurationVar(&a.timeout, "timeout", 30*time.Second, "timeout of each request")
 	fs.StringVar(&a.project, "project", "", "domain:project: create puts the mirror objects there (default: the mirrored network's or port's); list and delete look there (default: the credentials' project)")
-	fs.BoolVar(&a.verbose, "v", false, "log every request")
+	fs.BoolVarP(&a.verbose, "verbose", "v", false, "log every request")
 	if dryRun {
 		fs.BoolVar(&a.dryRun, "dry-run", false, "print the requests that would change something instead of sending them")
 	}

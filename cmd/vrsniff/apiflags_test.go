@@ -2,13 +2,14 @@ package main
 
 import (
 	"context"
-	"flag"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/spf13/pflag"
 
 	"github.com/vrsniff/vrsniff/internal/contrail/fakeapi"
 )
@@ -29,7 +30,7 @@ func clearOSEnv(t *testing.T) string {
 func parseAPIFlags(t *testing.T, args ...string) *apiFlags {
 	t.Helper()
 	var a apiFlags
-	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
 	a.register(fs, true)
 	if err := fs.Parse(args); err != nil {
 		t.Fatal(err)
@@ -42,9 +43,9 @@ func parseAPIFlags(t *testing.T, args ...string) *apiFlags {
 func TestOSFlagsAreTheVariables(t *testing.T) {
 	clearOSEnv(t)
 	var names []string
-	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
 	(&apiFlags{}).register(fs, true)
-	fs.VisitAll(func(f *flag.Flag) {
+	fs.VisitAll(func(f *pflag.Flag) {
 		if strings.HasPrefix(f.Name, "os-") {
 			names = append(names, f.Name)
 		}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"math"
@@ -11,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -24,39 +24,53 @@ import (
 	"github.com/vrsniff/vrsniff/internal/vnpair"
 )
 
-const captureUsage = `usage: vrsniff capture (-i IFACE | --listen ADDR | --read FILE) [--dir DIR] [--http ADDR] [flags]
+const captureUsage = `usage: vrsniff capture (-i IFACE | --listen ADDR | -r FILE) [--dir DIR] [--http ADDR] [-w FILE|-] [flags] [inner filter expression]
 
 Captures vRouter mirror traffic, decodes it, keeps it in rotating capture
 files and serves them (list, download, live stream, metrics) over HTTP.
 
   -i IFACE       AF_PACKET on the sniffer's interface; no IP address needed
   --listen ADDR  a UDP socket, where the analyzer IP is local (e.g. :8099)
-  --read FILE    replay a capture file (--realtime to keep its pace)
+  -r FILE        replay a capture file (--realtime to keep its pace)
+
+With -w, the decoded packets also go to one capture file, or with -w - to
+standard output as one pcapng stream, a packet at a time, for Wireshark:
+
+  vrsniff capture -i eth1 -w - host 10.0.0.1 and port 80 | wireshark -k -i -
+
+Words after the flags form a tcpdump expression applied to the inner frames
+(the same as --bpf). -c N stops after N packets; -a duration:SECONDS,
+-a packets:N and -a filesize:KB (of the -w file) stop as dumpcap's do.
 
 Every flag can also be set in a YAML file given with --config, with the flag
-names as keys. SIGHUP rotates the files; SIGINT/SIGTERM close them cleanly
-and end the process within 5 seconds. Under systemd (Type=notify) it sends
-READY=1 once it captures and serves, STOPPING=1 and watchdog pings.
+names as keys, and in a VRSNIFF_ variable (VRSNIFF_ROTATE_SIZE=100M); the
+command line wins over the variable, which wins over the file. SIGHUP
+rotates the files; SIGINT/SIGTERM close them cleanly and end the process
+within 5 seconds. Under systemd (Type=notify) it sends READY=1 once it
+captures and serves, STOPPING=1 and watchdog pings.
 
 flags:
 `
 
 func runCapture(args []string) int {
-	fs := flag.NewFlagSet("capture", flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprint(os.Stderr, captureUsage); fs.PrintDefaults() }
+	fs := newFlagSet("capture", captureUsage)
 	var (
 		dec         decoderFlags
 		flt         filterFlags
 		srvf        serverFlags
 		rotateSize  sizeFlag
 		maxBytes    sizeFlag
-		iface       = fs.String("i", "", "capture on `interface` with AF_PACKET")
+		iface       = fs.StringP("interface", "i", "", "capture on `interface` with AF_PACKET")
 		listen      = fs.String("listen", "", "receive mirror datagrams on the UDP socket `addr:port`")
-		read        = fs.String("read", "", "replay the capture `file`")
+		read        = fs.StringP("read", "r", "", "replay the capture `file`")
+		write       = fs.StringP("write", "w", "", "also write the kept packets to this capture `file`, - for standard output (packet-buffered into a pipe)")
+		unbuf       = fs.BoolP("packet-buffered", "U", false, "with -w: write each packet out as soon as it is kept (the default with -w - when standard output is not a file)")
+		count       = fs.Int64P("count", "c", 0, "stop after `N` packets kept (0: no limit)")
+		autostop    = fs.StringArrayP("autostop", "a", nil, "stop on a `condition`: duration:SECONDS, packets:N or filesize:KB (of the -w file); repeatable, the first met stops")
 		realtime    = fs.Bool("realtime", false, "with --read: replay at the pace of the timestamps")
 		linger      = fs.Bool("linger", false, "with --read: keep serving after the file ends, until signalled")
 		dir         = fs.String("dir", "", "write rotating capture files into `directory` (none if empty)")
-		format      = fs.String("format", "pcapng", "file `format`: pcapng or pcap")
+		format      = fs.StringP("format", "F", "pcapng", "`format` of the files and of -w: pcapng or pcap")
 		rotateEvery = fs.Duration("rotate-every", 0, "start a new file after this `duration` (0: never)")
 		align       = fs.Bool("align", true, "align --rotate-every to the wall clock")
 		maxFiles    = fs.Int("max-files", 0, "keep at most `N` closed files (0: no limit)")
@@ -71,10 +85,10 @@ func runCapture(args []string) int {
 		tokenFile   = fs.String("token-file", "", "bearer token `file` required by the HTTP API (at least 16 bytes; a file other users can read is refused)")
 		tlsCert     = fs.String("tls-cert", "", "TLS certificate `file` for the HTTP API")
 		tlsKey      = fs.String("tls-key", "", "TLS key `file` for the HTTP API")
-		snaplen     = fs.Int("snaplen", 0, "bytes kept of each captured packet (0: 262144)")
+		snaplen     = fs.IntP("snaplen", "s", 0, "`bytes` kept of each captured packet (0: 262144)")
 		promisc     = fs.Bool("promisc", true, "put the interface into promiscuous mode")
 		fanout      = fs.Uint("fanout", 0, "AF_PACKET fanout group `id` (0: none)")
-		ringMB      = fs.Int("ring-mb", 64, "AF_PACKET ring size in `MiB`")
+		ringMB      = fs.Int("ring-mb", 64, fmt.Sprintf("AF_PACKET ring size in `MiB`, at least %d (0: %d)", capture.MinRingMiB, source.DefaultRingBlocks))
 		statsEvery  = fs.Duration("stats-every", time.Minute, "log the counters this often (0: never)")
 		staleAfter  = fs.Duration("stale-after", 0, "/healthz answers 503 when no packet was read for this `duration` (0: never)")
 		logLevel    = fs.String("log-level", "info", "log `level`: debug, info, warn, error")
@@ -89,27 +103,34 @@ func runCapture(args []string) int {
 	dec.register(fs)
 	flt.register(fs)
 	srvf.register(fs)
-	if err := presetFlags(fs, args, os.Environ()); err != nil {
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if err := presetFlags(fs, os.Environ()); err != nil {
 		return usageErr("capture", err.Error())
 	}
-	if err := fs.Parse(args); err != nil {
-		return usageCode(err)
-	}
-	if fs.NArg() > 0 {
-		return usageErr("capture", fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
+	if rest := fs.Args(); len(rest) > 0 {
+		if flt.o.BPF != "" {
+			return usageErr("capture", "give the inner filter either with --bpf or after the flags, not both")
+		}
+		flt.o.BPF = strings.Join(rest, " ")
 	}
 	log, err := newLogger(*logLevel, *logFormat)
 	if err != nil {
 		return usageErr("capture", err.Error())
 	}
-	nsrc := 0
-	for _, s := range []string{*iface, *listen, *read} {
-		if s != "" {
-			nsrc++
-		}
+	stop, err := parseAutostop(*autostop)
+	if err != nil {
+		return usageErr("capture", err.Error())
 	}
-	if nsrc != 1 {
-		return usageErr("capture", "give exactly one of -i, --listen and --read")
+	if *count != 0 && (stop.packets == 0 || *count < stop.packets) {
+		stop.packets = *count
+	}
+	if stop.kilobytes > 0 && *write == "" {
+		return usageErr("capture", "-a filesize needs -w (it is the size of that file)")
+	}
+	if *unbuf && *write == "" {
+		return usageErr("capture", "-U needs -w (it is how that file is written)")
 	}
 	// Flags that would be ignored are refused: the operator meant something.
 	if *keepRejects && *dir == "" {
@@ -148,9 +169,6 @@ func runCapture(args []string) int {
 	if maxRecord < 1 || maxRecord > ring.DefaultMaxRecord {
 		return usageErr("capture", fmt.Sprintf("--max-record %d: want 1 to %d", maxRecord, ring.DefaultMaxRecord))
 	}
-	if *staleAfter < 0 {
-		return usageErr("capture", fmt.Sprintf("--stale-after %v: must not be negative", *staleAfter))
-	}
 	if (*tlsCert == "") != (*tlsKey == "") {
 		return usageErr("capture", "--tls-cert and --tls-key go together")
 	}
@@ -170,15 +188,12 @@ func runCapture(args []string) int {
 		return usageErr("capture", err.Error())
 	}
 
-	if *dir == "" && *httpAddr == "" {
-		return usageErr("capture", "nothing would be kept: give --dir (files) and/or --http (API, live stream)")
-	}
-
-	svc, err := capture.New(capture.Config{
+	var out *fileOut
+	c := capture.Config{
 		Interface: *iface, Listen: *listen, Read: *read, Realtime: *realtime, Linger: *linger,
 		Source: source.Options{
 			SnapLen: *snaplen, Promisc: *promisc, Fanout: uint16(*fanout),
-			RingBlockSize: 1 << 20, RingBlocks: max(*ringMB, 4),
+			RingBlockSize: 1 << 20, RingBlocks: *ringMB,
 		},
 		Decoder: cfg, Filter: packetFilter,
 		Dir: *dir, KeepRejects: *keepRejects,
@@ -190,12 +205,36 @@ func runCapture(args []string) int {
 		},
 		HTTP: *httpAddr, TLSCert: *tlsCert, TLSKey: *tlsKey, Server: srvOpts, MetricsAddr: *metricsAddr,
 		StatsEvery: *statsEvery, StaleAfter: *staleAfter, Logger: log,
-	})
+		MaxPackets: stop.packets,
+	}
+	if *write != "" {
+		out = &fileOut{name: *write}
+		c.Out = &capture.Output{W: out, Format: ff, MaxBytes: stop.kilobytes << 10,
+			PacketBuffered: *unbuf || *write == "-" && !isRegular(os.Stdout)}
+	}
+	if err := c.Check(); err != nil {
+		return usageErr("capture", err.Error()+" (see vrsniff capture --help)")
+	}
+	if *write == "-" && isTerminal(os.Stdout) {
+		return usageErr("capture", "standard output is a terminal: give -w FILE, or pipe it")
+	}
+	svc, err := capture.New(c)
 	if err != nil {
 		return fail("capture", err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// The file is created once the capture could start: a capture that
+	// cannot leaves an existing file as it was.
+	if err := out.open(); err != nil {
+		svc.Close()
+		return fail("capture", err)
+	}
+	defer out.close()
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	if stop.duration > 0 {
+		ctx, cancel = context.WithTimeout(ctx, stop.duration)
+		defer cancel()
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -205,6 +244,14 @@ func runCapture(args []string) int {
 		}
 	}()
 	if err := runBounded(ctx, svc.Run, stopTimeout); err != nil {
+		return fail("capture", err)
+	}
+	err = svc.OutputErr()
+	if errors.Is(err, syscall.EPIPE) && *write == "-" {
+		log.Info("standard output closed by its reader: capture ended")
+		err = nil
+	}
+	if err := errors.Join(err, out.close()); err != nil {
 		return fail("capture", err)
 	}
 	return exitOK
@@ -267,6 +314,98 @@ func checkHostPort(network, addr string) error {
 		if _, lerr := net.LookupPort(network, port); lerr != nil || port == "" {
 			return fmt.Errorf("port %q: want 0 to 65535 or a service name", port)
 		}
+	}
+	return nil
+}
+
+// autostop is what the -c and -a flags stop a capture at; zero: never.
+type autostop struct {
+	duration  time.Duration
+	packets   int64
+	kilobytes int64
+}
+
+// parseAutostop reads dumpcap's -a conditions: duration:SECONDS,
+// packets:N, filesize:KB, each given alone or several separated by commas
+// (as a YAML list or a VRSNIFF_AUTOSTOP variable gives them); the lowest of
+// each kind counts.
+func parseAutostop(args []string) (autostop, error) {
+	var a autostop
+	var conds []string
+	for _, arg := range args {
+		conds = append(conds, strings.Split(arg, ",")...)
+	}
+	for _, c := range conds {
+		kind, v, _ := strings.Cut(c, ":")
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			return a, fmt.Errorf("-a %q: want %s:N with N a positive integer", c, kind)
+		}
+		lower := func(cur, n int64) int64 {
+			if cur == 0 || n < cur {
+				return n
+			}
+			return cur
+		}
+		switch kind {
+		case "duration":
+			if n > math.MaxInt64/int64(time.Second) {
+				return a, fmt.Errorf("-a %q: too long", c)
+			}
+			a.duration = time.Duration(lower(int64(a.duration/time.Second), n)) * time.Second
+		case "packets":
+			a.packets = lower(a.packets, n)
+		case "filesize":
+			if n > math.MaxInt64>>10 {
+				return a, fmt.Errorf("-a %q: too large", c)
+			}
+			a.kilobytes = lower(a.kilobytes, n)
+		default:
+			return a, fmt.Errorf("-a %q: unknown condition %q (want duration:SECONDS, packets:N or filesize:KB)", c, kind)
+		}
+	}
+	return a, nil
+}
+
+// fileOut is the -w output: standard output for "-", else a file created
+// by open, once the capture could start. Its methods accept a nil
+// receiver, for no -w.
+type fileOut struct {
+	name string
+	f    *os.File
+}
+
+func (o *fileOut) open() error {
+	if o == nil {
+		return nil
+	}
+	if o.name == "-" {
+		o.f = os.Stdout
+		// A reader that goes away (wireshark closed) makes writes fail
+		// with EPIPE, which ends the capture cleanly, instead of SIGPIPE
+		// killing the process with its files unfinished.
+		signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+		return nil
+	}
+	f, err := os.Create(o.name)
+	if err != nil {
+		return err
+	}
+	o.f = f
+	return nil
+}
+
+func (o *fileOut) Write(b []byte) (int, error) { return o.f.Write(b) }
+
+// close closes the file (not standard output), once.
+func (o *fileOut) close() error {
+	if o == nil || o.f == nil || o.f == os.Stdout {
+		return nil
+	}
+	f := o.f
+	o.f = nil
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", o.name, err)
 	}
 	return nil
 }

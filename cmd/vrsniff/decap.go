@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -17,11 +16,13 @@ import (
 )
 
 const decapUsage = `usage: vrsniff decap [flags] IN OUT [inner filter expression]
+       vrsniff decap [flags] -r IN -w OUT [inner filter expression]
 
 Decodes a capture (pcap or pcapng) of vRouter mirror traffic into the
 mirrored frames. IN and OUT may be "-" for standard input and output:
 
   vrsniff decap raw.pcap - | wireshark -k -i -
+  vrsniff decap -r raw.pcap -w web.pcapng -c 100 host 10.0.1.3
 
 With --split-by vn, OUT is a directory that gets one file per VN pair (both
 directions of a conversation together; --split-by vn-direction: one file per
@@ -49,32 +50,41 @@ flags:
 `
 
 func runDecap(args []string) int {
-	fs := flag.NewFlagSet("decap", flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprint(os.Stderr, decapUsage); fs.PrintDefaults() }
+	fs := newFlagSet("decap", decapUsage)
 	var (
 		dec      decoderFlags
 		flt      filterFlags
-		format   = fs.String("format", "pcapng", "output `format`: pcapng (metadata as comments), pcap, juniper-vn (link type 184)")
+		inFlag   = fs.StringP("read", "r", "", "read `IN` (instead of the first argument)")
+		outFlag  = fs.StringP("write", "w", "", "write `OUT` (instead of the argument after IN)")
+		count    = fs.Int64P("count", "c", 0, "stop after `N` packets written (0: all)")
+		format   = fs.StringP("format", "F", "pcapng", "output `format`: pcapng (metadata as comments), pcap, juniper-vn (link type 184)")
 		nanos    = fs.Bool("nanos", false, "nanosecond timestamps in --format pcap")
 		splitBy  = fs.String("split-by", "", "`vn`: one output file per VN pair, both directions together, OUT is a directory; vn-direction: one per source -> destination")
 		rejects  = fs.String("rejects", "", "write packets that fail to decode, as captured, to `FILE` (pcapng)")
 		jsonOut  = fs.Bool("json", false, "print the summary as JSON on stdout (or stderr when OUT is -)")
 		quiet    = fs.Bool("quiet", false, "no summary")
-		unbuf    = fs.Bool("U", false, "write each packet out as soon as it is decoded (the default when OUT is - and not a file, e.g. a pipe into wireshark -k -i -)")
+		unbuf    = fs.BoolP("packet-buffered", "U", false, "write each packet out as soon as it is decoded (the default when OUT is - and not a file, e.g. a pipe into wireshark -k -i -)")
 		progress = fs.Bool("progress", isTerminal(os.Stderr), "progress line on stderr")
 		maxIfs   = fs.Int("max-interfaces", pcapfile.DefaultMaxInterfaces, "most distinct interfaces a pcapng input may describe (`N`)")
 	)
 	dec.register(fs)
 	flt.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return usageCode(err)
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
-	if fs.NArg() < 2 {
-		fs.Usage()
-		return usageErr("decap", "want IN and OUT")
+	inName, outName, rest := *inFlag, *outFlag, fs.Args()
+	for _, name := range []*string{&inName, &outName} {
+		if *name == "" && len(rest) > 0 {
+			*name, rest = rest[0], rest[1:]
+		}
 	}
-	inName, outName := fs.Arg(0), fs.Arg(1)
-	if rest := fs.Args()[2:]; len(rest) > 0 {
+	if inName == "" || outName == "" {
+		return usageErr("decap", "want IN and OUT (see vrsniff decap --help)")
+	}
+	if *count < 0 {
+		return usageErr("decap", fmt.Sprintf("-c %d: must not be negative", *count))
+	}
+	if len(rest) > 0 {
 		if flt.o.BPF != "" {
 			return usageErr("decap", "give the inner filter either with --bpf or after OUT, not both")
 		}
@@ -103,7 +113,7 @@ func runDecap(args []string) int {
 	if *maxIfs < 1 {
 		return usageErr("decap", fmt.Sprintf("--max-interfaces %d: want at least 1", *maxIfs))
 	}
-	opts := decap.Options{Format: f, Nanosecond: *nanos, Decoder: cfg, Filter: packetFilter, Split: split, MaxInterfaces: *maxIfs,
+	opts := decap.Options{Format: f, Nanosecond: *nanos, Decoder: cfg, Filter: packetFilter, Split: split, MaxInterfaces: *maxIfs, MaxPackets: *count,
 		PacketBuffered: *unbuf || outName == "-" && !isRegular(os.Stdout)}
 	if *progress && !*quiet {
 		opts.Progress = os.Stderr

@@ -1,10 +1,11 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/spf13/pflag"
 )
 
 // envPrefix starts the environment variable of every flag of `vrsniff
@@ -22,36 +23,50 @@ var envNotFlags = map[string]bool{
 // envName writes it.
 func flagEnv(name string) string { return envPrefix + envName(name) }
 
-// presetFlags sets the flags of fs from the YAML file (--config, or
-// VRSNIFF_CONFIG) and then from the environment; args are parsed into fs
-// afterwards, so the precedence is command line > environment > YAML file
-// > the flag's default. environ is os.Environ's shape: NAME=value.
-func presetFlags(fs *flag.FlagSet, args, environ []string) error {
+// presetFlags sets the flags of fs that the command line did not set, from
+// the environment and then from the YAML file (--config, or
+// VRSNIFF_CONFIG): it runs after the command line is parsed into fs, and the
+// precedence is command line > environment > YAML file > the flag's default.
+// environ is os.Environ's shape: NAME=value.
+func presetFlags(fs *pflag.FlagSet, environ []string) error {
 	env := map[string]string{}
 	for _, kv := range environ {
 		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, envPrefix) {
 			env[k] = v
 		}
 	}
-	path := configArg(args)
+	set := changedFlags(fs)
+	path := ""
+	if f := fs.Lookup("config"); f != nil {
+		path = f.Value.String()
+	}
 	if path == "" {
 		path = env[flagEnv("config")]
 	}
-	if path != "" {
-		if err := applyConfig(fs, path); err != nil {
-			return err
-		}
+	// The environment first, so that the file skips what it set too.
+	if err := applyEnv(fs, env, set); err != nil {
+		return err
 	}
-	return applyEnv(fs, env)
+	if path != "" {
+		return applyConfig(fs, path, changedFlags(fs))
+	}
+	return nil
 }
 
-// applyEnv sets every flag whose variable env holds with a value that is
-// not empty (an empty one counts as unset). A variable with the prefix
-// that names no flag is an error, as an unknown key of the YAML file is:
-// a misspelt setting must not pass unnoticed.
-func applyEnv(fs *flag.FlagSet, env map[string]string) error {
+// applyEnv sets every flag that skip does not name and whose variable env
+// holds with a value that is not empty (an empty one counts as unset). A
+// variable with the prefix that names no flag is an error, as an unknown
+// key of the YAML file is: a misspelt setting must not pass unnoticed. The
+// variable of a flag's earlier name (VRSNIFF_I for --interface, see
+// longNames) names it too.
+func applyEnv(fs *pflag.FlagSet, env map[string]string, skip map[string]bool) error {
 	known := map[string]string{}
-	fs.VisitAll(func(f *flag.Flag) { known[flagEnv(f.Name)] = f.Name })
+	fs.VisitAll(func(f *pflag.Flag) { known[flagEnv(f.Name)] = f.Name })
+	for old, long := range longNames {
+		if fs.Lookup(long) != nil {
+			known[flagEnv(old)] = long
+		}
+	}
 	names := make([]string, 0, len(env))
 	for k := range env {
 		names = append(names, k)
@@ -65,7 +80,7 @@ func applyEnv(fs *flag.FlagSet, env map[string]string) error {
 			continue
 		case !ok:
 			return fmt.Errorf("environment: %s names no flag of this command", k)
-		case name == "config" || v == "":
+		case name == "config" || v == "" || skip[name]:
 			continue
 		}
 		if err := fs.Set(name, v); err != nil {

@@ -1,12 +1,13 @@
 package main
 
 import (
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/pflag"
 )
 
 // TestEnvPrecedence: a flag on the command line wins over its VRSNIFF_
@@ -16,8 +17,8 @@ func TestEnvPrecedence(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte("rotate-size: 10M\nrotate-every: 5m\ndir: /yaml\nmirror-vlan: 7\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	newFS := func() (*flag.FlagSet, *sizeFlag, *time.Duration, *string, *decoderFlags, *string) {
-		fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	newFS := func() (*pflag.FlagSet, *sizeFlag, *time.Duration, *string, *decoderFlags, *string) {
+		fs := newFlagSet("x", "")
 		var dec decoderFlags
 		dec.register(fs)
 		size := sizeFlag(1)
@@ -31,10 +32,10 @@ func TestEnvPrecedence(t *testing.T) {
 	fs, size, every, dir, dec, format := newFS()
 	args := []string{"--config", cfg, "--dir", "/flag"}
 	env := []string{"VRSNIFF_ROTATE_SIZE=20M", "VRSNIFF_DIR=/env", "VRSNIFF_PORT=9000,9001", "VRSNIFF_FORMAT=", "PATH=/bin", "VRSNIFF_SHARED=/x"}
-	if err := presetFlags(fs, args, env); err != nil {
+	if err := fs.Parse(args); err != nil {
 		t.Fatal(err)
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := presetFlags(fs, env); err != nil {
 		t.Fatal(err)
 	}
 	tr, err := dec.traffic.parse()
@@ -59,7 +60,7 @@ func TestEnvPrecedence(t *testing.T) {
 
 	// VRSNIFF_CONFIG names the file when --config does not.
 	fs, size, _, dir, _, _ = newFS()
-	if err := presetFlags(fs, nil, []string{"VRSNIFF_CONFIG=" + cfg}); err != nil {
+	if err := presetFlags(fs, []string{"VRSNIFF_CONFIG=" + cfg}); err != nil {
 		t.Fatal(err)
 	}
 	if *size != 10<<20 || *dir != "/yaml" {
@@ -67,7 +68,10 @@ func TestEnvPrecedence(t *testing.T) {
 	}
 	// --config wins over VRSNIFF_CONFIG.
 	fs, _, _, _, _, _ = newFS()
-	if err := presetFlags(fs, []string{"--config", cfg}, []string{"VRSNIFF_CONFIG=/no/such/file"}); err != nil {
+	if err := fs.Parse([]string{"--config", cfg}); err != nil {
+		t.Fatal(err)
+	}
+	if err := presetFlags(fs, []string{"VRSNIFF_CONFIG=/no/such/file"}); err != nil {
 		t.Errorf("--config did not win over VRSNIFF_CONFIG: %v", err)
 	}
 
@@ -77,7 +81,7 @@ func TestEnvPrecedence(t *testing.T) {
 		"VRSNIFF_CONFIG=/no/such/file": "/no/such/file",
 	} {
 		fs, _, _, _, _, _ := newFS()
-		if err := presetFlags(fs, nil, []string{envVar}); err == nil || !strings.Contains(err.Error(), want) {
+		if err := presetFlags(fs, []string{envVar}); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: got %v, want an error containing %q", envVar, err, want)
 		}
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -27,7 +26,7 @@ local interface) appear in its list.
 
 func runExtcap(args []string) int {
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-		fmt.Fprint(os.Stderr, extcapUsage)
+		fmt.Fprint(os.Stdout, extcapUsage)
 		return exitOK
 	}
 	if len(args) > 0 && args[0] == "install" {
@@ -49,11 +48,10 @@ func runExtcap(args []string) int {
 }
 
 func runExtcapInstall(args []string) int {
-	fs := flag.NewFlagSet("extcap install", flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprint(os.Stderr, extcapUsage); fs.PrintDefaults() }
+	fs := newFlagSet("extcap install", extcapUsage+"\nflags of install:\n")
 	dir := fs.String("dir", "", "make the link in `DIR` instead of Wireshark's personal extcap folder")
-	if err := fs.Parse(args); err != nil {
-		return usageCode(err)
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
 		return usageErr("extcap install", fmt.Sprintf("unexpected argument %q", fs.Arg(0)))

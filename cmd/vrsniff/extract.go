@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -47,20 +46,19 @@ flags:
 `
 
 func runExtract(args []string) int {
-	fs := flag.NewFlagSet("extract", flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprint(os.Stderr, extractUsage); fs.PrintDefaults() }
+	fs := newFlagSet("extract", extractUsage)
 	var (
 		flt     filterFlags
 		dir     = fs.String("dir", "", "capture `directory` (vrsniff capture --dir)")
 		since   = fs.String("since", "", "start of the window (`time`, included)")
 		until   = fs.String("until", "now", "end of the window (`time`, excluded)")
-		out     = fs.String("w", "-", "output `FILE` (pcapng), - for standard output")
+		out     = fs.StringP("write", "w", "-", "output `FILE` (pcapng), - for standard output")
 		maxOpen = fs.Int("max-open", extract.DefaultMaxOpen, "most capture files open at once (`N`), 64 KiB of buffer each; more files overlapping one instant is an error")
 		quiet   = fs.Bool("quiet", false, "no summary on standard error")
 	)
 	flt.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return usageCode(err)
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if rest := fs.Args(); len(rest) > 0 {
 		if flt.o.BPF != "" {
@@ -69,8 +67,7 @@ func runExtract(args []string) int {
 		flt.o.BPF = strings.Join(rest, " ")
 	}
 	if *dir == "" || *since == "" {
-		fs.Usage()
-		return usageErr("extract", "want --dir and --since")
+		return usageErr("extract", "want --dir and --since (see vrsniff extract --help)")
 	}
 	t1, t2, err := extract.ParseWindow(*since, *until, time.Now())
 	if err != nil {

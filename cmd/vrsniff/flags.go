@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"math"
 	"os"
@@ -10,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/vrsniff/vrsniff/internal/filter"
@@ -29,7 +29,7 @@ type decoderFlags struct {
 // configuration file.
 type trafficFlags struct{ ports, vxlan, vlan string }
 
-func (t *trafficFlags) register(fs *flag.FlagSet, defaultVLAN uint16, usage [3]string) {
+func (t *trafficFlags) register(fs *pflag.FlagSet, defaultVLAN uint16, usage [3]string) {
 	fs.StringVar(&t.ports, "port", strconv.Itoa(mirror.DefaultPort), usage[0])
 	fs.StringVar(&t.vxlan, "vxlan-port", strconv.Itoa(mirror.DefaultVXLANPort), usage[1])
 	fs.StringVar(&t.vlan, "mirror-vlan", strconv.Itoa(int(defaultVLAN)), usage[2])
@@ -39,7 +39,7 @@ func (t *trafficFlags) parse() (mirror.Traffic, error) {
 	return mirror.Flags.Parse(t.ports, t.vxlan, t.vlan)
 }
 
-func (d *decoderFlags) register(fs *flag.FlagSet) {
+func (d *decoderFlags) register(fs *pflag.FlagSet) {
 	d.traffic.register(fs, 0, [3]string{
 		"UDP destination `ports` of Juniper-header mirroring, comma separated; \"auto\" adds any port whose datagrams parse as mirror metadata",
 		"UDP destination `ports` of VXLAN mirroring, comma separated",
@@ -70,7 +70,7 @@ func (d *decoderFlags) config() (mirror.Config, error) {
 // filterFlags select packets by metadata and inner frame.
 type filterFlags struct{ o filter.Options }
 
-func (f *filterFlags) register(fs *flag.FlagSet) {
+func (f *filterFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.o.VN, "vn", "", "keep packets whose source or destination VN matches the `pattern`: the network's name or a glob of it (vn-web, vn-*), or with ':' the full name (*:admin:vn-web)")
 	fs.StringVar(&f.o.SrcVN, "src-vn", "", "keep packets whose source VN matches the `pattern` (as --vn)")
 	fs.StringVar(&f.o.DstVN, "dst-vn", "", "keep packets whose destination VN matches the `pattern` (as --vn)")
@@ -83,6 +83,7 @@ func (f *filterFlags) register(fs *flag.FlagSet) {
 type sizeFlag int64
 
 func (s *sizeFlag) String() string { return strconv.FormatInt(int64(*s), 10) }
+func (s *sizeFlag) Type() string   { return "size" }
 
 func (s *sizeFlag) Set(v string) error {
 	mult := int64(1)
@@ -104,10 +105,10 @@ func (s *sizeFlag) Set(v string) error {
 	return nil
 }
 
-// applyConfig sets flags from a YAML file whose keys are the flag names,
-// so that the file and the command line mean the same; flags given on the
-// command line are parsed afterwards and win.
-func applyConfig(fs *flag.FlagSet, path string) error {
+// applyConfig sets the flags of fs that skip does not name from a YAML file
+// whose keys are the flag names, so that the file and the command line mean
+// the same.
+func applyConfig(fs *pflag.FlagSet, path string, skip map[string]bool) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -117,7 +118,8 @@ func applyConfig(fs *flag.FlagSet, path string) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	for k, v := range m {
-		if fs.Lookup(k) == nil || k == "config" {
+		f := fs.Lookup(k)
+		if f == nil || f.Name == "config" {
 			return fmt.Errorf("%s: unknown setting %q", path, k)
 		}
 		var s string
@@ -133,35 +135,12 @@ func applyConfig(fs *flag.FlagSet, path string) error {
 		default:
 			s = fmt.Sprint(v)
 		}
+		if skip[f.Name] {
+			continue
+		}
 		if err := fs.Set(k, s); err != nil {
 			return fmt.Errorf("%s: %s: %w", path, k, err)
 		}
 	}
 	return nil
-}
-
-// configArg finds --config in args before flag parsing.
-func configArg(args []string) string {
-	for i, a := range args {
-		switch {
-		case a == "--":
-			return ""
-		case a == "-config" || a == "--config":
-			if i+1 < len(args) {
-				return args[i+1]
-			}
-		case strings.HasPrefix(a, "-config=") || strings.HasPrefix(a, "--config="):
-			return a[strings.IndexByte(a, '=')+1:]
-		}
-	}
-	return ""
-}
-
-// usageCode is the exit status for a flag parsing error: --help is not a
-// failure.
-func usageCode(err error) int {
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
-	return exitUsage
 }

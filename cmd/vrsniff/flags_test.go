@@ -1,13 +1,14 @@
 package main
 
 import (
-	"flag"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
 )
@@ -31,7 +32,7 @@ func TestSize(t *testing.T) {
 // its flag.
 func TestDecoderFlags(t *testing.T) {
 	cfg := func(args ...string) (mirror.Config, error) {
-		fs := flag.NewFlagSet("x", flag.ContinueOnError)
+		fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
 		var dec decoderFlags
 		dec.register(fs)
 		if err := fs.Parse(args); err != nil {
@@ -72,7 +73,7 @@ func TestDecoderFlags(t *testing.T) {
 
 // A config file sets the same flags as the command line, which wins.
 func TestConfigFile(t *testing.T) {
-	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
 	var dec decoderFlags
 	dec.register(fs)
 	var size sizeFlag
@@ -82,11 +83,10 @@ func TestConfigFile(t *testing.T) {
 	fs.String("config", "", "")
 	cfg := filepath.Join(t.TempDir(), "c.yaml")
 	os.WriteFile(cfg, []byte("port: [8099, 9000]\nrotate-size: 10M\nrotate-every: 5m\ndir: /var/lib/x\nmirror-vlan: 7\n"), 0o644)
-	args := []string{"--config", cfg, "--dir", "/tmp/y"}
-	if err := applyConfig(fs, configArg(args)); err != nil {
+	if err := fs.Parse([]string{"--config", cfg, "--dir", "/tmp/y"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := applyConfig(fs, cfg, changedFlags(fs)); err != nil {
 		t.Fatal(err)
 	}
 	tr, err := dec.traffic.parse()
@@ -94,7 +94,7 @@ func TestConfigFile(t *testing.T) {
 		t.Fatalf("traffic %+v (%v) size %d every %v dir %s", tr, err, size, *every, *dir)
 	}
 	os.WriteFile(cfg, []byte("no-such-flag: 1\n"), 0o644)
-	if err := applyConfig(fs, cfg); err == nil {
+	if err := applyConfig(fs, cfg, nil); err == nil {
 		t.Fatal("unknown setting accepted")
 	}
 }
@@ -107,7 +107,7 @@ func FuzzConfig(f *testing.F) {
 	// and a directory per input would cost more than the input itself.
 	cfg := filepath.Join(f.TempDir(), "c.yaml")
 	f.Fuzz(func(t *testing.T, data []byte) {
-		fs := flag.NewFlagSet("x", flag.ContinueOnError)
+		fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
 		var dec decoderFlags
 		dec.register(fs)
 		var size sizeFlag
@@ -116,6 +116,6 @@ func FuzzConfig(f *testing.F) {
 		if err := os.WriteFile(cfg, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		applyConfig(fs, cfg) // any input: an error or flags set, never a panic
+		applyConfig(fs, cfg, nil) // any input: an error or flags set, never a panic
 	})
 }

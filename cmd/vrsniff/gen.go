@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -11,24 +10,24 @@ import (
 )
 
 func runGen(args []string) int {
-	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
+	fs := newFlagSet("gen", "")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: vrsniff gen [flags] OUT   (OUT - is stdout)\n\n"+
-			"Writes a synthetic vRouter mirror capture and, with -truth, what a decoder must make of\n"+
-			"every packet (docs/gen.md). Profiles: %s.\nCase kinds for -mix: %s.\nScenarios for -scenario:\n",
+			"Writes a synthetic vRouter mirror capture and, with --truth, what a decoder must make of\n"+
+			"every packet (docs/gen.md). Profiles: %s.\nCase kinds for --mix: %s.\nScenarios for --scenario:\n",
 			strings.Join(gen.ProfileNames(), ", "), gen.KindList())
 		for _, n := range gen.ScenarioNames() {
 			fmt.Fprintf(fs.Output(), "  %s: %s\n", n, gen.Scenarios[n].Doc)
 		}
 		fmt.Fprintf(fs.Output(), "\nflags:\n")
-		fs.PrintDefaults()
+		fmt.Fprint(fs.Output(), fs.FlagUsages())
 	}
 	var traffic trafficFlags
 	var (
 		seed      = fs.Uint64("seed", 1, "random seed")
 		count     = fs.Int("count", 1000, "number of cases (mirrored frames) to write")
 		profile   = fs.String("profile", "mixed", "named mix of case kinds")
-		mix       = fs.String("mix", "", "mix of case kinds, e.g. acl=3,port=1 (overrides -profile)")
+		mix       = fs.String("mix", "", "mix of case kinds, e.g. acl=3,port=1 (overrides --profile)")
 		format    = fs.String("format", "pcap", "output format: pcap or pcapng")
 		nanos     = fs.Bool("nanos", false, "nanosecond timestamps in classic pcap")
 		snaplen   = fs.Int("snaplen", 262144, "capture snap length")
@@ -41,29 +40,24 @@ func runGen(args []string) int {
 		maxVN     = fs.Int("max-vn", 255, "longest VN name")
 		varyNames = fs.Bool("vary-seed-names", false, "seed114 cases use varied VN names (54 bytes together)")
 		maxDist   = fs.Int("max-dist", 4, "reassembly distance the id-reuse and dup-fragment cases are built around (1..64)")
-		sizes     = fs.String("frame-sizes", "", "inner frame sizes in turn, SIZE[=CASES],...: 64=9,1514 is one full-size frame in ten (overrides -min-frame, -max-frame)")
+		sizes     = fs.String("frame-sizes", "", "inner frame sizes in turn, SIZE[=CASES],...: 64=9,1514 is one full-size frame in ten (overrides --min-frame, --max-frame)")
 		vns       = fs.String("vn", "", "comma-separated VN names the metadata draws from (default: a built-in pool)")
 		numbered  = fs.Bool("numbered", false, "write each case's number in its inner frames' source MAC, 02:4e:NN:NN:NN:NN")
-		scenario  = fs.String("scenario", "", "write a scripted capture instead of random cases: VMs talking, as an operator records it (lab); -count defaults to one run of it")
+		scenario  = fs.String("scenario", "", "write a scripted capture instead of random cases: VMs talking, as an operator records it (lab); --count defaults to one run of it")
 	)
 	traffic.register(fs, gen.DefaultMirrorVLAN, [3]string{
 		"UDP `port` of the Juniper-header mirror datagrams",
 		"VXLAN UDP `port`",
 		"NIC-assisted mirror `VLAN` ID, 1-4094",
 	})
-	if err := fs.Parse(args); err != nil {
-		return usageCode(err)
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
-	if *scenario != "" {
-		set := false
-		fs.Visit(func(f *flag.Flag) { set = set || f.Name == "count" })
-		if !set {
-			*count = 0 // one run of the scenario
-		}
+	if *scenario != "" && !fs.Changed("count") {
+		*count = 0 // one run of the scenario
 	}
 	if fs.NArg() != 1 {
-		fs.Usage()
-		return exitUsage
+		return usageErr("gen", "want one OUT (see vrsniff gen --help)")
 	}
 	usageErr := func(format string, a ...any) int {
 		fmt.Fprintf(os.Stderr, "vrsniff gen: "+format+"\n", a...)

@@ -121,7 +121,7 @@ func TestCaptureUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--read", in, "--dir", t.TempDir(), "--stale-after", "-1s"}, "--stale-after -1s: must not be negative"},
+		{[]string{"--read", in, "--dir", t.TempDir(), "--stale-after", "-1s"}, "stale-after -1s: must not be negative"},
 		{[]string{"--listen", "127.0.0.1:99999", "--dir", t.TempDir()}, `--listen "127.0.0.1:99999": port "99999": want 0 to 65535`},
 		{[]string{"--listen", "8099", "--dir", t.TempDir()}, `--listen "8099": want host:port`},
 		{[]string{"--read", in, "--http", "127.0.0.1:80x"}, `--http "127.0.0.1:80x": port "80x"`},

@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,39 +43,46 @@ func main() {
 		os.Exit(runExtcap(os.Args[1:]))
 	}
 	if len(os.Args) < 2 {
-		usage()
+		usage(os.Stderr)
 		os.Exit(exitUsage)
 	}
-	name := os.Args[1]
-	if asksHelp(os.Args[1:]) {
-		// Help is what was asked for: it goes to standard output, so that
-		// `vrsniff decap -h | less` works. Every usage text is written to
-		// os.Stderr (the flag package's default too), hence the swap.
-		os.Stderr = os.Stdout
+	os.Exit(runMain(os.Args[1:]))
+}
+
+// runMain runs the command that args (os.Args without the program) name.
+func runMain(args []string) int {
+	name := args[0]
+	if name == "help" && len(args) > 1 {
+		// vrsniff help CMD [SUB] is CMD [SUB] --help.
+		name, args = args[1], append(args[1:], "--help")
 	}
 	for _, c := range commands {
 		if c.name == name {
-			os.Exit(c.run(os.Args[2:]))
+			return c.run(args[1:])
 		}
 	}
-	if name == "--version" || name == "-version" {
-		os.Exit(runVersion(nil))
+	switch name {
+	case "completion":
+		return runCompletion(args[1:])
+	case "--version", "-version":
+		return runVersion(nil)
+	case "-h", "--help", "-help", "help":
+		usage(os.Stdout)
+		return exitOK
 	}
-	if name == "-h" || name == "--help" || name == "help" {
-		usage()
-		os.Exit(exitOK)
-	}
-	fmt.Fprintf(os.Stderr, "vrsniff: unknown command %q\n", name)
-	usage()
-	os.Exit(exitUsage)
+	return usageErr("", fmt.Sprintf("unknown command %q (see vrsniff --help)", name))
 }
 
-func usage() {
-	fmt.Fprintf(os.Stderr, "usage: vrsniff <command> [flags] [args]\n\ncommands:\n")
+// usage writes the list of commands to w: standard output when it was asked
+// for, standard error after a command line that names none.
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "usage: vrsniff <command> [flags] [args]\n\ncommands:\n")
 	for _, c := range commands {
-		fmt.Fprintf(os.Stderr, "  %-8s %s\n", c.name, c.short)
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.short)
 	}
-	fmt.Fprintf(os.Stderr, "\nexit codes: 0 ok, 1 failure, 2 usage, 3 done but not all of it (decap: malformed packets; extract, stats: files skipped)\n")
+	fmt.Fprintf(w, "  %-10s %s\n", "completion", "print a shell completion script: vrsniff completion bash|zsh|fish")
+	fmt.Fprintf(w, "\nRun \"vrsniff help COMMAND\" (or vrsniff COMMAND --help) for its flags.\n")
+	fmt.Fprintf(w, "\nexit codes: 0 ok, 1 failure, 2 usage, 3 done but not all of it (decap: malformed packets; extract, stats: files skipped)\n")
 }
 
 func runVersion([]string) int {
@@ -87,29 +95,17 @@ func isTerminal(f *os.File) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
+// usageErr writes the one line of a usage error to standard error and
+// returns exitUsage.
 func usageErr(cmd, msg string) int {
-	fmt.Fprintf(os.Stderr, "vrsniff %s: %s\n", cmd, msg)
+	if cmd != "" {
+		cmd = " " + cmd
+	}
+	fmt.Fprintf(os.Stderr, "vrsniff%s: %s\n", cmd, msg)
 	return exitUsage
 }
 
 func fail(cmd string, err error) int {
 	fmt.Fprintf(os.Stderr, "vrsniff %s: %v\n", cmd, err)
 	return exitFailure
-}
-
-// asksHelp reports whether args (the command and its arguments) ask for
-// help: the command help, or -h, -help or --help before any "--".
-func asksHelp(args []string) bool {
-	if len(args) > 0 && args[0] == "help" {
-		return true
-	}
-	for _, a := range args {
-		switch a {
-		case "--":
-			return false
-		case "-h", "-help", "--help":
-			return true
-		}
-	}
-	return false
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -10,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/vrsniff/vrsniff/internal/heat"
 	"github.com/vrsniff/vrsniff/internal/mirror"
@@ -28,8 +29,7 @@ Run "vrsniff mirror <sub-command> -h" for its flags.
 
 func runMirror(args []string) int {
 	if len(args) == 0 {
-		fmt.Fprint(os.Stderr, mirrorUsage)
-		return exitUsage
+		return usageErr("mirror", "want a sub-command: create, list, delete or heat (see vrsniff mirror --help)")
 	}
 	switch args[0] {
 	case "create":
@@ -40,13 +40,25 @@ func runMirror(args []string) int {
 		return mirrorDelete(args[1:])
 	case "heat":
 		return mirrorHeat(args[1:])
-	case "-h", "--help", "help":
+	case "help":
+		if len(args) > 1 {
+			return runMirror([]string{args[1], "--help"})
+		}
+		fmt.Fprint(os.Stdout, mirrorUsage)
+		return exitOK
+	case "-h", "--help", "-help":
 		fmt.Fprint(os.Stdout, mirrorUsage)
 		return exitOK
 	}
-	fmt.Fprintf(os.Stderr, "vrsniff mirror: unknown sub-command %q\n%s", args[0], mirrorUsage)
-	return exitUsage
+	return usageErr("mirror", fmt.Sprintf("unknown sub-command %q (see vrsniff mirror --help)", args[0]))
 }
+
+const (
+	mirrorCreateUsage = "usage: vrsniff mirror create --name NAME (--vn VN [--per-port | --service-instance] | --port VMI | --vm VM) [flags]\n\nSets a mirror up (docs/mirror.md).\n\nflags:\n"
+	mirrorListUsage   = "usage: vrsniff mirror list [--project D:P | --all-projects] [-o table|json | --json] [flags]\n\nShows the mirrors vrsniff created and whether each works.\n\nflags:\n"
+	mirrorDeleteUsage = "usage: vrsniff mirror delete [flags] NAME\n\nRemoves a mirror and restores what it changed.\n\nflags:\n"
+	mirrorHeatUsage   = "usage: vrsniff mirror heat [flags]\n\nWrites a Heat (HOT) template that deploys the sniffer VM.\n\nflags:\n"
+)
 
 func signalContext() (context.Context, context.CancelFunc) {
 	// SIGTERM too: timeout(1) and systemd stop a command with it, and a
@@ -71,10 +83,10 @@ func (o *optBool) Set(s string) error {
 	o.v = &b
 	return nil
 }
-func (o *optBool) IsBoolFlag() bool { return true }
+func (o *optBool) Type() string { return "bool" }
 
 func mirrorCreate(args []string) int {
-	fs := flag.NewFlagSet("vrsniff mirror create", flag.ContinueOnError)
+	fs := newFlagSet("mirror create", mirrorCreateUsage)
 	var a apiFlags
 	a.register(fs, true)
 	var (
@@ -98,7 +110,8 @@ func mirrorCreate(args []string) int {
 	fs.DurationVar(&wait, "wait", provision.DefaultWait, "how long to wait for the schema transformer to compile a policy mirror before rolling back")
 	fs.StringVar(&analyzer.IP, "analyzer-ip", "", "analyzer IP address")
 	fs.IntVar(&analyzer.UDPPort, "udp-port", 0, fmt.Sprintf("analyzer UDP port (default %d)", mirror.DefaultPort))
-	fs.Var(&juniper, "juniper-header", "send the Juniper metadata header (true/false; 3.1+; default: server's, true)")
+	fs.Var(&juniper, "juniper-header", "send the Juniper metadata header (--juniper-header=false: not; 3.1+; default: server's, true)")
+	fs.Lookup("juniper-header").NoOptDefVal = "true"
 	fs.StringVar(&analyzer.NHMode, "nh-mode", "", "next-hop mode: dynamic or static (3.1+)")
 	fs.StringVar(&analyzer.MAC, "analyzer-mac", "", "analyzer MAC address (3.1+)")
 	fs.StringVar(&analyzer.VTEP, "vtep", "", "static next hop: VTEP IP address")
@@ -114,12 +127,11 @@ func mirrorCreate(args []string) int {
 	fs.StringVar(&m.OtherVN, "other-vn", "", "match: traffic to/from this network only")
 	fs.StringVar(&s.AnalyzerVN, "analyzer-vn", "", "the analyzer's network: of its left interface with --service-instance (default --vn); its routing instance with --juniper-header=false")
 	fs.StringVar(&s.SnifferPort, "sniffer-port", "", "service instance: link this port of the sniffer VM to the instance")
-	if err := fs.Parse(args); err != nil {
-		return usageCode(err)
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "vrsniff mirror create: unexpected argument %q\n", fs.Arg(0))
-		return exitUsage
+		return usageErr("mirror create", fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
 	}
 	analyzer.JuniperHeader = juniper.v
 	if s.Name == "" {
@@ -153,22 +165,33 @@ func mirrorCreate(args []string) int {
 
 // registerScope declares the flag that widens list and delete to every
 // project; --project is an API flag.
-func registerScope(fs *flag.FlagSet, s *provision.Scope) {
+func registerScope(fs *pflag.FlagSet, s *provision.Scope) {
 	fs.BoolVar(&s.All, "all-projects", false, "look in every project the credentials can read (default: --project, else the credentials' project)")
 }
 
 func mirrorList(args []string) int {
-	fs := flag.NewFlagSet("vrsniff mirror list", flag.ContinueOnError)
+	fs := newFlagSet("mirror list", mirrorListUsage)
 	var (
-		a      apiFlags
-		scope  provision.Scope
-		format string
+		a       apiFlags
+		scope   provision.Scope
+		format  string
+		jsonOut bool
 	)
 	a.register(fs, false)
 	registerScope(fs, &scope)
-	fs.StringVar(&format, "o", "table", "output: table (for people) or json (every check, for scripts)")
-	if err := fs.Parse(args); err != nil {
-		return usageCode(err)
+	fs.StringVarP(&format, "output", "o", "table", "output: table (for people) or json (every check, for scripts)")
+	fs.BoolVar(&jsonOut, "json", false, "the same as -o json")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return usageErr("mirror list", fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
+	}
+	if jsonOut {
+		if fs.Changed("output") && format != "json" {
+			return usageErr("mirror list", "--json and -o "+format+" contradict each other")
+		}
+		format = "json"
 	}
 	if format != "table" && format != "json" {
 		return usageErr("mirror", fmt.Sprintf("-o %q: want table or json", format))
@@ -202,7 +225,7 @@ func mirrorList(args []string) int {
 }
 
 func mirrorDelete(args []string) int {
-	fs := flag.NewFlagSet("vrsniff mirror delete", flag.ContinueOnError)
+	fs := newFlagSet("mirror delete", mirrorDeleteUsage)
 	var (
 		a     apiFlags
 		scope provision.Scope
@@ -211,20 +234,13 @@ func mirrorDelete(args []string) int {
 	a.register(fs, true)
 	registerScope(fs, &scope)
 	fs.DurationVar(&wait, "wait", provision.DefaultWait, "how long to wait for the schema transformer to remove a policy mirror's rules")
-	if err := fs.Parse(args); err != nil {
-		return usageCode(err)
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
-	if fs.NArg() < 1 {
-		return usageErr("mirror", "usage: vrsniff mirror delete [flags] NAME")
+	if fs.NArg() != 1 {
+		return usageErr("mirror delete", "want one NAME (see vrsniff mirror delete --help)")
 	}
-	// Flags may follow the name too, as operators type them.
 	name := fs.Arg(0)
-	if err := fs.Parse(fs.Args()[1:]); err != nil {
-		return usageCode(err)
-	}
-	if fs.NArg() != 0 {
-		return usageErr("mirror", "usage: vrsniff mirror delete [flags] NAME")
-	}
 	scope.Project = a.project
 	if err := scope.Check(); err != nil {
 		return usageErr("mirror", err.Error())
@@ -254,7 +270,7 @@ func mirrorDelete(args []string) int {
 }
 
 func mirrorHeat(args []string) int {
-	fs := flag.NewFlagSet("vrsniff mirror heat", flag.ContinueOnError)
+	fs := newFlagSet("mirror heat", mirrorHeatUsage)
 	var (
 		o       heat.Options
 		out     string
@@ -270,9 +286,12 @@ func mirrorHeat(args []string) int {
 	fs.StringVar(&o.Flavor, "flavor", "", "default for the flavor parameter")
 	fs.StringVar(&o.VrsniffURL, "vrsniff-url", "", "default for the vrsniff_url parameter (where the VM downloads vrsniff)")
 	fs.StringVar(&o.VrsniffSHA256, "vrsniff-sha256", "", "default for the vrsniff_sha256 parameter (the binary's SHA-256 from SHA256SUMS; the VM refuses a binary that differs)")
-	fs.StringVar(&out, "o", "-", "output file, - for stdout")
-	if err := fs.Parse(args); err != nil {
-		return usageCode(err)
+	fs.StringVarP(&out, "output", "o", "-", "output `file`, - for stdout")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return usageErr("mirror heat", fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
 	}
 	if project != "" {
 		o.Mirror.Project = strings.Split(project, ":") // checked by Template

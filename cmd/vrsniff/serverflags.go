@@ -1,9 +1,10 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/vrsniff/vrsniff/internal/server"
 )
@@ -19,7 +20,7 @@ type serverFlags struct {
 	sendBuffer    sizeFlag
 }
 
-func (f *serverFlags) register(fs *flag.FlagSet) {
+func (f *serverFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.maxConns, "http-max-conns", server.DefaultMaxConns,
 		"open HTTP connections at most; more wait to be accepted (live streams hold one each)")
 	f.maxHeader = server.DefaultMaxHeaderBytes

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 
@@ -25,19 +24,17 @@ flags:
 `
 
 func runStats(args []string) int {
-	fs := flag.NewFlagSet("stats", flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprint(os.Stderr, statsUsage); fs.PrintDefaults() }
+	fs := newFlagSet("stats", statsUsage)
 	var (
 		jsonOut = fs.Bool("json", false, "print the summary as JSON")
 		top     = fs.Int("top", 10, "conversations listed (`N`)")
 		pairs   = fs.Int("pairs", 20, "VN pairs listed (`N`), busiest first")
 	)
-	if err := fs.Parse(args); err != nil {
-		return usageCode(err)
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() == 0 {
-		fs.Usage()
-		return usageErr("stats", "want at least one FILE")
+		return usageErr("stats", "want at least one FILE (see vrsniff stats --help)")
 	}
 	if *top < 0 || *pairs < 0 {
 		return usageErr("stats", "--top and --pairs must not be negative")

@@ -30,8 +30,8 @@ import (
 )
 
 // Config is everything the service needs. Exactly one of Interface,
-// Listen and Read names the source; at least one of Dir and HTTP says
-// where the packets go.
+// Listen and Read names the source; at least one of Dir, HTTP and Out says
+// where the packets go. Check tells what is wrong with one.
 type Config struct {
 	Interface string // capture on this interface with AF_PACKET
 	Listen    string // receive mirror datagrams on this UDP address (host:port)
@@ -81,6 +81,12 @@ type Config struct {
 	// source, if set, stands for the source Interface, Listen or Read
 	// names, opened by the caller.
 	source source.Source
+	// Out, if set, receives the kept packets as one capture stream too.
+	Out *Output
+	// MaxPackets, if positive, makes Run return once that many packets
+	// were kept (0: no limit).
+	MaxPackets int64
+
 	// StaleAfter makes /healthz unhealthy (503, vrsniff_healthy 0) when no
 	// packet was read for that long, until one is; 0 never. A replayed
 	// file that ended is not stale.
@@ -105,6 +111,8 @@ type Service struct {
 	ran     bool
 	ended   atomic.Bool // the input ended and the files are finished
 	live    *liveness
+	out     *outSink           // nil without Out
+	endRun  context.CancelFunc // ends Run (see end)
 }
 
 // Stats is a snapshot of the service's counters.
@@ -114,6 +122,7 @@ type Stats struct {
 	Files    ring.Stats   // zero without Dir
 	Rejects  ring.Stats   // zero without KeepRejects
 	Upload   upload.Stats // zero without Upload.Bucket
+	Out      OutputStats  // zero without Out
 	// StreamClients is the live stream clients connected now;
 	// StreamDropped the packets they lost, summed over clients.
 	StreamClients int
@@ -129,26 +138,8 @@ type Stats struct {
 // before a packet is read. Run starts the capture; Close releases what New
 // opened when Run is not called.
 func New(c Config) (_ *Service, err error) {
-	n := 0
-	for _, v := range []string{c.Interface, c.Listen, c.Read} {
-		if v != "" {
-			n++
-		}
-	}
-	if n != 1 {
-		return nil, errors.New("give exactly one source: an interface, a UDP address or a file")
-	}
-	if c.Dir == "" && c.HTTP == "" {
-		return nil, errors.New("nothing would be kept: give a directory (files) and/or an HTTP address (API, live stream)")
-	}
-	if err := c.Decoder.Traffic.Validate(); err != nil {
+	if err := c.Check(); err != nil {
 		return nil, err
-	}
-	if err := checkUpload(c); err != nil {
-		return nil, err
-	}
-	if c.StaleAfter < 0 {
-		return nil, errors.New("stale-after must not be negative")
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -224,6 +215,13 @@ func New(c Config) (_ *Service, err error) {
 			return nil, fmt.Errorf("metrics: %w", err)
 		}
 	}
+	if c.Out != nil {
+		if s.out, err = newOutSink(c, s.end); err != nil {
+			return nil, err
+		}
+		sinks = append(sinks, s.out)
+	}
+	sinks = limit(c.MaxPackets, sinks, s.end)
 	var rejects pipeline.Sink
 	if s.rejects != nil {
 		rejects = s.rejects
@@ -267,6 +265,8 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.ran = true
 	c := s.c
+	ctx, s.endRun = context.WithCancel(ctx)
+	defer s.endRun()
 	httpDone := make(chan error, 1)
 	httpCtx, httpCancel := context.WithCancel(context.Background())
 	defer httpCancel()
@@ -372,6 +372,9 @@ loop:
 		closeErr = errors.Join(closeErr, r.Close())
 	}
 	stopUpload()
+	if s.out != nil {
+		s.out.close()
+	}
 	s.ended.Store(true)
 	s.logStats()
 	s.warnDrops(time.Now())
@@ -449,6 +452,9 @@ func (s *Service) Stats() Stats {
 	if s.up != nil {
 		st.Upload = s.up.Stats()
 	}
+	if s.out != nil {
+		st.Out = s.out.stats()
+	}
 	if s.srv != nil {
 		st.StreamClients, st.StreamDropped = s.srv.Hub().Clients(), s.srv.Hub().Dropped()
 	}
@@ -508,6 +514,10 @@ func (s *Service) logStats() {
 	if s.up != nil {
 		args = append(args, "uploaded_files", st.Upload.Files, "upload_failures", st.Upload.Failures,
 			"spool_files", st.Upload.SpoolFiles, "spool_dropped", st.Files.DroppedSpoolFull)
+	}
+	if s.out != nil {
+		o := s.out.stats()
+		args = append(args, "out_written", o.Packets, "out_bytes", o.Bytes, "out_errors", o.Errors)
 	}
 	if s.rejects != nil {
 		args = append(args, "rejects_written", st.Rejects.Packets, "rejects_dropped", st.Rejects.Dropped)

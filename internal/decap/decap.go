@@ -46,6 +46,9 @@ type Options struct {
 	// tcpdump -U does, so that a reader at the other end of a pipe (e.g.
 	// wireshark -k -i -) sees each packet as it is decoded.
 	PacketBuffered bool
+	// MaxPackets, if positive, ends the run once that many packets were
+	// written, as tcpdump -c does: a run that is done, not interrupted.
+	MaxPackets int64
 
 	// Set by RunFiles: what the split files must not be written over.
 	in          os.FileInfo
@@ -278,6 +281,9 @@ func RunReader(ctx context.Context, r *pcapfile.Reader, o Options) (*pipeline.St
 			return stats, err
 		}
 	}
+	if o.MaxPackets > 0 {
+		out = &limitSink{Sink: out, left: o.MaxPackets}
+	}
 	pl, err := newPipeline(r, o, out, rejects, stats)
 	if err != nil {
 		if split != nil {
@@ -290,6 +296,11 @@ func RunReader(ctx context.Context, r *pcapfile.Reader, o Options) (*pipeline.St
 	// a SIGBUS; the writers then drop the packet they were writing.
 	runErr := r.Guard(func() error { return pl.Run(ctx) })
 	stop()
+	if errors.Is(runErr, errLimit) {
+		// The pipeline counted the end as a failed write; it was none.
+		runErr = nil
+		stats.SinkErrs.Add(^uint64(0))
+	}
 	if ctx.Err() != nil {
 		runErr = errors.Join(runErr, ErrInterrupted)
 	}
@@ -324,13 +335,33 @@ func newPipeline(r *pcapfile.Reader, o Options, out pipeline.Sink, rejects *pcap
 			if errors.Is(err, pcapfile.ErrLinkType) {
 				return nil
 			}
-			return err
+			return err // errLimit too: the run is done
 		},
 	}
 	if rejects != nil {
 		c.Rejects = rejects
 	}
 	return pipeline.New(c)
+}
+
+// errLimit is what limitSink returns once the last packet is written: it
+// ends the pipeline.
+var errLimit = errors.New("packet limit reached")
+
+// limitSink passes packets on until left is 0, then ends the run.
+type limitSink struct {
+	pipeline.Sink
+	left int64
+}
+
+func (l *limitSink) WritePacket(p *mirror.Packet) error {
+	if err := l.Sink.WritePacket(p); err != nil {
+		return err
+	}
+	if l.left--; l.left == 0 {
+		return errLimit
+	}
+	return nil
 }
 
 type flushCloser struct {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -540,6 +541,29 @@ func TestFragmentCopiesWithRejects(t *testing.T) {
 		}
 		if pl.FragmentCopies() != rejects {
 			t.Errorf("with a rejects file %v: fragment copies %v", rejects, pl.FragmentCopies())
+		}
+	}
+}
+
+// MaxPackets ends the run once that many packets were written: the output
+// holds them, the input is read no further, and the run is not a failure.
+func TestMaxPackets(t *testing.T) {
+	dir := t.TempDir()
+	in := genCapture(t, dir, "acl", 200, 0)
+	for _, max := range []int64{1, 17, 1000} {
+		out := filepath.Join(dir, fmt.Sprintf("out%d.pcapng", max))
+		o := defaults
+		o.MaxPackets = max
+		st, err := RunFiles(context.Background(), Files{In: in, Out: out}, o)
+		if err != nil {
+			t.Fatalf("MaxPackets %d: %v", max, err)
+		}
+		want := min(max, 200)
+		if n := count(t, out); int64(n) != want || st.Written.Load() != uint64(want) || st.SinkErrs.Load() != 0 {
+			t.Errorf("MaxPackets %d: %d packets in the output, %d written, %d sink errors; want %d", max, n, st.Written.Load(), st.SinkErrs.Load(), want)
+		}
+		if max < 200 && st.Read.Load() >= 200 {
+			t.Errorf("MaxPackets %d: the whole input was read (%d packets)", max, st.Read.Load())
 		}
 	}
 }

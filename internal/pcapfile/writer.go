@@ -72,6 +72,9 @@ func (w *Writer) WriteStats(id int, s InterfaceStats) error {
 	return nil
 }
 
+// Buffered returns how many bytes are buffered, not yet written.
+func (w *Writer) Buffered() int { return len(w.buf) }
+
 // Flush writes the buffered records to the underlying writer. A write
 // error is sticky: later calls return it.
 func (w *Writer) Flush() error {
