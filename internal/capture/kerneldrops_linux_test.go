@@ -22,7 +22,7 @@ func TestKernelDrops(t *testing.T) {
 	fs := testenv.NewFreezable(t)
 	c := config(fs.Dir)
 	c.Interface, c.MetricsAddr = env.CaptureIf, "127.0.0.1:0"
-	c.Source.RingBlockSize, c.Source.RingBlocks = 1<<20, 2
+	c.Source.RingBlockSize, c.Source.RingBlocks = 1<<20, MinRingMiB
 	r := start(t, c)
 
 	warm := capturetest.Cases(t, "acl", 31, 50, 1400)
