@@ -54,7 +54,7 @@ var allowed = map[string][]string{
 	"bench/genhostile":                     {"internal/mirror", "internal/pcapfile"},
 	"bench/sendmirror":                     nil,
 	"cmd/vrsniff": {"internal/capture", "internal/contrail", "internal/decap", "internal/extcap", "internal/extract", "internal/filter",
-		"internal/gen", "internal/heat", "internal/mirror", "internal/pcapfile", "internal/provision", "internal/ring",
+		"internal/gen", "internal/heat", "internal/mirror", "internal/upload", "internal/query", "internal/objstore", "internal/pcapfile", "internal/provision", "internal/ring",
 		"internal/secret", "internal/server", "internal/source", "internal/vnpair"},
 }
 

@@ -16,11 +16,13 @@ import (
 
 	"github.com/vrsniff/vrsniff/internal/capture"
 	"github.com/vrsniff/vrsniff/internal/filter"
+	"github.com/vrsniff/vrsniff/internal/objstore"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
 	"github.com/vrsniff/vrsniff/internal/ring"
 	"github.com/vrsniff/vrsniff/internal/secret"
 	"github.com/vrsniff/vrsniff/internal/server"
 	"github.com/vrsniff/vrsniff/internal/source"
+	"github.com/vrsniff/vrsniff/internal/upload"
 	"github.com/vrsniff/vrsniff/internal/vnpair"
 )
 
@@ -101,6 +103,14 @@ func runCapture(args []string) int {
 	fs.Var(&rotateSize, "rotate-size", "start a new file at this `size` (e.g. 100M; 0: never)")
 	fs.Var(&maxBytes, "max-bytes", "keep at most this `size` of closed files (e.g. 10G; 0: no limit)")
 	dec.register(fs)
+	var sf storeFlags
+	sf.register(fs)
+	var (
+		snifferID      = fs.String("sniffer-id", "", "with --store: this sniffer's `id` in the bucket's keys (default: the host name)")
+		uploadParallel = fs.Int("upload-parallel", upload.DefaultParallel, "with --store: files uploaded at once (`N`)")
+		uploadDrain    = fs.Duration("upload-drain", capture.DefaultDrain, "with --store: how long the files left at the end are uploaded before the capture exits (negative: none; the rest waits for the next start)")
+		apiURL         = fs.String("api-url", "", "with --store: the `URL` other sniffers and users reach this capture's HTTP API at, for its record in the bucket")
+	)
 	flt.register(fs)
 	srvf.register(fs)
 	if code, ok := parseFlags(fs, args); !ok {
@@ -212,8 +222,42 @@ func runCapture(args []string) int {
 		c.Out = &capture.Output{W: out, Format: ff, MaxBytes: stop.kilobytes << 10,
 			PacketBuffered: *unbuf || *write == "-" && !isRegular(os.Stdout)}
 	}
+	if sf.c.URL != "" {
+		if *dir == "" {
+			return usageErr("capture", "--store needs --dir: the files wait there (the spool) until they are uploaded")
+		}
+		if *uploadParallel < 1 {
+			return usageErr("capture", "--upload-parallel must be at least 1")
+		}
+		id := *snifferID
+		if id == "" {
+			if id, err = os.Hostname(); err != nil {
+				return fail("capture", fmt.Errorf("sniffer id from the host name: %w", err))
+			}
+			id, _, _ = strings.Cut(id, ".")
+		}
+		if err := objstore.CheckSniffer(id); err != nil {
+			return usageErr("capture", fmt.Sprintf("%v: give --sniffer-id", err))
+		}
+		if ff != pcapfile.FormatPcapNG {
+			return usageErr("capture", "--store keeps pcapng files: --format pcap cannot be uploaded")
+		}
+		c.Upload = capture.Upload{Config: upload.Config{Sniffer: id, API: *apiURL, Version: version, Parallel: *uploadParallel},
+			Drain: *uploadDrain}
+	} else if *snifferID != "" || *apiURL != "" {
+		return usageErr("capture", "--sniffer-id and --api-url go with --store")
+	}
 	if err := c.Check(); err != nil {
 		return usageErr("capture", err.Error()+" (see vrsniff capture --help)")
+	}
+	if sf.c.URL != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		st, err := sf.open(ctx)
+		cancel()
+		if err != nil {
+			return fail("capture", err)
+		}
+		c.Upload.Bucket, c.Upload.Index = st, fleetIndex()
 	}
 	if *write == "-" && isTerminal(os.Stdout) {
 		return usageErr("capture", "standard output is a terminal: give -w FILE, or pipe it")

@@ -17,6 +17,7 @@ const envPrefix = "VRSNIFF_"
 // install script's and the tests' own.
 var envNotFlags = map[string]bool{
 	"VRSNIFF_URL": true, "VRSNIFF_SHA256": true, "VRSNIFF_SHARED": true, "VRSNIFF_RING_CRASH_DIR": true,
+	"VRSNIFF_SCREENSHOTS": true, "VRSNIFF_TEST_S3": true, "VRSNIFF_TEST_S3_KEY": true, "VRSNIFF_TEST_S3_SECRET": true,
 }
 
 // flagEnv is the variable of flag name: the prefix, then the name as

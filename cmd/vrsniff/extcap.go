@@ -38,7 +38,7 @@ func runExtcap(args []string) int {
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
-	pr := &extcap.Program{Version: version, Stdout: os.Stdout}
+	pr := &extcap.Program{Version: version, Stdout: os.Stdout, OpenFleet: openFleet}
 	if err := pr.Run(ctx, o); err != nil {
 		// Wireshark shows standard error in its dialog.
 		fmt.Fprintf(os.Stderr, "vrsniff: %v\n", err)

@@ -30,6 +30,8 @@ var commands = []command{
 	{"capture", "capture mirror traffic live into rotating files, serve them over HTTP", runCapture},
 	{"extract", "merge the stored captures of a time window into one pcapng", runExtract},
 	{"stats", "summarize capture files: totals, rates, drops, VN pairs, top conversations", runStats},
+	{"query", "find packets across a fleet's stored captures (object storage) into one pcapng", runQuery},
+	{"store", "list and prune a fleet's object storage", runStore},
 	{"mirror", "set up and tear down mirroring through the Contrail config API", runMirror},
 	{"extcap", "Wireshark extcap interface (also when invoked as vrsniff-extcap)", runExtcap},
 	{"version", "print the version", runVersion},
