@@ -1,0 +1,349 @@
+package flowindex
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+)
+
+// MaxFooter bounds the Parquet footer Open reads: an index of a few
+// hundred row groups has a footer of tens of kilobytes, so a larger one is
+// not an index of ours and is refused before it is allocated.
+const MaxFooter = 4 << 20
+
+// maxGroupRows bounds the rows of one row group Lookup decodes at a time,
+// whatever the footer claims.
+const maxGroupRows = 1 << 16
+
+// schema is Row's Parquet schema, given to OpenFile so that opening many
+// indexes does not rebuild it from each footer.
+var schema = parquet.SchemaOf(Row{})
+
+// Index is an opened flow index. It holds the footer only; Lookup reads
+// the bloom filters and the pages of the row groups it cannot skip. An
+// Index is safe for concurrent Lookups when its ReaderAt is.
+type Index struct {
+	f    *parquet.File
+	cols columns
+}
+
+// columns are the leaf column indexes Lookup prunes on.
+type columns struct {
+	first, last, proto, src, dst, sport, dport, cid, srcVN, dstVN, dir, overflow int
+}
+
+// Open opens the flow index of size bytes in r, reading its footer only
+// (two reads: its last 8 bytes and the footer). It fails on a file that is
+// not Parquet, whose footer is over MaxFooter, or whose schema or format
+// version (FormatKey) is not this package's.
+func Open(r io.ReaderAt, size int64) (*Index, error) {
+	if size < 12 {
+		return nil, fmt.Errorf("flow index: %d bytes: too short for Parquet", size)
+	}
+	var tail [8]byte
+	if _, err := r.ReadAt(tail[:], size-8); err != nil {
+		return nil, fmt.Errorf("flow index: reading the footer length: %w", err)
+	}
+	if string(tail[4:]) != "PAR1" {
+		return nil, errors.New("flow index: not a Parquet file (no PAR1 at its end)")
+	}
+	if n := int64(binary.LittleEndian.Uint32(tail[:4])); n > MaxFooter || n > size-12 {
+		return nil, fmt.Errorf("flow index: footer of %d bytes in a file of %d", n, size)
+	}
+	f, err := parquet.OpenFile(r, size,
+		parquet.SkipPageIndex(true),
+		parquet.SkipBloomFilters(true), // read lazily, per row group, by Lookup
+		parquet.FileSchema(schema))
+	if err != nil {
+		return nil, fmt.Errorf("flow index: %w", err)
+	}
+	if v, _ := f.Lookup(FormatKey); v != Format {
+		return nil, fmt.Errorf("flow index: format %q, want %q", v, Format)
+	}
+	ix := &Index{f: f}
+	if err := ix.checkSchema(); err != nil {
+		return nil, err
+	}
+	return ix, nil
+}
+
+// checkSchema finds the columns Lookup prunes on and checks that the file
+// has Row's leaf columns with Row's types, so that reading rows cannot
+// meet a column of another shape.
+func (ix *Index) checkSchema() error {
+	want := map[string]parquet.Kind{}
+	for _, p := range schema.Columns() {
+		leaf, _ := schema.Lookup(p...)
+		want[pathKey(p)] = leaf.Node.Type().Kind()
+	}
+	got := ix.f.Schema().Columns()
+	if len(got) != len(want) {
+		return fmt.Errorf("flow index: %d columns, want %d", len(got), len(want))
+	}
+	idx := map[string]int{}
+	for _, p := range got {
+		leaf, ok := ix.f.Schema().Lookup(p...)
+		k := pathKey(p)
+		if kind, found := want[k]; !ok || !found || leaf.Node.Type().Kind() != kind {
+			return fmt.Errorf("flow index: unexpected column %s", k)
+		}
+		idx[k] = leaf.ColumnIndex
+	}
+	c := &ix.cols
+	c.first, c.last, c.proto = idx["first"], idx["last"], idx["proto"]
+	c.src, c.dst, c.sport, c.dport = idx["src_addr"], idx["dst_addr"], idx["src_port"], idx["dst_port"]
+	c.cid, c.srcVN, c.dstVN, c.dir, c.overflow = idx["community_id"], idx["src_vn"], idx["dst_vn"], idx["direction"], idx["overflow"]
+	for _, g := range ix.f.RowGroups() {
+		if len(g.ColumnChunks()) != len(got) {
+			return fmt.Errorf("flow index: a row group of %d columns, want %d", len(g.ColumnChunks()), len(got))
+		}
+	}
+	return nil
+}
+
+func pathKey(p []string) string {
+	var b bytes.Buffer
+	for i, s := range p {
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(s)
+	}
+	return b.String()
+}
+
+// Flows is the number of rows in the index, the overflow row included.
+func (ix *Index) Flows() int64 { return ix.f.NumRows() }
+
+// RowGroups is the number of row groups in the index.
+func (ix *Index) RowGroups() int { return len(ix.f.RowGroups()) }
+
+// Query selects flows. Every field that is set must match; a zero field
+// matches every flow.
+type Query struct {
+	// Since and Until select flows that had a packet in [Since, Until].
+	Since, Until time.Time
+	// Addrs selects flows whose source or destination address is in one
+	// of the prefixes; single addresses (a /32 or /128) use the bloom
+	// filters.
+	Addrs []netip.Prefix
+	// Ports selects flows whose source or destination port is one of
+	// them (TCP, UDP, SCTP).
+	Ports []uint16
+	// Proto is an IP protocol number; 0 is any.
+	Proto int
+	// CommunityID is a Community ID v1 (seed 0), as "1:..." text.
+	CommunityID string
+	// Direction is "ingress" or "egress".
+	Direction string
+	// VNs selects flows whose source or destination VN is one of them,
+	// as fully qualified names.
+	VNs []string
+}
+
+// Lookup returns the rows that match q, and the overflow row whatever q
+// is: its ranges may hold matching packets that only reading them tells.
+// It skips the row groups whose statistics or bloom filters rule q out and
+// reads the rows of the others.
+func (ix *Index) Lookup(q Query) ([]Row, error) {
+	hosts := make([]parquet.Value, 0, len(q.Addrs))
+	for _, p := range q.Addrs {
+		if p.IsValid() && p.IsSingleIP() {
+			hosts = append(hosts, parquet.ValueOf(p.Addr().String()))
+		}
+	}
+	if len(hosts) != len(q.Addrs) {
+		hosts = nil // a prefix: the bloom filters cannot rule it out
+	}
+	var out []Row
+	buf := make([]Row, 64)
+	for i, g := range ix.f.RowGroups() {
+		may, err := ix.mayMatch(g, &q, hosts)
+		if err != nil {
+			return nil, fmt.Errorf("flow index: row group %d: %w", i, err)
+		}
+		if !may {
+			continue
+		}
+		if n := g.NumRows(); n < 0 || n > maxGroupRows {
+			return nil, fmt.Errorf("flow index: row group %d claims %d rows", i, n)
+		}
+		if out, err = readGroup(g, &q, buf, out); err != nil {
+			return nil, fmt.Errorf("flow index: row group %d: %w", i, err)
+		}
+	}
+	return out, nil
+}
+
+func readGroup(g parquet.RowGroup, q *Query, buf, out []Row) ([]Row, error) {
+	r := parquet.NewGenericRowGroupReader[Row](g)
+	defer r.Close()
+	for {
+		clear(buf)
+		n, err := r.Read(buf)
+		for _, row := range buf[:n] {
+			if row.Overflow || q.Match(&row) {
+				out = append(out, row)
+			}
+		}
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+	}
+}
+
+// mayMatch tells from a row group's statistics and bloom filters whether
+// it may hold a row q matches or the overflow row.
+func (ix *Index) mayMatch(g parquet.RowGroup, q *Query, hosts []parquet.Value) (bool, error) {
+	cc := g.ColumnChunks()
+	c := &ix.cols
+	if _, max, ok := bounds(cc[c.overflow]); !ok || max.Boolean() {
+		return true, nil
+	}
+	if !q.Since.IsZero() {
+		if _, max, ok := bounds(cc[c.last]); ok && max.Int64() < q.Since.UnixNano() {
+			return false, nil
+		}
+	}
+	if !q.Until.IsZero() {
+		if min, _, ok := bounds(cc[c.first]); ok && min.Int64() > q.Until.UnixNano() {
+			return false, nil
+		}
+	}
+	if q.Proto != 0 {
+		if min, max, ok := bounds(cc[c.proto]); ok && (int64(q.Proto) < int64(min.Int32()) || int64(q.Proto) > int64(max.Int32())) {
+			return false, nil
+		}
+	}
+	if len(q.Ports) > 0 && !anyPortIn(cc[c.sport], q.Ports) && !anyPortIn(cc[c.dport], q.Ports) {
+		return false, nil
+	}
+	if q.Direction != "" && !inBounds(cc[c.dir], q.Direction) {
+		return false, nil
+	}
+	if len(q.VNs) > 0 && !slices.ContainsFunc(q.VNs, func(vn string) bool {
+		return inBounds(cc[c.srcVN], vn) || inBounds(cc[c.dstVN], vn)
+	}) {
+		return false, nil
+	}
+	if q.CommunityID != "" {
+		if !inBounds(cc[c.cid], q.CommunityID) {
+			return false, nil
+		}
+		if ok, err := bloomMay(cc[c.cid], parquet.ValueOf(q.CommunityID)); !ok || err != nil {
+			return false, err
+		}
+	}
+	if len(hosts) > 0 {
+		may := false
+		for _, h := range hosts {
+			s := string(h.ByteArray())
+			for _, col := range [2]int{c.src, c.dst} {
+				if !inBounds(cc[col], s) {
+					continue
+				}
+				ok, err := bloomMay(cc[col], h)
+				if err != nil {
+					return false, err
+				}
+				if ok {
+					may = true
+					break
+				}
+			}
+			if may {
+				break
+			}
+		}
+		if !may {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func bounds(c parquet.ColumnChunk) (min, max parquet.Value, ok bool) {
+	if fc, isFile := c.(*parquet.FileColumnChunk); isFile {
+		return fc.Bounds()
+	}
+	return min, max, false
+}
+
+// inBounds says whether the string s may be in the chunk by its min/max.
+func inBounds(c parquet.ColumnChunk, s string) bool {
+	min, max, ok := bounds(c)
+	if !ok {
+		return true
+	}
+	return s >= string(min.ByteArray()) && s <= string(max.ByteArray())
+}
+
+func anyPortIn(c parquet.ColumnChunk, ports []uint16) bool {
+	min, max, ok := bounds(c)
+	if !ok {
+		return true
+	}
+	for _, p := range ports {
+		if int32(p) >= min.Int32() && int32(p) <= max.Int32() {
+			return true
+		}
+	}
+	return false
+}
+
+// bloomMay says whether the chunk's bloom filter may hold v; true when it
+// has none.
+func bloomMay(c parquet.ColumnChunk, v parquet.Value) (bool, error) {
+	bf := c.BloomFilter()
+	if bf == nil {
+		return true, nil
+	}
+	return bf.Check(v)
+}
+
+// Match says whether row r matches q on every field q sets. The overflow
+// row matches no query by its fields: Lookup returns it whatever q is.
+func (q *Query) Match(r *Row) bool {
+	if r.Overflow {
+		return false
+	}
+	if !q.Since.IsZero() && r.Last.Before(q.Since) || !q.Until.IsZero() && r.First.After(q.Until) {
+		return false
+	}
+	if q.Proto != 0 && int(r.Proto) != q.Proto {
+		return false
+	}
+	if q.CommunityID != "" && r.CommunityID != q.CommunityID {
+		return false
+	}
+	if q.Direction != "" && r.Direction != q.Direction {
+		return false
+	}
+	if len(q.VNs) > 0 && !slices.Contains(q.VNs, r.SrcVN) && !slices.Contains(q.VNs, r.DstVN) {
+		return false
+	}
+	if len(q.Ports) > 0 && (r.Proto != protoTCP && r.Proto != protoUDP && r.Proto != protoSCTP ||
+		!slices.Contains(q.Ports, uint16(r.SrcPort)) && !slices.Contains(q.Ports, uint16(r.DstPort))) {
+		return false
+	}
+	if len(q.Addrs) > 0 {
+		src, _ := netip.ParseAddr(r.SrcAddr)
+		dst, _ := netip.ParseAddr(r.DstAddr)
+		if !slices.ContainsFunc(q.Addrs, func(p netip.Prefix) bool {
+			return src.IsValid() && p.Contains(src) || dst.IsValid() && p.Contains(dst)
+		}) {
+			return false
+		}
+	}
+	return true
+}
