@@ -87,7 +87,10 @@ func frame(t testing.TB, src, dst string, h l4) []byte {
 		}
 		icmp := &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(uint8(h.sport), uint8(h.dport))}
 		icmp.SetNetworkLayerForChecksum(nl)
-		return testenv.Serialize(t, eth, ip, icmp, gopacket.Payload([]byte{0, 7, 0, 1, 'p', 'i', 'n', 'g'}))
+		// An echo's identifier and sequence, or a neighbor message's
+		// flags and target: 20 bytes that make neither malformed.
+		body := append([]byte{0, 7, 0, 1}, s.AsSlice()...)
+		return testenv.Serialize(t, eth, ip, icmp, gopacket.Payload(body))
 	}
 	return testenv.Serialize(t, eth, ip, payload)
 }
