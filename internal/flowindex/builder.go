@@ -2,6 +2,7 @@ package flowindex
 
 import (
 	"bytes"
+	"encoding/binary"
 	"hash/maphash"
 	"math"
 	"net/netip"
@@ -69,6 +70,7 @@ type flow struct {
 	bytes        int64
 	head, tail   int32 // first and last record in recs; -1: none
 	nrec         int32
+	tcpFlags     uint8 // OR of the TCP flags seen
 }
 
 type nameRef struct{ off, len int32 }
@@ -92,6 +94,7 @@ type span struct {
 type Builder struct {
 	o     Options
 	seed  maphash.Seed
+	hseed uint64
 	slots []int32 // open addressing: index+1 into flows, 0 empty
 	flows []flow
 	names []byte
@@ -110,7 +113,8 @@ type Builder struct {
 
 // NewBuilder returns a Builder bounded by o.
 func NewBuilder(o Options) *Builder {
-	b := &Builder{o: o.withDefaults(), seed: maphash.MakeSeed()}
+	seed := maphash.MakeSeed()
+	b := &Builder{o: o.withDefaults(), seed: seed, hseed: maphash.Comparable(seed, 0)}
 	b.slots = make([]int32, 1024)
 	return b
 }
@@ -131,7 +135,7 @@ func (b *Builder) Flows() int { return len(b.flows) }
 func (b *Builder) Add(p *mirror.Packet, off int64, length int) {
 	var k key
 	frame, n := innerFrame(p)
-	parseFrame(frame, &k.tuple)
+	tcpFlags := parseFrame(frame, &k.tuple)
 	m := &p.Meta
 	k.dir = m.Direction
 	switch h := m.Host; {
@@ -164,7 +168,7 @@ func (b *Builder) Add(p *mirror.Packet, off int64, length int) {
 	}
 	f.packets++
 	f.bytes += int64(n)
-	f.key.tcpFlags |= k.tcpFlags
+	f.tcpFlags |= tcpFlags
 	if len(b.recs) >= b.o.MaxRecords {
 		b.overflowSpan(t, off, length32)
 		return
@@ -180,33 +184,44 @@ func (b *Builder) Add(p *mirror.Packet, off int64, length int) {
 	f.nrec++
 }
 
+// hash mixes the key's words by multiplication and the names with
+// maphash: hashing the key through a maphash.Hash costs more than the rest
+// of Add together.
 func (b *Builder) hash(k *key, src, dst []byte) uint64 {
-	var h maphash.Hash
-	h.SetSeed(b.seed)
 	t := &k.tuple
-	h.Write(t.src[:])
-	h.Write(t.dst[:])
-	var w [16]byte
-	w[0], w[1], w[2] = t.family, t.proto, byte(k.dir)
-	w[3], w[4], w[5] = byte(t.sport>>8), byte(t.sport), byte(t.dport>>8)
-	w[6], w[7] = byte(t.dport), k.hostLen
-	w[8], w[9], w[10], w[11] = byte(k.vni>>24), byte(k.vni>>16), byte(k.vni>>8), byte(k.vni)
+	le := binary.LittleEndian
+	h := b.hseed
+	h = mix(h, le.Uint64(t.src[:]))
+	h = mix(h, le.Uint64(t.src[8:]))
+	h = mix(h, le.Uint64(t.dst[:]))
+	h = mix(h, le.Uint64(t.dst[8:]))
+	h = mix(h, le.Uint64(k.host[:]))
+	h = mix(h, le.Uint64(k.host[8:]))
+	h = mix(h, uint64(t.family)|uint64(t.proto)<<8|uint64(k.dir)<<16|uint64(k.hostLen)<<24|uint64(t.sport)<<32|uint64(t.dport)<<48)
+	v := uint64(k.vni)
 	if k.hasVNI {
-		w[12] = 1
+		v |= 1 << 32
 	}
-	w[13], w[14] = byte(len(src)), byte(len(dst))
-	h.Write(w[:])
-	h.Write(k.host[:])
-	h.Write(src)
-	h.Write(dst)
-	return h.Sum64()
+	if t.hasL4 {
+		v |= 1 << 33
+	}
+	h = mix(h, v)
+	if len(src) > 0 {
+		h = mix(h, maphash.Bytes(b.seed, src))
+	}
+	h = mix(h, uint64(len(src))<<32|uint64(len(dst)))
+	if len(dst) > 0 {
+		h = mix(h, maphash.Bytes(b.seed, dst))
+	}
+	// Finish so that the low bits, which index the table, depend on all.
+	h ^= h >> 32
+	h *= 0xd6e8feb86659fd93
+	return h ^ h>>32
 }
 
-// sameKey compares keys without the TCP flags, which are not part of it.
-func sameKey(a, b *key) bool {
-	x, y := *a, *b
-	x.tcpFlags, y.tcpFlags = 0, 0
-	return x == y
+func mix(h, v uint64) uint64 {
+	h = (h ^ v) * 0x9e3779b97f4a7c15
+	return h ^ h>>29
 }
 
 func (b *Builder) name(r nameRef) []byte { return b.names[r.off : r.off+r.len] }
@@ -219,7 +234,7 @@ func (b *Builder) find(h uint64, k *key, src, dst []byte) (int, bool) {
 			return int(i), false
 		}
 		f := &b.flows[s-1]
-		if f.hash == h && sameKey(&f.key, k) && bytes.Equal(b.name(f.srcVN), src) && bytes.Equal(b.name(f.dstVN), dst) {
+		if f.hash == h && f.key == *k && bytes.Equal(b.name(f.srcVN), src) && bytes.Equal(b.name(f.dstVN), dst) {
 			return int(s - 1), true
 		}
 	}
@@ -235,7 +250,6 @@ func (b *Builder) insert(h uint64, k *key, src, dst []byte, t int64) int {
 		b.grow()
 	}
 	f := flow{key: *k, hash: h, first: t, last: t, head: -1, tail: -1}
-	f.key.tcpFlags = 0
 	f.srcVN = nameRef{int32(len(b.names)), int32(len(src))}
 	b.names = append(b.names, src...)
 	f.dstVN = nameRef{int32(len(b.names)), int32(len(dst))}

@@ -30,16 +30,16 @@ type tuple struct {
 	// fragments and headers cut short.
 	hasL4        bool
 	sport, dport uint16
-	tcpFlags     uint8
 }
 
 // maxExtHeaders bounds the IPv6 extension headers walked before giving up
 // on the transport header.
 const maxExtHeaders = 8
 
-// parseFrame reads the tuple of an Ethernet frame (VLAN tags skipped). A
-// frame that is not IP, or too short for its IP header, leaves family 0.
-func parseFrame(f []byte, t *tuple) {
+// parseFrame reads the tuple of an Ethernet frame (VLAN tags skipped) and
+// returns its TCP flags. A frame that is not IP, or too short for its IP
+// header, leaves family 0.
+func parseFrame(f []byte, t *tuple) (tcpFlags uint8) {
 	*t = tuple{}
 	if len(f) < 14 {
 		return
@@ -51,34 +51,42 @@ func parseFrame(f []byte, t *tuple) {
 		}
 		et, off = binary.BigEndian.Uint16(f[off+2:]), off+4
 	}
+	var l4 []byte
 	switch et {
 	case uint16(layers.EthernetTypeIPv4):
-		parseIPv4(f[off:], t)
+		l4 = parseIPv4(f[off:], t)
 	case uint16(layers.EthernetTypeIPv6):
-		parseIPv6(f[off:], t)
+		l4 = parseIPv6(f[off:], t)
 	}
+	if t.proto == protoTCP && t.hasL4 && len(l4) >= 14 {
+		return l4[13]
+	}
+	return 0
 }
 
-func parseIPv4(b []byte, t *tuple) {
+// parseIPv4 and parseIPv6 fill in t and return the transport header
+// (nil when there is none to read).
+func parseIPv4(b []byte, t *tuple) []byte {
 	if len(b) < 20 || b[0]>>4 != 4 {
-		return
+		return nil
 	}
 	ihl := int(b[0]&0xf) * 4
 	if ihl < 20 || len(b) < ihl {
-		return
+		return nil
 	}
 	t.family, t.proto = 4, b[9]
 	copy(t.src[:4], b[12:16])
 	copy(t.dst[:4], b[16:20])
 	if binary.BigEndian.Uint16(b[6:])&0x1fff != 0 {
-		return // a later fragment: no transport header
+		return nil // a later fragment: no transport header
 	}
 	parseL4(b[ihl:], t, protoICMP)
+	return b[ihl:]
 }
 
-func parseIPv6(b []byte, t *tuple) {
+func parseIPv6(b []byte, t *tuple) []byte {
 	if len(b) < 40 || b[0]>>4 != 6 {
-		return
+		return nil
 	}
 	t.family = 6
 	copy(t.src[:], b[8:24])
@@ -90,48 +98,44 @@ func parseIPv6(b []byte, t *tuple) {
 		case 0, 43, 60: // hop-by-hop, routing, destination options
 			if len(b) < 8 {
 				t.proto = next
-				return
+				return nil
 			}
 			n = (int(b[1]) + 1) * 8
 		case 44: // fragment
 			if len(b) < 8 {
 				t.proto = next
-				return
+				return nil
 			}
 			if binary.BigEndian.Uint16(b[2:])>>3 != 0 {
 				t.proto = b[0]
-				return // a later fragment
+				return nil // a later fragment
 			}
 			n = 8
 		case 51: // authentication header
 			if len(b) < 8 {
 				t.proto = next
-				return
+				return nil
 			}
 			n = (int(b[1]) + 2) * 4
 		default:
 			t.proto = next
 			parseL4(b, t, protoICMPv6)
-			return
+			return b
 		}
 		if len(b) < n {
 			t.proto = next
-			return
+			return nil
 		}
 		next, b = b[0], b[n:]
 	}
 	t.proto = next
+	return nil
 }
 
 // parseL4 reads ports, or the type and code of the family's ICMP.
 func parseL4(b []byte, t *tuple, icmp uint8) {
 	switch t.proto {
-	case protoTCP:
-		if len(b) >= 14 {
-			t.tcpFlags = b[13]
-		}
-		fallthrough
-	case protoUDP, protoSCTP:
+	case protoTCP, protoUDP, protoSCTP:
 		if len(b) >= 4 {
 			t.sport, t.dport, t.hasL4 = binary.BigEndian.Uint16(b), binary.BigEndian.Uint16(b[2:]), true
 		}

@@ -81,7 +81,7 @@ func (b *Builder) Rows() []Row {
 			VNI:         -1,
 			Packets:     f.packets,
 			Bytes:       f.bytes,
-			TCPFlags:    int32(k.tcpFlags),
+			TCPFlags:    int32(f.tcpFlags),
 		}
 		if k.hasL4 && (k.proto == protoTCP || k.proto == protoUDP || k.proto == protoSCTP) {
 			r.SrcPort, r.DstPort = int32(k.sport), int32(k.dport)
