@@ -163,7 +163,6 @@ func (ix *Index) Lookup(q Query) ([]Row, error) {
 		hosts = nil // a prefix: the bloom filters cannot rule it out
 	}
 	var out []Row
-	buf := make([]Row, 64)
 	for i, g := range ix.f.RowGroups() {
 		may, err := ix.mayMatch(g, &q, hosts)
 		if err != nil {
@@ -175,22 +174,32 @@ func (ix *Index) Lookup(q Query) ([]Row, error) {
 		if n := g.NumRows(); n < 0 || n > maxGroupRows {
 			return nil, fmt.Errorf("flow index: row group %d claims %d rows", i, n)
 		}
-		if out, err = readGroup(g, &q, buf, out); err != nil {
+		if out, err = ix.readGroup(g, &q, out); err != nil {
 			return nil, fmt.Errorf("flow index: row group %d: %w", i, err)
 		}
 	}
 	return out, nil
 }
 
-func readGroup(g parquet.RowGroup, q *Query, buf, out []Row) ([]Row, error) {
-	r := parquet.NewGenericRowGroupReader[Row](g)
-	defer r.Close()
+// readGroup reads a row group's rows as Parquet values, builds the
+// fields q looks at from them, and reconstructs as Rows only those that
+// match: reconstructing every row, record lists included, costs several
+// times more than reading it.
+func (ix *Index) readGroup(g parquet.RowGroup, q *Query, out []Row) ([]Row, error) {
+	rows := g.Rows()
+	defer rows.Close()
+	buf := make([]parquet.Row, 64)
+	var head Row
 	for {
-		clear(buf)
-		n, err := r.Read(buf)
-		for _, row := range buf[:n] {
-			if row.Overflow || q.Match(&row) {
-				out = append(out, row)
+		n, err := rows.ReadRows(buf)
+		for _, pr := range buf[:n] {
+			ix.head(pr, &head)
+			if head.Overflow || q.Match(&head) {
+				var r Row
+				if err := schema.Reconstruct(&r, pr); err != nil {
+					return out, err
+				}
+				out = append(out, r)
 			}
 		}
 		if err == io.EOF {
@@ -198,6 +207,44 @@ func readGroup(g parquet.RowGroup, q *Query, buf, out []Row) ([]Row, error) {
 		}
 		if err != nil {
 			return out, err
+		}
+	}
+}
+
+// head fills in the fields of r that Query.Match looks at from the
+// values of a row.
+func (ix *Index) head(pr parquet.Row, r *Row) {
+	*r = Row{}
+	c := &ix.cols
+	for _, v := range pr {
+		if v.IsNull() {
+			continue
+		}
+		switch v.Column() {
+		case c.first:
+			r.First = time.Unix(0, v.Int64())
+		case c.last:
+			r.Last = time.Unix(0, v.Int64())
+		case c.proto:
+			r.Proto = v.Int32()
+		case c.src:
+			r.SrcAddr = string(v.ByteArray())
+		case c.dst:
+			r.DstAddr = string(v.ByteArray())
+		case c.sport:
+			r.SrcPort = v.Int32()
+		case c.dport:
+			r.DstPort = v.Int32()
+		case c.cid:
+			r.CommunityID = string(v.ByteArray())
+		case c.srcVN:
+			r.SrcVN = string(v.ByteArray())
+		case c.dstVN:
+			r.DstVN = string(v.ByteArray())
+		case c.dir:
+			r.Direction = string(v.ByteArray())
+		case c.overflow:
+			r.Overflow = v.Boolean()
 		}
 	}
 }
