@@ -106,6 +106,7 @@ type Builder struct {
 	spans              []span
 
 	// Reused by WriteTo.
+	out     bytes.Buffer
 	rows    []Row
 	offsets []int64
 	lengths []int32

@@ -7,10 +7,14 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"reflect"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/encoding/thrift"
+	"github.com/parquet-go/parquet-go/format"
 )
 
 // MaxFooter bounds the Parquet footer Open reads: an index of a few
@@ -22,21 +26,46 @@ const MaxFooter = 4 << 20
 // whatever the footer claims.
 const maxGroupRows = 1 << 16
 
-// schema is Row's Parquet schema, given to OpenFile so that opening many
-// indexes does not rebuild it from each footer.
+// schema is Row's Parquet schema.
 var schema = parquet.SchemaOf(Row{})
 
 // Index is an opened flow index. It holds the footer only; Lookup reads
 // the bloom filters and the pages of the row groups it cannot skip. An
 // Index is safe for concurrent Lookups when its ReaderAt is.
 type Index struct {
-	f    *parquet.File
-	cols columns
+	f       *parquet.File
+	checked *checked
+	cols    columns
+	kinds   []parquet.Kind // by leaf column index
+}
+
+// switchable reads from r until told to read through a checked reader:
+// parquet-go keeps the ReaderAt it opened a file with, and Open must read
+// the footer before it knows the checksums.
+type switchable struct {
+	r io.ReaderAt
+	c atomic.Pointer[checked]
+	// tail is the footer and the last 8 bytes, read already, at tailOff.
+	tail    []byte
+	tailOff int64
+}
+
+func (s *switchable) to(c *checked) { s.c.Store(c) }
+
+func (s *switchable) ReadAt(p []byte, off int64) (int, error) {
+	if c := s.c.Load(); c != nil {
+		return c.ReadAt(p, off)
+	}
+	if off >= s.tailOff && off+int64(len(p)) <= s.tailOff+int64(len(s.tail)) {
+		return copy(p, s.tail[off-s.tailOff:]), nil
+	}
+	return s.r.ReadAt(p, off)
 }
 
 // columns are the leaf column indexes Lookup prunes on.
 type columns struct {
 	first, last, proto, src, dst, sport, dport, cid, srcVN, dstVN, dir, overflow int
+	offsets, lengths                                                             int
 }
 
 // Open opens the flow index of size bytes in r, reading its footer only
@@ -54,13 +83,27 @@ func Open(r io.ReaderAt, size int64) (*Index, error) {
 	if string(tail[4:]) != "PAR1" {
 		return nil, errors.New("flow index: not a Parquet file (no PAR1 at its end)")
 	}
-	if n := int64(binary.LittleEndian.Uint32(tail[:4])); n > MaxFooter || n > size-12 {
+	n := int64(binary.LittleEndian.Uint32(tail[:4]))
+	if n > MaxFooter || n > size-12 {
 		return nil, fmt.Errorf("flow index: footer of %d bytes in a file of %d", n, size)
 	}
-	f, err := parquet.OpenFile(r, size,
+	// parquet-go panics on some corrupt schemas: the footer is decoded
+	// and its schema compared with Row's before parquet-go sees it.
+	footer := make([]byte, n+8)
+	if _, err := r.ReadAt(footer, size-8-n); err != nil {
+		return nil, fmt.Errorf("flow index: reading the footer: %w", err)
+	}
+	var md format.FileMetaData
+	if err := thrift.Unmarshal(new(thrift.CompactProtocol), footer[:n], &md); err != nil {
+		return nil, fmt.Errorf("flow index: decoding the footer: %w", err)
+	}
+	if err := checkFooter(&md); err != nil {
+		return nil, fmt.Errorf("flow index: %w", err)
+	}
+	c := &switchable{r: r, tail: footer, tailOff: size - 8 - n}
+	f, err := parquet.OpenFile(c, size,
 		parquet.SkipPageIndex(true),
-		parquet.SkipBloomFilters(true), // read lazily, per row group, by Lookup
-		parquet.FileSchema(schema))
+		parquet.SkipBloomFilters(true)) // read lazily, per row group, by Lookup
 	if err != nil {
 		return nil, fmt.Errorf("flow index: %w", err)
 	}
@@ -71,6 +114,13 @@ func Open(r io.ReaderAt, size int64) (*Index, error) {
 	if err := ix.checkSchema(); err != nil {
 		return nil, err
 	}
+	v, _ := f.Lookup(ChecksumKey)
+	ss, err := parseChecksums(v, f.Metadata(), size)
+	if err != nil {
+		return nil, fmt.Errorf("flow index: %w", err)
+	}
+	ix.checked = &checked{r: r, ss: ss}
+	c.to(ix.checked)
 	return ix, nil
 }
 
@@ -95,17 +145,87 @@ func (ix *Index) checkSchema() error {
 			return fmt.Errorf("flow index: unexpected column %s", k)
 		}
 		idx[k] = leaf.ColumnIndex
+		for len(ix.kinds) <= leaf.ColumnIndex {
+			ix.kinds = append(ix.kinds, 0)
+		}
+		ix.kinds[leaf.ColumnIndex] = leaf.Node.Type().Kind()
 	}
 	c := &ix.cols
 	c.first, c.last, c.proto = idx["first"], idx["last"], idx["proto"]
 	c.src, c.dst, c.sport, c.dport = idx["src_addr"], idx["dst_addr"], idx["src_port"], idx["dst_port"]
 	c.cid, c.srcVN, c.dstVN, c.dir, c.overflow = idx["community_id"], idx["src_vn"], idx["dst_vn"], idx["direction"], idx["overflow"]
-	for _, g := range ix.f.RowGroups() {
-		if len(g.ColumnChunks()) != len(got) {
-			return fmt.Errorf("flow index: a row group of %d columns, want %d", len(g.ColumnChunks()), len(got))
+	c.offsets, c.lengths = idx["offsets.list.element"], idx["lengths.list.element"]
+	// parquet-go trusts the footer's column types and statistics: a
+	// statistic of the wrong size for its type makes it panic.
+	for i, g := range ix.f.Metadata().RowGroups {
+		if len(g.Columns) != len(ix.kinds) || len(ix.f.RowGroups()[i].ColumnChunks()) != len(ix.kinds) {
+			return fmt.Errorf("flow index: row group %d has %d columns, want %d", i, len(g.Columns), len(ix.kinds))
+		}
+		for j, cc := range g.Columns {
+			md := &cc.MetaData
+			if parquet.Kind(md.Type) != ix.kinds[j] {
+				return fmt.Errorf("flow index: row group %d column %d of type %v, want %v", i, j, md.Type, ix.kinds[j])
+			}
+			if n := fixedSize(ix.kinds[j]); n > 0 {
+				st := &md.Statistics
+				if st.MinValue != nil && len(st.MinValue) != n || st.MaxValue != nil && len(st.MaxValue) != n {
+					return fmt.Errorf("flow index: row group %d column %d: statistics of %d and %d bytes, want %d",
+						i, j, len(st.MinValue), len(st.MaxValue), n)
+				}
+			}
 		}
 	}
 	return nil
+}
+
+// wantSchema is the schema elements of an index's footer, Row's.
+var wantSchema = func() []format.SchemaElement {
+	var buf bytes.Buffer
+	if _, err := NewBuilder(Options{}).WriteTo(&buf); err != nil {
+		panic(err)
+	}
+	b := buf.Bytes()
+	n := binary.LittleEndian.Uint32(b[len(b)-8:])
+	var md format.FileMetaData
+	if err := thrift.Unmarshal(new(thrift.CompactProtocol), b[len(b)-8-int(n):len(b)-8], &md); err != nil {
+		panic(err)
+	}
+	return md.Schema
+}()
+
+// checkFooter holds a decoded footer to what parquet-go can open without
+// panicking: Row's schema, and row groups of its columns.
+func checkFooter(md *format.FileMetaData) error {
+	if !reflect.DeepEqual([]format.SchemaElement(md.Schema), wantSchema) {
+		return errors.New("not the schema of a flow index")
+	}
+	leaves := len(schema.Columns())
+	for i, g := range md.RowGroups {
+		if len(g.Columns) != leaves || g.NumRows < 0 {
+			return fmt.Errorf("row group %d: %d columns, %d rows", i, len(g.Columns), g.NumRows)
+		}
+		for j, c := range g.Columns {
+			if len(c.MetaData.PathInSchema) == 0 || c.MetaData.NumValues < 0 || c.MetaData.TotalCompressedSize < 0 {
+				return fmt.Errorf("row group %d column %d: bad metadata", i, j)
+			}
+		}
+	}
+	return nil
+}
+
+// fixedSize is the size of a value of kind k, 0 when it varies.
+func fixedSize(k parquet.Kind) int {
+	switch k {
+	case parquet.Boolean:
+		return 1
+	case parquet.Int32, parquet.Float:
+		return 4
+	case parquet.Int64, parquet.Double:
+		return 8
+	case parquet.Int96:
+		return 12
+	}
+	return 0
 }
 
 func pathKey(p []string) string {
@@ -163,6 +283,7 @@ func (ix *Index) Lookup(q Query) ([]Row, error) {
 		hosts = nil // a prefix: the bloom filters cannot rule it out
 	}
 	var out []Row
+	defer ix.checked.forget()
 	for i, g := range ix.f.RowGroups() {
 		may, err := ix.mayMatch(g, &q, hosts)
 		if err != nil {
@@ -177,6 +298,7 @@ func (ix *Index) Lookup(q Query) ([]Row, error) {
 		if out, err = ix.readGroup(g, &q, out); err != nil {
 			return nil, fmt.Errorf("flow index: row group %d: %w", i, err)
 		}
+		ix.checked.forget()
 	}
 	return out, nil
 }
@@ -193,11 +315,16 @@ func (ix *Index) readGroup(g parquet.RowGroup, q *Query, out []Row) ([]Row, erro
 	for {
 		n, err := rows.ReadRows(buf)
 		for _, pr := range buf[:n] {
-			ix.head(pr, &head)
+			if err := ix.head(pr, &head); err != nil {
+				return out, err
+			}
 			if head.Overflow || q.Match(&head) {
 				var r Row
 				if err := schema.Reconstruct(&r, pr); err != nil {
 					return out, err
+				}
+				if len(r.Offsets) != len(r.Lengths) {
+					return out, fmt.Errorf("a row of %d offsets and %d lengths", len(r.Offsets), len(r.Lengths))
 				}
 				out = append(out, r)
 			}
@@ -212,15 +339,31 @@ func (ix *Index) readGroup(g parquet.RowGroup, q *Query, out []Row) ([]Row, erro
 }
 
 // head fills in the fields of r that Query.Match looks at from the
-// values of a row.
-func (ix *Index) head(pr parquet.Row, r *Row) {
+// values of a row. It checks that each value has its column's kind:
+// parquet-go hands on what corrupt pages decode to, and would panic
+// reconstructing a Row from a value of another kind.
+func (ix *Index) head(pr parquet.Row, r *Row) error {
 	*r = Row{}
 	c := &ix.cols
+	prev, seen := -1, 0
 	for _, v := range pr {
+		col := v.Column()
+		if col < 0 || col >= len(ix.kinds) || col < prev {
+			return fmt.Errorf("a value of column %d after column %d", col, prev)
+		}
+		if col != prev {
+			seen++
+		} else if col != c.offsets && col != c.lengths {
+			return fmt.Errorf("two values in column %d", col)
+		}
+		prev = col
 		if v.IsNull() {
 			continue
 		}
-		switch v.Column() {
+		if v.Kind() != ix.kinds[col] {
+			return fmt.Errorf("a %v value in a column of %v", v.Kind(), ix.kinds[col])
+		}
+		switch col {
 		case c.first:
 			r.First = time.Unix(0, v.Int64())
 		case c.last:
@@ -247,6 +390,10 @@ func (ix *Index) head(pr parquet.Row, r *Row) {
 			r.Overflow = v.Boolean()
 		}
 	}
+	if seen != len(ix.kinds) {
+		return fmt.Errorf("a row with values in %d of %d columns", seen, len(ix.kinds))
+	}
+	return nil
 }
 
 // mayMatch tells from a row group's statistics and bloom filters whether

@@ -27,11 +27,12 @@ const bloomBitsPerValue = 10
 // time (the overflow row first), in row groups of Options.RowGroupRows rows
 // with min/max statistics, split-block bloom filters on src_addr, dst_addr
 // and community_id, zstd compression, and the format version in the
-// key/value metadata. It returns the bytes written.
+// key/value metadata, and the checksums of its sections (ChecksumKey).
+// It returns the bytes written.
 func (b *Builder) WriteTo(w io.Writer) (int64, error) {
 	rows := b.Rows()
-	cw := &countingWriter{w: w}
-	pw := parquet.NewGenericWriter[Row](cw,
+	b.out.Reset()
+	pw := parquet.NewGenericWriter[Row](&b.out,
 		parquet.MaxRowsPerRowGroup(int64(b.o.RowGroupRows)),
 		parquet.Compression(&parquet.Zstd),
 		parquet.BloomFilters(
@@ -42,12 +43,16 @@ func (b *Builder) WriteTo(w io.Writer) (int64, error) {
 		parquet.KeyValueMetadata(FormatKey, Format),
 	)
 	if _, err := pw.Write(rows); err != nil {
-		return cw.n, fmt.Errorf("flow index: writing rows: %w", err)
+		return 0, fmt.Errorf("flow index: writing rows: %w", err)
 	}
 	if err := pw.Close(); err != nil {
-		return cw.n, fmt.Errorf("flow index: %w", err)
+		return 0, fmt.Errorf("flow index: %w", err)
 	}
-	return cw.n, nil
+	n, err := addChecksums(w, b.out.Bytes())
+	if err != nil {
+		return n, fmt.Errorf("flow index: %w", err)
+	}
+	return n, nil
 }
 
 // Rows returns the rows WriteTo writes, in its order. They share memory
@@ -126,15 +131,4 @@ func compareRows(a, b Row) int {
 		return 1
 	}
 	return cmp.Or(strings.Compare(a.SrcAddr, b.SrcAddr), strings.Compare(a.DstAddr, b.DstAddr), a.First.Compare(b.First))
-}
-
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }
