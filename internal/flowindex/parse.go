@@ -74,6 +74,11 @@ func parseIPv4(b []byte, t *tuple) []byte {
 	if ihl < 20 || len(b) < ihl {
 		return nil
 	}
+	// Ethernet pads short frames: the transport header ends where the
+	// datagram does (a frame cut by the snap length ends first).
+	if n := int(binary.BigEndian.Uint16(b[2:])); n >= ihl && n < len(b) {
+		b = b[:n]
+	}
 	t.family, t.proto = 4, b[9]
 	copy(t.src[:4], b[12:16])
 	copy(t.dst[:4], b[16:20])
@@ -87,6 +92,9 @@ func parseIPv4(b []byte, t *tuple) []byte {
 func parseIPv6(b []byte, t *tuple) []byte {
 	if len(b) < 40 || b[0]>>4 != 6 {
 		return nil
+	}
+	if n := 40 + int(binary.BigEndian.Uint16(b[4:])); n > 40 && n < len(b) {
+		b = b[:n] // Ethernet padding; 0 is a jumbogram's
 	}
 	t.family = 6
 	copy(t.src[:], b[8:24])
