@@ -96,3 +96,30 @@ func TestReset(t *testing.T) {
 		t.Fatalf("rows after Reset: %+v", rows)
 	}
 }
+
+// TestLongNames: VN names over 255 bytes (recovered wrapped lengths) that
+// differ only at their end are told apart, and found by VN: statistics
+// of long strings must not rule a row group out.
+func TestLongNames(t *testing.T) {
+	long := func(end string) string { return string(bytes.Repeat([]byte("n"), 300)) + end }
+	var ps []*mirror.Packet
+	for i, end := range []string{"a", "z", "m"} {
+		f := frame(t, "10.0.0."+itoa(byte(i+1)), "10.0.1.1", l4{kind: "udp", sport: 1, dport: 2})
+		ps = append(ps, packet(0, f, long(end), vnDB, mirror.DirIngress, ""))
+	}
+	c := encode(t, ps)
+	data := build(t, Options{RowGroupRows: 1}, ps, c)
+	ix, err := Open(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, end := range []string{"a", "z", "m"} {
+		rows, err := ix.Lookup(Query{VNs: []string{long(end)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != 1 || rows[0].SrcVN != long(end) || rows[0].Offsets[0] != c.offs[i] {
+			t.Errorf("VN ...%s: %d rows", end, len(rows))
+		}
+	}
+}
