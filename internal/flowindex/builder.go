@@ -23,7 +23,8 @@ type Options struct {
 	// whose names do not fit goes to the overflow row.
 	MaxNameBytes int
 	// RowGroupRows is the number of rows in a Parquet row group (default
-	// 1024): smaller groups prune finer and cost more footer.
+	// 1024, at most 65536): smaller groups prune finer and cost more
+	// footer.
 	RowGroupRows int
 }
 
@@ -40,6 +41,7 @@ func (o Options) withDefaults() Options {
 	if o.RowGroupRows <= 0 {
 		o.RowGroupRows = 1024
 	}
+	o.RowGroupRows = min(o.RowGroupRows, maxGroupRows)
 	return o
 }
 
