@@ -30,6 +30,16 @@ type Row struct {
 	TCPFlags    int32     `parquet:"tcp_flags"` // OR of the TCP flags seen
 	// Offsets are the byte offsets in the capture file of the flow's
 	// records (whole pcapng blocks), ascending; Lengths their lengths.
+	// A flow whose records did not all fit the builder's bound
+	// (Options.MaxRecords) lists fewer than Packets: the rest lie in the
+	// overflow row's ranges.
 	Offsets []int64 `parquet:"offsets,list"`
 	Lengths []int32 `parquet:"lengths,list"`
+	// Overflow marks the one row of packets that found no room in the
+	// index (Options.MaxFlows, MaxRecords, MaxNameBytes): its flow fields
+	// are empty, its counts and times are those packets', and its Offsets
+	// and Lengths are byte ranges of the file (ascending) that hold their
+	// records whole, possibly among other blocks. Every query reads them
+	// and filters the packets itself.
+	Overflow bool `parquet:"overflow"`
 }
