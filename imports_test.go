@@ -32,8 +32,8 @@ var allowed = map[string][]string{
 	"internal/server": {"internal/extract", "internal/filter", "internal/mirror", "internal/objstore", "internal/pcapfile", "internal/pipeline", "internal/vnpair"},
 	"internal/extcap": {"internal/extract", "internal/filter", "internal/mirror", "internal/pcapfile", "internal/pipeline", "internal/query",
 		"internal/secret", "internal/source"},
-	"internal/capture": {"internal/filter", "internal/mirror", "internal/objstore", "internal/pcapfile", "internal/pipeline",
-		"internal/ring", "internal/server", "internal/source", "internal/upload", "internal/vnpair"},
+	"internal/capture": {"internal/filter", "internal/flowindex", "internal/mirror", "internal/objstore", "internal/pcapfile", "internal/pipeline",
+		"internal/query", "internal/ring", "internal/server", "internal/source", "internal/upload", "internal/vnpair"},
 	// The uploader consumes a Bucket it declares (objstore's Store) and the
 	// ring's spool.
 	"internal/upload":    {"internal/objstore", "internal/ring", "internal/secret"},

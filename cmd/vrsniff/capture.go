@@ -257,7 +257,7 @@ func runCapture(args []string) int {
 		if err != nil {
 			return fail("capture", err)
 		}
-		c.Upload.Bucket, c.Upload.Index = st, fleetIndex()
+		c.Upload.Bucket, c.Fleet = st, st
 	}
 	if *write == "-" && isTerminal(os.Stdout) {
 		return usageErr("capture", "standard output is a terminal: give -w FILE, or pipe it")

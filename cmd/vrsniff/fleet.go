@@ -6,17 +6,13 @@ import (
 
 	"github.com/vrsniff/vrsniff/internal/objstore"
 	"github.com/vrsniff/vrsniff/internal/query"
-	"github.com/vrsniff/vrsniff/internal/ring"
 )
 
 // fleetOptions are the query options every fleet query shares: how a
 // stored file's flow index is opened.
 func fleetOptions() query.Options {
-	return query.Options{}
+	return query.Options{OpenIndex: query.OpenFlowIndex, CommunityID: query.CommunityID}
 }
-
-// fleetIndex makes the flow index of each capture file a sniffer uploads.
-func fleetIndex() func() ring.Indexer { return nil }
 
 // openFleet opens the bucket of the Wireshark fleet interface's store URL;
 // the endpoint and keys come from the environment and the credentials

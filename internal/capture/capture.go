@@ -22,6 +22,7 @@ import (
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
 	"github.com/vrsniff/vrsniff/internal/pipeline"
+	"github.com/vrsniff/vrsniff/internal/query"
 	"github.com/vrsniff/vrsniff/internal/ring"
 	"github.com/vrsniff/vrsniff/internal/server"
 	"github.com/vrsniff/vrsniff/internal/source"
@@ -67,6 +68,10 @@ type Config struct {
 	// Server holds the API's token and limits; its Store, Stats, Source
 	// and Logger are set by New.
 	Server server.Options
+
+	// Fleet, if set, is the fleet's bucket that GET /api/query reads
+	// (docs/fleet.md, "Query"): usually the one Upload stores into.
+	Fleet query.Bucket
 
 	// MetricsAddr, if set, serves GET /metrics alone, without the
 	// token, on this address (host:port).
@@ -197,6 +202,9 @@ func New(c Config) (_ *Service, err error) {
 	}
 	c.Server.Stats, c.Server.Logger, c.Server.Health = s.stats, s.log, s.live.check
 	c.Server.Capture = captureInfo(c, time.Now())
+	if c.Fleet != nil {
+		c.Server.Querier = newFleetQuerier(c.Fleet, c.Server.Capture.Version)
+	}
 	c.Server.Source = func() server.SourceStats {
 		st := s.src.Stats()
 		return server.SourceStats{Received: st.Received, KernelDrops: st.Dropped}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
+	"net/url"
 	"slices"
 	"testing"
 	"time"
@@ -66,6 +67,10 @@ func TestFleet(t *testing.T) {
 		c.Interface, c.Files.MaxSize = envs[i].CaptureIf, 16<<10
 		if i < sniffers {
 			c.Upload = Upload{Bucket: st, Config: upload.Config{Sniffer: fmt.Sprintf("sniffer-%d", i), Retry: 10 * time.Millisecond}}
+		} else {
+			// The reference sniffer keeps its files and answers
+			// GET /api/query from the fleet's bucket.
+			c.Fleet, c.Server.Token = st, "fleet-token-0123456789"
 		}
 		runs[i] = start(t, c)
 	}
@@ -78,10 +83,16 @@ func TestFleet(t *testing.T) {
 	}
 	for i, r := range runs {
 		r.waitWritten(want[i])
+		if i == sniffers {
+			if err := r.svc.Rotate(); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
 		if err := r.finish(); err != nil {
 			t.Fatalf("sniffer %d: Run: %v", i, err)
 		}
-		if i < sniffers && r.svc.Stats().Upload.SpoolFiles != 0 {
+		if r.svc.Stats().Upload.SpoolFiles != 0 {
 			t.Fatalf("sniffer %d: files left in the spool: %+v", i, r.svc.Stats().Upload)
 		}
 	}
@@ -104,9 +115,17 @@ func TestFleet(t *testing.T) {
 	if _, err := extract.Write(ctx, &ref, srcs, extract.Options{Filter: f}); err != nil {
 		t.Fatal(err)
 	}
+	since, until := time.Now().Add(-time.Hour), time.Now().Add(time.Minute)
+	q := query.Query{Since: since, Until: until, Filter: filter.Options{BPF: expr}}
+	var whole bytes.Buffer
+	ws, err := query.Run(ctx, st, q, &whole, query.Options{})
+	if err != nil {
+		t.Fatalf("query without the indexes: %v", err)
+	}
 	var out bytes.Buffer
-	qs, err := query.Run(ctx, st, query.Query{Since: time.Now().Add(-time.Hour), Until: time.Now().Add(time.Minute),
-		Filter: filter.Options{BPF: expr}}, &out, query.Options{})
+	// No reading through gaps (Gap -1): files this small would be read
+	// whole in one GET.
+	qs, err := query.Run(ctx, st, q, &out, query.Options{OpenIndex: query.OpenFlowIndex, CommunityID: query.CommunityID, Gap: -1})
 	if err != nil {
 		t.Fatalf("query: %v", err)
 	}
@@ -114,7 +133,25 @@ func TestFleet(t *testing.T) {
 	if len(wantRecs) < 10 {
 		t.Fatalf("the reference holds %d packets of %q: the test does not test", len(wantRecs), expr)
 	}
-	t.Logf("sent %v; %d packets match; the query read %d files of %d manifests", want, len(wantRecs), qs.Files, qs.Manifests)
+	if !slices.Equal(fleetRecords(t, whole.Bytes()), wantRecs) {
+		t.Errorf("the fleet query without the indexes differs from the reference")
+	}
+	// Through the indexes, only the flows of the host are read.
+	if qs.Indexed != qs.Files || qs.PcapBytes >= ws.PcapBytes/2 {
+		t.Errorf("the indexed query read %d files of %d by their index, %d bytes of captures; without the indexes %d",
+			qs.Indexed, qs.Files, qs.PcapBytes, ws.PcapBytes)
+	}
+	// GET /api/query on a sniffer answers the same.
+	resp, body := runs[sniffers].request("GET", "/api/query?"+url.Values{"since": {since.Format(time.RFC3339Nano)},
+		"until": {until.Format(time.RFC3339Nano)}, "bpf": {expr}}.Encode(), nil)
+	if resp.StatusCode != 200 || !slices.Equal(fleetRecords(t, body), wantRecs) {
+		t.Errorf("GET /api/query: %s, %d bytes; not the reference's packets", resp.Status, len(body))
+	}
+	if err := runs[sniffers].finish(); err != nil {
+		t.Fatalf("reference sniffer: Run: %v", err)
+	}
+	t.Logf("sent %v; %d packets match; the query read %d files of %d manifests, %d bytes of captures (%d without the indexes), %d of indexes",
+		want, len(wantRecs), qs.Files, qs.Manifests, qs.PcapBytes, ws.PcapBytes, qs.IndexBytes)
 	// Both directions of the conversation, and from more than one sniffer.
 	if qs.Files < 2 {
 		t.Errorf("the query read %d files", qs.Files)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/vrsniff/vrsniff/internal/flowindex"
 	"github.com/vrsniff/vrsniff/internal/objstore"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
 	"github.com/vrsniff/vrsniff/internal/ring"
@@ -26,7 +27,7 @@ type Upload struct {
 	// Config names the sniffer and sets the uploads' limits; Logger is
 	// set from the service's, and Interface, when empty, from the source.
 	upload.Config
-	// Index, if set, makes each file's flow index (internal/flowindex).
+	// Index makes each file's flow index (a flowindex.Builder when nil).
 	Index func() ring.Indexer
 	// Drain is how long the files left at the end are uploaded before Run
 	// returns (DefaultDrain when 0, none when negative); what is left
@@ -53,6 +54,9 @@ func spoolOptions(c Config, ro *ring.Options, log func(msg string, args ...any))
 	}
 	ro.MaxSpan = objstore.MaxFileSpan
 	ro.Spool, ro.Index = true, c.Upload.Index
+	if ro.Index == nil {
+		ro.Index = func() ring.Indexer { return flowindex.NewBuilder(flowindex.Options{}) }
+	}
 	return nil
 }
 

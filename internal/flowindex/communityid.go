@@ -76,3 +76,12 @@ func communityID(t *tuple) string {
 	sum := sha1.Sum(b)
 	return "1:" + base64.StdEncoding.EncodeToString(sum[:])
 }
+
+// CommunityID returns the Community ID v1 (seed 0) of an Ethernet frame's
+// flow, as "1:…" text, or "" for a frame without IP: the ID the index
+// keeps for the frame's row.
+func CommunityID(frame []byte) string {
+	var t tuple
+	parseFrame(frame, &t)
+	return communityID(&t)
+}

@@ -1,0 +1,29 @@
+package capture
+
+import (
+	"context"
+	"io"
+
+	"github.com/vrsniff/vrsniff/internal/query"
+	"github.com/vrsniff/vrsniff/internal/server"
+)
+
+// fleetQuerier answers GET /api/query from a fleet's bucket.
+type fleetQuerier struct {
+	b query.Bucket
+	o query.Options
+}
+
+var _ server.Querier = fleetQuerier{}
+
+// newFleetQuerier reads b with the flow indexes the sniffers upload.
+func newFleetQuerier(b query.Bucket, version string) fleetQuerier {
+	return fleetQuerier{b, query.Options{OpenIndex: query.OpenFlowIndex, CommunityID: query.CommunityID,
+		Application: "vrsniff " + version}}
+}
+
+func (f fleetQuerier) Query(ctx context.Context, w io.Writer, q server.FleetQuery) (server.QueryStats, error) {
+	st, err := query.Run(ctx, f.b, query.Query{Since: q.Since, Until: q.Until, Filter: q.Filter, Sniffers: q.Sniffers,
+		CommunityID: q.CommunityID}, w, f.o)
+	return server.QueryStats{Packets: st.Packets, Warnings: st.Extract.Warnings()}, err
+}
