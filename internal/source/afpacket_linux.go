@@ -104,11 +104,18 @@ func OpenAFPacket(iface string, o Options) (Source, error) {
 }
 
 // drain discards the packets in the ring that the kernel stamped before
-// filtered, the time the filter was in place. The ring stamps packets after
+// filtered, the time the filter was in place (or, for a group, the time
+// every socket had joined it). The ring stamps packets after
 // the filter ran, with the wall clock, so anything later passed the filter;
 // the first such packet is kept for Next. On a quiet link drain returns
 // after one poll timeout.
 func (s *afSource) drain(filtered time.Time) error {
+	if s.pending {
+		if !s.pendingCI.Timestamp.Before(filtered) {
+			return nil
+		}
+		s.pending, s.pendingData = false, nil
+	}
 	for {
 		data, ci, err := s.tp.ZeroCopyReadPacketData()
 		if errors.Is(err, afpacket.ErrTimeout) {

@@ -1,0 +1,232 @@
+package capture
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/vrsniff/vrsniff/internal/pipeline"
+	"github.com/vrsniff/vrsniff/internal/ring"
+	"github.com/vrsniff/vrsniff/internal/source"
+)
+
+// MaxWorkers caps Config.Workers. Each worker holds its own socket ring
+// (--ring-mb each), reassembly table and set of open files: past 16 the
+// pinned memory and the descriptors grow faster than what one capture
+// disk can take, and the measured capture rate of one worker (about 1.5 M
+// frames/s) times 16 is well past it.
+const MaxWorkers = 16
+
+// workerCount is how many workers c runs: Config.Workers, or by default
+// the CPUs the process may run on (GOMAXPROCS follows the affinity mask
+// and the cgroup's CPU limit) up to MaxWorkers; one for a replayed file,
+// whose packets must stay in order.
+func workerCount(c Config) (int, error) {
+	switch {
+	case c.Workers < 0:
+		return 0, fmt.Errorf("workers %d: must not be negative", c.Workers)
+	case c.Workers > MaxWorkers:
+		return 0, fmt.Errorf("workers %d: at most %d", c.Workers, MaxWorkers)
+	case c.Read != "" || c.source != nil:
+		return 1, nil
+	}
+	return cmp.Or(c.Workers, min(runtime.GOMAXPROCS(0), MaxWorkers)), nil
+}
+
+// worker is one share of a capture: a socket of the group, the pipeline
+// that decodes what it reads (its own decoder, so the fragments of a
+// datagram, which the kernel gives to one socket, are reassembled there),
+// its counters and its files. Nothing on its packet path is shared with
+// another worker but the stream hub, which costs nothing while no client
+// streams.
+type worker struct {
+	src     source.Source
+	pl      *pipeline.Pipeline
+	stats   *pipeline.Stats
+	files   *ring.Ring // nil without Dir
+	rejects *ring.Ring // nil without KeepRejects
+}
+
+// workers are a capture's workers; the service reads their counters
+// summed, where they are read, so that no counter is shared on the packet
+// path.
+type workers []*worker
+
+// openSources opens the n sockets of c's source, as one group.
+func openSources(c Config, n int) ([]source.Source, error) {
+	so := sourceOptions(c)
+	switch {
+	case c.source != nil:
+		return []source.Source{c.source}, nil
+	case c.Read != "":
+		s, err := source.OpenFile(c.Read, c.Realtime)
+		return []source.Source{s}, err
+	case n == 1 && c.Interface != "":
+		s, err := source.OpenAFPacket(c.Interface, so)
+		return []source.Source{s}, err
+	case n == 1:
+		s, err := source.ListenUDP(c.Listen, so)
+		return []source.Source{s}, err
+	case c.Interface != "":
+		srcs, _, err := source.OpenAFPacketGroup(c.Interface, so, n)
+		return srcs, err
+	}
+	return source.ListenUDPGroup(c.Listen, so, n)
+}
+
+// filePrefix is the file name prefix of worker i of n: the configured one
+// for a single worker, so that its names do not change, else with the
+// worker's number, "vrsniff-w03". Each worker writes files of its own,
+// each in time order and without a lock shared with the others (see
+// docs/capture.md, "Workers").
+func filePrefix(prefix string, i, n int) string {
+	if n == 1 {
+		return prefix
+	}
+	return fmt.Sprintf("%s-w%02d", prefix, i)
+}
+
+// share divides a retention limit among n rings: each keeps at most
+// limit/n, and at least 1 (a limit of 0, none, stays 0).
+func share[T int | int64](limit T, n int) T {
+	if limit == 0 {
+		return 0
+	}
+	return max(limit/T(n), 1)
+}
+
+// Summary sums the workers' pipeline counters (pipeline.Sum); it makes
+// workers the server's Counters.
+func (ws workers) Summary() pipeline.Summary {
+	ss := make([]*pipeline.Stats, len(ws))
+	for i, w := range ws {
+		ss[i] = w.stats
+	}
+	return pipeline.Sum(ss)
+}
+
+// read is the packets read by all workers.
+func (ws workers) read() uint64 {
+	var n uint64
+	for _, w := range ws {
+		n += w.stats.Read.Load()
+	}
+	return n
+}
+
+// sourceStats sums the counters of the workers' sockets.
+func (ws workers) sourceStats() source.Stats {
+	var st source.Stats
+	for _, w := range ws {
+		if w.src == nil {
+			continue
+		}
+		s := w.src.Stats()
+		st.Received += s.Received
+		st.Dropped += s.Dropped
+		st.QueueFreezes += s.QueueFreezes
+	}
+	return st
+}
+
+// closeSources closes every socket, which ends the workers' pipelines.
+func (ws workers) closeSources() error {
+	var err error
+	for _, w := range ws {
+		if w.src != nil {
+			err = errors.Join(err, w.src.Close())
+		}
+	}
+	return err
+}
+
+// run runs the workers' pipelines, one goroutine each, until all have
+// ended. A worker that fails closes every socket, so that the others end
+// too. The error joins the failures; source.ErrClosed alone when the
+// sockets were closed and nothing else went wrong.
+//
+// The goroutines are not locked to OS threads: a worker blocks in poll or
+// recvmmsg, where the Go scheduler already hands its thread over, and
+// nothing it does depends on the thread.
+func (ws workers) run(ctx context.Context) error {
+	errs := make([]error, len(ws))
+	var wg sync.WaitGroup
+	var stop sync.Once
+	for i, w := range ws {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = w.pl.Run(ctx)
+			if errs[i] != nil && !errors.Is(errs[i], source.ErrClosed) {
+				stop.Do(func() { ws.closeSources() })
+			}
+		}()
+	}
+	wg.Wait()
+	var err error
+	closed := false
+	for _, e := range errs {
+		if errors.Is(e, source.ErrClosed) {
+			closed = true
+		} else {
+			err = errors.Join(err, e)
+		}
+	}
+	if err == nil && closed {
+		return source.ErrClosed
+	}
+	return err
+}
+
+// files are the workers' capture rings, rejects their rejects rings.
+func (ws workers) files() []*ring.Ring {
+	var rs []*ring.Ring
+	for _, w := range ws {
+		if w.files != nil {
+			rs = append(rs, w.files)
+		}
+	}
+	return rs
+}
+
+func (ws workers) rejects() []*ring.Ring {
+	var rs []*ring.Ring
+	for _, w := range ws {
+		if w.rejects != nil {
+			rs = append(rs, w.rejects)
+		}
+	}
+	return rs
+}
+
+// ringStats sums the counters of rings; Problem is the first ring's that
+// has one, DiskFull whether any is.
+func ringStats(rs []*ring.Ring) ring.Stats {
+	var st ring.Stats
+	for _, r := range rs {
+		s := r.Stats()
+		st.Files += s.Files
+		st.OpenFiles += s.OpenFiles
+		st.Bytes += s.Bytes
+		st.Packets += s.Packets
+		st.Pending += s.Pending
+		st.Dropped += s.Dropped
+		st.DroppedDiskFull += s.DroppedDiskFull
+		st.WriteErrors += s.WriteErrors
+		st.Lost += s.Lost
+		st.DirRecreated += s.DirRecreated
+		st.Truncated += s.Truncated
+		st.SplitOverflow += s.SplitOverflow
+		st.SplitClosed += s.SplitClosed
+		st.Rotated += s.Rotated
+		st.RemovedMaxFiles += s.RemovedMaxFiles
+		st.RemovedMaxBytes += s.RemovedMaxBytes
+		st.Deleted += s.Deleted
+		st.DiskFull = st.DiskFull || s.DiskFull
+		st.Problem = cmp.Or(st.Problem, s.Problem)
+	}
+	return st
+}
