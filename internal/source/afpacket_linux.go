@@ -48,6 +48,12 @@ type afSource struct {
 // Packets are Ethernet frames with any VLAN tag the kernel stripped put
 // back; timestamps come from the ring in nanoseconds.
 func OpenAFPacket(iface string, o Options) (Source, error) {
+	return openAFPacket(iface, o, o.Fanout != 0)
+}
+
+// openAFPacket is OpenAFPacket, joining fanout group o.Fanout if fanout
+// is set: a group the kernel allocates may have id 0.
+func openAFPacket(iface string, o Options, fanout bool) (Source, error) {
 	o = o.withDefaults()
 	if _, err := net.InterfaceByName(iface); err != nil {
 		return nil, fmt.Errorf("open %s: %w", iface, err)
@@ -89,7 +95,7 @@ func OpenAFPacket(iface string, o Options) (Source, error) {
 			return nil, fmt.Errorf("open %s: promiscuous mode: %w", iface, err)
 		}
 	}
-	if o.Fanout != 0 {
+	if fanout {
 		if err := tp.SetFanout(afpacket.FanoutHash, o.Fanout); err != nil {
 			tp.Close()
 			return nil, fmt.Errorf("open %s: fanout group %d: %w", iface, o.Fanout, err)

@@ -24,8 +24,8 @@ import (
 // The group is o.Fanout when set, so that other processes may join it;
 // otherwise the kernel allocates an id no group on the host uses
 // (PACKET_FANOUT_FLAG_UNIQUEID), so the sockets share the traffic with no
-// one else. The ring (o.RingBlockSize × o.RingBlocks) is per socket. The
-// returned id is the group's.
+// one else; it may be 0. The ring (o.RingBlockSize × o.RingBlocks) is per
+// socket. The returned id is the group's.
 //
 // A socket receives every packet from its bind until it joins the group,
 // so the first ones opened would see copies of what the others see: once
@@ -36,26 +36,30 @@ func OpenAFPacketGroup(iface string, o Options, n int) (_ []Source, id uint16, e
 		return nil, 0, fmt.Errorf("open %s: %d sockets", iface, n)
 	}
 	id = o.Fanout
-	var holder int // a socket that keeps a kernel-allocated id alive
-	if id == 0 {
+	holder := -1 // a socket that keeps a kernel-allocated id alive
+	if o.Fanout == 0 {
 		if holder, id, err = uniqueFanout(iface); err != nil {
 			return nil, 0, fmt.Errorf("open %s: fanout group: %w", iface, err)
 		}
 		// It leaves the group once the others are in: it would take its
 		// share of the packets and drop them.
-		defer unix.Close(holder)
+		defer func() {
+			if holder >= 0 {
+				unix.Close(holder)
+			}
+		}()
 	}
 	o.Fanout = id
 	srcs := make([]Source, n)
 	errs := make([]error, n)
-	each(n, func(i int) { srcs[i], errs[i] = OpenAFPacket(iface, o) })
+	each(n, func(i int) { srcs[i], errs[i] = openAFPacket(iface, o, true) })
 	if err := errors.Join(errs...); err != nil {
 		closeAll(srcs)
 		return nil, 0, err
 	}
-	if holder != 0 {
+	if holder >= 0 {
 		unix.Close(holder)
-		holder = 0
+		holder = -1
 	}
 	joined := time.Now()
 	each(n, func(i int) { errs[i] = srcs[i].(*afSource).drain(joined) })
