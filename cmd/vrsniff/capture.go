@@ -175,7 +175,7 @@ func runCapture(args []string) int {
 	}
 
 	svc, err := capture.New(capture.Config{
-		Interface: *iface, Listen: *listen, Read: *read, Realtime: *realtime, Linger: *linger,
+		Interface: *iface, Listen: *listen, Read: *read, Realtime: *realtime, Linger: *linger, Workers: 1,
 		Source: source.Options{
 			SnapLen: *snaplen, Promisc: *promisc, Fanout: uint16(*fanout),
 			RingBlockSize: 1 << 20, RingBlocks: max(*ringMB, 4),

@@ -144,41 +144,43 @@ func (ws workers) closeSources() error {
 }
 
 // run runs the workers' pipelines, one goroutine each, until all have
-// ended. A worker that fails closes every socket, so that the others end
-// too. The error joins the failures; source.ErrClosed alone when the
-// sockets were closed and nothing else went wrong.
+// ended. The first worker that fails closes every socket, so that the
+// others end too, and its error is run's: the others' are its echoes (an
+// interface gone fails every socket on it). Otherwise run returns
+// source.ErrClosed when the sockets were closed, nil at the end of the
+// input.
 //
 // The goroutines are not locked to OS threads: a worker blocks in poll or
 // recvmmsg, where the Go scheduler already hands its thread over, and
 // nothing it does depends on the thread.
 func (ws workers) run(ctx context.Context) error {
-	errs := make([]error, len(ws))
-	var wg sync.WaitGroup
-	var stop sync.Once
-	for i, w := range ws {
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		first  error // the first failure
+		closed bool  // a worker ended with source.ErrClosed
+	)
+	for _, w := range ws {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = w.pl.Run(ctx)
-			if errs[i] != nil && !errors.Is(errs[i], source.ErrClosed) {
-				stop.Do(func() { ws.closeSources() })
+			err := w.pl.Run(ctx)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case errors.Is(err, source.ErrClosed):
+				closed = true
+			case err != nil && first == nil:
+				first = err
+				ws.closeSources()
 			}
 		}()
 	}
 	wg.Wait()
-	var err error
-	closed := false
-	for _, e := range errs {
-		if errors.Is(e, source.ErrClosed) {
-			closed = true
-		} else {
-			err = errors.Join(err, e)
-		}
-	}
-	if err == nil && closed {
+	if first == nil && closed {
 		return source.ErrClosed
 	}
-	return err
+	return first
 }
 
 // files are the workers' capture rings, rejects their rejects rings.

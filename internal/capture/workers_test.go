@@ -7,10 +7,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
@@ -397,5 +399,34 @@ func TestWorkerCount(t *testing.T) {
 	}
 	if got := fmt.Sprint(share(10, 4), share(int64(0), 4), share(2, 4)); got != "2 0 1" {
 		t.Errorf("shares %s", got)
+	}
+}
+
+// An interface deleted under four workers fails every socket: Run ends
+// with the one error, and every file is closed.
+func TestWorkersInterfaceGone(t *testing.T) {
+	env := testenv.NewNetns(t)
+	dir := t.TempDir()
+	c := config(dir)
+	c.Interface, c.Workers = env.CaptureIf, 4
+	r := start(t, c)
+	cs := capturetest.Cases(t, "acl", 54, 100, 1400)
+	spread(t, cs, 8, 32)
+	env.Send(t, capturetest.OuterFrames(cs))
+	r.waitWritten(uint64(len(cs)))
+	if out, err := exec.Command("ip", "link", "delete", env.CaptureIf).CombinedOutput(); err != nil {
+		t.Fatalf("ip link delete: %v: %s", err, out)
+	}
+	select {
+	case <-r.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not end when the interface was deleted")
+	}
+	want := "read " + env.CaptureIf + ": the interface is gone"
+	if r.err == nil || !strings.HasPrefix(r.err.Error(), want) || strings.Contains(r.err.Error(), "\n") {
+		t.Fatalf("Run: %q, want one %q", r.err, want)
+	}
+	if closed, parts := capturetest.CaptureFiles(t, dir); len(closed) < 2 || len(parts) != 0 {
+		t.Errorf("files: closed %v, open %v", closed, parts)
 	}
 }
