@@ -3,6 +3,7 @@ package capture
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 	"github.com/vrsniff/vrsniff/internal/gen"
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
+	"github.com/vrsniff/vrsniff/internal/server"
 	"github.com/vrsniff/vrsniff/internal/testenv"
 )
 
@@ -219,6 +221,20 @@ func TestWorkersUDP(t *testing.T) {
 	cs := capturetest.Cases(t, "acl", 52, 600, 9000)
 	sendFromMany(t, c.Listen, capturetest.UDPPayloads(t, cs), 16)
 	r.waitWritten(uint64(len(cs)))
+	// The API's counters are the workers' summed.
+	_, body := r.request("GET", "/api/stats", nil)
+	var rep server.StatsReport
+	if err := json.Unmarshal(body, &rep); err != nil {
+		t.Fatal(err)
+	}
+	_, metrics := r.request("GET", "/metrics", nil)
+	read := fmt.Sprintf("vrsniff_packets_read_total %d\n", len(cs))
+	received := fmt.Sprintf("vrsniff_source_packets_received_total %d\n", len(cs))
+	if rep.Pipeline.Read != uint64(len(cs)) || rep.Source == nil || rep.Source.Received != uint64(len(cs)) ||
+		!strings.Contains(string(metrics), read) || !strings.Contains(string(metrics), received) {
+		t.Errorf("/api/stats: read %d, source %+v; /metrics has %q: %v, %q: %v; sent %d", rep.Pipeline.Read, rep.Source,
+			read, strings.Contains(string(metrics), read), received, strings.Contains(string(metrics), received), len(cs))
+	}
 	if err := r.finish(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
