@@ -344,9 +344,15 @@ func TestWorkersStore(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("pcap: %s", resp.Status)
 	}
-	stored := r.svc.Stats().Files
 	if n := inOrder(t, "/api/pcap", body); n == 0 {
 		t.Error("/api/pcap: no packets")
+	}
+	// SIGHUP's rotation closes every worker's file.
+	if err := r.svc.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	if _, parts := capturetest.CaptureFiles(t, dir); len(parts) != 0 {
+		t.Errorf("open after Rotate: %v", parts)
 	}
 	if err := r.finish(); err != nil {
 		t.Fatalf("Run: %v", err)
@@ -368,7 +374,6 @@ func TestWorkersStore(t *testing.T) {
 	if n := inOrder(t, "extract", out.Bytes()); n != want || want == 0 {
 		t.Errorf("extract: %d packets, the files hold %d", n, want)
 	}
-	_ = stored
 }
 
 // inOrder reads a pcapng stream and checks that its packets are in time
