@@ -118,9 +118,9 @@ func percent(n, total uint64) float64 {
 func (s *Service) kernelDropCause() string {
 	switch {
 	case s.c.Interface != "":
-		return "the AF_PACKET ring was full; raise --ring-mb, or share the traffic among processes with --fanout"
+		return "an AF_PACKET ring was full; raise --ring-mb or --workers (up to the CPUs), or share the traffic among processes with --fanout"
 	case s.c.Listen != "":
-		return "the UDP socket buffer was full; raise net.core.rmem_max (vrsniff asks for 32 MiB) or share the traffic among receivers"
+		return "a UDP socket buffer was full; raise net.core.rmem_max (vrsniff asks for 32 MiB) or --workers (up to the CPUs), or share the traffic among receivers"
 	}
 	return "packets were lost reading the source"
 }

@@ -67,7 +67,7 @@ const (
 
 // Hub fans decoded packets out to live stream clients.
 //
-// WritePacket, on the capture goroutine, does the same work whatever the
+// WritePacket, on a capture goroutine, does the same work whatever the
 // number of clients: one filter decision per distinct filter (clients that
 // ask for the same filter share one), one pcapng encoding of the packet into
 // a shared backlog of fixed size, and a 16-byte reference to it appended to
