@@ -38,8 +38,9 @@ type Config struct {
 	Read      string // replay this capture file
 	Realtime  bool   // with Read: at the pace of its timestamps
 	// Workers is how many sockets and pipelines share the live traffic
-	// (workers.go): 0 for one per CPU the process may use, at most
-	// MaxWorkers; a replayed file always has one.
+	// (workers.go): 0 for one per CPU the process may use, up to
+	// MaxWorkers, which is the most one may ask for; a replayed file
+	// always has one.
 	Workers int
 	// Linger, with Read, keeps serving after the file ends, until Run's
 	// context is done; the files are finished (closed and renamed) at the
@@ -116,7 +117,7 @@ type Stats struct {
 	Source   source.Stats
 	Files    ring.Stats // zero without Dir
 	Rejects  ring.Stats // zero without KeepRejects
-	Workers  int
+	Workers  int        // the workers sharing the capture
 	// StreamClients is the live stream clients connected now;
 	// StreamDropped the packets they lost, summed over clients.
 	StreamClients int
@@ -153,7 +154,8 @@ func New(c Config) (_ *Service, err error) {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	if n, err = workerCount(c); err != nil {
+	var count int
+	if count, err = workerCount(c); err != nil {
 		return nil, err
 	}
 	s := &Service{c: c, log: c.Logger}
@@ -163,13 +165,12 @@ func New(c Config) (_ *Service, err error) {
 		}
 	}()
 
-	srcs, err := openSources(c, n)
+	srcs, err := openSources(c, count)
 	if err != nil {
 		return nil, err
 	}
-	s.ws = make(workers, n)
-	for i, src := range srcs {
-		s.ws[i] = &worker{src: src, stats: &pipeline.Stats{}}
+	for _, src := range srcs {
+		s.ws = append(s.ws, &worker{src: src, stats: &pipeline.Stats{}})
 	}
 	s.live = &liveness{staleAfter: c.StaleAfter, read: s.ws.read, ended: s.ended.Load, now: time.Now}
 	if c.Dir != "" {
