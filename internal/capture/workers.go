@@ -13,11 +13,11 @@ import (
 	"github.com/vrsniff/vrsniff/internal/source"
 )
 
-// MaxWorkers caps Config.Workers. Each worker holds its own socket ring
-// (--ring-mb each), reassembly table and set of open files: past 16 the
-// pinned memory and the descriptors grow faster than what one capture
-// disk can take, and the measured capture rate of one worker (about 1.5 M
-// frames/s) times 16 is well past it.
+// MaxWorkers caps Config.Workers. Each worker pins a socket ring of its
+// own (--ring-mb, 64 MiB by default) and holds its own reassembly table
+// and open files. One worker takes about 1.5 M frames/s, so 16 of them
+// take more than a capture disk writes: more workers would only add
+// pinned memory (1 GiB at the default for 16) and descriptors.
 const MaxWorkers = 16
 
 // workerCount is how many workers c runs: Config.Workers, or by default
@@ -62,19 +62,23 @@ func openSources(c Config, n int) ([]source.Source, error) {
 	case c.source != nil:
 		return []source.Source{c.source}, nil
 	case c.Read != "":
-		s, err := source.OpenFile(c.Read, c.Realtime)
-		return []source.Source{s}, err
+		return one(source.OpenFile(c.Read, c.Realtime))
 	case n == 1 && c.Interface != "":
-		s, err := source.OpenAFPacket(c.Interface, so)
-		return []source.Source{s}, err
+		return one(source.OpenAFPacket(c.Interface, so))
 	case n == 1:
-		s, err := source.ListenUDP(c.Listen, so)
-		return []source.Source{s}, err
+		return one(source.ListenUDP(c.Listen, so))
 	case c.Interface != "":
 		srcs, _, err := source.OpenAFPacketGroup(c.Interface, so, n)
 		return srcs, err
 	}
 	return source.ListenUDPGroup(c.Listen, so, n)
+}
+
+func one(s source.Source, err error) ([]source.Source, error) {
+	if err != nil {
+		return nil, err
+	}
+	return []source.Source{s}, nil
 }
 
 // filePrefix is the file name prefix of worker i of n: the configured one
