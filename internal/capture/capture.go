@@ -303,7 +303,7 @@ func (s *Service) Run(ctx context.Context) error {
 
 	tick := ticker(c.StatsEvery)
 	watchdog := ticker(watchdogEvery())
-	var stalled stall
+	stalled := make([]stall, len(s.ws))
 	var stale <-chan time.Time
 	if c.StaleAfter > 0 {
 		stale = ticker(sampleEvery(c.StaleAfter))
@@ -347,7 +347,7 @@ loop:
 		case now := <-drops.C:
 			s.warnDrops(now)
 		case <-watchdog:
-			if stalled.stuck(s.ws.read(), s.ws.sourceStats().Dropped) {
+			if s.ws.stuck(stalled) {
 				s.log.Error("no packet read while the kernel drops them: withholding the watchdog ping")
 				continue
 			}

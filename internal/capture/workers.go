@@ -136,6 +136,20 @@ func (ws workers) sourceStats() source.Stats {
 	return st
 }
 
+// stuck takes this watchdog period's counters of each worker into st, one
+// stall per worker, and says whether one of them read nothing while the
+// kernel dropped packets for its socket: the others reading does not help
+// the flows hashed to it.
+func (ws workers) stuck(st []stall) bool {
+	stuck := false
+	for i, w := range ws {
+		if st[i].stuck(w.stats.Read.Load(), w.src.Stats().Dropped) {
+			stuck = true
+		}
+	}
+	return stuck
+}
+
 // closeSources closes every socket, which ends the workers' pipelines.
 func (ws workers) closeSources() error {
 	var err error

@@ -23,6 +23,7 @@ import (
 	"github.com/vrsniff/vrsniff/internal/gen"
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
+	"github.com/vrsniff/vrsniff/internal/pipeline"
 	"github.com/vrsniff/vrsniff/internal/server"
 	"github.com/vrsniff/vrsniff/internal/testenv"
 )
@@ -449,5 +450,35 @@ func TestWorkersInterfaceGone(t *testing.T) {
 	}
 	if closed, parts := capturetest.CaptureFiles(t, dir); len(closed) < 2 || len(parts) != 0 {
 		t.Errorf("files: closed %v, open %v", closed, parts)
+	}
+}
+
+// A worker that reads nothing while its socket drops is stuck, though the
+// others read: the watchdog ping is withheld.
+func TestWorkersStuck(t *testing.T) {
+	a, b := &countingSource{}, &countingSource{}
+	ws := workers{{src: a, stats: &pipeline.Stats{}}, {src: b, stats: &pipeline.Stats{}}}
+	st := make([]stall, 2)
+	step := func(readA, dropA, readB, dropB uint64) bool {
+		ws[0].stats.Read.Add(readA)
+		a.st.Dropped += dropA
+		ws[1].stats.Read.Add(readB)
+		b.st.Dropped += dropB
+		return ws.stuck(st)
+	}
+	for i, tc := range []struct {
+		readA, dropA, readB, dropB uint64
+		want                       bool
+	}{
+		{0, 0, 0, 0, false},   // the first sample
+		{10, 5, 10, 0, false}, // both read
+		{10, 0, 0, 0, false},  // b idle, nothing dropped for it
+		{10, 0, 0, 3, true},   // b stuck while a reads
+		{0, 0, 1, 0, false},   // b reads again
+		{0, 2, 0, 0, true},    // a stuck
+	} {
+		if got := step(tc.readA, tc.dropA, tc.readB, tc.dropB); got != tc.want {
+			t.Errorf("period %d: stuck %v, want %v", i, got, tc.want)
+		}
 	}
 }
