@@ -1,10 +1,12 @@
 #!/bin/bash
 # Capture benchmark: sends mirror traffic (Juniper-header datagrams carrying
-# 64-byte inner frames) over a veth pair at increasing rates and reports,
-# for each rate, what `tcpdump -w` and `vrsniff capture -i IF --dir D`
-# captured and what the kernel dropped for them. At each rate the same
-# traffic is sent twice, once per capturer, so that neither competes with
-# the other for the CPU; both get the same socket buffer (RING_MB).
+# 64-byte inner frames, of many flows) over a veth pair at increasing rates
+# and reports, for each rate, what `tcpdump -w` and `vrsniff capture -i IF
+# --dir D --workers N`, for each N of WORKERS, captured and what the kernel
+# dropped for them; then, for each capturer, the highest rate it took
+# without losing a frame. At each rate the same traffic is sent once per
+# capturer, so that none competes with another for the CPU; each socket
+# gets the same buffer (RING_MB), so N workers have N of them.
 #
 # Run as root. It only uses a private network namespace and veth pair,
 # removed on exit, and writes the captures under WORK (default: a fresh
@@ -12,15 +14,18 @@
 #
 #   PACKETS   frames per pass (default 2000000)
 #   RATES     offered rates in frames/s; "max" sends as fast as it can
-#   WORKERS   sending threads (default 2)
-#   RING_MB   capture buffer of both capturers in MiB (default 64)
+#   WORKERS   vrsniff worker counts to measure (default "1 2 4"); more
+#             workers than CPUs measure nothing but contention
+#   SENDERS   sending threads (default 2)
+#   RING_MB   capture buffer of each socket in MiB (default 64)
 #   VRSNIFF   a vrsniff binary to measure instead of this tree's (for a
 #             before/after comparison on the same traffic)
 set -euo pipefail
 
 PACKETS=${PACKETS:-2000000}
 RATES=${RATES:-"100000 300000 600000 1000000 1200000 max"}
-WORKERS=${WORKERS:-2}
+WORKERS=${WORKERS:-"1 2 4"}
+SENDERS=${SENDERS:-2}
 RING_MB=${RING_MB:-64}
 cd "$(dirname "$0")/.."
 
@@ -84,13 +89,25 @@ sendat() {
 	local pps=$1
 	[ "$pps" = max ] && pps=0
 	ip netns exec "$ns" "$work/sendmirror" -i "$snd" -r "$work/mirror.pcap" -n "$PACKETS" \
-		-pps "$pps" -workers "$WORKERS" | awk '{print $(NF-1)}'
+		-pps "$pps" -workers "$SENDERS" | awk '{print $(NF-1)}'
 }
 
 # field NAME LINE: the value of NAME=... in a log line.
 field() { tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p"; }
 
-printf '%-8s | %9s %9s %9s | %9s %9s %9s %9s\n' rate offered tcpdump dropped offered vrsniff dropped written
+# best[CAPTURER] is the highest rate offered that CAPTURER took whole.
+declare -A best
+# row RATE CAPTURER OFFERED CAPTURED DROPPED [WRITTEN]: print a row and note
+# whether nothing was lost.
+row() {
+	printf '%-8s | %-12s | %9.0f %9s %9s %9s\n' "$1" "$2" "$3" "$4" "$5" "${6:--}"
+	if [ "$4" = "$PACKETS" ] && [ "$5" = 0 ] && [ "${6:-$PACKETS}" = "$PACKETS" ]; then
+		awk -v r="$3" -v b="${best[$2]:-0}" 'BEGIN {exit !(r > b)}' && best[$2]=$3
+	fi
+	return 0
+}
+
+printf '%-8s | %-12s | %9s %9s %9s %9s\n' rate capturer offered captured dropped written
 for rate in $RATES; do
 	# tcpdump alone.
 	tcpdump -i "$cap" -w "$work/td.pcap" -B $((RING_MB * 1024)) -s 262144 'udp dst port 8099' 2>"$work/td.err" &
@@ -101,24 +118,31 @@ for rate in $RATES; do
 	sleep 1.5
 	kill -INT "$td"
 	wait "$td" || true
-	tdcap=$(awk '/packets captured/ {print $1}' "$work/td.err")
-	tddrop=$(awk '/packets dropped by kernel/ {print $1}' "$work/td.err")
+	row "$rate" tcpdump "$tdrate" "$(awk '/packets captured/ {print $1}' "$work/td.err")" \
+		"$(awk '/packets dropped by kernel/ {print $1}' "$work/td.err")"
 	rm -f "$work/td.pcap"
 
-	# vrsniff alone: its final "counters" line has what the source read,
-	# what the kernel dropped and what reached the files.
-	rm -rf "$work/vr"
-	"$capturer" capture -i "$cap" --dir "$work/vr" --ring-mb "$RING_MB" --stats-every 0 2>"$work/vr.err" &
-	vr=$!
-	pids=("$vr")
-	waitfor "$work/vr.err" 'msg=capturing'
-	vrrate=$(sendat "$rate")
-	sleep 1.5
-	kill -INT "$vr"
-	wait "$vr" || { cat "$work/vr.err" >&2; exit 1; }
-	line=$(grep 'msg=counters' "$work/vr.err" | tail -1)
-	printf '%-8s | %9.0f %9s %9s | %9.0f %9s %9s %9s\n' "$rate" "$tdrate" "$tdcap" "$tddrop" \
-		"$vrrate" "$(field read "$line")" "$(field kernel_dropped "$line")" "$(field written "$line")"
-	rm -rf "$work/vr"
+	# vrsniff alone, with each number of workers: its final "counters"
+	# line has what the sockets read, what the kernel dropped and what
+	# reached the files, summed over the workers.
+	for n in $WORKERS; do
+		rm -rf "$work/vr"
+		"$capturer" capture -i "$cap" --dir "$work/vr" --ring-mb "$RING_MB" --workers "$n" --stats-every 0 2>"$work/vr.err" &
+		vr=$!
+		pids=("$vr")
+		waitfor "$work/vr.err" 'msg=capturing'
+		vrrate=$(sendat "$rate")
+		sleep 1.5
+		kill -INT "$vr"
+		wait "$vr" || { cat "$work/vr.err" >&2; exit 1; }
+		line=$(grep 'msg=counters' "$work/vr.err" | tail -1)
+		row "$rate" "vrsniff -w $n" "$vrrate" "$(field read "$line")" "$(field kernel_dropped "$line")" "$(field written "$line")"
+		rm -rf "$work/vr"
+	done
+done
+echo "frames/s taken without loss (the highest rate offered):"
+for c in tcpdump $(printf 'vrsniff-w%s ' $WORKERS); do
+	k=${c/-w/ -w }
+	printf '  %-12s %9.0f\n' "$k" "${best[$k]:-0}"
 done
 echo "($PACKETS frames per pass; offered = frames/s the sender achieved, all delivered to $cap: $(ip -s link show "$cap" | awk 'f {print $2; exit} /RX:/ {f=1}') frames in all, $(nproc) CPUs)"

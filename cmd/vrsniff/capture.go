@@ -89,8 +89,9 @@ func runCapture(args []string) int {
 		tlsKey      = fs.String("tls-key", "", "TLS key `file` for the HTTP API")
 		snaplen     = fs.IntP("snaplen", "s", 0, "`bytes` kept of each captured packet (0: 262144)")
 		promisc     = fs.Bool("promisc", true, "put the interface into promiscuous mode")
-		fanout      = fs.Uint("fanout", 0, "AF_PACKET fanout group `id` (0: none)")
-		ringMB      = fs.Int("ring-mb", 64, fmt.Sprintf("AF_PACKET ring size in `MiB`, at least %d (0: %d)", capture.MinRingMiB, source.DefaultRingBlocks))
+		fanout      = fs.Uint("fanout", 0, "AF_PACKET fanout group `id` that every worker's socket joins (0: a group of this process's own)")
+		workers     = fs.Int("workers", 0, fmt.Sprintf("`N` sockets and pipelines sharing the traffic, one file set each (0: one per CPU available, at most %d; --read: 1)", capture.MaxWorkers))
+		ringMB      = fs.Int("ring-mb", 64, fmt.Sprintf("AF_PACKET ring size in `MiB` of each worker's socket, at least %d (0: %d)", capture.MinRingMiB, source.DefaultRingBlocks))
 		statsEvery  = fs.Duration("stats-every", time.Minute, "log the counters this often (0: never)")
 		staleAfter  = fs.Duration("stale-after", 0, "/healthz answers 503 when no packet was read for this `duration` (0: never)")
 		logLevel    = fs.String("log-level", "info", "log `level`: debug, info, warn, error")
@@ -200,7 +201,7 @@ func runCapture(args []string) int {
 
 	var out *fileOut
 	c := capture.Config{
-		Interface: *iface, Listen: *listen, Read: *read, Realtime: *realtime, Linger: *linger,
+		Interface: *iface, Listen: *listen, Read: *read, Realtime: *realtime, Linger: *linger, Workers: *workers,
 		Source: source.Options{
 			SnapLen: *snaplen, Promisc: *promisc, Fanout: uint16(*fanout),
 			RingBlockSize: 1 << 20, RingBlocks: *ringMB,

@@ -6,6 +6,7 @@
 package capture
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -38,6 +39,11 @@ type Config struct {
 	Listen    string // receive mirror datagrams on this UDP address (host:port)
 	Read      string // replay this capture file
 	Realtime  bool   // with Read: at the pace of its timestamps
+	// Workers is how many sockets and pipelines share the live traffic
+	// (workers.go): 0 for one per CPU the process may use, up to
+	// MaxWorkers, which is the most one may ask for; a replayed file
+	// always has one.
+	Workers int
 	// Linger, with Read, keeps serving after the file ends, until Run's
 	// context is done; the files are finished (closed and renamed) at the
 	// end of the input.
@@ -45,13 +51,19 @@ type Config struct {
 	// Source holds the AF_PACKET and socket settings (snap length,
 	// promiscuous mode, fanout, ring size); the traffic fields (ports,
 	// VXLAN ports, mirror VLAN, every UDP port) are taken from Decoder.
+	// With several workers the ring size and the UDP receive buffer are
+	// per socket, and Fanout names the group all of them join (else one
+	// of the process's own).
 	Source source.Options
 
 	Decoder mirror.Config  // what is mirror traffic; the reassembly limits
 	Filter  *filter.Filter // nil keeps every decoded packet
 
 	// Dir holds the rotating capture files, written with Files; "" for
-	// none. Files.Logger is set from Logger.
+	// none. Files.Logger is set from Logger. With several workers each
+	// writes its own files, named with Files.Prefix and its number
+	// ("vrsniff-w03"), and keeps Files.MaxFiles and Files.MaxBytes divided
+	// by their number.
 	Dir   string
 	Files ring.Options
 	// KeepRejects keeps the packets that fail to decode, as captured, in
@@ -89,7 +101,7 @@ type Config struct {
 	// Out, if set, receives the kept packets as one capture stream too.
 	Out *Output
 	// MaxPackets, if positive, makes Run return once that many packets
-	// were kept (0: no limit).
+	// were kept, by all workers together (0: no limit).
 	MaxPackets int64
 
 	// StaleAfter makes /healthz unhealthy (503, vrsniff_healthy 0) when no
@@ -103,16 +115,13 @@ type Config struct {
 type Service struct {
 	c       Config
 	log     *slog.Logger
-	src     source.Source
-	files   *ring.Ring       // nil without Dir
-	rejects *ring.Ring       // nil without KeepRejects
+	ws      workers
 	up      *upload.Uploader // nil without Upload.Bucket
+	spool   *spool           // the workers' file rings as the uploader's spool
 	srv     *server.Server
 	ln      net.Listener // nil without HTTP
 	metrics net.Listener // nil without MetricsAddr
 	drops   dropWarner
-	pl      *pipeline.Pipeline
-	stats   *pipeline.Stats
 	ran     bool
 	ended   atomic.Bool // the input ended and the files are finished
 	live    *liveness
@@ -122,12 +131,14 @@ type Service struct {
 
 // Stats is a snapshot of the service's counters.
 type Stats struct {
+	// The counters of the workers, summed.
 	Pipeline pipeline.Summary
 	Source   source.Stats
 	Files    ring.Stats   // zero without Dir
 	Rejects  ring.Stats   // zero without KeepRejects
 	Upload   upload.Stats // zero without Upload.Bucket
 	Out      OutputStats  // zero without Out
+	Workers  int          // the workers sharing the capture
 	// StreamClients is the live stream clients connected now;
 	// StreamDropped the packets they lost, summed over clients.
 	StreamClients int
@@ -149,70 +160,46 @@ func New(c Config) (_ *Service, err error) {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{c: c, log: c.Logger, stats: &pipeline.Stats{}}
-	s.live = &liveness{staleAfter: c.StaleAfter, read: s.stats.Read.Load, ended: s.ended.Load, now: time.Now}
+	var count int
+	if count, err = workerCount(c); err != nil {
+		return nil, err
+	}
+	s := &Service{c: c, log: c.Logger}
 	defer func() {
 		if err != nil {
 			s.Close()
 		}
 	}()
 
-	so := sourceOptions(c)
-	switch {
-	case c.source != nil:
-		s.src = c.source
-	case c.Interface != "":
-		s.src, err = source.OpenAFPacket(c.Interface, so)
-	case c.Listen != "":
-		s.src, err = source.ListenUDP(c.Listen, so)
-	default:
-		s.src, err = source.OpenFile(c.Read, c.Realtime)
-	}
+	srcs, err := openSources(c, count)
 	if err != nil {
 		return nil, err
 	}
-
-	var sinks []pipeline.Sink
-	if c.Dir != "" {
-		ro := c.Files
-		ro.Logger = s.log
-		ro.Interface, ro.SourceStats = fileInterface(c, false), s.ringSource
-		fo := ro
-		if err = spoolOptions(c, &fo, s.log.Info); err != nil {
-			return nil, err
-		}
-		if s.files, err = ring.New(c.Dir, fo); err != nil {
-			return nil, err
-		}
-		if err = s.newUploader(c); err != nil {
-			return nil, err
-		}
-		if err = checkWritable(c.Dir); err != nil {
-			return nil, err
-		}
-		sinks = append(sinks, s.files)
-		c.Server.Store = s.fileStore()
-		if c.KeepRejects {
-			ro.Format, ro.Split, ro.Prefix = pcapfile.FormatRaw, vnpair.None, "rejects"
-			ro.Interface = fileInterface(c, true)
-			if s.rejects, err = ring.New(filepath.Join(c.Dir, "rejects"), ro); err != nil {
-				return nil, err
-			}
-		}
+	for _, src := range srcs {
+		s.ws = append(s.ws, &worker{src: src, stats: &pipeline.Stats{}})
 	}
-	c.Server.Stats, c.Server.Logger, c.Server.Health = s.stats, s.log, s.live.check
+	s.live = &liveness{staleAfter: c.StaleAfter, read: s.ws.read, ended: s.ended.Load, now: time.Now}
+	if c.Dir != "" {
+		if err := s.openRings(); err != nil {
+			return nil, err
+		}
+		if err := s.newUploader(c); err != nil {
+			return nil, err
+		}
+		c.Server.Store = s.fileStore()
+	}
+	c.Server.Stats, c.Server.Logger, c.Server.Health = s.ws, s.log, s.live.check
 	c.Server.Capture = captureInfo(c, time.Now())
 	if c.Fleet != nil {
 		c.Server.Querier = newFleetQuerier(c.Fleet, c.Server.Capture.Version)
 	}
 	c.Server.Source = func() server.SourceStats {
-		st := s.src.Stats()
+		st := s.ws.sourceStats()
 		return server.SourceStats{Received: st.Received, KernelDrops: st.Dropped}
 	}
 	if s.srv, err = server.New(c.Server); err != nil {
 		return nil, err
 	}
-	sinks = append(sinks, s.srv.Hub())
 	if c.HTTP != "" {
 		if s.ln, err = s.srv.Listen(c.HTTP, c.TLSCert, c.TLSKey); err != nil {
 			return nil, err
@@ -227,17 +214,61 @@ func New(c Config) (_ *Service, err error) {
 		if s.out, err = newOutSink(c, s.end); err != nil {
 			return nil, err
 		}
-		sinks = append(sinks, s.out)
 	}
-	sinks = limit(c.MaxPackets, sinks, s.end)
-	var rejects pipeline.Sink
-	if s.rejects != nil {
-		rejects = s.rejects
-	}
-	if s.pl, err = newPipeline(c, s.src, sinks, rejects, s.stats, s.sinkError()); err != nil {
-		return nil, err
+	kept := newGate(c.MaxPackets, s.end)
+	for _, w := range s.ws {
+		var sinks []pipeline.Sink
+		if w.files != nil {
+			sinks = append(sinks, w.files)
+		}
+		sinks = append(sinks, s.srv.Hub())
+		if s.out != nil {
+			sinks = append(sinks, s.out)
+		}
+		sinks = kept.limit(sinks)
+		var rejects pipeline.Sink
+		if w.rejects != nil {
+			rejects = w.rejects
+		}
+		if w.pl, err = newPipeline(c, w.src, sinks, rejects, w.stats, s.sinkError()); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
+}
+
+// openRings opens each worker's capture files and, with KeepRejects, its
+// rejects files, dividing the retention limits among them.
+func (s *Service) openRings() error {
+	c, n := s.c, len(s.ws)
+	prefix := cmp.Or(c.Files.Prefix, "vrsniff")
+	for i, w := range s.ws {
+		ro := c.Files
+		ro.Logger = s.log
+		ro.MaxFiles, ro.MaxBytes = share(ro.MaxFiles, n), share(ro.MaxBytes, n)
+		ro.Prefix = filePrefix(prefix, i, n)
+		ro.Interface, ro.SourceStats = fileInterface(c, false), ringSource(w.src)
+		fo := ro
+		logf := s.log.Info
+		if i > 0 {
+			logf = func(string, ...any) {} // said once for all
+		}
+		if err := spoolOptions(c, &fo, logf); err != nil {
+			return err
+		}
+		var err error
+		if w.files, err = ring.New(c.Dir, fo); err != nil {
+			return err
+		}
+		if c.KeepRejects {
+			ro.Format, ro.Split, ro.Prefix = pcapfile.FormatRaw, vnpair.None, filePrefix("rejects", i, n)
+			ro.Interface = fileInterface(c, true)
+			if w.rejects, err = ring.New(filepath.Join(c.Dir, "rejects"), ro); err != nil {
+				return err
+			}
+		}
+	}
+	return checkWritable(c.Dir)
 }
 
 // MetricsAddr is the address GET /metrics is served on without a token, nil
@@ -294,17 +325,18 @@ func (s *Service) Run(ctx context.Context) error {
 	s.log.Info("capturing", "interface", c.Interface, "listen", c.Listen, "read", c.Read, "dir", c.Dir, "http", c.HTTP,
 		"ports", mirror.FormatPorts(c.Decoder.Traffic.Ports, c.Decoder.Traffic.AutoPorts),
 		"vxlan_ports", mirror.FormatPorts(c.Decoder.Traffic.VXLANPorts, false),
-		"mirror_vlan", c.Decoder.Traffic.MirrorVLAN, "fragment_copies", s.pl.FragmentCopies())
+		"mirror_vlan", c.Decoder.Traffic.MirrorVLAN, "fragment_copies", s.ws[0].pl.FragmentCopies(),
+		"workers", len(s.ws))
 	s.live.sample()
 	stopUpload := s.startUpload()
 	runDone := make(chan error, 1)
-	go func() { runDone <- s.pl.Run(ctx) }()
+	go func() { runDone <- s.ws.run(ctx) }()
 	notify(s.log, daemon.SdNotifyReady)
 	stopping := sync.OnceFunc(func() { notify(s.log, daemon.SdNotifyStopping) })
 
 	tick := ticker(c.StatsEvery)
 	watchdog := ticker(watchdogEvery())
-	var stalled stall
+	stalled := make([]stall, len(s.ws))
 	var stale <-chan time.Time
 	if c.StaleAfter > 0 {
 		stale = ticker(sampleEvery(c.StaleAfter))
@@ -316,7 +348,7 @@ loop:
 		select {
 		case <-ctx.Done():
 			stopping()
-			s.src.Close()
+			s.ws.closeSources()
 			if !sourceEnded {
 				runErr = <-runDone
 			}
@@ -348,7 +380,7 @@ loop:
 		case now := <-drops.C:
 			s.warnDrops(now)
 		case <-watchdog:
-			if stalled.stuck(s.stats.Read.Load(), s.src.Stats().Dropped) {
+			if s.ws.stuck(stalled) {
 				s.log.Error("no packet read while the kernel drops them: withholding the watchdog ping")
 				continue
 			}
@@ -358,7 +390,7 @@ loop:
 		case err := <-httpDone:
 			httpEnded = true
 			if err != nil {
-				s.src.Close()
+				s.ws.closeSources()
 				runErr = err
 				if !sourceEnded {
 					runErr = errors.Join(err, <-runDone)
@@ -372,7 +404,7 @@ loop:
 		runErr = nil
 	}
 	stopping()
-	s.src.Close()
+	s.ws.closeSources()
 	httpCancel()
 	s.srv.Hub().Close() // also when no HTTP server runs: its goroutine ends
 	var closeErr error
@@ -420,7 +452,7 @@ func (s *Service) Rotate() error {
 		s.log.Warn("rotate", "err", err)
 		return err
 	}
-	if s.files != nil {
+	if s.c.Dir != "" {
 		s.log.Info("rotated")
 	}
 	return nil
@@ -429,10 +461,7 @@ func (s *Service) Rotate() error {
 // Close releases what New opened: the source, the listener and the files.
 // Run closes them itself; Close after Run does nothing more.
 func (s *Service) Close() error {
-	var err error
-	if s.src != nil {
-		err = s.src.Close()
-	}
+	err := s.ws.closeSources()
 	if s.ln != nil && !s.ran {
 		err = errors.Join(err, s.ln.Close())
 	}
@@ -445,18 +474,16 @@ func (s *Service) Close() error {
 	for _, r := range s.rings() {
 		err = errors.Join(err, r.Close())
 	}
+	if !s.ran {
+		s.spool.close()
+	}
 	return err
 }
 
 // Stats returns the counters; it may be called at any time.
 func (s *Service) Stats() Stats {
-	st := Stats{Pipeline: s.stats.Summary(), Source: s.src.Stats(), Ended: s.ended.Load()}
-	if s.files != nil {
-		st.Files = s.files.Stats()
-	}
-	if s.rejects != nil {
-		st.Rejects = s.rejects.Stats()
-	}
+	st := Stats{Pipeline: s.ws.Summary(), Source: s.ws.sourceStats(), Ended: s.ended.Load(), Workers: len(s.ws)}
+	st.Files, st.Rejects = ringStats(s.ws.files()), ringStats(s.ws.rejects())
 	if s.up != nil {
 		st.Upload = s.up.Stats()
 	}
@@ -471,19 +498,14 @@ func (s *Service) Stats() Stats {
 
 // rings returns the rings the service writes.
 func (s *Service) rings() []*ring.Ring {
-	var rs []*ring.Ring
-	for _, r := range []*ring.Ring{s.files, s.rejects} {
-		if r != nil {
-			rs = append(rs, r)
-		}
-	}
-	return rs
+	return append(s.ws.files(), s.ws.rejects()...)
 }
 
-// sinkError makes the pipeline's SinkError: a capture never stops for a
-// sink; each kind of failure is logged once and the rest counted.
+// sinkError makes a pipeline's SinkError: a capture never stops for a
+// sink; each kind of failure is logged once per worker and the rest
+// counted.
 func (s *Service) sinkError() func(error) error {
-	kinds := map[string]bool{} // the pipeline calls SinkError from one goroutine
+	kinds := map[string]bool{} // a pipeline calls SinkError from one goroutine
 	return func(err error) error {
 		if k := errKind(err); !kinds[k] && len(kinds) < maxErrKinds {
 			kinds[k] = true
@@ -514,7 +536,7 @@ func (s *Service) logStats() {
 	st := s.Stats()
 	sum := st.Pipeline
 	args := []any{"read", sum.Read, "kernel_dropped", st.Source.Dropped, "kept", sum.Written}
-	if s.files != nil {
+	if s.c.Dir != "" {
 		f := st.Files
 		args = append(args, "written", f.Packets, "store_dropped", f.Dropped, "store_lost", f.Lost,
 			"store_write_errors", f.WriteErrors, "record_cut", f.Truncated, "split_overflow", f.SplitOverflow)
@@ -527,7 +549,7 @@ func (s *Service) logStats() {
 		o := s.out.stats()
 		args = append(args, "out_written", o.Packets, "out_bytes", o.Bytes, "out_errors", o.Errors)
 	}
-	if s.rejects != nil {
+	if s.c.KeepRejects && s.c.Dir != "" {
 		args = append(args, "rejects_written", st.Rejects.Packets, "rejects_dropped", st.Rejects.Dropped)
 	}
 	args = append(args, "filtered", sum.Filtered, "malformed", sum.TotalMalformed(), "sink_errors", sum.SinkErrs,

@@ -7,6 +7,7 @@ import (
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/pcapfile"
 	"github.com/vrsniff/vrsniff/internal/ring"
+	"github.com/vrsniff/vrsniff/internal/source"
 )
 
 // DefaultDropWarnEvery is the default of Config.DropWarnEvery.
@@ -42,11 +43,13 @@ func fileInterface(c Config, rejects bool) pcapfile.Interface {
 	return d
 }
 
-// ringSource gives the rings the source's counters, counted into each
-// file's statistics.
-func (s *Service) ringSource() ring.SourceStats {
-	st := s.src.Stats()
-	return ring.SourceStats{Received: st.Received, Dropped: st.Dropped}
+// ringSource gives a worker's rings its socket's counters, counted into
+// each file's statistics.
+func ringSource(src source.Source) func() ring.SourceStats {
+	return func() ring.SourceStats {
+		st := src.Stats()
+		return ring.SourceStats{Received: st.Received, Dropped: st.Dropped}
+	}
 }
 
 // dropCounts are the cumulative counters drop warnings are made of, in
@@ -80,7 +83,7 @@ func (s *Service) dropTicker() *time.Ticker {
 func (s *Service) warnDrops(now time.Time) {
 	st := s.Stats()
 	c := dropCounts{received: st.Source.Received, kernel: st.Source.Dropped}
-	if s.files != nil {
+	if s.c.Dir != "" {
 		c.kept, c.store = st.Pipeline.Written, st.Files.Dropped
 		c.full, c.overflow = st.Files.DroppedDiskFull, st.Files.SplitOverflow
 	}
@@ -115,9 +118,9 @@ func percent(n, total uint64) float64 {
 func (s *Service) kernelDropCause() string {
 	switch {
 	case s.c.Interface != "":
-		return "the AF_PACKET ring was full; raise --ring-mb, or share the traffic among processes with --fanout"
+		return "an AF_PACKET ring was full; raise --ring-mb or --workers (up to the CPUs), or share the traffic among processes with --fanout"
 	case s.c.Listen != "":
-		return "the UDP socket buffer was full; raise net.core.rmem_max (vrsniff asks for 32 MiB) or share the traffic among receivers"
+		return "a UDP socket buffer was full; raise net.core.rmem_max (vrsniff asks for 32 MiB) or --workers (up to the CPUs), or share the traffic among receivers"
 	}
 	return "packets were lost reading the source"
 }

@@ -154,7 +154,7 @@ func TestDropsReported(t *testing.T) {
 	if len(closed) != 1 {
 		t.Fatalf("closed files %v, want one", closed)
 	}
-	infos, err := svc.files.List()
+	infos, err := svc.ws[0].files.List()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +251,7 @@ func (c *countingSource) Stats() source.Stats { return c.st }
 func TestDropWarningsSummarise(t *testing.T) {
 	log := &records{}
 	src := &countingSource{}
-	s := &Service{c: Config{Listen: "0.0.0.0:8099"}, log: slog.New(log), src: src, stats: &pipeline.Stats{}}
+	s := &Service{c: Config{Listen: "0.0.0.0:8099"}, log: slog.New(log), ws: workers{{src: src, stats: &pipeline.Stats{}}}}
 	t0 := time.Now()
 	s.drops.lastAt = t0
 	src.st = source.Stats{Received: 20, Dropped: 10}

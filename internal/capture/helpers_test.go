@@ -24,10 +24,11 @@ import (
 )
 
 // config is the configuration `vrsniff capture` runs with by default,
-// writing into dir ("" for no files) and serving the API on a free
-// loopback port.
+// but with one worker (workers_test.go runs several), writing into dir
+// ("" for no files) and serving the API on a free loopback port.
 func config(dir string) Config {
 	return Config{
+		Workers: 1,
 		Source:  source.Options{Promisc: true, RingBlockSize: 1 << 20, RingBlocks: 4},
 		Decoder: mirror.Config{PassThrough: true},
 		Dir:     dir,

@@ -21,7 +21,7 @@ func TestKernelDrops(t *testing.T) {
 	env := testenv.NewNetns(t)
 	fs := testenv.NewFreezable(t)
 	c := config(fs.Dir)
-	c.Interface, c.MetricsAddr = env.CaptureIf, "127.0.0.1:0"
+	c.Interface, c.MetricsAddr, c.Workers = env.CaptureIf, "127.0.0.1:0", 1
 	c.Source.RingBlockSize, c.Source.RingBlocks = 1<<20, MinRingMiB
 	r := start(t, c)
 
@@ -34,7 +34,7 @@ func TestKernelDrops(t *testing.T) {
 	env.Send(t, flood)
 	// The source's own counters: the service's would wait for the files'
 	// lock, which the frozen write holds.
-	r.waitFor("kernel drops", func() bool { return r.svc.src.Stats().Dropped > 0 })
+	r.waitFor("kernel drops", func() bool { return r.svc.ws.sourceStats().Dropped > 0 })
 	fs.Thaw()
 	sent := uint64(len(capturetest.OuterFrames(warm)) + len(flood))
 	r.waitFor("every frame read or dropped", func() bool {
@@ -58,7 +58,7 @@ func TestKernelDrops(t *testing.T) {
 	if len(closed) != 1 {
 		t.Fatalf("closed files %v, want one", closed)
 	}
-	infos, err := r.svc.files.List()
+	infos, err := r.svc.ws.files()[0].List()
 	if err != nil || len(infos) != 1 {
 		t.Fatalf("files %+v, %v", infos, err)
 	}

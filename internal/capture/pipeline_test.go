@@ -29,10 +29,10 @@ func TestFragmentCopies(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
-		if got := s.pl.FragmentCopies(); got != tc.wantCopying {
+		if got := s.ws[0].pl.FragmentCopies(); got != tc.wantCopying {
 			t.Errorf("%s: fragment copies %v, want %v", tc.name, got, tc.wantCopying)
 		}
-		if got := s.rejects != nil; got != (tc.dir && tc.keep) {
+		if got := s.ws[0].rejects != nil; got != (tc.dir && tc.keep) {
 			t.Errorf("%s: rejects ring %v", tc.name, got)
 		}
 		if err := s.Close(); err != nil {

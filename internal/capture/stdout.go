@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
@@ -76,11 +77,15 @@ func (c Config) Check() error {
 	if err := checkUpload(c); err != nil {
 		return err
 	}
+	if _, err := workerCount(c); err != nil {
+		return err
+	}
 	return c.Decoder.Traffic.Validate()
 }
 
 // outSink writes the kept packets to an Output.
 type outSink struct {
+	mu   sync.Mutex // held while writing a packet
 	o    Output
 	w    *pcapfile.Writer
 	cw   countWriter
@@ -101,6 +106,9 @@ func newOutSink(c Config, stop func()) (*outSink, error) {
 }
 
 func (s *outSink) WritePacket(p *mirror.Packet) error {
+	// Workers write in turn.
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.err != nil || s.full {
 		return nil // the capture is ending
 	}
@@ -162,42 +170,59 @@ func (s *Service) OutputErr() error {
 	return fmt.Errorf("output stream: %w", s.out.err)
 }
 
-// limit makes Run end once max packets were kept: the sinks get the first
-// max packets, the packets after them none. The pipeline calls the sinks
-// of a packet in order, from one goroutine.
-func limit(max int64, sinks []pipeline.Sink, stop func()) []pipeline.Sink {
-	if max <= 0 || len(sinks) == 0 {
+// gate makes Run end once max packets were kept, by all workers together:
+// the sinks get the first max packets, the packets after them none.
+type gate struct {
+	max  int64
+	n    atomic.Int64
+	stop func()
+}
+
+// newGate returns the gate of max packets, nil for no limit.
+func newGate(max int64, stop func()) *gate {
+	if max <= 0 {
+		return nil
+	}
+	return &gate{max: max, stop: stop}
+}
+
+// limit puts one worker's sinks behind the gate. A pipeline calls the
+// sinks of a packet in order from its one goroutine: the first sink
+// takes the packet's number, which decides for the others.
+func (g *gate) limit(sinks []pipeline.Sink) []pipeline.Sink {
+	if g == nil || len(sinks) == 0 {
 		return sinks
 	}
-	g := &gate{max: max, stop: stop}
+	t := &ticket{g: g}
 	out := make([]pipeline.Sink, len(sinks))
 	for i, s := range sinks {
-		out[i] = gated{g: g, s: s, first: i == 0, last: i == len(sinks)-1}
+		out[i] = gated{t: t, s: s, first: i == 0, last: i == len(sinks)-1}
 	}
 	return out
 }
 
-type gate struct {
-	max, n int64
-	stop   func()
+// ticket is one worker's current packet's number.
+type ticket struct {
+	g *gate
+	n int64
 }
 
 type gated struct {
-	g           *gate
+	t           *ticket
 	s           pipeline.Sink
 	first, last bool
 }
 
 func (g gated) WritePacket(p *mirror.Packet) error {
 	if g.first {
-		g.g.n++
+		g.t.n = g.t.g.n.Add(1)
 	}
-	if g.g.n > g.g.max {
+	if g.t.n > g.t.g.max {
 		return nil
 	}
 	err := g.s.WritePacket(p)
-	if g.last && g.g.n == g.g.max {
-		g.g.stop()
+	if g.last && g.t.n == g.t.g.max {
+		g.t.g.stop()
 	}
 	return err
 }

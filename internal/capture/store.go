@@ -1,17 +1,21 @@
 package capture
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"slices"
 
 	"github.com/vrsniff/vrsniff/internal/ring"
 	"github.com/vrsniff/vrsniff/internal/server"
 )
 
-// store serves a ring's files to the HTTP server: the one place where the
-// ring's types meet the API's.
-type store struct{ r *ring.Ring }
+// store serves the workers' rings to the HTTP server as one store: the
+// one place where the ring's types meet the API's. The rings share a
+// directory and their names differ by prefix, so a name belongs to one.
+type store []*ring.Ring
 
 var (
 	_ server.Store         = store{}
@@ -25,37 +29,74 @@ func fileInfo(in ring.Info) server.FileInfo {
 		Opened: in.Opened, Closed: in.Closed, Received: in.Received, KernelDropped: in.KernelDropped, StoreDropped: in.StoreDropped}
 }
 
+// List lists the files of every ring, oldest first: by first packet (by
+// opening for a file without one yet), then name.
 func (s store) List() ([]server.FileInfo, error) {
-	ins, err := s.r.List()
-	if err != nil {
-		return nil, err
+	var out []server.FileInfo
+	for _, r := range s {
+		ins, err := r.List()
+		if err != nil {
+			return nil, err
+		}
+		for _, in := range ins {
+			out = append(out, fileInfo(in))
+		}
 	}
-	out := make([]server.FileInfo, len(ins))
-	for i, in := range ins {
-		out[i] = fileInfo(in)
+	if len(s) > 1 {
+		slices.SortStableFunc(out, func(a, b server.FileInfo) int {
+			return cmp.Or(cmp.Or(a.First, a.Opened).Compare(cmp.Or(b.First, b.Opened)), cmp.Compare(a.Name, b.Name))
+		})
 	}
 	return out, nil
 }
 
+// Open opens name in the ring it belongs to.
 func (s store) Open(name string) (io.ReadSeekCloser, server.FileInfo, error) {
-	f, in, err := s.r.Open(name)
-	return f, fileInfo(in), err
-}
-
-// Delete says the ring's ErrBusy in the server's terms.
-func (s store) Delete(name string) error {
-	err := s.r.Delete(name)
-	if errors.Is(err, ring.ErrBusy) {
-		return fmt.Errorf("%w: %w", server.ErrBusy, err)
+	for _, r := range s {
+		f, in, err := r.Open(name)
+		if !errors.Is(err, fs.ErrNotExist) {
+			return f, fileInfo(in), err
+		}
 	}
-	return err
+	return nil, server.FileInfo{}, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
 }
 
-func (s store) DiskUsage() int64 { return s.r.DiskUsage() }
-func (s store) Healthy() error   { return s.r.Healthy() }
+// Delete deletes name from the ring it belongs to, saying the ring's
+// ErrBusy in the server's terms.
+func (s store) Delete(name string) error {
+	for _, r := range s {
+		err := r.Delete(name)
+		if errors.Is(err, ring.ErrBusy) {
+			return fmt.Errorf("%w: %w", server.ErrBusy, err)
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return &fs.PathError{Op: "delete", Path: name, Err: fs.ErrNotExist}
+}
+
+func (s store) DiskUsage() int64 {
+	var n int64
+	for _, r := range s {
+		n += r.DiskUsage()
+	}
+	return n
+}
+
+// Healthy is the first ring's problem: the rings share a disk, so one
+// that cannot write is what the others will meet.
+func (s store) Healthy() error {
+	for _, r := range s {
+		if err := r.Healthy(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 func (s store) StoreStats() server.StoreStats {
-	st := s.r.Stats()
+	st := ringStats(s)
 	return server.StoreStats{Dropped: st.Dropped, DiskFull: st.DiskFull, Rotated: st.Rotated,
 		RemovedMaxFiles: st.RemovedMaxFiles, RemovedMaxBytes: st.RemovedMaxBytes, Deleted: st.Deleted}
 }

@@ -60,7 +60,7 @@ func spoolOptions(c Config, ro *ring.Options, log func(msg string, args ...any))
 	return nil
 }
 
-// newUploader makes the uploader of s.files.
+// newUploader makes the uploader of the workers' files.
 func (s *Service) newUploader(c Config) error {
 	if c.Upload.Bucket == nil {
 		return nil
@@ -73,7 +73,8 @@ func (s *Service) newUploader(c Config) error {
 	if uc.Version == "" {
 		uc.Version = c.Server.Capture.Version
 	}
-	up, err := upload.New(c.Upload.Bucket, s.files, uc)
+	s.spool = newSpool(s.ws.files())
+	up, err := upload.New(c.Upload.Bucket, s.spool, uc)
 	if err != nil {
 		return err
 	}
@@ -97,6 +98,7 @@ func (s *Service) startUpload() func() {
 	return func() {
 		cancel()
 		<-done
+		defer s.spool.close()
 		d := s.c.Upload.Drain
 		if d == 0 {
 			d = DefaultDrain
@@ -130,9 +132,9 @@ func (s spoolStore) UploadStats() server.UploadStats {
 // fileStore is what the server serves of the files.
 func (s *Service) fileStore() server.Store {
 	if s.up != nil {
-		return spoolStore{store{s.files}, s.up}
+		return spoolStore{store(s.ws.files()), s.up}
 	}
-	return store{s.files}
+	return store(s.ws.files())
 }
 
 // checkUpload checks the parts of c that uploading needs.

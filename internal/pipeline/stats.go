@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/vrsniff/vrsniff/internal/mirror"
 	"github.com/vrsniff/vrsniff/internal/vnpair"
@@ -98,6 +99,9 @@ type Summary struct {
 	// table (Stats.MaxPairs); PairsEvicted the pairs that left it.
 	PairsOther   uint64 `json:"vn_pairs_other_packets,omitempty"`
 	PairsEvicted uint64 `json:"vn_pairs_evicted,omitempty"`
+	// LastPacket is the capture time of the last packet read (Stats.LastPacket),
+	// zero before the first.
+	LastPacket time.Time `json:"-"`
 }
 
 // TotalMalformed is the number of packets that failed to decode.
@@ -117,6 +121,9 @@ func (s *Stats) Summary() Summary {
 		Truncated: s.Truncated.Load(), Filtered: s.Filtered.Load(),
 		Written: s.Written.Load(), SinkErrs: s.SinkErrs.Load(), TimeClamped: s.TimeClamped.Load(),
 		PairsEvicted: s.pairs.Evicted(),
+	}
+	if ns := s.LastPacket.Load(); ns != 0 {
+		sum.LastPacket = time.Unix(0, ns)
 	}
 	sum.Pairs, sum.PairsOther = s.pairs.Pairs()
 	for _, m := range mirror.Modes() {
@@ -139,4 +146,78 @@ func (s *Stats) Summary() Summary {
 		}
 	}
 	return sum
+}
+
+// Sum adds up the counters of pipelines that share one input between them
+// (a capture's workers, each with a part of the traffic): the counts are
+// summed, the VN pairs merged by name, at most the first Stats' MaxPairs
+// of them kept one by one (the others' packets go to PairsOther), and
+// LastPacket is the latest. It reads each Stats once, as Summary does.
+func Sum(ss []*Stats) Summary {
+	if len(ss) == 1 {
+		return ss[0].Summary()
+	}
+	sum := Summary{Decoded: map[string]uint64{}, Malformed: map[string]uint64{}}
+	if len(ss) == 0 {
+		return sum
+	}
+	pairs := map[[2]string]*vnpair.Pair{}
+	ports := map[uint16]int{} // index in sum.CandidatePorts
+	for _, st := range ss {
+		o := st.Summary()
+		sum.Read += o.Read
+		sum.ReadBytes += o.ReadBytes
+		sum.Merged += o.Merged
+		sum.Duplicates += o.Duplicates
+		sum.ShortSnap += o.ShortSnap
+		sum.Truncated += o.Truncated
+		sum.Filtered += o.Filtered
+		sum.Written += o.Written
+		sum.SinkErrs += o.SinkErrs
+		sum.TimeClamped += o.TimeClamped
+		sum.PairsOther += o.PairsOther
+		sum.PairsEvicted += o.PairsEvicted
+		addCounts(&sum.Decoded, o.Decoded)
+		addCounts(&sum.Malformed, o.Malformed)
+		if len(o.Overlays) > 0 {
+			if sum.Overlays == nil {
+				sum.Overlays = map[string]uint64{}
+			}
+			addCounts(&sum.Overlays, o.Overlays)
+		}
+		for _, c := range o.CandidatePorts {
+			if i, ok := ports[c.Port]; ok {
+				sum.CandidatePorts[i].Count += c.Count
+			} else {
+				ports[c.Port] = len(sum.CandidatePorts)
+				sum.CandidatePorts = append(sum.CandidatePorts, c)
+			}
+		}
+		for _, p := range o.Pairs {
+			k := [2]string{p.SrcVN, p.DstVN}
+			if q := pairs[k]; q != nil {
+				q.Packets += p.Packets
+				q.Bytes += p.Bytes
+			} else {
+				pairs[k] = &p
+			}
+		}
+		if o.LastPacket.After(sum.LastPacket) {
+			sum.LastPacket = o.LastPacket
+		}
+	}
+	sum.Pairs = make([]vnpair.Pair, 0, len(pairs))
+	for _, p := range pairs {
+		sum.Pairs = append(sum.Pairs, *p)
+	}
+	var other uint64
+	sum.Pairs, other = vnpair.Top(sum.Pairs, cmp.Or(ss[0].MaxPairs, DefaultMaxPairs))
+	sum.PairsOther += other
+	return sum
+}
+
+func addCounts(dst *map[string]uint64, src map[string]uint64) {
+	for k, v := range src {
+		(*dst)[k] += v
+	}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -494,5 +495,94 @@ func TestStreamLongComments(t *testing.T) {
 	}
 	if d := h.Dropped(); d != 0 {
 		t.Errorf("%d packets dropped", d)
+	}
+}
+
+// A capture's workers write to the hub at once: every packet reaches each
+// client once, whole, and is encoded once. Run with -race.
+func TestHubWriters(t *testing.T) {
+	const clients, writers, each = 3, 4, 1500
+	var encoded atomic.Int64
+	s, err := newServer(Options{StreamClients: clients}, func() (encoder, error) {
+		e, err := newPcapNG()
+		return countingEncoder{e, &encoded}, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := serve(t, s, "127.0.0.1")
+	got := make([]map[string]int, clients)
+	errs := make([]error, clients)
+	var wg sync.WaitGroup
+	for i := range clients {
+		resp, err := http.Get("http://" + addr + "/api/stream")
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustStatus(t, resp.StatusCode, 200, "stream")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer resp.Body.Close()
+			got[i] = map[string]int{}
+			ng, err := pcapgo.NewNgReader(resp.Body, pcapgo.DefaultNgReaderOptions)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			for {
+				data, _, err := ng.ReadPacketData()
+				if err != nil {
+					if !errors.Is(err, io.EOF) {
+						errs[i] = err
+					}
+					return
+				}
+				got[i][string(data)]++
+			}
+		}()
+	}
+	testenv.WaitFor(t, "clients", func() bool { return s.Hub().Clients() == clients })
+	var frames [][]byte
+	var ww sync.WaitGroup
+	for w := range writers {
+		var ps []*mirror.Packet
+		for i := range each {
+			fr := frame(t, true, uint16(w*each+i), 80+i%400)
+			frames = append(frames, fr)
+			ps = append(ps, decodedPacket(fr, vnA, vnB, mirror.Direction(1+i%2), t0.Add(time.Duration(i)*time.Microsecond)))
+		}
+		ww.Add(1)
+		go func() {
+			defer ww.Done()
+			for j, p := range ps {
+				if err := s.Hub().WritePacket(p); err != nil {
+					t.Error(err)
+				}
+				if j%100 == 99 {
+					// Let the clients keep up: this is not about loss.
+					time.Sleep(time.Millisecond)
+				}
+			}
+		}()
+	}
+	ww.Wait()
+	s.Hub().Close()
+	wg.Wait()
+	if n := encoded.Load(); n != writers*each {
+		t.Errorf("%d packets encoded, want %d", n, writers*each)
+	}
+	for i := range clients {
+		if errs[i] != nil {
+			t.Fatalf("client %d: %v", i, errs[i])
+		}
+		for _, fr := range frames {
+			if got[i][string(fr)] != 1 {
+				t.Fatalf("client %d: a frame received %d times", i, got[i][string(fr)])
+			}
+		}
+	}
+	if d := s.Hub().Dropped(); d != 0 {
+		t.Errorf("dropped %d", d)
 	}
 }

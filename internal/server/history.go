@@ -158,7 +158,8 @@ func (p *pairRates) get(src, dst string) (pairSeen, bool) {
 // sample reads the counters into the history.
 func (s *Server) sample() {
 	now := s.now()
-	st := Sample{Time: now, Packets: s.opts.Stats.Read.Load(), Bytes: s.opts.Stats.ReadBytes.Load()}
+	sum := s.opts.Stats.Summary()
+	st := Sample{Time: now, Packets: sum.Read, Bytes: sum.ReadBytes}
 	if s.opts.Source != nil {
 		st.Drops += s.opts.Source().KernelDrops
 	}
@@ -166,7 +167,7 @@ func (s *Server) sample() {
 		st.Drops += c.StoreStats().Dropped
 	}
 	s.history.Add(st)
-	s.pairRates.update(now, s.opts.Stats.Pairs())
+	s.pairRates.update(now, sum.Pairs)
 }
 
 // sampleHistory samples every HistoryEvery until ctx is done.

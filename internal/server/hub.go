@@ -67,7 +67,7 @@ const (
 
 // Hub fans decoded packets out to live stream clients.
 //
-// WritePacket, on the capture goroutine, does the same work whatever the
+// WritePacket, on a capture goroutine, does the same work whatever the
 // number of clients: one filter decision per distinct filter (clients that
 // ask for the same filter share one), one pcapng encoding of the packet into
 // a shared backlog of fixed size, and a 16-byte reference to it appended to
@@ -83,7 +83,9 @@ type Hub struct {
 	maxClients int
 	nrefs      int // references kept per filter, a power of two
 
-	// Used by the capture goroutine only.
+	// wmu makes the capture goroutines take turns in WritePacket; what
+	// follows, and group.f and group.hit, are used under it only.
+	wmu  sync.Mutex
 	enc  encoder
 	cur  *chunk // chunk being filled
 	seq  uint64 // its sequence number, from 1
@@ -132,8 +134,8 @@ type ref struct {
 // group is the clients that share one filter.
 type group struct {
 	key      string
-	f        *filter.Filter // used by the capture goroutine only
-	hit      bool           // capture goroutine only: f matched the current packet
+	f        *filter.Filter // used under Hub.wmu only
+	hit      bool           // under Hub.wmu: f matched the current packet
 	nclients int            // under Hub.mu
 
 	mu   sync.Mutex
@@ -307,8 +309,17 @@ func (h *Hub) acquire(seq uint64) *chunk {
 }
 
 // WritePacket hands p to every client whose filter matches. It implements
-// pipeline.Sink and is meant for the single capture goroutine.
+// pipeline.Sink. Several capture goroutines (a capture's workers) may call
+// it at once: they take turns under one lock, and only while a client is
+// connected; without one a packet costs an atomic load. A stream then
+// holds the workers' packets in the order they took their turns, which
+// is not quite their time order.
 func (h *Hub) WritePacket(p *mirror.Packet) error {
+	if len(*h.groups.Load()) == 0 {
+		return nil
+	}
+	h.wmu.Lock()
+	defer h.wmu.Unlock()
 	gs := *h.groups.Load()
 	hit := false
 	for _, g := range gs {

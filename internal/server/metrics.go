@@ -79,7 +79,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	st := c.s.opts.Stats
+	st := c.s.opts.Stats.Summary()
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
@@ -87,21 +87,24 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v)
 	}
 	ch <- prometheus.MustNewConstMetric(c.buildInfo, prometheus.GaugeValue, 1, c.version, runtime.Version())
-	last := st.LastPacket.Load()
+	var last int64
+	if !st.LastPacket.IsZero() {
+		last = st.LastPacket.UnixNano()
+	}
 	gauge(c.lastPacket, float64(last/1e9)+float64(last%1e9)/1e9)
-	counter(c.read, st.Read.Load())
-	counter(c.readBytes, st.ReadBytes.Load())
-	counter(c.merged, st.Merged.Load())
+	counter(c.read, st.Read)
+	counter(c.readBytes, st.ReadBytes)
+	counter(c.merged, st.Merged)
 	for _, m := range mirror.Modes() {
-		counter(c.decoded, st.Decoded[m].Load(), m.String())
+		counter(c.decoded, st.Decoded[m.String()], m.String())
 	}
 	for _, r := range mirror.Reasons() {
-		counter(c.malformed, st.Malformed[r].Load(), r.String())
+		counter(c.malformed, st.Malformed[r.String()], r.String())
 	}
-	counter(c.truncated, st.Truncated.Load())
-	counter(c.filtered, st.Filtered.Load())
-	counter(c.written, st.Written.Load())
-	counter(c.sinkErrs, st.SinkErrs.Load())
+	counter(c.truncated, st.Truncated)
+	counter(c.filtered, st.Filtered)
+	counter(c.written, st.Written)
+	counter(c.sinkErrs, st.SinkErrs)
 	if c.s.opts.Source != nil {
 		src := c.s.opts.Source()
 		counter(c.received, src.Received)
@@ -112,7 +115,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.streamSent, h.Sent())
 	counter(c.streamDrops, h.Dropped())
 	counter(c.streamRejected, h.Rejected())
-	pairs := st.Pairs()
+	pairs := st.Pairs
 	gauge(c.pairs, float64(len(pairs)))
 	labels, counts := pairSeries(pairs[:min(len(pairs), maxPairSeries)])
 	for i, l := range labels {

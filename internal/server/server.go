@@ -68,10 +68,17 @@ type SourceStats struct {
 	KernelDrops uint64 `json:"kernel_drops"` // packets the kernel dropped before the source read them
 }
 
+// Counters are the pipeline counters the server reports: one pipeline's
+// *pipeline.Stats, or the sum over a capture's workers. Summary is called
+// for every /api/stats and /metrics request and every history sample.
+type Counters interface {
+	Summary() pipeline.Summary
+}
+
 // Options configure a Server. Zero limits take their defaults.
 type Options struct {
 	Store  Store              // capture files; nil when there are none
-	Stats  *pipeline.Stats    // pipeline counters; nil reads as zero
+	Stats  Counters           // pipeline counters; nil reads as zero
 	Source func() SourceStats // capture source counters; may be nil
 	Token  string             // bearer token required on every request but /healthz; "" for none
 	// Version is the program's version, the version label of

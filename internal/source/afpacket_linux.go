@@ -48,6 +48,12 @@ type afSource struct {
 // Packets are Ethernet frames with any VLAN tag the kernel stripped put
 // back; timestamps come from the ring in nanoseconds.
 func OpenAFPacket(iface string, o Options) (Source, error) {
+	return openAFPacket(iface, o, o.Fanout != 0)
+}
+
+// openAFPacket is OpenAFPacket, joining fanout group o.Fanout if fanout
+// is set: a group the kernel allocates may have id 0.
+func openAFPacket(iface string, o Options, fanout bool) (Source, error) {
 	o = o.withDefaults()
 	if _, err := net.InterfaceByName(iface); err != nil {
 		return nil, fmt.Errorf("open %s: %w", iface, err)
@@ -89,7 +95,7 @@ func OpenAFPacket(iface string, o Options) (Source, error) {
 			return nil, fmt.Errorf("open %s: promiscuous mode: %w", iface, err)
 		}
 	}
-	if o.Fanout != 0 {
+	if fanout {
 		if err := tp.SetFanout(afpacket.FanoutHash, o.Fanout); err != nil {
 			tp.Close()
 			return nil, fmt.Errorf("open %s: fanout group %d: %w", iface, o.Fanout, err)
@@ -104,11 +110,18 @@ func OpenAFPacket(iface string, o Options) (Source, error) {
 }
 
 // drain discards the packets in the ring that the kernel stamped before
-// filtered, the time the filter was in place. The ring stamps packets after
+// filtered, the time the filter was in place (or, for a group, the time
+// every socket had joined it). The ring stamps packets after
 // the filter ran, with the wall clock, so anything later passed the filter;
 // the first such packet is kept for Next. On a quiet link drain returns
 // after one poll timeout.
 func (s *afSource) drain(filtered time.Time) error {
+	if s.pending {
+		if !s.pendingCI.Timestamp.Before(filtered) {
+			return nil
+		}
+		s.pending, s.pendingData = false, nil
+	}
 	for {
 		data, ci, err := s.tp.ZeroCopyReadPacketData()
 		if errors.Is(err, afpacket.ErrTimeout) {

@@ -1,6 +1,7 @@
 package source
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -47,8 +48,50 @@ type udpSource struct {
 // WireLen telling their full length. Only o.SnapLen, o.ReadBuffer and
 // o.Batch apply.
 func ListenUDP(addr string, o Options) (Source, error) {
+	return listenUDP(addr, o, false)
+}
+
+// ListenUDPGroup opens n sockets on addr, as ListenUDP does, bound with
+// SO_REUSEPORT: the kernel gives each datagram to one of them by the hash
+// of its addresses and ports, so that n goroutines share the traffic. A
+// datagram the kernel reassembled from IP fragments reaches one socket
+// whole. With port 0, all take the port the first one got. The receive
+// buffer (o.ReadBuffer) is per socket.
+func ListenUDPGroup(addr string, o Options, n int) ([]Source, error) {
+	if n < 1 {
+		return nil, fmt.Errorf("listen %s: %d sockets", addr, n)
+	}
+	srcs := make([]Source, 0, n)
+	for range n {
+		s, err := listenUDP(addr, o, true)
+		if err != nil {
+			closeAll(srcs)
+			return nil, err
+		}
+		srcs = append(srcs, s)
+		addr = s.(*udpSource).conn.LocalAddr().String()
+	}
+	return srcs, nil
+}
+
+func listenUDP(addr string, o Options, reusePort bool) (Source, error) {
 	o = o.withDefaults()
-	conn, err := net.ListenPacket("udp", addr)
+	var lc net.ListenConfig
+	if reusePort {
+		lc.Control = func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			if err := c.Control(func(fd uintptr) {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+			}); err != nil {
+				return err
+			}
+			if serr != nil {
+				return fmt.Errorf("SO_REUSEPORT: %w", serr)
+			}
+			return nil
+		}
+	}
+	conn, err := lc.ListenPacket(context.Background(), "udp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", addr, err)
 	}
