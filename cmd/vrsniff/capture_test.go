@@ -198,7 +198,7 @@ func lastCounters(t *testing.T, log string) map[string]string {
 func TestCaptureKilled(t *testing.T) {
 	env := testenv.NewNetns(t)
 	dir := t.TempDir()
-	d := startCapture(t, "", "-i", env.CaptureIf, "--dir", dir, "--rotate-size", "64K")
+	d := startCapture(t, "", "-i", env.CaptureIf, "--dir", dir, "--rotate-size", "64K", "--workers", "1")
 	cs := capturetest.Cases(t, "acl", 24, 300, 1400)
 	env.Send(t, capturetest.OuterFrames(cs))
 	d.waitWritten(uint64(len(cs)))
@@ -238,7 +238,7 @@ func TestCaptureKilled(t *testing.T) {
 	}
 
 	// A new daemon on the directory closes the .part as a listed file.
-	d = startCapture(t, "", "-i", env.CaptureIf, "--dir", dir)
+	d = startCapture(t, "", "-i", env.CaptureIf, "--dir", dir, "--workers", "1")
 	l := d.list()
 	if len(l) != len(closed)+1 || l[len(l)-1].Name != strings.TrimSuffix(parts[0], ".part") ||
 		l[len(l)-1].Packets != uint64(len(partRows)-1) || l[len(l)-1].Open {

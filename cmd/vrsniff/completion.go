@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -25,6 +27,12 @@ in that shell. Load it for the session, or install it:
 var subcommands = map[string][]string{
 	"mirror": {"create", "list", "delete", "heat"},
 	"extcap": {"install"},
+	"store":  {"ls", "prune"},
+}
+
+// withSubcommands lists the commands that have sub-commands, sorted.
+func withSubcommands() []string {
+	return slices.Sorted(maps.Keys(subcommands))
 }
 
 // completed is a command or sub-command with its flags: "decap", "mirror
@@ -133,7 +141,7 @@ _vrsniff() {
 		[[ $COMP_CWORD -eq 2 ]] && COMPREPLY=($(compgen -W "bash zsh fish" -- "$cur"))
 		return;;
 `, strings.Join(commandNames(), " "), strings.Join(commandNames(), " "))
-	for _, name := range []string{"mirror", "extcap"} {
+	for _, name := range withSubcommands() {
 		fmt.Fprintf(w, "\t%s)\n\t\tif [[ $COMP_CWORD -eq 2 ]]; then\n\t\t\tCOMPREPLY=($(compgen -W %q -- \"$cur\"))\n\t\t\treturn\n\t\tfi\n\t\tcmd=\"$cmd ${COMP_WORDS[2]}\";;\n",
 			name, strings.Join(subcommands[name], " "))
 	}
@@ -164,7 +172,7 @@ func writeFish(w io.Writer, cs []completed) {
 	for _, c := range commands {
 		fmt.Fprintf(w, "complete -c vrsniff -f -n __fish_use_subcommand -a %s -d %s\n", c.name, fishQuote(c.short))
 	}
-	for _, name := range []string{"extcap", "mirror"} {
+	for _, name := range withSubcommands() {
 		subs := subcommands[name]
 		fmt.Fprintf(w, "complete -c vrsniff -f -n '__fish_seen_subcommand_from %s; and not __fish_seen_subcommand_from %s' -a '%s'\n",
 			name, strings.Join(subs, " "), strings.Join(subs, " "))
