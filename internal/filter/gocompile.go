@@ -255,8 +255,8 @@ func (p *parser) primitive() (node, error) {
 		return p.vlan()
 	case "icmp", "icmp6", "igmp":
 		p.next()
-		return ipOnly{protoNode(p.link, map[string]string{"icmp": "ip", "icmp6": "ip6", "igmp": "ip"}[t],
-			map[string]uint32{"icmp": 1, "icmp6": 58, "igmp": 2}[t])}, nil
+		return p.markIP(protoNode(p.link, map[string]string{"icmp": "ip", "icmp6": "ip6", "igmp": "ip"}[t],
+			map[string]uint32{"icmp": 1, "icmp6": 58, "igmp": 2}[t])), nil
 	}
 	if t == "ether" {
 		p.next()
@@ -296,7 +296,7 @@ func (p *parser) primitive() (node, error) {
 		}
 		switch q.proto {
 		case "", "ip", "ip6":
-			return ipOnly{protoNode(p.link, q.proto, n)}, nil
+			return p.markIP(protoNode(p.link, q.proto, n)), nil
 		}
 		return nil, fmt.Errorf("%s proto: %w", q.proto, ErrUnsupported)
 	}
@@ -325,7 +325,7 @@ func (p *parser) primitive() (node, error) {
 			if q.proto == "arp" || q.proto == "rarp" {
 				return protoOnly(p.link, q.proto), nil
 			}
-			return ipOnly{protoOnly(p.link, q.proto)}, nil
+			return p.markIP(protoOnly(p.link, q.proto)), nil
 		}
 		return nil, fmt.Errorf("syntax error at %q: %s before an address or number needs host, net, port or src/dst", p.peek(), q.proto)
 	}
@@ -691,7 +691,7 @@ func (p *parser) portNode(q quals, id string) (node, error) {
 	v4 := and{and{and{etherType(l, 0x0800), anyProto(l + 9)},
 		test{load: load{size: 2, off: l + 6}, op: opSet, k: 0x1fff, neg: true}},
 		dirs(load{size: 2, off: l, ipHdr: l}, load{size: 2, off: l + 2, ipHdr: l})}
-	return portPrim{or{v6, v4}, lo, hi}, nil
+	return p.mark(portPrim{or{v6, v4}, lo, hi}, or{v6, v4}), nil
 }
 
 func port(s string) (uint32, error) {

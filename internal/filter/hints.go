@@ -91,8 +91,23 @@ func (p *parser) addrNode(q quals, pf netip.Prefix) (node, error) {
 	if err != nil {
 		return nil, err
 	}
-	return addrPrim{node: n, pf: pf, ip: q.proto == "ip" || q.proto == "ip6" || pf.Addr().Is6()}, nil
+	return p.mark(addrPrim{node: n, pf: pf, ip: q.proto == "ip" || q.proto == "ip6" || pf.Addr().Is6()}, n), nil
 }
+
+// mark returns the marked primitive m, or its bare node n after a vlan:
+// libpcap (and goCompile after it) then reads the primitive 4 bytes
+// further into the frame for each vlan before it in the expression,
+// whichever branch that vlan was in, so it no longer tests the addresses
+// and ports that a flow index keeps, and gives no hint.
+func (p *parser) mark(m, n node) node {
+	if p.link != 14 {
+		return n
+	}
+	return m
+}
+
+// markIP marks n as matching IP packets only, as mark does.
+func (p *parser) markIP(n node) node { return p.mark(ipOnly{n}, n) }
 
 // hintsOf derives the conditions of n bottom up. A nil list is no
 // condition. For and, both sides' conditions hold, but "src or dst in

@@ -37,7 +37,11 @@ func TestHintsCases(t *testing.T) {
 		{"port 80 or port 80", FlowHints{Ports: []PortRange{{80, 80}}, IP: true}},
 		{"tcp or udp", FlowHints{IP: true}},
 		{"arp or host 10.0.0.1", FlowHints{}},
-		{"vlan and host 10.0.0.1", FlowHints{Prefixes: []netip.Prefix{pf("10.0.0.1/32")}}},
+		// After vlan, libpcap reads every later primitive 4 bytes further in,
+		// whichever branch the vlan was in: no hint from them.
+		{"vlan and host 10.0.0.1", FlowHints{}},
+		{"host 10.0.0.2 and vlan and host 10.0.0.1", FlowHints{Prefixes: []netip.Prefix{pf("10.0.0.2/32")}}},
+		{"((icmp and udp dst port 53) and not vlan) or ip", FlowHints{}},
 		{"ether host 00:01:02:03:04:05", FlowHints{}},
 		{"host 10.0.0.1 and not port 53", FlowHints{Prefixes: []netip.Prefix{pf("10.0.0.1/32")}}},
 		// Not in the pure-Go compiler's language: no hints, no error.
