@@ -219,6 +219,7 @@ func runQuery(args []string) int {
 		parallel = fs.Int("parallel", query.DefaultParallel, "range GETs in flight at once (`N`)")
 		maxOpen  = fs.Int("max-open", extract.DefaultMaxOpen, "most stored files merged at once (`N`); more overlapping one instant is an error")
 		quiet    = fs.Bool("quiet", false, "no progress or summary on standard error")
+		noIndex  = fs.Bool("no-index", false, "read every stored file of the window whole, without its flow index (the same answer, more bytes)")
 	)
 	sf.register(fs)
 	flt.register(fs)
@@ -260,6 +261,9 @@ func runQuery(args []string) int {
 	}
 	o := fleetOptions()
 	o.Parallel, o.MaxOpen, o.Application = *parallel, *maxOpen, "vrsniff query"
+	if *noIndex {
+		o.OpenIndex = nil
+	}
 	o.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if !*quiet && isTerminal(os.Stderr) {
 		o.Progress = func(p query.Progress) {

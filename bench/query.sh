@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Measures `vrsniff query` over stored captures in an S3 bucket: a query for
+# one host through the flow indexes against the same query reading every
+# file whole (--no-index), on the same bucket in the same run, and what the
+# upload of the captures took.
+#
+#   bench/query.sh [PACKETS] [RUNS]     defaults: 1500000 packets (~1 GiB of pcapng), best of 3
+#
+# Needs: go, tshark, curl, and an S3 engine: $S3 (default
+# http://127.0.0.1:17480, the one scripts/ceph-rgw.sh starts; keys $S3_KEY
+# and $S3_SECRET, vrsniff/vrsniffsecret by default). It makes a bucket of
+# its own and leaves it for another run (BUCKET=... to choose it). The
+# traffic is `vrsniff gen --profile bench`: random hosts, most flows of one
+# packet, the index's worst case; the host queried is the one with the most
+# packets.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-1500000}
+RUNS=${2:-3}
+S3=${S3:-http://127.0.0.1:17480}
+export AWS_ACCESS_KEY_ID=${S3_KEY:-vrsniff} AWS_SECRET_ACCESS_KEY=${S3_SECRET:-vrsniffsecret}
+BUCKET=${BUCKET:-vrsniff-bench-$N}
+out=${BENCH_DIR:-/dev/shm/vrsniff-bench-query}
+mkdir -p "$out"
+go build -o "$out/vrsniff" ./cmd/vrsniff
+v="$out/vrsniff"
+raw="$out/raw-$N.pcap"
+[ -f "$raw" ] || "$v" gen --profile bench --count "$N" --seed 5 "$raw" 2>/dev/null
+store="s3://$BUCKET/q"
+
+# The bucket: made once, filled once.
+empty=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
+code=$(curl -s -o /dev/null -w '%{http_code}' --aws-sigv4 "aws:amz:us-east-1:s3" \
+  --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" -H "x-amz-content-sha256: $empty" -X PUT "$S3/$BUCKET")
+if [ "$code" = 200 ]; then
+  rm -rf "$out/spool"
+  s=$(date +%s.%N)
+  "$v" capture -r "$raw" --workers 1 --dir "$out/spool" --rotate-size 64M --store "$store" --s3-endpoint "$S3" \
+    --sniffer-id bench --stats-every 0 --log-level warn
+  e=$(date +%s.%N)
+  echo "capture and upload of $raw: $(echo "$s $e" | awk '{printf "%.1f", $2-$1}') s"
+fi
+"$v" store ls --store "$store" --s3-endpoint "$S3" | tail -3
+
+# The busiest inner source host of the capture.
+"$v" decap -q "$raw" "$out/all.pcapng" 2>/dev/null || true
+host=$(tshark -n -r "$out/all.pcapng" -T fields -e ip.src 2>/dev/null | grep . | sort | uniq -c | sort -rn | awk 'NR==1 {print $2}')
+first=$(capinfos -T -r -a "$raw" | awk -F'\t' 'NR==1 {print $2}')
+since=$(date -u -d "$(capinfos -a "$raw" | awk -F'time: *' '/First/ {print $2}')" +%Y-%m-%dT%H:%M:%SZ)
+until=$(date -u -d "$(capinfos -e "$raw" | awk -F'time: *' '/Last/ {print $2}') 1 second" +%Y-%m-%dT%H:%M:%SZ)
+: "$first"
+echo "query: host $host, $since to $until"
+
+best() { # best wall time of RUNS runs; the last run's summary line in $out/summary
+  local b=""
+  for _ in $(seq "$RUNS"); do
+    local s e
+    s=$(date +%s.%N)
+    "$@" -w "$out/q.pcapng" 2>"$out/summary"
+    e=$(date +%s.%N)
+    b=$(echo "$s $e ${b:-1e9}" | awk '{t=$2-$1; print (t<$3)?t:$3}')
+  done
+  echo "$b"
+}
+q=("$v" query --store "$store" --s3-endpoint "$S3" --since "$since" --until "$until")
+t1=$(best "${q[@]}" "host $host"); s1=$(tail -1 "$out/summary"); n1=$(capinfos -M -c "$out/q.pcapng" | awk -F: '/Number of packets/ {gsub(/ /,"",$2); print $2}')
+t2=$(best "${q[@]}" --no-index "host $host"); s2=$(tail -1 "$out/summary"); n2=$(capinfos -M -c "$out/q.pcapng" | awk -F: '/Number of packets/ {gsub(/ /,"",$2); print $2}')
+echo "with the flow indexes:    ${t1} s, $n1 packets; $s1"
+echo "reading every file whole: ${t2} s, $n2 packets; $s2"
+echo "speed-up: $(echo "$t1 $t2" | awk '{printf "%.1fx", $2/$1}')"
