@@ -10,9 +10,11 @@
 # http://127.0.0.1:17480, the one scripts/ceph-rgw.sh starts; keys $S3_KEY
 # and $S3_SECRET, vrsniff/vrsniffsecret by default). It makes a bucket of
 # its own and leaves it for another run (BUCKET=... to choose it). The
-# traffic is `vrsniff gen --profile bench`: random hosts, most flows of one
-# packet, the index's worst case; the host queried is the one with the most
-# packets.
+# traffic is `vrsniff gen --profile bench --flows $FLOWS` (50000 by
+# default): TCP and UDP frames of flows whose sizes follow a Zipf law among
+# random frames of other kinds; the host queried is the 20th busiest
+# inner source. FLOWS=0 makes every frame its own flow, the index's worst
+# case.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1500000}
@@ -25,7 +27,7 @@ mkdir -p "$out"
 go build -o "$out/vrsniff" ./cmd/vrsniff
 v="$out/vrsniff"
 raw="$out/raw-$N.pcap"
-[ -f "$raw" ] || "$v" gen --profile bench --count "$N" --seed 5 "$raw" 2>/dev/null
+[ -f "$raw" ] || "$v" gen --profile bench --flows "${FLOWS:-50000}" --count "$N" --seed 5 "$raw" 2>/dev/null
 store="s3://$BUCKET/q"
 
 # The bucket: made once, filled once.
@@ -43,12 +45,10 @@ fi
 "$v" store ls --store "$store" --s3-endpoint "$S3" | tail -3
 
 # The busiest inner source host of the capture.
-"$v" decap -q "$raw" "$out/all.pcapng" 2>/dev/null || true
-host=$(tshark -n -r "$out/all.pcapng" -T fields -e ip.src 2>/dev/null | grep . | sort | uniq -c | sort -rn | awk 'NR==1 {print $2}')
-first=$(capinfos -T -r -a "$raw" | awk -F'\t' 'NR==1 {print $2}')
+"$v" decap --mirror-vlan 999 "$raw" "$out/all.pcapng" 2>/dev/null || true
+host=$(tshark -n -r "$out/all.pcapng" -T fields -e ip.src 2>/dev/null | grep . | sort | uniq -c | sort -rn | awk 'NR==20 {print $2}')
 since=$(date -u -d "$(capinfos -a "$raw" | awk -F'time: *' '/First/ {print $2}')" +%Y-%m-%dT%H:%M:%SZ)
 until=$(date -u -d "$(capinfos -e "$raw" | awk -F'time: *' '/Last/ {print $2}') 1 second" +%Y-%m-%dT%H:%M:%SZ)
-: "$first"
 echo "query: host $host, $since to $until"
 
 best() { # best wall time of RUNS runs; the last run's summary line in $out/summary

@@ -43,6 +43,7 @@ func runGen(args []string) int {
 		sizes     = fs.String("frame-sizes", "", "inner frame sizes in turn, SIZE[=CASES],...: 64=9,1514 is one full-size frame in ten (overrides --min-frame, --max-frame)")
 		vns       = fs.String("vn", "", "comma-separated VN names the metadata draws from (default: a built-in pool)")
 		numbered  = fs.Bool("numbered", false, "write each case's number in its inner frames' source MAC, 02:4e:NN:NN:NN:NN")
+		flows     = fs.Int("flows", 0, "draw the inner TCP and UDP frames' addresses and ports from `N` flows, the busiest first (Zipf), so that flows have many packets (0: every frame random)")
 		scenario  = fs.String("scenario", "", "write a scripted capture instead of random cases: VMs talking, as an operator records it (lab); --count defaults to one run of it")
 	)
 	traffic.register(fs, gen.DefaultMirrorVLAN, [3]string{
@@ -85,7 +86,7 @@ func runGen(args []string) int {
 			Seed: *seed, Malformed: *malformed, Snaplen: *snaplen, MTU: *mtu,
 			Traffic:  t,
 			MinFrame: *minFrame, MaxFrame: *maxFrame, MaxVN: *maxVN, VarySeedNames: *varyNames, MaxDist: *maxDist,
-			FrameSizes: frameSizes, VNs: vnList, Numbered: *numbered, Scenario: *scenario,
+			FrameSizes: frameSizes, VNs: vnList, Numbered: *numbered, Flows: *flows, Scenario: *scenario,
 		},
 		Count: *count, Profile: *profile, MixSpec: *mix, Format: *format, Nanos: *nanos, LinkTypeName: *linktype,
 		Out: fs.Arg(0), Truth: *truth,

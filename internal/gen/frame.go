@@ -155,6 +155,7 @@ func (g *Generator) innerFrame(t innerType, size int) []byte {
 			10, byte(g.rng.IntN(4)), byte(g.rng.IntN(256)), byte(1+g.rng.IntN(250)),
 			10, byte(g.rng.IntN(4)), byte(g.rng.IntN(256)), byte(1+g.rng.IntN(250)))
 		b = g.l4(b, l4, size)
+		g.flow(b[hdr+12:hdr+20], 4, b[hdr+20:], l4)
 		binary.BigEndian.PutUint16(b[hdr+2:], uint16(len(b)-hdr))
 		binary.BigEndian.PutUint16(b[hdr+10:], ipv4Checksum(b[hdr:hdr+20]))
 	default: // IPv6
@@ -165,10 +166,40 @@ func (g *Generator) innerFrame(t innerType, size int) []byte {
 		b = append(b, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, byte(g.rng.IntN(4)), byte(g.rng.IntN(256)), byte(1+g.rng.IntN(250)))
 		b = append(b, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, byte(g.rng.IntN(4)), byte(g.rng.IntN(256)), byte(1+g.rng.IntN(250)))
 		b = g.l4(b, l4, size)
+		g.flow(b[hdr+8:hdr+40], 16, b[hdr+40:], l4)
 		binary.BigEndian.PutUint16(b[hdr+4:], uint16(len(b)-hdr-40))
 	}
 	g.frame = b
 	return b
+}
+
+// flow, with Options.Flows, writes over a TCP or UDP frame's addresses
+// (addrs: source then destination, n bytes each) and ports (l4: the
+// transport header) those of a flow drawn from the pool; a flow's
+// packets go both ways.
+func (g *Generator) flow(addrs []byte, n int, l4 []byte, proto byte) {
+	if g.flows == nil || (proto != 6 && proto != 17) || len(l4) < 4 {
+		return
+	}
+	k := g.flows.Uint64()
+	h := k*0x9e3779b97f4a7c15 + 1
+	src, dst := addrs[n-4:n], addrs[2*n-4:2*n]
+	// 10.0.0.0/14 (fd00::/110 for IPv6), as the random frames; a host is
+	// in many flows.
+	host := func(v uint64) []byte { return []byte{byte(v>>16) & 3, byte(v >> 8), byte(1 + v%250)} }
+	copy(src[1:], host(h>>40%2000))
+	copy(dst[1:], host(h>>20%500+7))
+	sport, dport := uint16(32768+h%28000), [...]uint16{80, 443, 53, 22, 8080, 5432}[h>>8%6]
+	for sport == g.port || sport == g.vxlanPort || sport == mplsUDPPort || sport == mplsUDPPortOld {
+		sport++ // a port the decoder reads as a mirror or a tunnel
+	}
+	if g.rng.IntN(2) == 0 {
+		copy(src[1:], host(h>>20%500+7))
+		copy(dst[1:], host(h>>40%2000))
+		sport, dport = dport, sport
+	}
+	binary.BigEndian.PutUint16(l4[0:], sport)
+	binary.BigEndian.PutUint16(l4[2:], dport)
 }
 
 // l4 appends a transport header and payload so that the frame reaches size.

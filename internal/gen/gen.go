@@ -287,6 +287,11 @@ type Options struct {
 	// 02:4e:ii:ii:ii:ii (i mod 2^32, big-endian), so that what reached a
 	// capture can be told apart and counted (bench/genhostile count).
 	Numbered bool
+	// Flows, when positive, draws the inner addresses and ports of the
+	// TCP and UDP frames from that many flows, the busiest first
+	// (Zipf-distributed, as real traffic is): a flow index sees rows of
+	// many packets, not one row per packet.
+	Flows int
 }
 
 // Wire is one outer packet as captured.
@@ -440,6 +445,7 @@ type Generator struct {
 	// The destinations of opts.Traffic.
 	port, vxlanPort, mirrorVLAN uint16
 	rng                         *rand.Rand
+	flows                       *rand.Zipf // Options.Flows; nil without
 	kinds                       []Kind // cumulative weight table
 	weights                     []int
 	total                       int
@@ -539,6 +545,13 @@ func New(opts Options) (*Generator, error) {
 	}
 	g := &Generator{opts: opts, rng: rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)), now: opts.Start,
 		port: opts.Traffic.Ports[0], vxlanPort: opts.Traffic.VXLANPorts[0], mirrorVLAN: opts.Traffic.MirrorVLAN}
+	if opts.Flows < 0 {
+		return nil, fmt.Errorf("flows %d: must not be negative", opts.Flows)
+	}
+	if opts.Flows > 0 {
+		// Flows are their own stream: the cases stay those of the seed.
+		g.flows = rand.NewZipf(rand.New(rand.NewPCG(opts.Seed, 0x666c6f7773)), 1.1, 1, uint64(opts.Flows-1))
+	}
 	for _, k := range Kinds() {
 		w := opts.Mix[k]
 		if w <= 0 || !g.possible(k) {
