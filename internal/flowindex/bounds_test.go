@@ -192,3 +192,26 @@ func TestPruning(t *testing.T) {
 		t.Errorf("a one-host lookup read %d of %d bytes", read, len(data))
 	}
 }
+
+// TestFull: Full says so once the next packet may not have a flow of its
+// own, and not before; a writer starting a new file then keeps every
+// packet in a flow row.
+func TestFull(t *testing.T) {
+	const max = 3
+	ps := hostFlows(t, 30, 6)
+	c := encode(t, ps)
+	b := NewBuilder(Options{MaxFlows: max})
+	for i, p := range ps {
+		if b.Full() {
+			if b.Flows() != max {
+				t.Fatalf("full at %d flows, want %d", b.Flows(), max)
+			}
+			return
+		}
+		b.Add(p, c.offs[i], c.lens[i])
+		if b.Flows() > max {
+			t.Fatalf("%d flows past MaxFlows %d without Full", b.Flows(), max)
+		}
+	}
+	t.Fatal("never full")
+}

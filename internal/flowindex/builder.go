@@ -45,6 +45,14 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// Full reports that the next packet may not fit as a new flow with its
+// record: the flows, the records or the names are at their limits (the
+// names with room for two more of the longest a TLV holds). A writer that
+// starts a new file then keeps the overflow row empty.
+func (b *Builder) Full() bool {
+	return len(b.flows) >= b.o.MaxFlows || len(b.recs) >= b.o.MaxRecords || len(b.names)+2*255 > b.o.MaxNameBytes
+}
+
 // maxSpans bounds the overflow row's byte ranges: past it the last range
 // grows to take in the next record, so that a query reads more of the file
 // rather than the index growing without bound.

@@ -458,7 +458,7 @@ func (r *Ring) WritePacket(p *mirror.Packet) error {
 	if r.fault != nil {
 		r.recovered()
 	}
-	if r.o.MaxSize > 0 && f.size() >= r.o.MaxSize {
+	if r.o.MaxSize > 0 && f.size() >= r.o.MaxSize || f.idx != nil && f.idx.Full() {
 		if err := r.closeFile(f); err != nil {
 			r.writeFailed(err, clock(), 0)
 		}

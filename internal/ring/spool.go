@@ -32,6 +32,10 @@ type Indexer interface {
 	WriteTo(w io.Writer) (int64, error)
 	// Reset forgets the packets added, for the next file.
 	Reset()
+	// Full reports that the next packet may not find room in the index
+	// as its own flow: the ring then closes the file, so that every
+	// packet of a file is found through its index's flows.
+	Full() bool
 }
 
 // spoolState is a spool's fullness (Options.Spool).

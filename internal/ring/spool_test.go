@@ -31,7 +31,12 @@ type record struct {
 }
 
 // fakeIndex writes its records as JSON.
-type fakeIndex struct{ recs []record }
+type fakeIndex struct {
+	recs []record
+	max  int // Full at this many records; 0 never
+}
+
+func (x *fakeIndex) Full() bool { return x.max > 0 && len(x.recs) >= x.max }
 
 func (x *fakeIndex) Add(p *mirror.Packet, off int64, length int) {
 	b := p.Frame
@@ -408,5 +413,35 @@ func TestIndexDiskFull(t *testing.T) {
 	}
 	if without == 0 {
 		t.Errorf("every file has an index: %+v", infos)
+	}
+}
+
+// TestIndexFull: a file whose index is full is closed, as at its size
+// limit, so that no packet of it lies outside its index's flows.
+func TestIndexFull(t *testing.T) {
+	dir := t.TempDir()
+	r := newTestRing(t, dir, Options{Index: func() Indexer { return &fakeIndex{max: 40} }, FlushEvery: time.Hour})
+	const n = 100
+	for i := range n {
+		if err := r.WritePacket(testPacket(i, 3, 60)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	infos, err := r.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []uint64
+	for _, in := range infos {
+		got = append(got, in.Packets)
+		if recs := readIndex(t, filepath.Join(dir, IndexName(in.Name))); uint64(len(recs)) != in.Packets {
+			t.Errorf("%s: %d packets, %d in its index", in.Name, in.Packets, len(recs))
+		}
+	}
+	if fmt.Sprint(got) != "[40 40 20]" {
+		t.Errorf("files of %v packets, want [40 40 20]", got)
 	}
 }

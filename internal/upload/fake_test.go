@@ -136,6 +136,8 @@ func (b *fakeBucket) keys(suffix string) []string {
 // offsets as JSON.
 type fakeIndex struct{ recs [][3]int64 }
 
+func (x *fakeIndex) Full() bool { return false }
+
 func (x *fakeIndex) Add(p *mirror.Packet, off int64, length int) {
 	x.recs = append(x.recs, [3]int64{int64(binary.BigEndian.Uint16(p.Frame[34:])), off, int64(length)})
 }
