@@ -141,6 +141,28 @@ func TestFleet(t *testing.T) {
 		t.Errorf("the indexed query read %d files of %d by their index, %d bytes of captures; without the indexes %d",
 			qs.Indexed, qs.Files, qs.PcapBytes, ws.PcapBytes)
 	}
+	// A host alone, with no port: the ICMP and DNS packets too.
+	const host = "host 10.0.1.3"
+	fh, err := filter.New(filter.Options{BPF: host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refHost, outHost bytes.Buffer
+	if _, err := extract.Write(ctx, &refHost, srcs, extract.Options{Filter: fh}); err != nil {
+		t.Fatal(err)
+	}
+	hs, err := query.Run(ctx, st, query.Query{Since: since, Until: until, Filter: filter.Options{BPF: host}}, &outHost,
+		query.Options{OpenIndex: query.OpenFlowIndex, CommunityID: query.CommunityID, Gap: -1})
+	if err != nil {
+		t.Fatalf("query %q: %v", host, err)
+	}
+	if want, got := fleetRecords(t, refHost.Bytes()), fleetRecords(t, outHost.Bytes()); !slices.Equal(got, want) || len(want) <= len(wantRecs) {
+		t.Errorf("query %q: %d packets, the reference %d", host, len(got), len(want))
+	}
+	if hs.Indexed != hs.Files {
+		t.Errorf("query %q read %d of %d files through their index", host, hs.Indexed, hs.Files)
+	}
+
 	// GET /api/query on a sniffer answers the same.
 	resp, body := runs[sniffers].request("GET", "/api/query?"+url.Values{"since": {since.Format(time.RFC3339Nano)},
 		"until": {until.Format(time.RFC3339Nano)}, "bpf": {expr}}.Encode(), nil)

@@ -33,9 +33,9 @@ var icmpv6Peer = map[uint8]uint8{
 }
 
 // communityID is the Community ID v1 of t with seed 0 ("1:" and the base64
-// of the SHA-1), or "" for a frame without IP.
+// of the SHA-1), or "" for a frame without IP (ARP has none either).
 func communityID(t *tuple) string {
-	if t.family == 0 {
+	if t.family == 0 || t.arp {
 		return ""
 	}
 	n := 4

@@ -30,6 +30,10 @@ type tuple struct {
 	// fragments and headers cut short.
 	hasL4        bool
 	sport, dport uint16
+	// arp marks an ARP or RARP frame over IPv4: src and dst are its
+	// sender and target protocol addresses, the ones tcpdump's host and
+	// net read in such a frame, and family is 4 with proto 0.
+	arp bool
 }
 
 // maxExtHeaders bounds the IPv6 extension headers walked before giving up
@@ -57,11 +61,23 @@ func parseFrame(f []byte, t *tuple) (tcpFlags uint8) {
 		l4 = parseIPv4(f[off:], t)
 	case uint16(layers.EthernetTypeIPv6):
 		l4 = parseIPv6(f[off:], t)
+	case uint16(layers.EthernetTypeARP), 0x8035: // ARP, RARP
+		parseARP(f[off:], t)
 	}
 	if t.proto == protoTCP && t.hasL4 && len(l4) >= 14 {
 		return l4[13]
 	}
 	return 0
+}
+
+// parseARP fills in t from an ARP or RARP packet for IPv4 over Ethernet.
+func parseARP(b []byte, t *tuple) {
+	if len(b) < 28 || binary.BigEndian.Uint16(b[0:]) != 1 || binary.BigEndian.Uint16(b[2:]) != 0x0800 || b[4] != 6 || b[5] != 4 {
+		return
+	}
+	t.family, t.arp = 4, true
+	copy(t.src[:4], b[14:18])
+	copy(t.dst[:4], b[24:28])
 }
 
 // parseIPv4 and parseIPv6 fill in t and return the transport header

@@ -60,7 +60,7 @@ func TestParseFrame(t *testing.T) {
 			tuple{src: s6.As16(), dst: d6.As16(), family: 6, proto: 6, hasL4: true, sport: 1234, dport: 80}, 0x12},
 		{"ipv6 later fragment", testenv.Serialize(t, eth(layers.EthernetTypeIPv6), v6hop, hop, frag(8), gopacket.Payload(tcpBytes)),
 			tuple{src: s6.As16(), dst: d6.As16(), family: 6, proto: 6}, 0},
-		{"arp", arp(t), tuple{}, 0},
+		{"arp", arp(t), tuple{src: [16]byte{10, 0, 0, 1}, dst: [16]byte{10, 0, 0, 2}, family: 4, arp: true}, 0},
 		{"runt", []byte{1, 2, 3}, tuple{}, 0},
 	} {
 		var got tuple

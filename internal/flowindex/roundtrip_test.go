@@ -142,7 +142,9 @@ func TestRoundTrip(t *testing.T) {
 	checkRow("ping6", Row{First: t0.Add(7 * time.Millisecond), Last: t0.Add(7 * time.Millisecond), Proto: 58,
 		SrcAddr: "fd00::3", DstAddr: "fd00::4", CommunityID: "*", SrcVN: vnV6, DstVN: vnV6, Direction: "ingress",
 		Host: "fd00:10::11", VNI: -1, Packets: 1})
-	checkRow("arp", Row{First: t0.Add(9 * time.Millisecond), Last: t0.Add(9 * time.Millisecond), SrcVN: vnWeb, DstVN: vnWeb,
+	// ARP rows carry the sender and target addresses, which host and net
+	// match in tcpdump, and no Community ID.
+	checkRow("arp", Row{First: t0.Add(9 * time.Millisecond), Last: t0.Add(9 * time.Millisecond), SrcAddr: "10.0.0.1", DstAddr: "10.0.0.2", SrcVN: vnWeb, DstVN: vnWeb,
 		Direction: "ingress", Host: "10.10.0.11", VNI: -1, Packets: 1})
 	checkRow("sctp", Row{First: t0.Add(8 * time.Millisecond), Last: t0.Add(8 * time.Millisecond), Proto: 132,
 		SrcAddr: "10.0.3.1", DstAddr: "10.0.3.2", SrcPort: 3868, DstPort: 3868, CommunityID: "*", SrcVN: vnDB, DstVN: vnDB,

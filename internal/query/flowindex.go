@@ -28,13 +28,13 @@ type flowIndex struct{ ix *flowindex.Index }
 
 // Lookup asks the index for what it can prune on (the window, the
 // addresses, the Community ID) and keeps, of what it returns, the rows q
-// needs: the index's own port test takes single ports and leaves out rows
-// without addresses, where q may need port ranges and such rows.
+// needs: the index's own port test takes single ports, where q may need
+// port ranges. NoAddr asks nothing more of this index: it gives ARP and
+// RARP frames their sender and target addresses, so its rows without
+// addresses hold frames that no host or net primitive matches.
 func (f flowIndex) Lookup(q IndexQuery) ([]flowindex.Row, error) {
-	fq := flowindex.Query{Since: q.Since, Until: q.Until, CommunityID: q.CommunityID}
-	if !q.NoAddr {
-		fq.Addrs = q.Prefixes
-	}
+	q.NoAddr = false
+	fq := flowindex.Query{Since: q.Since, Until: q.Until, CommunityID: q.CommunityID, Addrs: q.Prefixes}
 	rows, err := f.ix.Lookup(fq)
 	if err != nil {
 		return nil, err
