@@ -62,8 +62,8 @@ func TestOpenFlowIndex(t *testing.T) {
 		{"host, ARP may match", IndexQuery{Prefixes: host, NoAddr: true}, []int64{100, 200}},
 		{"ip host", IndexQuery{Prefixes: host}, []int64{100, 200}},
 		{"target of an ARP", IndexQuery{Prefixes: []netip.Prefix{netip.MustParsePrefix("10.0.0.9/32")}, NoAddr: true}, []int64{100}},
-		{"port range", IndexQuery{Ports: []filter.PortRange{{50, 60}}}, []int64{200}},
-		{"host and another port", IndexQuery{Prefixes: host, Ports: []filter.PortRange{{80, 80}}}, nil},
+		{"port range", IndexQuery{Ports: []filter.PortRange{{Lo: 50, Hi: 60}}}, []int64{200}},
+		{"host and another port", IndexQuery{Prefixes: host, Ports: []filter.PortRange{{Lo: 80, Hi: 80}}}, nil},
 		{"window only", IndexQuery{}, []int64{100, 200, 300}},
 	} {
 		if got := offsets(tc.q); !slices.Equal(got, tc.want) {

@@ -112,8 +112,10 @@ type Options struct {
 	// Gap is the largest gap in bytes between two needed byte ranges of a
 	// file that one GET reads through (DefaultGap when 0; negative: none),
 	// MaxRange the most bytes one GET reads (DefaultMaxRange when 0). A
-	// file being merged holds at most two GETs' bytes in memory, so a
-	// query holds at most 2 × MaxRange × the files merged at once.
+	// file being merged holds at most two GETs' bytes in memory, and the
+	// files together up to Parallel more read ahead of the merge, so a
+	// query holds at most (2 × the files merged at once + Parallel) ×
+	// MaxRange.
 	Gap, MaxRange int64
 	// MaxOpen bounds the files merged at once (extract.Options.MaxOpen).
 	MaxOpen int
@@ -203,7 +205,7 @@ func Run(ctx context.Context, b Bucket, q Query, w io.Writer, o Options) (Stats,
 	ms = keep(ms, q, f)
 	st.Kept = len(ms)
 
-	r := &run{ctx: ctx, b: b, o: o, iq: iq, sem: make(chan struct{}, o.Parallel)}
+	r := &run{ctx: ctx, b: b, o: o, iq: iq, sem: make(chan struct{}, o.Parallel), ahead: make(chan struct{}, o.Parallel)}
 	r.prog.Files = len(ms)
 	plans := r.plan(ms)
 	srcs := make([]extract.Source, len(plans))
@@ -284,6 +286,7 @@ type run struct {
 	o     Options
 	iq    IndexQuery
 	sem   chan struct{}  // range GETs in flight
+	ahead chan struct{}  // GETs started ahead of the merge, all files together
 	fills sync.WaitGroup // the goroutines filling the streams
 
 	indexed                       atomic.Int64

@@ -45,8 +45,55 @@ func (s *stream) fill(r *run, p plan, sel *selector) {
 			r.progress(1, 0)
 		}
 	}()
-	for _, f := range p.fetches {
-		b, err := r.get(p.m.Pcap, f.at)
+	// The GETs of the file are started in order: the next one always,
+	// more ahead of the merge while the run has read-ahead tokens to spare
+	// (a token is given back once its GET was handed over), so a file read
+	// alone keeps Parallel GETs in flight and files merged together share
+	// them, without one waiting for another's tokens.
+	type result struct {
+		b     []byte
+		err   error
+		token bool
+	}
+	var queue []chan result
+	next := 0
+	start := func(token bool) {
+		ch := make(chan result, 1)
+		at := p.fetches[next].at
+		next++
+		queue = append(queue, ch)
+		go func() {
+			b, err := r.get(p.m.Pcap, at)
+			ch <- result{b, err, token}
+		}()
+	}
+	defer func() {
+		for _, ch := range queue { // abandoned: wait, give tokens back
+			if res := <-ch; res.token {
+				<-r.ahead
+			}
+		}
+	}()
+	for i := range p.fetches {
+		f := p.fetches[i]
+		if len(queue) == 0 {
+			start(false)
+		}
+		for next < len(p.fetches) && len(queue) <= maxAhead {
+			select {
+			case r.ahead <- struct{}{}:
+				start(true)
+				continue
+			default:
+			}
+			break
+		}
+		res := <-queue[0]
+		queue = queue[1:]
+		if res.token {
+			<-r.ahead
+		}
+		b, err := res.b, res.err
 		if err != nil {
 			s.err = err
 			return
@@ -85,6 +132,10 @@ func (s *stream) fill(r *run, p plan, sel *selector) {
 	}
 	finished = true
 }
+
+// maxAhead bounds the GETs one file has started ahead of the one the
+// merge reads next.
+const maxAhead = 8
 
 // get reads the bytes at of key, holding a slot for the GET.
 func (r *run) get(key string, at span) ([]byte, error) {
