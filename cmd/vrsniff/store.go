@@ -220,7 +220,11 @@ func runQuery(args []string) int {
 		maxOpen  = fs.Int("max-open", extract.DefaultMaxOpen, "most stored files merged at once (`N`); more overlapping one instant is an error")
 		quiet    = fs.Bool("quiet", false, "no progress or summary on standard error")
 		noIndex  = fs.Bool("no-index", false, "read every stored file of the window whole, without its flow index (the same answer, more bytes)")
+		gap      = sizeFlag(query.DefaultGap)
+		maxGet   = sizeFlag(query.DefaultMaxRange)
 	)
+	fs.Var(&gap, "gap", "read through gaps up to this `size` between needed records in one GET rather than starting another (a GET costs about what its latency would transfer)")
+	fs.Var(&maxGet, "max-get", "most bytes one range GET reads (`size`)")
 	sf.register(fs)
 	flt.register(fs)
 	if code, ok := parseFlags(fs, args); !ok {
@@ -244,8 +248,8 @@ func runQuery(args []string) int {
 			return usageErr("query", err.Error())
 		}
 	}
-	if *parallel < 1 || *maxOpen < 1 {
-		return usageErr("query", "--parallel and --max-open must be at least 1")
+	if *parallel < 1 || *maxOpen < 1 || maxGet < 1 || gap < 0 {
+		return usageErr("query", "--parallel, --max-open and --max-get must be at least 1, --gap not negative")
 	}
 	if _, err := filter.New(flt.o); err != nil {
 		return usageErr("query", err.Error())
@@ -261,6 +265,10 @@ func runQuery(args []string) int {
 	}
 	o := fleetOptions()
 	o.Parallel, o.MaxOpen, o.Application = *parallel, *maxOpen, "vrsniff query"
+	o.Gap, o.MaxRange = int64(gap), int64(maxGet)
+	if gap == 0 {
+		o.Gap = -1 // none: Options takes 0 for the default
+	}
 	if *noIndex {
 		o.OpenIndex = nil
 	}

@@ -96,8 +96,8 @@ type Query struct {
 // Defaults of Options.
 const (
 	DefaultParallel = 8
-	DefaultGap      = 64 << 10
-	DefaultMaxRange = 2 << 20
+	DefaultGap      = 1 << 20
+	DefaultMaxRange = 8 << 20
 )
 
 // Options tune Run.
