@@ -224,6 +224,9 @@ func runCapture(args []string) int {
 			PacketBuffered: *unbuf || *write == "-" && !isRegular(os.Stdout)}
 	}
 	if sf.c.URL != "" {
+		if err := sf.check(); err != nil {
+			return usageErr("capture", err.Error())
+		}
 		if *dir == "" {
 			return usageErr("capture", "--store needs --dir: the files wait there (the spool) until they are uploaded")
 		}

@@ -78,6 +78,12 @@ func TestFleetCommands(t *testing.T) {
 		{"store", "prune", "--store", store, "--older-than", "soon"},
 		{"capture", "-r", lab, "--store", store},
 		{"capture", "-r", lab, "--dir", dir, "--store", store, "--sniffer-id", "a/b"},
+		{"capture", "-r", lab, "--dir", dir, "--store", e.Bucket + "/fleet"},
+		{"capture", "-r", lab, "--dir", dir, "--store", store, "--s3-endpoint", "ftp://127.0.0.1"},
+		{"query", "--store", "s3://Bad_Bucket/x", "--since", "-1h"},
+		{"query", "--store", store, "--since", "-1h", "--community-id", "xyz"},
+		{"query", "--store", store, "--since", "2020-01-01T00:00:00Z"},
+		{"store", "ls", "--store", "http://" + e.Bucket},
 	} {
 		if _, stderr, code := run(t, nil, args...); code != exitUsage {
 			t.Errorf("vrsniff %s: exit %d, want 2\n%s", strings.Join(args, " "), code, stderr)

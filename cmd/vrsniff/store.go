@@ -16,7 +16,6 @@ import (
 
 	"github.com/vrsniff/vrsniff/internal/decap"
 	"github.com/vrsniff/vrsniff/internal/extract"
-	"github.com/vrsniff/vrsniff/internal/filter"
 	"github.com/vrsniff/vrsniff/internal/objstore"
 	"github.com/vrsniff/vrsniff/internal/query"
 )
@@ -37,6 +36,18 @@ func (s *storeFlags) register(fs *pflag.FlagSet) {
 // open opens the bucket; "" (no --store) is a usage error of cmd.
 func (s *storeFlags) open(ctx context.Context) (*objstore.Store, error) {
 	return objstore.Open(ctx, s.c)
+}
+
+// check refuses, before anything is opened, a --store or --s3-endpoint
+// that no bucket could answer to: a usage error.
+func (s *storeFlags) check() error {
+	if _, err := objstore.ParseURL(s.c.URL); err != nil {
+		return fmt.Errorf("--store %q: %v", s.c.URL, err)
+	}
+	if scheme, _, ok := strings.Cut(s.c.Endpoint, "://"); ok && scheme != "http" && scheme != "https" {
+		return fmt.Errorf("--s3-endpoint %q: want https://host:port, http://host:port or host:port", s.c.Endpoint)
+	}
+	return nil
 }
 
 const storeUsage = `usage: vrsniff store <ls|prune> --store s3://BUCKET/PREFIX [flags]
@@ -83,6 +94,9 @@ func storeLs(args []string) int {
 	if sf.c.URL == "" {
 		return usageErr("store ls", "want --store s3://BUCKET/PREFIX")
 	}
+	if err := sf.check(); err != nil {
+		return usageErr("store ls", err.Error())
+	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	st, err := sf.open(ctx)
@@ -120,6 +134,9 @@ func storePrune(args []string) int {
 	}
 	if sf.c.URL == "" || *older == "" {
 		return usageErr("store prune", "want --store s3://BUCKET/PREFIX and --older-than AGE")
+	}
+	if err := sf.check(); err != nil {
+		return usageErr("store prune", err.Error())
 	}
 	age, err := parseAge(*older)
 	if err != nil {
@@ -243,19 +260,19 @@ func runQuery(args []string) int {
 	if err != nil {
 		return usageErr("query", err.Error())
 	}
-	for _, s := range *sniffers {
-		if err := objstore.CheckSniffer(s); err != nil {
-			return usageErr("query", err.Error())
-		}
+	if err := sf.check(); err != nil {
+		return usageErr("query", err.Error())
 	}
 	if *parallel < 1 || *maxOpen < 1 || maxGet < 1 || gap < 0 {
 		return usageErr("query", "--parallel, --max-open and --max-get must be at least 1, --gap not negative")
 	}
-	if _, err := filter.New(flt.o); err != nil {
-		return usageErr("query", err.Error())
-	}
+
 	if *out == "-" && isTerminal(os.Stdout) {
 		return usageErr("query", "standard output is a terminal: give -w FILE, or pipe it")
+	}
+	q := query.Query{Since: t1, Until: t2, Filter: flt.o, Sniffers: *sniffers, CommunityID: *cid}
+	if err := q.Check(); err != nil {
+		return usageErr("query", strings.TrimPrefix(err.Error(), "query: bad query: "))
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
@@ -278,7 +295,7 @@ func runQuery(args []string) int {
 			fmt.Fprintf(os.Stderr, "\r%d/%d files, %s read ", p.FilesDone, p.Files, humanBytes(p.Bytes))
 		}
 	}
-	q := query.Query{Since: t1, Until: t2, Filter: flt.o, Sniffers: *sniffers, CommunityID: *cid}
+
 	var qs query.Stats
 	if *out == "-" {
 		qs, err = query.Run(ctx, st, q, os.Stdout, o)

@@ -37,6 +37,12 @@ func fileInterface(c Config, rejects bool) pcapfile.Interface {
 	}
 	d := pcapfile.Interface{Name: name,
 		Description: fmt.Sprintf("vrsniff decoded mirror traffic from %s, ports %s", name, ports)}
+	if id := c.Upload.Sniffer; c.Upload.Bucket != nil && id != "" {
+		// A fleet query merges the files of many sniffers: the same
+		// interface name on two of them must stay two interfaces.
+		d.Name = id + ":" + name
+		d.Description += " on sniffer " + id
+	}
 	if c.Filter != nil {
 		d.Filter = c.Filter.Options().String()
 	}

@@ -169,6 +169,15 @@ func TestFleet(t *testing.T) {
 	if resp.StatusCode != 200 || !slices.Equal(fleetRecords(t, body), wantRecs) {
 		t.Errorf("GET /api/query: %s, %d bytes; not the reference's packets", resp.Status, len(body))
 	}
+	// A query that cannot be answered as asked is the client's error.
+	for _, q := range []url.Values{
+		{"since": {since.Format(time.RFC3339Nano)}, "community_id": {"xyz"}},
+		{"since": {"2020-01-01T00:00:00Z"}},
+	} {
+		if resp, body := runs[sniffers].request("GET", "/api/query?"+q.Encode(), nil); resp.StatusCode != 400 {
+			t.Errorf("GET /api/query?%s: %s %s, want 400", q.Encode(), resp.Status, body)
+		}
+	}
 	if err := runs[sniffers].finish(); err != nil {
 		t.Fatalf("reference sniffer: Run: %v", err)
 	}

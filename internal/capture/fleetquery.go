@@ -2,6 +2,8 @@ package capture
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 
 	"github.com/vrsniff/vrsniff/internal/query"
@@ -25,5 +27,8 @@ func newFleetQuerier(b query.Bucket, version string) fleetQuerier {
 func (f fleetQuerier) Query(ctx context.Context, w io.Writer, q server.FleetQuery) (server.QueryStats, error) {
 	st, err := query.Run(ctx, f.b, query.Query{Since: q.Since, Until: q.Until, Filter: q.Filter, Sniffers: q.Sniffers,
 		CommunityID: q.CommunityID}, w, f.o)
+	if errors.Is(err, query.ErrBadQuery) {
+		err = fmt.Errorf("%w: %w", server.ErrBadQuery, err)
+	}
 	return server.QueryStats{Packets: st.Packets, Warnings: st.Extract.Warnings()}, err
 }

@@ -3,6 +3,8 @@ package query_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha1"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -190,7 +192,11 @@ func communityID(p *mirror.Packet) string {
 	if b < a {
 		a, b = b, a
 	}
-	return fmt.Sprintf("1:%d:%s-%s", k.proto, a, b)
+	// The shape of a Community ID v1 ("1:" and the base64 of a SHA-1)
+	// over a text of the flow: not the real hash, which the fake index
+	// needs not know.
+	sum := sha1.Sum([]byte(fmt.Sprintf("%d:%s-%s", k.proto, a, b)))
+	return "1:" + base64.StdEncoding.EncodeToString(sum[:])
 }
 
 // flow is a conversation between two endpoints, in two VNs.

@@ -10,12 +10,15 @@ package query
 import (
 	"cmp"
 	"context"
+	"crypto/sha1"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,6 +96,46 @@ type Query struct {
 	CommunityID string
 }
 
+// ErrBadQuery is returned (wrapped) for a query that cannot be answered
+// as asked: a window that is empty or too long, a bad sniffer id or
+// Community ID, a bad filter. The caller should change the query, not
+// try again.
+var ErrBadQuery = errors.New("bad query")
+
+// MaxWindow is the longest window a query reads: objstore's listing of
+// manifests, a month.
+const MaxWindow = objstore.MaxWindowHours * time.Hour
+
+// Check reports what makes q unanswerable, wrapping ErrBadQuery.
+func (q Query) Check() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("query: %w: %s", ErrBadQuery, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case q.Since.IsZero() || q.Until.IsZero():
+		return bad("since and until are required")
+	case !q.Since.Before(q.Until):
+		return bad("since %s is not before until %s", q.Since.Format(time.RFC3339Nano), q.Until.Format(time.RFC3339Nano))
+	case q.Until.Sub(q.Since) > MaxWindow:
+		return bad("a window of %s is longer than %d days: narrow since and until", q.Until.Sub(q.Since).Round(time.Hour), MaxWindow/(24*time.Hour))
+	}
+	for _, s := range q.Sniffers {
+		if err := objstore.CheckSniffer(s); err != nil {
+			return bad("%v", err)
+		}
+	}
+	if q.CommunityID != "" {
+		v, ok := strings.CutPrefix(q.CommunityID, "1:")
+		if b, err := base64.StdEncoding.DecodeString(v); !ok || err != nil || len(b) != sha1.Size {
+			return bad("community id %q: want a Community ID v1, \"1:\" and the base64 of 20 bytes", q.CommunityID)
+		}
+	}
+	if _, err := filter.New(q.Filter); err != nil {
+		return bad("%v", err)
+	}
+	return nil
+}
+
 // Defaults of Options.
 const (
 	DefaultParallel = 8
@@ -161,16 +204,8 @@ var ErrTooManyOpen = extract.ErrTooManyOpen
 // in Stats.Extract and logged.
 func Run(ctx context.Context, b Bucket, q Query, w io.Writer, o Options) (Stats, error) {
 	var st Stats
-	if q.Since.IsZero() || q.Until.IsZero() {
-		return st, errors.New("query: since and until are required")
-	}
-	if !q.Since.Before(q.Until) {
-		return st, fmt.Errorf("query: since %s is not before until %s", q.Since.Format(time.RFC3339Nano), q.Until.Format(time.RFC3339Nano))
-	}
-	for _, s := range q.Sniffers {
-		if err := objstore.CheckSniffer(s); err != nil {
-			return st, fmt.Errorf("query: %w", err)
-		}
+	if err := q.Check(); err != nil {
+		return st, err
 	}
 	if q.CommunityID != "" && o.CommunityID == nil {
 		return st, errors.New("query: a query by Community ID needs Options.CommunityID")

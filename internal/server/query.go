@@ -24,6 +24,11 @@ type Querier interface {
 	Query(ctx context.Context, w io.Writer, q FleetQuery) (QueryStats, error)
 }
 
+// ErrBadQuery, wrapped in a Querier's error, says that the query cannot
+// be answered as asked (a window too long, a bad Community ID): a 400, not
+// a 503.
+var ErrBadQuery = errors.New("bad query")
+
 // FleetQuery is what GET /api/query asks for.
 type FleetQuery struct {
 	Since, Until time.Time      // the window [Since, Until)
@@ -72,6 +77,10 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request) {
 	case err != nil && cw.n == 0:
 		h.Del("Content-Disposition")
 		h.Del("Trailer")
+		if errors.Is(err, ErrBadQuery) {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
 		s.log.Warn("query", "err", err)
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
