@@ -9,11 +9,12 @@
 # Needs: go, tshark, curl, and an S3 engine: $S3 (default
 # http://127.0.0.1:17480, the one scripts/ceph-rgw.sh starts; keys $S3_KEY
 # and $S3_SECRET, vrsniff/vrsniffsecret by default). It makes a bucket of
-# its own and leaves it for another run (BUCKET=... to choose it). The
+# its own and empties and removes it at the end (KEEP=1 keeps it for
+# another run; BUCKET=... to choose it). The
 # traffic is `vrsniff gen --profile bench --flows $FLOWS` (50000 by
 # default): TCP and UDP frames of flows whose sizes follow a Zipf law among
-# random frames of other kinds; the host queried is the 20th busiest
-# inner source. FLOWS=0 makes every frame its own flow, the index's worst
+# random frames of other kinds; the queries are a busy host, a quiet one
+# and one flow. FLOWS=0 makes every frame its own flow, the index's worst
 # case.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,12 +45,13 @@ if [ "$code" = 200 ]; then
 fi
 "$v" store ls --store "$store" --s3-endpoint "$S3" | tail -3
 
-# The busiest inner source host of the capture.
+# The hosts and the flow queried: the 20th and the 1000th busiest inner
+# source host, and the 100th busiest flow (Community ID, tshark's).
 "$v" decap --mirror-vlan 999 "$raw" "$out/all.pcapng" 2>/dev/null || true
-host=$(tshark -n -r "$out/all.pcapng" -T fields -e ip.src 2>/dev/null | grep . | sort | uniq -c | sort -rn | awk 'NR==20 {print $2}')
+hosts=$(tshark -n -r "$out/all.pcapng" -T fields -e ip.src 2>/dev/null | grep . | sort | uniq -c | sort -rn | awk 'NR==20 || NR==1000 {print $2}')
+flow=$(tshark -n -r "$out/all.pcapng" --enable-protocol communityid -T fields -e communityid 2>/dev/null | grep . | sort | uniq -c | sort -rn | awk 'NR==100 {print $2}')
 since=$(date -u -d "$(capinfos -a "$raw" | awk -F'time: *' '/First/ {print $2}')" +%Y-%m-%dT%H:%M:%SZ)
 until=$(date -u -d "$(capinfos -e "$raw" | awk -F'time: *' '/Last/ {print $2}') 1 second" +%Y-%m-%dT%H:%M:%SZ)
-echo "query: host $host, $since to $until"
 
 best() { # best wall time of RUNS runs; the last run's summary line in $out/summary
   local b=""
@@ -63,8 +65,20 @@ best() { # best wall time of RUNS runs; the last run's summary line in $out/summ
   echo "$b"
 }
 q=("$v" query --store "$store" --s3-endpoint "$S3" --since "$since" --until "$until")
-t1=$(best "${q[@]}" "host $host"); s1=$(tail -1 "$out/summary"); n1=$(capinfos -M -c "$out/q.pcapng" | awk -F: '/Number of packets/ {gsub(/ /,"",$2); print $2}')
-t2=$(best "${q[@]}" --no-index "host $host"); s2=$(tail -1 "$out/summary"); n2=$(capinfos -M -c "$out/q.pcapng" | awk -F: '/Number of packets/ {gsub(/ /,"",$2); print $2}')
-echo "with the flow indexes:    ${t1} s, $n1 packets; $s1"
-echo "reading every file whole: ${t2} s, $n2 packets; $s2"
-echo "speed-up: $(echo "$t1 $t2" | awk '{printf "%.1fx", $2/$1}')"
+run() { # label, then the query's own arguments
+  local label=$1; shift
+  local t1 s1 t2 s2
+  t1=$(best "${q[@]}" "$@"); s1=$(tail -1 "$out/summary")
+  t2=$(best "${q[@]}" --no-index "$@"); s2=$(tail -1 "$out/summary")
+  echo "$label"
+  echo "  with the flow indexes:    ${t1} s; $s1"
+  echo "  reading every file whole: ${t2} s; $s2"
+}
+for h in $hosts; do run "host $h" "host $h"; done
+run "flow $flow" --community-id "$flow"
+
+if [ -z "${KEEP:-}" ]; then # the engine's memory is not the bench's: give it back
+  "$v" store prune --store "$store" --s3-endpoint "$S3" --older-than 1s >/dev/null
+  curl -s -o /dev/null --aws-sigv4 "aws:amz:us-east-1:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+    -H "x-amz-content-sha256: $empty" -X DELETE "$S3/$BUCKET"
+fi
