@@ -247,6 +247,9 @@ func (s *Service) openRings() error {
 		ro.Logger = s.log
 		ro.MaxFiles, ro.MaxBytes = share(ro.MaxFiles, n), share(ro.MaxBytes, n)
 		ro.Prefix = filePrefix(prefix, i, n)
+		if i == 0 {
+			ro.Adopt = otherPrefixes(prefix, n)
+		}
 		ro.Interface, ro.SourceStats = fileInterface(c, false), ringSource(w.src)
 		fo := ro
 		logf := s.log.Info
@@ -262,6 +265,10 @@ func (s *Service) openRings() error {
 		}
 		if c.KeepRejects {
 			ro.Format, ro.Split, ro.Prefix = pcapfile.FormatRaw, vnpair.None, filePrefix("rejects", i, n)
+			ro.Adopt = nil
+			if i == 0 {
+				ro.Adopt = otherPrefixes("rejects", n)
+			}
 			ro.Interface = fileInterface(c, true)
 			if w.rejects, err = ring.New(filepath.Join(c.Dir, "rejects"), ro); err != nil {
 				return err

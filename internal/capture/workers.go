@@ -93,6 +93,33 @@ func filePrefix(prefix string, i, n int) string {
 	return fmt.Sprintf("%s-w%02d", prefix, i)
 }
 
+// otherPrefixes are the file name prefixes that runs with another number
+// of workers give prefix's files: the first worker adopts their files, so
+// that a restart with fewer or more workers (or a sniffer VM resized, as
+// the default follows its CPUs) lists, retains and uploads them.
+func otherPrefixes(prefix string, n int) []string {
+	used := map[string]bool{}
+	for i := range n {
+		used[filePrefix(prefix, i, n)] = true
+	}
+	var out []string
+	for _, p := range append([]string{prefix}, workerPrefixes(prefix)...) {
+		if !used[p] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// workerPrefixes are the prefixes of every worker there can be.
+func workerPrefixes(prefix string) []string {
+	out := make([]string, MaxWorkers)
+	for i := range out {
+		out[i] = filePrefix(prefix, i, MaxWorkers)
+	}
+	return out
+}
+
 // share divides a retention limit among n rings: each keeps at most
 // limit/n, and at least 1 (a limit of 0, none, stays 0).
 func share[T int | int64](limit T, n int) T {

@@ -77,6 +77,11 @@ var (
 type Options struct {
 	Format pcapfile.Format // pcapng by default
 	Prefix string          // file name prefix, "vrsniff" by default
+	// Adopt lists other prefixes whose files, left in the directory by an
+	// earlier run (one with another number of workers), this ring lists,
+	// serves, retains and spools as its own closed files; its new files
+	// keep Prefix.
+	Adopt []string
 	// MaxSize rotates a file once it holds this many bytes (0: no limit).
 	MaxSize int64
 	// MaxDuration rotates a file after this long (0: no limit); with

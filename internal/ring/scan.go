@@ -24,6 +24,12 @@ import (
 // followed other rules, are listed alike.
 func (r *Ring) parseName(name string) (int, bool) {
 	rest, ok := strings.CutPrefix(name, r.o.Prefix+"_")
+	for _, p := range r.o.Adopt {
+		if ok {
+			break
+		}
+		rest, ok = strings.CutPrefix(name, p+"_")
+	}
 	if !ok {
 		return 0, false
 	}
