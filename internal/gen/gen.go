@@ -446,7 +446,7 @@ type Generator struct {
 	port, vxlanPort, mirrorVLAN uint16
 	rng                         *rand.Rand
 	flows                       *rand.Zipf // Options.Flows; nil without
-	kinds                       []Kind // cumulative weight table
+	kinds                       []Kind     // cumulative weight table
 	weights                     []int
 	total                       int
 	bad                         []Kind
