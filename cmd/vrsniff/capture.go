@@ -120,11 +120,8 @@ func runCapture(args []string) int {
 	if err := presetFlags(fs, os.Environ()); err != nil {
 		return usageErr("capture", err.Error())
 	}
-	if rest := fs.Args(); len(rest) > 0 {
-		if flt.o.BPF != "" {
-			return usageErr("capture", "give the inner filter either with --bpf or after the flags, not both")
-		}
-		flt.o.BPF = strings.Join(rest, " ")
+	if err := flt.trailing(fs.Args()); err != nil {
+		return usageErr("capture", err.Error())
 	}
 	log, err := newLogger(*logLevel, *logFormat)
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -60,11 +59,8 @@ func runExtract(args []string) int {
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	if rest := fs.Args(); len(rest) > 0 {
-		if flt.o.BPF != "" {
-			return usageErr("extract", "give the inner filter either with --bpf or after the flags, not both")
-		}
-		flt.o.BPF = strings.Join(rest, " ")
+	if err := flt.trailing(fs.Args()); err != nil {
+		return usageErr("extract", err.Error())
 	}
 	if *dir == "" || *since == "" {
 		return usageErr("extract", "want --dir and --since (see vrsniff extract --help)")

@@ -78,6 +78,19 @@ func (f *filterFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.o.BPF, "bpf", "", fmt.Sprintf("tcpdump `expression` applied to the inner frame (at most %d bytes and %d terms joined by and/or)", filter.MaxExprLen, filter.MaxTerms))
 }
 
+// trailing takes the words after the flags, if any, as the inner filter
+// expression, as tcpdump does; --bpf as well is an error.
+func (f *filterFlags) trailing(rest []string) error {
+	if len(rest) == 0 {
+		return nil
+	}
+	if f.o.BPF != "" {
+		return errors.New("give the inner filter either with --bpf or after the flags, not both")
+	}
+	f.o.BPF = strings.Join(rest, " ")
+	return nil
+}
+
 // sizeFlag is a byte count with an optional K, M, G or T suffix (powers of
 // 1024).
 type sizeFlag int64

@@ -247,11 +247,8 @@ func runQuery(args []string) int {
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	if rest := fs.Args(); len(rest) > 0 {
-		if flt.o.BPF != "" {
-			return usageErr("query", "give the inner filter either with --bpf or after the flags, not both")
-		}
-		flt.o.BPF = strings.Join(rest, " ")
+	if err := flt.trailing(fs.Args()); err != nil {
+		return usageErr("query", err.Error())
 	}
 	if sf.c.URL == "" || *since == "" {
 		return usageErr("query", "want --store and --since (see vrsniff query --help)")
