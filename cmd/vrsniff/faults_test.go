@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -35,9 +36,19 @@ func openStore(t *testing.T, e testenv.S3Endpoint, prefix string) *objstore.Stor
 // visible without its data) fails the test.
 func storedManifests(t *testing.T, st *objstore.Store) []objstore.Manifest {
 	t.Helper()
+	ms, problems := readManifests(t, st)
+	for _, p := range problems {
+		t.Error(p)
+	}
+	return ms
+}
+
+// readManifests reads every manifest of the store, and says what is wrong
+// with the objects each names.
+func readManifests(t *testing.T, st *objstore.Store) (ms []objstore.Manifest, problems []string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var ms []objstore.Manifest
 	for o, err := range st.List(ctx, "v1/dt=") {
 		if err != nil {
 			t.Fatal(err)
@@ -55,21 +66,21 @@ func storedManifests(t *testing.T, st *objstore.Store) []objstore.Manifest {
 		}
 		pcap, err := st.Get(ctx, m.Pcap, m.PcapSize+1)
 		if err != nil {
-			t.Errorf("manifest %s names %s: %v", o.Key, m.Pcap, err)
+			problems = append(problems, fmt.Sprintf("manifest %s names %s: %v", o.Key, m.Pcap, err))
 			continue
 		}
 		if sum := sha256.Sum256(pcap); int64(len(pcap)) != m.PcapSize || hex.EncodeToString(sum[:]) != m.PcapSHA256 {
-			t.Errorf("manifest %s: %s holds %d bytes of SHA-256 %x, the manifest says %d bytes of %s",
-				o.Key, m.Pcap, len(pcap), sum, m.PcapSize, m.PcapSHA256)
+			problems = append(problems, fmt.Sprintf("manifest %s: %s holds %d bytes of SHA-256 %x, the manifest says %d bytes of %s",
+				o.Key, m.Pcap, len(pcap), sum, m.PcapSize, m.PcapSHA256))
 		}
 		if m.Index != "" {
 			if ix, err := st.Stat(ctx, m.Index); err != nil || ix.Size != m.IndexSize {
-				t.Errorf("manifest %s: index %s is %+v (%v), the manifest says %d bytes", o.Key, m.Index, ix, err, m.IndexSize)
+				problems = append(problems, fmt.Sprintf("manifest %s: index %s is %+v (%v), the manifest says %d bytes", o.Key, m.Index, ix, err, m.IndexSize))
 			}
 		}
 		ms = append(ms, m)
 	}
-	return ms
+	return ms, problems
 }
 
 func manifestPackets(ms []objstore.Manifest) uint64 {
@@ -138,7 +149,8 @@ func TestUploadKilled(t *testing.T) {
 			t.Fatalf("capture ended (%v) before a multipart upload was seen:\n%s", err, stderr)
 		default:
 		}
-		return len(e.IncompleteUploads(t, prefix+"/")) > 0 && len(storedManifests(t, st)) > 0
+		ms, _ := readManifests(t, st)
+		return len(e.IncompleteUploads(t, prefix+"/")) > 0 && len(ms) > 0
 	})
 	cmd.Process.Signal(syscall.SIGKILL)
 	<-done
