@@ -6,13 +6,17 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/vrsniff/vrsniff/internal/capture/capturetest"
 	"github.com/vrsniff/vrsniff/internal/objstore"
 	"github.com/vrsniff/vrsniff/internal/testenv"
 )
@@ -187,4 +191,178 @@ func TestUploadKilled(t *testing.T) {
 	if up := e.IncompleteUploads(t, prefix+"/"); len(up) != 0 {
 		t.Errorf("incomplete multipart uploads left after the restart: %v", up)
 	}
+}
+
+// storeDown is how long the object store stays down in the outage tests:
+// long enough for files to close and fail to upload; an outage of any
+// length is ridden out the same way.
+const storeDown = 3 * time.Second
+
+// metric reads one series of the daemon's /metrics; a missing one is 0.
+func (d *daemon) metric(name string) float64 {
+	d.t.Helper()
+	resp, body := d.request("GET", "/metrics", nil)
+	if resp.StatusCode != http.StatusOK {
+		d.t.Fatalf("/metrics: %s", resp.Status)
+	}
+	for _, l := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				d.t.Fatalf("/metrics: %q: %v", l, err)
+			}
+			return f
+		}
+	}
+	return 0
+}
+
+// closedFiles lists the closed capture files waiting in the spool dir.
+func closedFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	closed, _ := capturetest.CaptureFiles(t, dir)
+	return closed
+}
+
+// sender sends the payloads of mirrored packets to a capture's --listen
+// address in batches, each after the last was written.
+type sender struct {
+	d        *daemon
+	addr     string
+	payloads [][]byte
+	next     int
+	sent     uint64
+}
+
+// send sends n more datagrams and waits until the capture has taken them
+// (written or dropped).
+func (s *sender) send(n int) {
+	s.d.t.Helper()
+	var batch [][]byte
+	for range n {
+		batch = append(batch, s.payloads[s.next%len(s.payloads)])
+		s.next++
+	}
+	testenv.SendUDP(s.d.t, s.addr, batch)
+	s.sent += uint64(n)
+	s.d.waitWritten(s.sent)
+}
+
+// The object store goes down while traffic flows, and comes back: the
+// files wait in the spool meanwhile, every packet is stored after, and
+// the log says once that the store fails and once that it is back. Then,
+// with a small --max-bytes, the spool fills while the store is down: new
+// packets are dropped and counted, no file waiting is deleted, /healthz
+// says so, and the spool drains once the store is back.
+func TestUploadStoreDown(t *testing.T) {
+	c := testenv.NewCeph(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", c.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", c.SecretKey)
+	payloads := capturetest.UDPPayloads(t, capturetest.Cases(t, "acl", 7, 200, 9000))
+
+	t.Run("outage", func(t *testing.T) {
+		const prefix = "outage"
+		dir := t.TempDir()
+		addr := testenv.FreeAddr(t, "udp")
+		d := startCapture(t, "", "--listen", addr, "--dir", dir, "--rotate-size", "32K", "--max-bytes", "64M",
+			"--store", "s3://"+c.Bucket+"/"+prefix, "--s3-endpoint", c.URL, "--sniffer-id", "outage-1", "--workers", "1")
+		s := &sender{d: d, addr: addr, payloads: payloads}
+		s.send(200)
+		d.waitFor("the first files uploaded", func() bool { return d.metric("vrsniff_upload_files_total") > 0 })
+
+		c.StopRGW(t)
+		maxWaiting := 0
+		for end := time.Now().Add(storeDown); time.Now().Before(end); {
+			s.send(100)
+			maxWaiting = max(maxWaiting, len(closedFiles(t, dir)))
+		}
+		d.waitFor("the warning of the failing store", func() bool {
+			return strings.Contains(d.stderr.String(), "object store failing")
+		})
+		s.send(100)
+		maxWaiting = max(maxWaiting, len(closedFiles(t, dir)))
+		if maxWaiting < 2 {
+			t.Errorf("at most %d closed files waited in the spool while the store was down", maxWaiting)
+		}
+
+		c.StartRGW(t)
+		s.send(100)
+		d.waitFor("the spool emptied", func() bool {
+			return strings.Contains(d.stderr.String(), "object store reachable again") && len(closedFiles(t, dir)) == 0
+		}, func() string { return fmt.Sprint(closedFiles(t, dir)) })
+		if code := d.stop(syscall.SIGTERM); code != exitOK {
+			t.Fatalf("exit %d:\n%s", code, d.stderr)
+		}
+		if left := spooled(t, dir); len(left) != 0 {
+			t.Errorf("left in the spool: %v", left)
+		}
+		ms := storedManifests(t, openStore(t, c.S3Endpoint, prefix))
+		if got := manifestPackets(ms); got != s.sent {
+			t.Errorf("%d manifests hold %d packets, %d were sent", len(ms), got, s.sent)
+		}
+		log := d.stderr.String()
+		if w, r := strings.Count(log, "object store failing"), strings.Count(log, "object store reachable again"); w != 1 || r != 1 {
+			t.Errorf("%d warnings that the store fails and %d lines that it is back, want one each:\n%s", w, r, log)
+		}
+		if strings.Contains(log, "spool full") {
+			t.Errorf("spool full within --max-bytes:\n%s", log)
+		}
+	})
+
+	t.Run("spool full", func(t *testing.T) {
+		const prefix = "full"
+		dir := t.TempDir()
+		addr := testenv.FreeAddr(t, "udp")
+		d := startCapture(t, "", "--listen", addr, "--dir", dir, "--rotate-size", "16K", "--max-bytes", "96K",
+			"--store", "s3://"+c.Bucket+"/"+prefix, "--s3-endpoint", c.URL, "--sniffer-id", "full-1", "--workers", "1")
+		s := &sender{d: d, addr: addr, payloads: payloads}
+		s.send(20)
+		c.StopRGW(t)
+		for d.metric("vrsniff_store_dropped_total") == 0 {
+			if s.sent > 100000 {
+				t.Fatalf("%d packets sent and none dropped with the store down and --max-bytes 96K", s.sent)
+			}
+			s.send(50)
+		}
+		waiting := closedFiles(t, dir)
+		resp, body := d.request("GET", "/healthz", nil)
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "spool full") {
+			t.Errorf("/healthz with the spool full: %s %s", resp.Status, body)
+		}
+		dropped := d.metric("vrsniff_store_dropped_total")
+		s.send(200)
+		if more := d.metric("vrsniff_store_dropped_total"); more < dropped+200 {
+			t.Errorf("%v packets dropped after 200 more sent to a full spool, %v before", more, dropped)
+		}
+		if now := closedFiles(t, dir); !slices.Equal(now, waiting) {
+			t.Errorf("the full spool's files changed from %v to %v", waiting, now)
+		}
+		if strings.Count(d.stderr.String(), "spool full") != 1 {
+			t.Errorf("want one warning that the spool is full:\n%s", d.stderr)
+		}
+
+		c.StartRGW(t)
+		d.waitFor("the spool drained", func() bool { return len(closedFiles(t, dir)) == 0 },
+			func() string { return fmt.Sprint(closedFiles(t, dir)) })
+		s.send(10)
+		d.waitFor("/healthz ok", func() bool {
+			resp, _ := d.request("GET", "/healthz", nil)
+			return resp.StatusCode == http.StatusOK
+		})
+		dropped = d.metric("vrsniff_store_dropped_total")
+		if code := d.stop(syscall.SIGTERM); code != exitOK {
+			t.Fatalf("exit %d:\n%s", code, d.stderr)
+		}
+		log := d.stderr.String()
+		if !strings.Contains(log, "spool has room again") {
+			t.Errorf("no line that the spool has room again:\n%s", log)
+		}
+		if cs := lastCounters(t, log); cs["spool_dropped"] != strconv.FormatFloat(dropped, 'f', -1, 64) {
+			t.Errorf("counters line says spool_dropped=%s, /metrics %v", cs["spool_dropped"], dropped)
+		}
+		ms := storedManifests(t, openStore(t, c.S3Endpoint, prefix))
+		if got := manifestPackets(ms); got != s.sent-uint64(dropped) {
+			t.Errorf("%d manifests hold %d packets, %d were sent and %v dropped", len(ms), got, s.sent, dropped)
+		}
+	})
 }
