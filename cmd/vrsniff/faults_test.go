@@ -288,8 +288,8 @@ func TestUploadStoreDown(t *testing.T) {
 
 		c.StopRGW(t)
 		maxWaiting := 0
-		for end := time.Now().Add(storeDown); time.Now().Before(end); {
-			s.send(100)
+		for end := time.Now().Add(storeDown); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+			s.send(40)
 			maxWaiting = max(maxWaiting, len(closedFiles(t, dir)))
 		}
 		d.waitFor("the warning of the failing store", func() bool {
@@ -350,6 +350,12 @@ func TestUploadStoreDown(t *testing.T) {
 		if more := d.metric("vrsniff_store_dropped_total"); more < dropped+200 {
 			t.Errorf("%v packets dropped after 200 more sent to a full spool, %v before", more, dropped)
 		}
+		// Until the uploads fail for good: the client retries a refused
+		// connection for seconds before it gives up.
+		d.waitFor("the warning of the failing store", func() bool {
+			return strings.Contains(d.stderr.String(), "object store failing")
+		})
+		s.send(10)
 		if now := closedFiles(t, dir); !slices.Equal(now, waiting) {
 			t.Errorf("the full spool's files changed from %v to %v", waiting, now)
 		}

@@ -69,7 +69,8 @@ func NewCeph(t testing.TB) *Ceph {
 		t.Fatalf("%s %s %s %s: %v\n%s", script, c.Dir, rgwPort, monPort, err, out)
 	}
 	c.S3Endpoint = S3Endpoint{URL: "http://" + rgw, AccessKey: "vrsniff", SecretKey: "vrsniffsecret", Region: "us-east-1"}
-	c.Bucket = newBucket(t, c.S3Endpoint)
+	// The cluster goes with its buckets.
+	c.Bucket = newBucket(t, c.S3Endpoint, false)
 	return c
 }
 

@@ -55,7 +55,7 @@ func S3(t testing.TB) S3Endpoint {
 	} else {
 		c.Close()
 	}
-	e.Bucket = newBucket(t, e)
+	e.Bucket = newBucket(t, e, true)
 	return e
 }
 
@@ -74,9 +74,9 @@ func (e S3Endpoint) client(t testing.TB) *minio.Client {
 	return cl
 }
 
-// newBucket makes a bucket with a random name on e's engine, emptied and
-// removed when the test ends, and returns its name.
-func newBucket(t testing.TB, e S3Endpoint) string {
+// newBucket makes a bucket with a random name on e's engine, with
+// cleanup emptied and removed when the test ends, and returns its name.
+func newBucket(t testing.TB, e S3Endpoint, cleanup bool) string {
 	t.Helper()
 	cl := e.client(t)
 	var b [6]byte
@@ -86,6 +86,9 @@ func newBucket(t testing.TB, e S3Endpoint) string {
 	defer cancel()
 	if err := cl.MakeBucket(ctx, bucket, minio.MakeBucketOptions{Region: e.Region}); err != nil {
 		t.Fatalf("make bucket %s: %v", bucket, err)
+	}
+	if !cleanup {
+		return bucket
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
