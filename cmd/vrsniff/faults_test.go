@@ -139,19 +139,19 @@ func TestUploadKilled(t *testing.T) {
 	const prefix = "killed"
 	store := "s3://" + e.Bucket + "/" + prefix
 	st := openStore(t, e, prefix)
-	// The uploads go through a proxy slow enough that a file of several
-	// parts (objstore.DefaultPartSize) takes seconds.
-	slow := testenv.NewThrottle(t, strings.TrimPrefix(e.URL, "http://"), 10<<20)
+	// The uploads go through a proxy slow enough that a file of two parts
+	// takes a second or more.
+	slow := testenv.NewThrottle(t, strings.TrimPrefix(e.URL, "http://"), 4<<20)
 
 	tmp := t.TempDir()
 	in := filepath.Join(tmp, "in.pcap")
-	mustRun(t, "gen", "--count", "30000", "--mix", "acl=3,port=1,fragmented=1", "--frame-sizes", "1514", in)
+	mustRun(t, "gen", "--count", "9000", "--mix", "acl=3,port=1,fragmented=1", "--frame-sizes", "1514", in)
 	all := filepath.Join(tmp, "all.pcapng")
 	mustRun(t, "decap", in, all)
 	want := uint64(len(readAll(t, all)))
 
 	dir := t.TempDir()
-	cmd := exec.Command(vrsniffBin, "capture", "-r", in, "--dir", dir, "--rotate-size", "18M",
+	cmd := exec.Command(vrsniffBin, "capture", "-r", in, "--dir", dir, "--rotate-size", "6M", "--s3-part-size", "5M",
 		"--store", store, "--s3-endpoint", "http://"+slow.Addr, "--sniffer-id", "killed-1",
 		"--upload-parallel", "1", "--stats-every", "0")
 	stderr := &testenv.SyncBuffer{}

@@ -78,6 +78,8 @@ func TestFleetCommands(t *testing.T) {
 		{"store", "prune", "--store", store, "--older-than", "soon"},
 		{"capture", "-r", lab, "--store", store},
 		{"capture", "-r", lab, "--dir", dir, "--store", store, "--sniffer-id", "a/b"},
+		{"capture", "-r", lab, "--dir", dir, "--store", store, "--s3-part-size", "1M"},
+		{"capture", "-r", lab, "--dir", dir, "--s3-part-size", "8M"},
 	} {
 		if _, stderr, code := run(t, nil, args...); code != exitUsage {
 			t.Errorf("vrsniff %s: exit %d, want 2\n%s", strings.Join(args, " "), code, stderr)
