@@ -341,6 +341,9 @@ func TestUploadStoreDown(t *testing.T) {
 			s.send(50)
 		}
 		waiting := closedFiles(t, dir)
+		if n, b := d.metric("vrsniff_spool_files"), d.metric("vrsniff_spool_bytes"); n != float64(len(waiting)) || b < 96<<10 {
+			t.Errorf("with the spool full /metrics says %v files, %v bytes wait; %d files are there, over 96K", n, b, len(waiting))
+		}
 		resp, body := d.request("GET", "/healthz", nil)
 		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "spool full") {
 			t.Errorf("/healthz with the spool full: %s %s", resp.Status, body)
@@ -371,6 +374,9 @@ func TestUploadStoreDown(t *testing.T) {
 			resp, _ := d.request("GET", "/healthz", nil)
 			return resp.StatusCode == http.StatusOK
 		})
+		if n := d.metric("vrsniff_spool_files"); n != 0 {
+			t.Errorf("/metrics says %v files wait in the drained spool", n)
+		}
 		dropped = d.metric("vrsniff_store_dropped_total")
 		if code := d.stop(syscall.SIGTERM); code != exitOK {
 			t.Fatalf("exit %d:\n%s", code, d.stderr)

@@ -42,14 +42,43 @@ func NewCeph(t testing.TB) *Ceph {
 		t.Fatalf("finding the repository root: %v", err)
 	}
 	script := filepath.Join(strings.TrimSpace(string(out)), "scripts", "ceph-rgw.sh")
+	// A cluster's start fails now and then on a busy machine (a command
+	// refused by a monitor still settling): start another.
+	var c *Ceph
+	var rgw string
+	for try := 1; ; try++ {
+		var out []byte
+		var err error
+		c, rgw, out, err = startCeph(t, script)
+		if err == nil {
+			break
+		}
+		if try == cephTries {
+			t.Fatalf("%s: %v\n%s", script, err, out)
+		}
+		t.Logf("%s: %v (trying again)\n%s", script, err, out)
+	}
+	c.S3Endpoint = S3Endpoint{URL: "http://" + rgw, AccessKey: "vrsniff", SecretKey: "vrsniffsecret", Region: "us-east-1"}
+	// The cluster goes with its buckets.
+	c.Bucket = newBucket(t, c.S3Endpoint, false)
+	return c
+}
+
+// cephTries bounds the starts NewCeph tries.
+const cephTries = 3
+
+// startCeph runs script in a new temporary directory on free ports, and
+// stops the cluster and removes the directory when the test ends.
+func startCeph(t testing.TB, script string) (c *Ceph, rgw string, out []byte, err error) {
+	t.Helper()
 	// Short: the daemons' admin sockets live under it, and a socket's
 	// path is at most 107 bytes.
 	top, err := os.MkdirTemp("", "vrsniff-ceph")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Ceph{Dir: filepath.Join(top, "c")}
-	rgw := FreeAddr(t, "tcp")
+	c = &Ceph{Dir: filepath.Join(top, "c")}
+	rgw = FreeAddr(t, "tcp")
 	mon := FreeAddr(t, "tcp")
 	_, rgwPort, _ := net.SplitHostPort(rgw)
 	_, monPort, _ := net.SplitHostPort(mon)
@@ -65,13 +94,8 @@ func NewCeph(t testing.TB) *Ceph {
 		}
 		os.RemoveAll(top)
 	})
-	if out, err := exec.Command(script, c.Dir, rgwPort, monPort).CombinedOutput(); err != nil {
-		t.Fatalf("%s %s %s %s: %v\n%s", script, c.Dir, rgwPort, monPort, err, out)
-	}
-	c.S3Endpoint = S3Endpoint{URL: "http://" + rgw, AccessKey: "vrsniff", SecretKey: "vrsniffsecret", Region: "us-east-1"}
-	// The cluster goes with its buckets.
-	c.Bucket = newBucket(t, c.S3Endpoint, false)
-	return c
+	out, err = exec.Command(script, c.Dir, rgwPort, monPort).CombinedOutput()
+	return c, rgw, out, err
 }
 
 // host is the RGW's "127.0.0.1:port".
