@@ -106,6 +106,7 @@ func runCapture(args []string) int {
 	dec.register(fs)
 	var sf storeFlags
 	sf.register(fs)
+	fs.Var((*sizeFlag)(&sf.c.PartSize), "s3-part-size", "with --store: part `size` of the multipart uploads (at least 5M; default 16M)")
 	var (
 		snifferID      = fs.String("sniffer-id", "", "with --store: this sniffer's `id` in the bucket's keys (default: the host name)")
 		uploadParallel = fs.Int("upload-parallel", upload.DefaultParallel, "with --store: files uploaded at once (`N`)")
@@ -230,6 +231,9 @@ func runCapture(args []string) int {
 		if *uploadParallel < 1 {
 			return usageErr("capture", "--upload-parallel must be at least 1")
 		}
+		if fs.Changed("s3-part-size") && sf.c.PartSize < objstore.MinPartSize {
+			return usageErr("capture", "--s3-part-size must be at least 5M, S3's smallest part")
+		}
 		id := *snifferID
 		if id == "" {
 			if id, err = os.Hostname(); err != nil {
@@ -245,8 +249,8 @@ func runCapture(args []string) int {
 		}
 		c.Upload = capture.Upload{Config: upload.Config{Sniffer: id, API: *apiURL, Version: version, Parallel: *uploadParallel},
 			Drain: *uploadDrain}
-	} else if *snifferID != "" || *apiURL != "" {
-		return usageErr("capture", "--sniffer-id and --api-url go with --store")
+	} else if *snifferID != "" || *apiURL != "" || fs.Changed("s3-part-size") {
+		return usageErr("capture", "--sniffer-id, --api-url and --s3-part-size go with --store")
 	}
 	if err := c.Check(); err != nil {
 		return usageErr("capture", err.Error()+" (see vrsniff capture --help)")

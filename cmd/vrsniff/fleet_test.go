@@ -84,6 +84,8 @@ func TestFleetCommands(t *testing.T) {
 		{"query", "--store", store, "--since", "-1h", "--community-id", "xyz"},
 		{"query", "--store", store, "--since", "2020-01-01T00:00:00Z"},
 		{"store", "ls", "--store", "http://" + e.Bucket},
+		{"capture", "-r", lab, "--dir", dir, "--store", store, "--s3-part-size", "1M"},
+		{"capture", "-r", lab, "--dir", dir, "--s3-part-size", "8M"},
 	} {
 		if _, stderr, code := run(t, nil, args...); code != exitUsage {
 			t.Errorf("vrsniff %s: exit %d, want 2\n%s", strings.Join(args, " "), code, stderr)

@@ -262,6 +262,7 @@ func ringStats(rs []*ring.Ring) ring.Stats {
 		st.Pending += s.Pending
 		st.Dropped += s.Dropped
 		st.DroppedDiskFull += s.DroppedDiskFull
+		st.DroppedSpoolFull += s.DroppedSpoolFull
 		st.WriteErrors += s.WriteErrors
 		st.Lost += s.Lost
 		st.DirRecreated += s.DirRecreated
@@ -272,7 +273,9 @@ func ringStats(rs []*ring.Ring) ring.Stats {
 		st.RemovedMaxFiles += s.RemovedMaxFiles
 		st.RemovedMaxBytes += s.RemovedMaxBytes
 		st.Deleted += s.Deleted
+		st.Uploaded += s.Uploaded
 		st.DiskFull = st.DiskFull || s.DiskFull
+		st.SpoolFull = st.SpoolFull || s.SpoolFull
 		st.Problem = cmp.Or(st.Problem, s.Problem)
 	}
 	return st

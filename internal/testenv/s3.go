@@ -55,33 +55,72 @@ func S3(t testing.TB) S3Endpoint {
 	} else {
 		c.Close()
 	}
+	e.Bucket = newBucket(t, e, true)
+	return e
+}
+
+// client returns a client of e's engine.
+func (e S3Endpoint) client(t testing.TB) *minio.Client {
+	t.Helper()
+	u, err := url.Parse(e.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cl, err := minio.New(u.Host, &minio.Options{Creds: credentials.NewStaticV4(e.AccessKey, e.SecretKey, ""),
 		Secure: u.Scheme == "https", Region: e.Region})
 	if err != nil {
 		t.Fatalf("S3 client: %v", err)
 	}
+	return cl
+}
+
+// newBucket makes a bucket with a random name on e's engine, with
+// cleanup emptied and removed when the test ends, and returns its name.
+func newBucket(t testing.TB, e S3Endpoint, cleanup bool) string {
+	t.Helper()
+	cl := e.client(t)
 	var b [6]byte
 	rand.Read(b[:])
-	e.Bucket = "t-" + hex.EncodeToString(b[:])
+	bucket := "t-" + hex.EncodeToString(b[:])
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := cl.MakeBucket(ctx, e.Bucket, minio.MakeBucketOptions{Region: e.Region}); err != nil {
-		t.Fatalf("make bucket %s: %v", e.Bucket, err)
+	if err := cl.MakeBucket(ctx, bucket, minio.MakeBucketOptions{Region: e.Region}); err != nil {
+		t.Fatalf("make bucket %s: %v", bucket, err)
+	}
+	if !cleanup {
+		return bucket
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		for o := range cl.ListObjects(ctx, e.Bucket, minio.ListObjectsOptions{Recursive: true}) {
+		for o := range cl.ListObjects(ctx, bucket, minio.ListObjectsOptions{Recursive: true}) {
 			if o.Err == nil {
-				cl.RemoveObject(ctx, e.Bucket, o.Key, minio.RemoveObjectOptions{})
+				cl.RemoveObject(ctx, bucket, o.Key, minio.RemoveObjectOptions{})
 			}
 		}
-		for u := range cl.ListIncompleteUploads(ctx, e.Bucket, "", true) {
+		for u := range cl.ListIncompleteUploads(ctx, bucket, "", true) {
 			if u.Err == nil {
-				cl.RemoveIncompleteUpload(ctx, e.Bucket, u.Key)
+				cl.RemoveIncompleteUpload(ctx, bucket, u.Key)
 			}
 		}
-		cl.RemoveBucket(ctx, e.Bucket)
+		cl.RemoveBucket(ctx, bucket)
 	})
-	return e
+	return bucket
+}
+
+// IncompleteUploads lists the keys of the multipart uploads begun and
+// neither completed nor aborted in e's bucket under prefix. A failed list
+// fails the test.
+func (e S3Endpoint) IncompleteUploads(t testing.TB, prefix string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var keys []string
+	for u := range e.client(t).ListIncompleteUploads(ctx, e.Bucket, prefix, true) {
+		if u.Err != nil {
+			t.Fatalf("list incomplete uploads under %s/%s: %v", e.Bucket, prefix, u.Err)
+		}
+		keys = append(keys, u.Key)
+	}
+	return keys
 }
