@@ -44,13 +44,26 @@ func (s *Server) pcap(w http.ResponseWriter, r *http.Request) {
 		}
 		srcs = storeSources(s.opts.Store, files)
 	}
+	o.Log, o.MaxOpen = s.log, s.pcapMaxOpen
+	s.streamPcap(w, r, "extract", name, func(w io.Writer) (uint64, int, error) {
+		st, err := extract.Write(r.Context(), w, srcs, o)
+		return st.Written, st.Warnings(), err
+	})
+}
+
+// streamPcap answers with the pcapng that write writes, as the attachment
+// name; the trailers X-Vrsniff-Packets and X-Vrsniff-Warnings give the
+// packets it wrote and the files it skipped. A failure before the first
+// byte is a 503 (a 400 for ErrBadQuery); after it, the answer is aborted,
+// so that the client knows it is not whole. what names write in the log.
+func (s *Server) streamPcap(w http.ResponseWriter, r *http.Request, what, name string,
+	write func(io.Writer) (packets uint64, warnings int, err error)) {
 	h := w.Header()
 	h.Set("Content-Type", "application/x-pcapng")
 	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
 	h.Set("Trailer", "X-Vrsniff-Packets, X-Vrsniff-Warnings")
-	o.Log, o.MaxOpen = s.log, s.pcapMaxOpen
 	cw := &countWriter{w: w}
-	st, err := extract.Write(r.Context(), cw, srcs, o)
+	packets, warnings, err := write(cw)
 	switch {
 	case err != nil && r.Context().Err() != nil:
 		return // the client went away
@@ -59,17 +72,21 @@ func (s *Server) pcap(w http.ResponseWriter, r *http.Request) {
 		// still say so.
 		h.Del("Content-Disposition")
 		h.Del("Trailer")
-		s.log.Warn("extract", "err", err)
+		if errors.Is(err, ErrBadQuery) {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		s.log.Warn(what, "err", err)
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	case err != nil:
 		// The status is sent: an aborted response tells the client that
 		// what it got is not the whole answer.
-		s.log.Warn("extract", "err", err)
+		s.log.Warn(what, "err", err)
 		panic(http.ErrAbortHandler)
 	}
-	h.Set("X-Vrsniff-Packets", strconv.FormatUint(st.Written, 10))
-	h.Set("X-Vrsniff-Warnings", strconv.Itoa(st.Warnings()))
+	h.Set("X-Vrsniff-Packets", strconv.FormatUint(packets, 10))
+	h.Set("X-Vrsniff-Warnings", strconv.Itoa(warnings))
 }
 
 // pcapOptions reads the query of GET /api/pcap, and names the answer's

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -65,31 +63,10 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "application/x-pcapng")
-	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": windowName(q.Since, q.Until)}))
-	h.Set("Trailer", "X-Vrsniff-Packets, X-Vrsniff-Warnings")
-	cw := &countWriter{w: w}
-	st, err := s.opts.Querier.Query(r.Context(), cw, q)
-	switch {
-	case err != nil && r.Context().Err() != nil:
-		return // the client went away
-	case err != nil && cw.n == 0:
-		h.Del("Content-Disposition")
-		h.Del("Trailer")
-		if errors.Is(err, ErrBadQuery) {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		s.log.Warn("query", "err", err)
-		http.Error(w, err.Error(), http.StatusServiceUnavailable)
-		return
-	case err != nil:
-		s.log.Warn("query", "err", err)
-		panic(http.ErrAbortHandler)
-	}
-	h.Set("X-Vrsniff-Packets", strconv.FormatUint(st.Packets, 10))
-	h.Set("X-Vrsniff-Warnings", strconv.Itoa(st.Warnings))
+	s.streamPcap(w, r, "query", windowName(q.Since, q.Until), func(w io.Writer) (uint64, int, error) {
+		st, err := s.opts.Querier.Query(r.Context(), w, q)
+		return st.Packets, st.Warnings, err
+	})
 }
 
 // fleetQuery reads the parameters of GET /api/query.
