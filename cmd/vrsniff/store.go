@@ -313,8 +313,8 @@ func runQuery(args []string) int {
 		return fail("query", err)
 	}
 	if !*quiet {
-		fmt.Fprintf(os.Stderr, "%d packets from %d stored files (%d narrowed by their flow index) of %d in the window; read %s of captures in %d requests, %s of indexes\n",
-			qs.Packets, qs.Files, qs.Indexed, qs.Kept, humanBytes(qs.PcapBytes), qs.Ranges, humanBytes(qs.IndexBytes))
+		fmt.Fprintf(os.Stderr, "%d packets; %d stored files in the window, %d looked up in their flow index, %d read; %s of captures in %d requests, %s of indexes\n",
+			qs.Packets, qs.Kept, qs.Indexed, qs.Files, humanBytes(qs.PcapBytes), qs.Ranges, humanBytes(qs.IndexBytes))
 		if n := qs.Extract.Warnings(); n > 0 {
 			fmt.Fprintf(os.Stderr, "%d files skipped or cut short: see the warnings\n", n)
 		}

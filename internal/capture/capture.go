@@ -164,6 +164,9 @@ func New(c Config) (_ *Service, err error) {
 	if count, err = workerCount(c); err != nil {
 		return nil, err
 	}
+	if c.Workers > count {
+		c.Logger.Warn("a replayed file is read by one worker, so that its packets stay in order", "workers", c.Workers)
+	}
 	s := &Service{c: c, log: c.Logger}
 	defer func() {
 		if err != nil {
