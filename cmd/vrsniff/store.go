@@ -289,7 +289,7 @@ func runQuery(args []string) int {
 	o.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if !*quiet && isTerminal(os.Stderr) {
 		o.Progress = func(p query.Progress) {
-			fmt.Fprintf(os.Stderr, "\r%d/%d files, %s read ", p.FilesDone, p.Files, humanBytes(p.Bytes))
+			fmt.Fprintf(os.Stderr, "\r%d/%d files, %s read ", p.FilesDone, p.Files, objstore.Size(p.Bytes))
 		}
 	}
 
@@ -314,7 +314,7 @@ func runQuery(args []string) int {
 	}
 	if !*quiet {
 		fmt.Fprintf(os.Stderr, "%d packets; %d stored files in the window, %d looked up in their flow index, %d read; %s of captures in %d requests, %s of indexes\n",
-			qs.Packets, qs.Kept, qs.Indexed, qs.Files, humanBytes(qs.PcapBytes), qs.Ranges, humanBytes(qs.IndexBytes))
+			qs.Packets, qs.Kept, qs.Indexed, qs.Files, objstore.Size(qs.PcapBytes), qs.Ranges, objstore.Size(qs.IndexBytes))
 		if n := qs.Extract.Warnings(); n > 0 {
 			fmt.Fprintf(os.Stderr, "%d files skipped or cut short: see the warnings\n", n)
 		}
@@ -323,18 +323,4 @@ func runQuery(args []string) int {
 		return exitPartial
 	}
 	return exitOK
-}
-
-// humanBytes writes n bytes as B, KiB, MiB or GiB.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	d, e := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		d *= unit
-		e++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(d), "KMGTPE"[e])
 }

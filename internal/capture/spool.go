@@ -2,9 +2,7 @@ package capture
 
 import (
 	"cmp"
-	"errors"
 	"io"
-	"io/fs"
 	"slices"
 	"sync"
 
@@ -77,19 +75,8 @@ func (s *spool) Spooled() []ring.Info {
 	return out
 }
 
-// each calls fn with the rings in turn until it returns an error other
-// than fs.ErrNotExist: the name's ring answered.
-func (s *spool) each(name string, fn func(*ring.Ring) error) error {
-	for _, r := range s.rings {
-		if err := fn(r); !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-	}
-	return &fs.PathError{Op: "spool", Path: name, Err: fs.ErrNotExist}
-}
-
 func (s *spool) Open(name string) (f io.ReadSeekCloser, in ring.Info, err error) {
-	err = s.each(name, func(r *ring.Ring) error {
+	err = route(s.rings, "open", name, func(r *ring.Ring) error {
 		var e error
 		f, in, e = r.Open(name)
 		return e
@@ -98,7 +85,7 @@ func (s *spool) Open(name string) (f io.ReadSeekCloser, in ring.Info, err error)
 }
 
 func (s *spool) OpenIndex(name string) (f io.ReadCloser, err error) {
-	err = s.each(name, func(r *ring.Ring) error {
+	err = route(s.rings, "open", name, func(r *ring.Ring) error {
 		var e error
 		f, e = r.OpenIndex(name)
 		return e
@@ -107,9 +94,9 @@ func (s *spool) OpenIndex(name string) (f io.ReadCloser, err error) {
 }
 
 func (s *spool) Uploaded(name string) error {
-	return s.each(name, func(r *ring.Ring) error { return r.Uploaded(name) })
+	return route(s.rings, "uploaded", name, func(r *ring.Ring) error { return r.Uploaded(name) })
 }
 
 func (s *spool) Delete(name string) error {
-	return s.each(name, func(r *ring.Ring) error { return r.Delete(name) })
+	return route(s.rings, "delete", name, func(r *ring.Ring) error { return r.Delete(name) })
 }

@@ -51,29 +51,37 @@ func (s store) List() ([]server.FileInfo, error) {
 }
 
 // Open opens name in the ring it belongs to.
-func (s store) Open(name string) (io.ReadSeekCloser, server.FileInfo, error) {
-	for _, r := range s {
-		f, in, err := r.Open(name)
-		if !errors.Is(err, fs.ErrNotExist) {
-			return f, fileInfo(in), err
-		}
-	}
-	return nil, server.FileInfo{}, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+func (s store) Open(name string) (f io.ReadSeekCloser, in server.FileInfo, err error) {
+	err = route(s, "open", name, func(r *ring.Ring) error {
+		var ri ring.Info
+		var e error
+		f, ri, e = r.Open(name)
+		in = fileInfo(ri)
+		return e
+	})
+	return f, in, err
 }
 
 // Delete deletes name from the ring it belongs to, saying the ring's
 // ErrBusy in the server's terms.
 func (s store) Delete(name string) error {
-	for _, r := range s {
-		err := r.Delete(name)
-		if errors.Is(err, ring.ErrBusy) {
-			return fmt.Errorf("%w: %w", server.ErrBusy, err)
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
+	err := route(s, "delete", name, func(r *ring.Ring) error { return r.Delete(name) })
+	if errors.Is(err, ring.ErrBusy) {
+		return fmt.Errorf("%w: %w", server.ErrBusy, err)
+	}
+	return err
+}
+
+// route calls fn with the rings in turn until one answers with something
+// else than fs.ErrNotExist: the ring name belongs to (the workers' rings
+// share a directory, and their names differ by prefix).
+func route(rs []*ring.Ring, op, name string, fn func(*ring.Ring) error) error {
+	for _, r := range rs {
+		if err := fn(r); !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}
-	return &fs.PathError{Op: "delete", Path: name, Err: fs.ErrNotExist}
+	return &fs.PathError{Op: op, Path: name, Err: fs.ErrNotExist}
 }
 
 func (s store) DiskUsage() int64 {
