@@ -8,12 +8,6 @@ import (
 	"github.com/vrsniff/vrsniff/internal/query"
 )
 
-// fleetOptions are the query options every fleet query shares: how a
-// stored file's flow index is opened.
-func fleetOptions() query.Options {
-	return query.Options{OpenIndex: query.OpenFlowIndex, CommunityID: query.CommunityID}
-}
-
 // openFleet opens the bucket of the Wireshark fleet interface's store URL;
 // the endpoint and keys come from the environment and the credentials
 // file (docs/fleet.md, "Connecting to the bucket").
@@ -24,7 +18,7 @@ func openFleet(store string) (query.Bucket, query.Options, error) {
 	if err != nil {
 		return nil, query.Options{}, err
 	}
-	o := fleetOptions()
+	o := query.FleetOptions()
 	o.Application = "vrsniff extcap"
 	return st, o, nil
 }

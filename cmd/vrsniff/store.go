@@ -277,7 +277,7 @@ func runQuery(args []string) int {
 	if err != nil {
 		return fail("query", err)
 	}
-	o := fleetOptions()
+	o := query.FleetOptions()
 	o.Parallel, o.MaxOpen, o.Application = *parallel, *maxOpen, "vrsniff query"
 	o.Gap, o.MaxRange = int64(gap), int64(maxGet)
 	if gap == 0 {

@@ -20,8 +20,9 @@ var _ server.Querier = fleetQuerier{}
 
 // newFleetQuerier reads b with the flow indexes the sniffers upload.
 func newFleetQuerier(b query.Bucket, version string) fleetQuerier {
-	return fleetQuerier{b, query.Options{OpenIndex: query.OpenFlowIndex, CommunityID: query.CommunityID,
-		Application: "vrsniff " + version}}
+	o := query.FleetOptions()
+	o.Application = "vrsniff " + version
+	return fleetQuerier{b, o}
 }
 
 func (f fleetQuerier) Query(ctx context.Context, w io.Writer, q server.FleetQuery) (server.QueryStats, error) {

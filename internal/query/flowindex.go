@@ -8,6 +8,13 @@ import (
 	"github.com/vrsniff/vrsniff/internal/mirror"
 )
 
+// FleetOptions are the options of a query over a fleet's bucket: the
+// flow indexes the sniffers upload (OpenFlowIndex) and their Community
+// IDs; the limits at their defaults.
+func FleetOptions() Options {
+	return Options{OpenIndex: OpenFlowIndex, CommunityID: CommunityID}
+}
+
 // OpenFlowIndex opens a flow index that internal/flowindex wrote, the one
 // a sniffer uploads beside each file: Options.OpenIndex for a fleet's
 // bucket. It reads the footer, then, at each Lookup, the row groups that
